@@ -1,0 +1,1 @@
+"""The MIG domain split as mig-parted splits it: spec (file format), config, mode, state, device IDs."""

@@ -1,0 +1,127 @@
+"""mig-parted v1 file parsing: what mig-parted accepts and rejects, with its texts and our locations."""
+
+from __future__ import annotations
+
+import pytest
+
+from mig_conformance.errors import InputError
+from mig_conformance.mig.device import DeviceID
+from mig_conformance.mig.spec import parse_spec_text
+
+GOOD = """\
+version: v1
+mig-configs:
+  all-disabled:
+    - devices: all
+      mig-enabled: false
+  custom:
+    - device-filter: ["0x233010DE", "0x20B010DE:0x134F10DE"]
+      devices: [0, 1]
+      mig-enabled: true
+      mig-devices:
+        "1g.10gb": 2
+        "3g.40gb": 1
+    - devices: all
+      mig-enabled: true
+      mig-devices: {}
+"""
+
+
+def test_good_file_parses() -> None:
+    spec = parse_spec_text(GOOD, "good.yaml")
+    assert spec.valid, spec.problems
+    name, entries = spec.select("custom")
+    assert name == "custom" and len(entries) == 2
+    e0 = entries[0]
+    assert e0.devices == (0, 1) and e0.mig_devices == {"1g.10gb": 2, "3g.40gb": 1}
+    assert e0.device_lines == {"1g.10gb": 11, "3g.40gb": 12}
+    assert entries[1].mig_devices == {}
+
+
+def test_device_filter_matching() -> None:
+    _, entries = parse_spec_text(GOOD).select("custom")
+    h100 = DeviceID.parse("0x233010DE")
+    assert entries[0].selects(0, h100) and not entries[0].selects(2, h100)
+    a100_other_subsystem = DeviceID(0x20B0, 0x10DE, 0x1111, 0x10DE)
+    assert not entries[0].matches_device_filter(a100_other_subsystem)
+    assert entries[0].matches_device_filter(DeviceID(0x20B0, 0x10DE, 0x134F, 0x10DE))
+    assert str(DeviceID.parse("0x233010de")) == "0x233010DE"
+
+
+def _problems(text: str) -> list[tuple[str, int | None, str | None, int | None, str | None]]:
+    spec = parse_spec_text(text, "f.yaml")
+    return [(p.message, p.location.line, p.location.config, p.location.entry, p.location.key) for p in spec.problems]
+
+
+@pytest.mark.parametrize(("text", "upstream"), [
+    ("mig-configs: {}\n", "unable to parse with missing 'version' field"),
+    ("version: v2\nmig-configs: {}\n", "unknown version: v2"),
+    ("version: v1\nmig-configs: {}\n", "at least one entry in 'mig-configs' is required"),
+    ("version: v1\nextra: 1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: false\n",
+     "unexpected field: extra"),
+    ("version: v1\nmig-configs:\n  a: []\n", "at least one entry in 'a' is required"),
+    ("version: v1\nmig-configs:\n  a:\n    - mig-enabled: false\n", "missing required field: devices"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n", "missing required field: mig-enabled"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: some\n      mig-enabled: false\n",
+     "invalid string input for 'devices': some"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n",
+     "missing required field 'mig-devices' when 'mig-enabled' is true"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: false\n      mig-devices: {1g.10gb: 1}\n",
+     "MIG devices included when 'mig-enabled' is false"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n      mig-devices: {1g.10gb: 0}\n",
+     "error validating values in 'mig-devices' field: all counts for all MigProfiles are 0"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n      mig-devices: {1x.10gb: 1}\n",
+     "error validating values in 'mig-devices' field: invalid format for '1x.10gb'"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n      colour: red\n"
+     "      mig-devices: {}\n", "unexpected field: colour"),
+])
+def test_mig_parted_error_texts(text: str, upstream: str) -> None:
+    spec = parse_spec_text(text, "f.yaml")
+    assert not spec.valid
+    assert upstream in [p.upstream for p in spec.problems]
+    assert all(p.location.file == "f.yaml" and p.location.line for p in spec.problems)
+
+
+def test_entry_errors_carry_config_entry_key_and_line() -> None:
+    text = ("version: v1\nmig-configs:\n  ok:\n    - devices: all\n      mig-enabled: false\n"
+            "  broken:\n    - devices: all\n      mig-enabled: false\n    - devices: all\n"
+            "      mig-enabled: true\n      mig-devices:\n        1g.10gb: 1\n        2g.20gb: -1\n")
+    (msg, line, config, entry, key), = _problems(text)
+    assert (line, config, entry, key) == (13, "broken", 1, "mig-devices")
+    assert "2g.20gb" in msg and "-1" in msg
+
+
+def test_empty_document_is_an_empty_spec() -> None:
+    spec = parse_spec_text("", "empty.yaml")
+    assert spec.valid and spec.configs == {}
+    with pytest.raises(InputError):
+        spec.select("anything")
+
+
+@pytest.mark.parametrize("text", ["- 1\n- 2\n", "just a string\n", "version: v1\nmig-configs: [1]\n",
+                                  "version: v1\nmig-configs:\n  a: 3\n", "version: v1\nmig-configs:\n  a: [3]\n",
+                                  "version: v1\nmig-configs:\n  a:\n    - devices: {x: 1}\n      mig-enabled: 2\n",
+                                  "version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n"
+                                  "      mig-devices: [1]\n", "version: v1\nmig-configs:\n  a:\n    - devices: all\n"
+                                  "      mig-enabled: true\n      mig-devices: {1g.5gb: x}\n", "a: [\n"])
+def test_wrong_types_are_problems_not_tracebacks(text: str) -> None:
+    spec = parse_spec_text(text, "t.yaml")
+    assert spec.problems and all(p.location.file == "t.yaml" for p in spec.problems)
+
+
+def test_select_rules() -> None:
+    spec = parse_spec_text(GOOD)
+    with pytest.raises(InputError, match="missing required flag 'selected-config'"):
+        spec.select(None)
+    with pytest.raises(InputError, match="selected mig-config not present: nope"):
+        spec.select("nope")
+    single = parse_spec_text("version: v1\nmig-configs:\n  only:\n    - devices: all\n      mig-enabled: false\n")
+    assert single.select(None)[0] == "only"
+
+
+def test_configmap_manifest_is_read_with_outer_line_numbers() -> None:
+    text = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  config.yaml: |\n"
+            "    version: v1\n    mig-configs:\n      a:\n        - devices: sometimes\n          mig-enabled: false\n")
+    spec = parse_spec_text(text, "cm.yaml")
+    (p,) = spec.problems
+    assert p.location.line == 10 and p.location.config == "a"

@@ -1,0 +1,41 @@
+"""Located YAML parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from mig_conformance.errors import InputError
+from mig_conformance.yamlsource import load_yaml_file, parse_yaml
+
+
+def test_lines_are_recorded_for_values_and_keys() -> None:
+    doc = parse_yaml("a: 1\nb:\n  - x: 2\n    y: [1, 2]\n", "f.yaml")
+    assert doc.data == {"a": 1, "b": [{"x": 2, "y": [1, 2]}]}
+    assert doc.line("b", 0, "y") == 4
+    assert doc.key_line("b", 0, "x") == 3
+    assert doc.line("b", 0, "missing") == 3  # falls back to the nearest ancestor
+
+
+def test_syntax_error_names_file_and_line() -> None:
+    with pytest.raises(InputError) as e:
+        parse_yaml("a: 1\nb: [1,\n", "bad.yaml")
+    assert "bad.yaml:" in str(e.value) and "not valid YAML" in str(e.value)
+
+
+def test_duplicate_key_is_an_error() -> None:
+    with pytest.raises(InputError, match=r"dup.yaml:2.*duplicate key 'a' \(first defined on line 1\)"):
+        parse_yaml("a: 1\na: 2\n", "dup.yaml")
+
+
+def test_missing_and_directory_files(tmp_path) -> None:
+    with pytest.raises(InputError, match="file not found"):
+        load_yaml_file(tmp_path / "nope.yaml")
+    with pytest.raises(InputError, match="is a directory"):
+        load_yaml_file(tmp_path)
+
+
+def test_binary_file_is_an_input_error(tmp_path) -> None:
+    f = tmp_path / "bin.yaml"
+    f.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(InputError, match="cannot read file"):
+        load_yaml_file(f)
