@@ -61,7 +61,7 @@ class GiProfile:
     sm: int | None
     memory_mib: int | None
     engines: Engines
-    p2p: bool
+    p2p: bool | None
     placement_starts: tuple[int, ...]
     placement_size: int
     compute_instances: tuple[CiProfile, ...]
@@ -253,7 +253,7 @@ def _gi(r: MappingReader) -> GiProfile:
         sm=r.get("sm", int, None), memory_mib=r.get("memory_mib", int, None),
         engines=_engines(r.child("engines")) if isinstance(r.value.get("engines"), dict)
         else Engines(None, None, None, None, None),
-        p2p=r.get("p2p", bool, False), placement_starts=tuple(int(s) for s in starts),
+        p2p=r.get("p2p", bool, None), placement_starts=tuple(int(s) for s in starts),
         placement_size=pl.get("size", int), compute_instances=cis,
         coexists_only_with=tuple(co) if co is not None else None,
         confirmed=confirmed, reason=reason, source=r.get("source", str, ""), parsed=parsed)

@@ -57,7 +57,10 @@ class ValidationReport:
 
 def _loc(spec: Spec, config: str, entry: MigConfigEntry, key: str | None = None,
          profile: str | None = None) -> Location:
-    line = entry.device_lines.get(profile, entry.line) if profile else entry.line
+    if profile:
+        line = entry.device_lines.get(profile, entry.line)
+    else:
+        line = entry.key_lines.get(key, entry.line) if key else entry.line
     return Location(spec.file, line, config, entry.index, key)
 
 
@@ -117,8 +120,12 @@ def _check_entry_on_gpu(report: ValidationReport, spec: Spec, config: str, entry
                                          _loc(spec, config, entry, "mig-devices"), i))
 
 
-def validate_node(spec: Spec, config: str | None, gpus: list[GpuModel], node: str = "") -> ValidationReport:
-    """Validate the named config for a node whose GPUs (PCI order) are `gpus`."""
+def validate_node(spec: Spec, config: str | None, gpus: list[GpuModel], node: str = "",
+                  device_ids: list[DeviceID] | None = None) -> ValidationReport:
+    """Validate the named config for a node whose GPUs (PCI order) are `gpus`.
+
+    `device_ids` overrides each GPU's PCI ID (default: the model's primary ID), e.g. for PCIe variants.
+    """
     report = ValidationReport(spec.file, config, node)
     report.errors.extend(spec.problems)
     try:
@@ -128,7 +135,7 @@ def validate_node(spec: Spec, config: str | None, gpus: list[GpuModel], node: st
         return report
     report.config = name
     for i, gpu in enumerate(gpus):
-        device_id = DeviceID.from_int(gpu.pci_device_id)
+        device_id = device_ids[i] if device_ids else DeviceID.from_int(gpu.pci_device_id)
         selected = [e for e in entries if e.selects(i, device_id)]
         entry = selected[-1] if selected else None  # last match wins, as mig-parted applies in file order
         plan = GpuPlan(i, gpu.key, str(device_id), entry.index if entry else None,

@@ -41,6 +41,7 @@ class MigConfigEntry:
     mig_enabled: bool
     mig_devices: dict[str, int] | None
     device_lines: dict[str, int] = field(default_factory=dict, compare=False)
+    key_lines: dict[str, int] = field(default_factory=dict, compare=False)
 
     def matches_device_filter(self, device_id: DeviceID) -> bool:
         """Empty filter matches all; unparsable filters match nothing (mig-parted ignores the error)."""
@@ -235,8 +236,9 @@ class _Parser:
         if len(self.spec.problems) != before:
             return None
         lines = {k: (self.doc.key_line(*path, "mig-devices", k) or 0) + self.offset for k in (mig_devices or {})}
+        key_lines = {str(k): (self.doc.key_line(*path, k) or 0) + self.offset for k in raw}
         return MigConfigEntry(i, self.doc.line(*path) + self.offset, device_filter, devices, bool(enabled),
-                              mig_devices, lines)
+                              mig_devices, lines, key_lines)
 
     def parse_mig_devices(self, md: Any, bad) -> dict[str, int] | None:
         if md is None:

@@ -1,0 +1,1 @@
+"""Simulators of NVML and nvidia-mig-parted for tests without GPUs."""
