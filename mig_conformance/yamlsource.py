@@ -65,8 +65,9 @@ def _build(node: yaml.Node, path: PathKey, doc: YamlDocument, loader: _Construct
 def parse_yaml(text: str, file: str = "<string>") -> YamlDocument:
     """Parse one YAML document; raise InputError with file and line on bad syntax."""
     doc = YamlDocument(data=None, file=file)
-    loader = _Constructor(text)
+    loader: _Constructor | None = None
     try:
+        loader = _Constructor(text)
         node = loader.get_single_node()
         if node is not None:
             doc.data = _build(node, (), doc, loader)
@@ -76,9 +77,11 @@ def parse_yaml(text: str, file: str = "<string>") -> YamlDocument:
         reason = exc.problem or str(exc)
         raise InputError(Problem(f"not valid YAML: {reason}", Location(file, line))) from None
     except yaml.YAMLError as exc:
-        raise InputError(Problem(f"not valid YAML: {exc}", Location(file))) from None
+        reason = getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        raise InputError(Problem(f"not valid YAML: {reason}", Location(file))) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
 
 
