@@ -1,0 +1,170 @@
+"""The interface every cluster backend implements. Suites talk only to this."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from .journal import Journal
+from .model import GpuNode, PodRequest, PodStatus
+
+log = logging.getLogger("mig_conformance.cluster")
+T = TypeVar("T")
+
+
+class ClusterError(Exception):
+    """A backend failure with an actionable message (permission, connectivity, missing component)."""
+
+
+class ChangeNotAllowed(ClusterError):
+    """A change was attempted on a cluster opened read-only."""
+
+
+class WaitTimeout(ClusterError):
+    """A wait ran past its deadline; the message names what was awaited and the last state seen."""
+
+
+class Cluster(abc.ABC):
+    """One Kubernetes cluster with GPU nodes and the NVIDIA GPU Operator (real or simulated).
+
+    Changes go through set_node_label / set_mig_strategy / set_mig_config, which record the original
+    value in `journal` first and refuse when the cluster was opened read-only; `restore()` puts every
+    recorded value back.
+    """
+
+    kind: str = ""  # sim | local | kind | eks | kubeconfig
+    poll_interval: float = 0.5
+
+    def __init__(self, name: str, allow_changes: bool = False, journal: Journal | None = None) -> None:
+        self.name = name
+        self.allow_changes = allow_changes
+        self.journal = journal or Journal(cluster=name)
+
+    # ---- reading (backend-specific) ------------------------------------------------------------
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Facts for TARGET.yaml: Kubernetes version, operator/plugin versions, driver, platform."""
+
+    @abc.abstractmethod
+    def list_gpu_nodes(self, selector: Mapping[str, str] | None = None) -> list[GpuNode]:
+        """Nodes with NVIDIA GPUs, optionally filtered by labels."""
+
+    @abc.abstractmethod
+    def get_node(self, name: str) -> GpuNode: ...
+
+    @abc.abstractmethod
+    def get_mig_strategy(self) -> str:
+        """The ClusterPolicy's spec.mig.strategy (none | single | mixed)."""
+
+    @abc.abstractmethod
+    def get_mig_config(self) -> tuple[str, str]:
+        """(ConfigMap name, mig-parted file text) that mig-manager uses."""
+
+    # ---- writing (backend-specific, called only through the journaled methods) ---------------
+    @abc.abstractmethod
+    def _write_node_label(self, node: str, key: str, value: str | None) -> None: ...
+
+    @abc.abstractmethod
+    def _write_mig_strategy(self, strategy: str) -> None: ...
+
+    @abc.abstractmethod
+    def _write_mig_config(self, text: str) -> None: ...
+
+    # ---- pods ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_namespace(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+    @abc.abstractmethod
+    def delete_namespace(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def create_pod(self, namespace: str, pod: PodRequest) -> None:
+        """Create a pod; invalid specs raise ClusterError with the API server's message."""
+
+    @abc.abstractmethod
+    def get_pod(self, namespace: str, name: str) -> PodStatus: ...
+
+    @abc.abstractmethod
+    def delete_pod(self, namespace: str, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def list_pods(self, namespace: str) -> list[PodStatus]: ...
+
+    # ---- journaled changes ----------------------------------------------------------------------
+    def _check_allowed(self, what: str) -> None:
+        if not self.allow_changes:
+            raise ChangeNotAllowed(f"{self.name}: refusing to {what}: the cluster is open read-only "
+                                   "(pass --mig-allow-reconfigure to allow changes)")
+
+    def set_node_label(self, node: str, key: str, value: str | None) -> None:
+        """Set (or with None remove) a node label, recording its original value first."""
+        self._check_allowed(f"set label {key}={value} on node {node}")
+        self.journal.record("node-label", node, key, self.get_node(node).labels.get(key))
+        self._write_node_label(node, key, value)
+
+    def set_mig_strategy(self, strategy: str) -> None:
+        self._check_allowed(f"set the MIG strategy to {strategy}")
+        self.journal.record("mig-strategy", "cluster-policy", None, self.get_mig_strategy())
+        self._write_mig_strategy(strategy)
+
+    def set_mig_config(self, text: str) -> None:
+        self._check_allowed("replace the mig-parted config")
+        name, original = self.get_mig_config()
+        self.journal.record("mig-config", name, None, original)
+        self._write_mig_config(text)
+
+    def restore(self) -> list[str]:
+        """Put back every journaled original value (newest first); returns what was restored."""
+        done = []
+        for change in reversed(self.journal.changes):
+            if change.kind == "node-label":
+                self._write_node_label(change.target, change.key or "", change.original)
+            elif change.kind == "mig-strategy" and change.original is not None:
+                self._write_mig_strategy(change.original)
+            elif change.kind == "mig-config" and change.original is not None:
+                self._write_mig_config(change.original)
+            done.append(f"{change.kind} {change.target} {change.key or ''}".strip())
+        self.journal.clear()
+        return done
+
+    # ---- waiting --------------------------------------------------------------------------------
+    def _wait(self, fetch: Callable[[], T], predicate: Callable[[T], bool], timeout: float, what: str,
+              describe: Callable[[T], str]) -> T:
+        """Poll fetch() until predicate holds; log each change of the described state."""
+        deadline = time.monotonic() + timeout
+        last_desc = None
+        while True:
+            value = fetch()
+            desc = describe(value)
+            if desc != last_desc:
+                log.info("%s: %s", what, desc)
+                last_desc = desc
+            if predicate(value):
+                return value
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last state: {desc}")
+            self.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+
+    def sleep(self, seconds: float) -> None:
+        """Waiting primitive; the sim backend advances simulated time instead of sleeping."""
+        time.sleep(seconds)
+
+    def wait_for_node(self, name: str, predicate: Callable[[GpuNode], bool], timeout: float,
+                      what: str) -> GpuNode:
+        """Wait until predicate(node) holds; WaitTimeout names `what`, the node and its last state."""
+        def describe(node: GpuNode) -> str:
+            state = node.labels.get("nvidia.com/mig.config.state", "-")
+            return f"node {name} mig.config={node.labels.get('nvidia.com/mig.config', '-')} state={state}"
+        return self._wait(lambda: self.get_node(name), predicate, timeout, what, describe)
+
+    def wait_for_pod(self, namespace: str, name: str, predicate: Callable[[PodStatus], bool], timeout: float,
+                     what: str) -> PodStatus:
+        def describe(p: PodStatus) -> str:
+            return f"pod {namespace}/{name} {p.phase} node={p.node or '-'} {p.reason or ''} {p.message or ''}".strip()
+        return self._wait(lambda: self.get_pod(namespace, name), predicate, timeout, what, describe)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release connections/processes. Backends that started something stop it here."""

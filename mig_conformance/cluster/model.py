@@ -1,0 +1,74 @@
+"""Plain data the backends exchange with suites and reports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str
+    operator: str = "Exists"  # Exists | Equal
+    value: str = ""
+    effect: str = ""  # empty = all effects
+
+    def tolerates(self, taint: Taint) -> bool:
+        if self.key and self.key != taint.key:
+            return False
+        if self.effect and self.effect != taint.effect:
+            return False
+        return self.operator == "Exists" or self.value == taint.value
+
+
+@dataclass(frozen=True)
+class GpuNode:
+    """A node as the API server shows it (labels, taints, capacity/allocatable of every resource)."""
+
+    name: str
+    labels: Mapping[str, str]
+    capacity: Mapping[str, int]
+    allocatable: Mapping[str, int]
+    taints: tuple[Taint, ...] = ()
+
+    @property
+    def instance_type(self) -> str | None:
+        return self.labels.get("node.kubernetes.io/instance-type")
+
+    def extended(self, prefix: str = "nvidia.com/") -> dict[str, int]:
+        """Allocatable extended resources under `prefix` (e.g. every nvidia.com/* resource)."""
+        return {k: v for k, v in self.allocatable.items() if k.startswith(prefix)}
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    """A single-container pod that requests extended resources (requests = limits)."""
+
+    name: str
+    resources: Mapping[str, int]
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = (Toleration("nvidia.com/gpu"),)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, int] | None = None  # None = same as resources; differs only to test validation
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    """Where a pod stands: bound to a node, or Pending with the scheduler's reason and message."""
+
+    name: str
+    node: str | None
+    phase: str
+    reason: str | None = None
+    message: str | None = None
+
+    @property
+    def bound(self) -> bool:
+        return self.node is not None
