@@ -87,9 +87,12 @@ def choose_placement(gpu: GpuModel, gi: GiProfile, occupied: int) -> int | None:
 
 
 def flatten_devices(devices: Mapping[ProfileName, int]) -> list[ProfileName]:
-    """mig-parted's Flatten: one entry per device, sorted by G, then C, then attributes, descending."""
+    """mig-parted's Flatten: one entry per device, sorted by G, then C, then attributes, descending.
+
+    mig-parted compares the joined positive attributes only (`-me` sorts like no attribute).
+    """
     flat = [p for p, n in devices.items() for _ in range(n)]
-    return sorted(flat, key=lambda p: (p.g, p.c, p.suffix), reverse=True)
+    return sorted(flat, key=lambda p: (p.g, p.c, "" if p.negative else ",".join(p.attributes)), reverse=True)
 
 
 def _ci_start(req: _GiRequest, ci: CiProfile) -> int | None:
@@ -182,6 +185,40 @@ def parse_device_counts(devices: Mapping[str, int]) -> dict[ProfileName, int]:
     return parsed
 
 
+def _check_requests(gpu: GpuModel, requests: list[_GiRequest]) -> tuple[str | None, list[int] | None]:
+    """(reason, None) when the GIs break a count rule or cannot be placed, else (None, starts)."""
+    problem = check_gi_multiset(gpu, Counter(r.gi.name for r in requests))
+    if problem:
+        return problem, None
+    starts = _search(gpu, [r.gi for r in requests])
+    if starts is None:
+        return ("no non-overlapping placement of these GPU instances exists "
+                f"on {gpu.key}'s {gpu.memory_slots} memory slots"), None
+    return None, starts
+
+
+def _fewest_gi_packing(gpu: GpuModel, order: list[ProfileName]) -> list[_GiRequest] | None:
+    """Per GI profile, the distinct CI ordering that needs the fewest GIs (None if a group is too large).
+
+    mig-parted's apply tries every distinct permutation; interleaving GI profiles only adds GIs, so
+    the best orderings keep each GI profile's CIs together.
+    """
+    groups: dict[int, list[ProfileName]] = {}
+    for name in order:
+        resolved = gpu.resolve(name)
+        if resolved is None:
+            return None
+        groups.setdefault(resolved[0].nvml_index, []).append(name)
+    packed: list[_GiRequest] = []
+    for names in groups.values():
+        if len(names) > (gpu.compute_slices or 0):
+            return None
+        best = min((pack_compute_instances(gpu, list(p)) for p in sorted(set(itertools.permutations(names)))),
+                   key=len)
+        packed.extend(best)
+    return packed
+
+
 def fit(gpu: GpuModel, devices: Mapping[str, int]) -> FitResult:
     """Whether `devices` ({MIG device profile: count}) fit on one GPU, with a concrete placement."""
     wanted = {k: int(v) for k, v in devices.items()}
@@ -206,14 +243,14 @@ def fit(gpu: GpuModel, devices: Mapping[str, int]) -> FitResult:
         requests = pack_compute_instances(gpu, flatten_devices(parsed))
     except KeyError as exc:
         return FitResult(gpu.key, wanted, reason=f"too many compute instances of {exc.args[0]} for one GPU instance")
-    counts = Counter(r.gi.name for r in requests)
-    problem = check_gi_multiset(gpu, counts)
-    if problem:
+    problem, starts = _check_requests(gpu, requests)
+    if problem:  # mig-parted also tries every other ordering: its CIs may then need fewer GIs
+        fewer = _fewest_gi_packing(gpu, flatten_devices(parsed))
+        if fewer is not None and len(fewer) < len(requests) and _check_requests(gpu, fewer)[0] is None:
+            requests = fewer
+            problem, starts = _check_requests(gpu, requests)
+    if problem or starts is None:
         return FitResult(gpu.key, wanted, reason=problem, unconfirmed=tuple(unconfirmed))
-    starts = _search(gpu, [r.gi for r in requests])
-    if starts is None:
-        return FitResult(gpu.key, wanted, reason="no non-overlapping placement of these GPU instances exists "
-                         f"on {gpu.key}'s {gpu.memory_slots} memory slots", unconfirmed=tuple(unconfirmed))
     placed = tuple(sorted(
         (PlacedGi(r.gi.name, s, r.gi.placement_size, gi_instance_id(gpu, s, r.gi.placement_size),
                   tuple(c.name for c in r.cis)) for r, s in zip(requests, starts, strict=True)),

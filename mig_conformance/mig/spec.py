@@ -117,7 +117,7 @@ class _Parser:
         return Location(self.doc.file, (line or 1) + self.offset, config, entry, key)
 
     def add(self, message: str, location: Location, upstream: str | None = None) -> None:
-        self.spec.problems.append(SpecProblem(message, location, upstream=upstream or message))
+        self.spec.problems.append(SpecProblem(message, location, upstream=message if upstream is None else upstream))
 
     def parse(self) -> Spec:
         data = self.doc.data

@@ -1,0 +1,141 @@
+"""`mig-conformance capture`: write GPU catalog entries (docs/catalog-schema.md) for the GPUs you have.
+
+  --nvml                 read the local GPUs through NVML (nvidia-ml-py), strictly read-only
+  --nvidia-smi-text FILE saved `nvidia-smi mig -lgip` and `-lgipp` output (and `nvidia-smi -L` for the
+                         GPU name), in any order; the kind of each file is detected
+  --simulate GPU         run the NVML capture against the simulator (tests and demos)
+
+One entry per GPU model. -o FILE.yaml writes them (several models: one YAML document each);
+-o DIR/ writes DIR/<KEY>.yaml per model; without -o the YAML goes to stdout. Exit 2 on input errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..capture import capture_nvml, entries_yaml, parse_nvidia_smi_text
+from ..errors import InputError
+from ..nvml_calls import is_nvml_error
+from ..smi_text import detect_kind
+from ..yamlsource import read_text
+from . import EXIT_OK, EXIT_USAGE
+
+INSTALL_HINT = "pip install 'mig-conformance[nvml]'"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("capture", help="capture GPU catalog entries from NVML or nvidia-smi text",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--nvml", action="store_true", help="read the local GPUs through NVML (read-only)")
+    what.add_argument("--nvidia-smi-text", action="append", metavar="FILE",
+                      help="nvidia-smi mig -lgip / -lgipp (or -L) output; give it once per file")
+    what.add_argument("--simulate", metavar="GPU[xN]", help="capture a simulated node, e.g. H100-80GB")
+    p.add_argument("-o", "--output", metavar="FILE|DIR/", help="where to write the entries (default: stdout)")
+    p.add_argument("--host", help="host name recorded in the source (default: this host; 'simulator')")
+    p.add_argument("--name", help="GPU name for --nvidia-smi-text when no -L output is given")
+    p.add_argument("--memory-total-mib", type=int, help="device memory for --nvidia-smi-text (NVML memory.total)")
+    p.add_argument("--driver", help="driver version for --nvidia-smi-text")
+    p.set_defaults(run=run)
+
+
+def load_pynvml() -> ModuleType:
+    """nvidia-ml-py's pynvml, imported only when asked for."""
+    try:
+        return importlib.import_module("pynvml")
+    except ModuleNotFoundError:
+        raise InputError(f"capture --nvml needs nvidia-ml-py (module pynvml): {INSTALL_HINT}") from None
+
+
+def _capture_module(nvml: Any, host: str | None) -> dict[str, dict[str, Any]]:
+    try:
+        nvml.nvmlInit()
+    except Exception as exc:
+        if is_nvml_error(nvml, exc):
+            raise InputError(f"NVML could not be initialised: {exc}") from None
+        raise
+    try:
+        return capture_nvml(nvml, host=host)
+    finally:
+        nvml.nvmlShutdown()
+
+
+def _simulated(spec: str, host: str | None) -> dict[str, dict[str, Any]]:
+    from mig_conformance.simulators import nvml as sim_nvml
+    from mig_conformance.simulators.nvml import NvmlSimulator
+
+    from ..node import parse_gpu_list
+
+    previous = sim_nvml.use(NvmlSimulator(parse_gpu_list([spec])))
+    try:
+        return _capture_module(sim_nvml, host or "simulator")
+    finally:
+        sim_nvml.use(previous)
+
+
+def _from_text(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    texts: dict[str, str] = {}
+    for path in args.nvidia_smi_text:
+        content = read_text(path)
+        kind = detect_kind(content)
+        if kind is None:
+            raise InputError(f"{path}: neither nvidia-smi mig -lgip, -lgipp nor nvidia-smi -L output")
+        if kind in texts:
+            raise InputError(f"{path}: a second nvidia-smi {kind} file")
+        texts[kind] = content
+    if "lgip" not in texts:
+        raise InputError("--nvidia-smi-text needs the nvidia-smi mig -lgip output")
+    files = ", ".join(Path(p).name for p in args.nvidia_smi_text)
+    return parse_nvidia_smi_text(texts["lgip"], texts.get("lgipp"), list_text=texts.get("list"), name=args.name,
+                                 memory_total_mib=args.memory_total_mib, driver=args.driver,
+                                 source=f"capture --nvidia-smi-text {files}")
+
+
+def write_entries(entries: dict[str, dict[str, Any]], output: str | None,
+                  header: list[str]) -> list[tuple[Path, list[str]]]:
+    """Write entries to stdout, one file, or one <KEY>.yaml each in a directory; (path, keys) written."""
+    if output is None:
+        sys.stdout.write(entries_yaml(entries, header))
+        return []
+    target = Path(output)
+    if output.endswith(("/", "\\")) or target.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        written = []
+        for key, entry in entries.items():
+            path = target / f"{key}.yaml"
+            path.write_text(entries_yaml({key: entry}, header), encoding="utf-8")
+            written.append((path, [key]))
+        return written
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(entries_yaml(entries, header), encoding="utf-8")
+    return [(target, list(entries))]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.nvml:
+        entries = _capture_module(load_pynvml(), args.host)
+        how = "capture --nvml"
+    elif args.simulate:
+        entries = _simulated(args.simulate, args.host)
+        how = f"capture --simulate {args.simulate}"
+    else:
+        entries = _from_text(args)
+        how = "capture --nvidia-smi-text"
+    if not entries:
+        print("error: no GPU found", file=sys.stderr)
+        return EXIT_USAGE
+    header = [f"Written by mig-conformance {how}. Keys are suggestions; review before adding to the catalog.",
+              "Rows marked confirmed: false or [DERIVED] were not read directly."]
+    for path, keys in write_entries(entries, args.output, header):
+        print(f"wrote {path} ({', '.join(keys)})", file=sys.stderr)
+    for entry in entries.values():
+        missing = [p["name"] for p in entry["gi_profiles"] if not p["placements"]]
+        if missing:
+            print(f"warning: {entry['key']}: no placements for {', '.join(missing)} "
+                  "(give the nvidia-smi mig -lgipp output too)", file=sys.stderr)
+    return EXIT_OK

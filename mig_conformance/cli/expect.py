@@ -1,0 +1,80 @@
+"""`mig-conformance expect`: what a GPU node should show after mig-manager, the device plugin and GFD have run."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import InputError
+from ..k8s import device_plugin
+from ..k8s.labels import STRATEGIES
+from ..k8s.mig_manager import default_config_file
+from ..k8s.projection import NodeProjection, project_node
+from ..mig.spec import load_spec
+from ..node import node_gpus
+from . import EXIT_FAIL, EXIT_OK
+from .output import devices_text, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "expect", help="expected mig.config.state, allocatable and labels of a node",
+        description="Project a node offline: the nvidia.com/mig.config.state sequence of mig-manager, the device "
+                    "plugin's allocatable resources and GFD's labels. Exit 1 if mig-manager ends 'failed' or the "
+                    "device plugin would crash, 2 on input errors.")
+    p.add_argument("--instance-type", metavar="TYPE", help="EC2 instance type, e.g. p5.48xlarge")
+    p.add_argument("--gpu", action="append", metavar="GPU[xN]", help="GPU models in PCI order, e.g. H100-80GBx8")
+    p.add_argument("--config", metavar="NAME",
+                   help="value of the nvidia.com/mig.config label (omit: a node without the label)")
+    p.add_argument("--strategy", required=True, choices=STRATEGIES, help="ClusterPolicy mig.strategy")
+    p.add_argument("--config-file", metavar="FILE",
+                   help="mig-parted config or ConfigMap (default: the GPU Operator's default-mig-parted-config)")
+    p.add_argument("--with-reboot", action="store_true", help="mig-manager WITH_REBOOT=true")
+    p.add_argument("--driver", metavar="VERSION", help="driver version for GFD's cuda.driver labels, e.g. 580.159.04")
+    p.add_argument("--device-plugin-version", metavar="VERSION", default=device_plugin.DEFAULT_VERSION,
+                   help=f"k8s-device-plugin release to model (default {device_plugin.DEFAULT_VERSION})")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(run=run)
+
+
+def _print_text(desc: str, args: argparse.Namespace, p: NodeProjection) -> None:
+    print(f"node {desc}: config {args.config or '(no nvidia.com/mig.config label)'}, strategy {args.strategy}")
+    if p.state is None:
+        print("mig-manager: nothing to do (no nvidia.com/mig.config label)")
+    else:
+        print(f"mig-manager: {' -> '.join(p.states)}" + (f" ({p.reason})" if p.reason else ""))
+    for note in p.notes:
+        print(f"  note: {note}")
+    for i, g in enumerate(p.gpus):
+        state = devices_text(g.counts) if g.mig_enabled else "MIG disabled"
+        print(f"GPU {i} {g.model.key}: {state}")
+    if p.plugin_error:
+        print(f"device plugin: fails to start and registers nothing: {p.plugin_error}")
+    print("allocatable:" if p.allocatable else "allocatable: (no nvidia.com resources)")
+    for k, v in p.allocatable.items():
+        print(f"  {k}: {v}")
+    print("labels:")
+    for k, v in p.labels.items():
+        print(f"  {k}={v}")
+
+
+def run(args: argparse.Namespace) -> int:
+    desc, gpus = node_gpus(args.gpu, args.instance_type)
+    try:
+        device_plugin.parse_version(args.device_plugin_version)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    spec = load_spec(args.config_file or default_config_file())
+    if spec.problems:
+        raise InputError(list(spec.problems))
+    try:
+        projection = project_node(gpus, args.strategy, spec, args.config, node=desc,
+                                  instance_type=args.instance_type, with_reboot=args.with_reboot,
+                                  driver=args.driver, device_plugin_version=args.device_plugin_version)
+    except ValueError as exc:  # e.g. a malformed --driver
+        raise InputError(str(exc)) from None
+    if args.json:
+        print_json(projection.as_dict())
+    else:
+        _print_text(desc, args, projection)
+    failed = projection.state == "failed" or projection.plugin_error is not None
+    return EXIT_FAIL if failed else EXIT_OK

@@ -1,0 +1,152 @@
+"""`mig-conformance mig-parted apply|assert|export`: nvidia-mig-parted run against a simulated node.
+
+Flags and MIG_PARTED_* variables are mig-parted's; the node comes from --gpu / --instance-type, or from
+--state FILE (JSON node state, created when missing and saved after every command) so that apply, assert
+and export see the same node across invocations. Exit codes: mig-parted's 0 and 1; 2 for input errors
+(unreadable file, unknown GPU, bad state file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mig_conformance.simulators.mig_parted import LogEntry, MigParted, MigPartedResult
+from mig_conformance.simulators.nvml import NvmlSimulator
+
+from ..errors import InputError
+from ..mig.spec import Spec, parse_spec_text
+from ..node import node_gpus
+from ..yamlsource import read_text
+from . import EXIT_FAIL
+from .output import print_json
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def _env_bool(name: str) -> bool:
+    """A boolean flag's default from the environment, parsed like Go's strconv.ParseBool."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return False
+    if value in _TRUE | _FALSE:
+        return value in _TRUE
+    raise InputError(f"could not parse '{value}' as bool value from env var '{name}'")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    node = parser.add_argument_group("simulated node")
+    node.add_argument("--gpu", action="append", metavar="GPU[xN]", help="GPU models in PCI order, e.g. H100-80GBx8")
+    node.add_argument("--instance-type", metavar="TYPE", help="EC2 instance type, e.g. p5.48xlarge")
+    node.add_argument("--state", metavar="FILE", help="JSON node state: read if present, written after the command")
+    node.add_argument("--node-name", default="sim-node", help="seed of the GPU UUIDs (default: sim-node)")
+    parser.add_argument("-d", "--debug", action="store_true", default=None,
+                        help="print debug log lines too (env MIG_PARTED_DEBUG)")
+    parser.add_argument("--json", action="store_true", help="print the structured result as one JSON document")
+
+
+def _config_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("-f", "--config-file", default=os.environ.get("MIG_PARTED_CONFIG_FILE"),
+                        help="path to the configuration file, '-' for stdin (env MIG_PARTED_CONFIG_FILE)")
+    parser.add_argument("-c", "--selected-config", default=os.environ.get("MIG_PARTED_SELECTED_CONFIG"),
+                        help=f"the mig-config to {what} (env MIG_PARTED_SELECTED_CONFIG)")
+    parser.add_argument("-m", "--mode-only", action="store_true", default=None,
+                        help="only the MIG mode setting (env MIG_PARTED_MODE_CHANGE_ONLY)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mig-parted", help="run nvidia-mig-parted apply/assert/export on a simulated node",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmds = p.add_subparsers(dest="mig_parted_command", metavar="COMMAND", parser_class=type(p))
+    cmds.required = True
+    apply = cmds.add_parser("apply", help="apply a MIG configuration from a configuration file")
+    _config_flags(apply, "apply to the node")
+    apply.add_argument("-k", "--hooks-file", default=os.environ.get("MIG_PARTED_HOOKS_FILE"),
+                       help="accepted for compatibility; hooks are not simulated (env MIG_PARTED_HOOKS_FILE)")
+    apply.add_argument("-s", "--skip-reset", action="store_true", default=None,
+                       help="skip the GPU reset after a mode change (env MIG_PARTED_SKIP_RESET)")
+    assert_ = cmds.add_parser("assert", help="assert that a MIG configuration is currently applied")
+    _config_flags(assert_, "assert")
+    assert_.add_argument("-a", "--valid-config", action="store_true", default=None,
+                         help="only check that the file is valid and holds the config (env MIG_PARTED_VALID_CONFIG)")
+    export = cmds.add_parser("export", help="export the current MIG configuration of all GPUs")
+    export.add_argument("-o", "--output-format", default=os.environ.get("MIG_PARTED_OUTPUT_FORMAT") or "yaml",
+                        help="json or yaml (default yaml; env MIG_PARTED_OUTPUT_FORMAT)")
+    export.add_argument("-l", "--config-label", default=os.environ.get("MIG_PARTED_CONFIG_LABEL") or "current",
+                        help="label of the exported config (default current; env MIG_PARTED_CONFIG_LABEL)")
+    for parser in (apply, assert_, export):
+        _common(parser)
+        parser.set_defaults(run=run)
+
+
+def _flag(args: argparse.Namespace, name: str, env: str) -> bool:
+    value = getattr(args, name, None)
+    return bool(value) if value is not None else _env_bool(env)
+
+
+def load_node(args: argparse.Namespace) -> NvmlSimulator:
+    """The node from --state if that file exists (checked against --gpu/--instance-type), else a new one."""
+    given = bool(args.gpu) or bool(args.instance_type)
+    if args.state and Path(args.state).exists():
+        node = NvmlSimulator.load(args.state)
+        if given:
+            _, gpus = node_gpus(args.gpu, args.instance_type)
+            if [g.key for g in gpus] != [g.model.key for g in node.gpus]:
+                raise InputError(f"state file {args.state} describes another node "
+                                 f"({', '.join(g.model.key for g in node.gpus)})")
+        return node
+    if not given:
+        raise InputError("give --gpu GPU[xN] or --instance-type TYPE (or an existing --state FILE)")
+    if args.instance_type and not args.gpu:
+        return NvmlSimulator.from_instance_type(args.instance_type, args.node_name)
+    _, gpus = node_gpus(args.gpu, args.instance_type)
+    return NvmlSimulator(gpus, args.node_name)
+
+
+def _read_spec(path: str) -> Spec:
+    if path == "-":
+        return parse_spec_text(sys.stdin.read(), "<stdin>")
+    return parse_spec_text(read_text(path), path)
+
+
+def _print(result: MigPartedResult, debug: bool, as_json: bool) -> None:
+    if as_json:
+        print_json(result.as_dict())
+        return
+    for line in result.stdout:
+        sys.stdout.write(line if line.endswith("\n") else line + "\n")
+    for line in result.stderr_lines(debug):
+        print(line, file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    node = load_node(args)
+    debug = _flag(args, "debug", "MIG_PARTED_DEBUG")
+    parted = MigParted(node)
+    command = args.mig_parted_command
+    if command == "export":
+        result = parted.export(args.output_format, args.config_label)
+    elif not args.config_file:
+        result = MigPartedResult(command, EXIT_FAIL, error="Missing required flags 'config-file'")
+        result.stdout = []
+        print(f"FATA[0000] {result.error}", file=sys.stderr)
+        return EXIT_FAIL
+    else:
+        spec = _read_spec(args.config_file)
+        mode_only = _flag(args, "mode_only", "MIG_PARTED_MODE_CHANGE_ONLY")
+        if command == "apply":
+            result = parted.apply(spec, args.selected_config, mode_only=mode_only,
+                                  skip_reset=_flag(args, "skip_reset", "MIG_PARTED_SKIP_RESET"))
+            if args.hooks_file:
+                result.log.insert(0, LogEntry("warning", f"Hooks file {args.hooks_file} ignored: hooks are not "
+                                                         "simulated"))
+        else:
+            result = parted.assert_config(spec, args.selected_config, mode_only=mode_only,
+                                          valid_config=_flag(args, "valid_config", "MIG_PARTED_VALID_CONFIG"))
+    if args.state:
+        node.save(args.state)
+    _print(result, debug, args.json)
+    return result.exit_code

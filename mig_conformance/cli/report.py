@@ -1,0 +1,32 @@
+"""`mig-conformance report DIR`: re-render report.md and report.html of a bundle from its summary.json."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..report.bundle import rerender
+from ..report.model import ReportFormatError
+from . import EXIT_OK, EXIT_USAGE
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="re-render report.md/report.html from a bundle's summary.json",
+                       description="Re-create report.md and report.html in DIR from DIR/summary.json "
+                                   "(and DIR/TARGET.yaml when present). Exit 2 if DIR holds no valid summary.")
+    p.add_argument("dir", metavar="DIR", help="a report bundle folder")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        written = rerender(args.dir)
+    except ReportFormatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"error: {args.dir}: cannot write the report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK

@@ -1,0 +1,121 @@
+"""Per-GPU MIG state as the GPU Operator components see it: MIG mode and the MIG devices (CIs) that exist.
+
+Device names are the profile strings NVML-based tools derive for each MIG device (go-nvlib `MigProfile.String()`):
+`3g.40gb`, `1g.10gb+me`, or `1c.3g.40gb` for a compute instance smaller than its GPU instance.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..catalog import GpuModel
+from ..profiles import ProfileFormatError, ProfileName, parse_profile
+
+
+class ByIdentity:
+    """Hashes and compares an object by identity: a cheap cache key for large frozen objects (GpuModel, Spec).
+
+    Caches that use it keep the wrapper, and so the object, alive, so an id is never reused for another object.
+    """
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ByIdentity) and other.obj is self.obj
+
+
+@dataclass(frozen=True)
+class GpuMigState:
+    """One GPU: its model, whether MIG mode is enabled, and the MIG devices on it (one entry per CI)."""
+
+    # hash=False: the model still takes part in ==, but hashing a state stays cheap (models are deep tuples).
+    model: GpuModel = field(hash=False, repr=False)
+    mig_enabled: bool = False
+    devices: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"GpuMigState({self.model.key}, mig_enabled={self.mig_enabled}, devices={self.devices!r})"
+
+    @property
+    def mig_capable(self) -> bool:
+        return self.model.mig_capable
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """MIG devices per profile name, in device order of first appearance."""
+        return dict(Counter(self.devices))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model.key, "mig_enabled": self.mig_enabled, "devices": list(self.devices)}
+
+
+def initial_state(model: GpuModel) -> GpuMigState:
+    """A GPU as a fresh node has it: MIG mode disabled (the factory default), no MIG devices."""
+    return GpuMigState(model, False, ())
+
+
+def initial_states(gpus: Iterable[GpuModel]) -> tuple[GpuMigState, ...]:
+    return tuple(initial_state(g) for g in gpus)
+
+
+def profile_key(name: str | ProfileName) -> tuple[int, int, int, bool, frozenset[str]]:
+    """Identity of a profile name with go-nvlib `Matches` semantics (attribute order ignored)."""
+    p = parse_profile(name) if isinstance(name, str) else name
+    return (p.c, p.g, p.gb, p.negative, frozenset(p.attributes))
+
+
+def creation_order(names: Iterable[str]) -> tuple[str, ...]:
+    """mig-parted's Flatten order: G, then C, then attribute string, all descending (reference §8.2)."""
+    def key(n: str) -> tuple[int, int, str]:
+        p = parse_profile(n)
+        return (p.g, p.c, p.suffix)
+
+    return tuple(sorted(names, key=key, reverse=True))
+
+
+@dataclass(frozen=True)
+class MigDeviceAttributes:
+    """NVML `nvmlDeviceGetAttributes` of one MIG device, from the catalog (None where the catalog has no value)."""
+
+    memory_mib: int | None
+    multiprocessors: int | None
+    gi_slices: int
+    ci_slices: int
+    copy_engines: int | None
+    decoders: int | None
+    encoders: int | None
+    jpeg: int | None
+    ofa: int | None
+
+
+@functools.cache
+def _attributes(model: ByIdentity, name: str) -> MigDeviceAttributes | None:
+    gpu: GpuModel = model.obj  # type: ignore[assignment]
+    try:
+        resolved = gpu.resolve(name)
+    except ProfileFormatError:
+        return None
+    if resolved is None:
+        return None
+    gi, ci = resolved
+    e = gi.engines
+    return MigDeviceAttributes(gi.memory_mib, ci.sm, gi.slices, ci.slices, e.ce, e.dec, e.enc, e.jpeg, e.ofa)
+
+
+def device_attributes(model: GpuModel, name: str) -> MigDeviceAttributes | None:
+    """Attributes of MIG device `name` on `model` (GI memory/engines are shared by its CIs), or None if unknown."""
+    return _attributes(ByIdentity(model), name)
+
+
+def same_models(a: Sequence[GpuMigState], b: Sequence[GpuModel]) -> bool:
+    return len(a) == len(b) and all(s.model is m or s.model == m for s, m in zip(a, b, strict=True))

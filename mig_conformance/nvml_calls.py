@@ -1,0 +1,194 @@
+"""Read-only NVML queries through any pynvml-shaped module: nvidia-ml-py or the kit's simulator.
+
+The helpers call only `nvml...Get...` functions. Three pynvml calls fill caller-owned C arrays
+(`nvmlDeviceGetGpuInstancePossiblePlacements`, `nvmlDeviceGetGpuInstances`,
+`nvmlGpuInstanceGetComputeInstances`); a module that exports the matching ctypes types
+(`c_nvmlGpuInstancePlacement_t`, ...) is called that way, any other module in the short form that
+returns a list (as `mig_conformance.simulators.nvml` does).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+GI_PROFILE_COUNT = 0x12  # NVML_GPU_INSTANCE_PROFILE_COUNT
+CI_PROFILE_COUNT = 0x9  # NVML_COMPUTE_INSTANCE_PROFILE_COUNT
+ERROR_INVALID_ARGUMENT = 2
+ERROR_NOT_SUPPORTED = 3
+ERROR_NOT_FOUND = 6
+_NO_PROFILE = (ERROR_NOT_SUPPORTED, ERROR_INVALID_ARGUMENT)
+_BUFFER = 64  # entries in a C out-array: more than any GPU has placements or instances
+
+Nvml = ModuleType | Any  # the pynvml module, the simulator module, or a proxy of either
+
+
+def text(value: Any) -> str:
+    """A pynvml string field or return value (bytes in some versions) as str."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).split(b"\0", 1)[0].decode("utf-8", "replace")
+    return str(value)
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The NVML return code carried by a pynvml NVMLError (its `value`), else None."""
+    value = getattr(exc, "value", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def is_nvml_error(nvml: Nvml, exc: BaseException, *codes: int) -> bool:
+    """True for an NVMLError of `nvml` (with one of `codes`, if given)."""
+    base = getattr(nvml, "NVMLError", None)
+    if not (isinstance(base, type) and isinstance(exc, base)):
+        return False
+    return not codes or error_code(exc) in codes
+
+
+def constant(nvml: Nvml, name: str, default: int) -> int:
+    value = getattr(nvml, name, default)
+    return value if isinstance(value, int) else default
+
+
+def call_or_none(nvml: Nvml, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)`, or None when NVML answers with any NVMLError."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        if is_nvml_error(nvml, exc):
+            return None
+        raise
+
+
+def device_handles(nvml: Nvml) -> list[Any]:
+    """Handles of all GPUs in NVML index order."""
+    return [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+
+
+def _c_array_call(nvml: Nvml, fn: Callable[..., Any], type_name: str, *args: Any) -> list[Any]:
+    c_type = getattr(nvml, type_name, None)
+    if isinstance(c_type, type) and issubclass(c_type, ctypes.Structure | ctypes._Pointer):
+        buffer = (c_type * _BUFFER)()
+        count = ctypes.c_uint(_BUFFER)
+        fn(*args, buffer, ctypes.byref(count))
+        return [buffer[i] for i in range(count.value)]
+    return list(fn(*args))
+
+
+def possible_placements(nvml: Nvml, handle: Any, profile_id: int) -> list[tuple[int, int]]:
+    """(start, size) of every placement of a GI profile ID, in NVML's order."""
+    found = _c_array_call(nvml, nvml.nvmlDeviceGetGpuInstancePossiblePlacements, "c_nvmlGpuInstancePlacement_t",
+                          handle, profile_id)
+    return [(int(p.start), int(p.size)) for p in found]
+
+
+def gpu_instances(nvml: Nvml, handle: Any, profile_id: int) -> list[Any]:
+    """GI handles of one profile ID."""
+    return _c_array_call(nvml, nvml.nvmlDeviceGetGpuInstances, "c_nvmlGpuInstance_t", handle, profile_id)
+
+
+def compute_instances(nvml: Nvml, gi: Any, ci_profile: int) -> list[Any]:
+    """CI handles of one CI profile (index = id) inside a GI."""
+    return _c_array_call(nvml, nvml.nvmlGpuInstanceGetComputeInstances, "c_nvmlComputeInstance_t", gi, ci_profile)
+
+
+@dataclass(frozen=True)
+class GiProfileInfo:
+    """One GPU-instance profile as NVML reports it (nvmlGpuInstanceProfileInfo_v2_t)."""
+
+    index: int
+    id: int
+    name: str | None  # without the "MIG " prefix; None from a v1 struct
+    slices: int
+    instances: int
+    sm: int
+    memory_mib: int
+    ce: int
+    dec: int
+    enc: int
+    jpeg: int
+    ofa: int
+    p2p: bool
+
+
+def _profile_name(info: Any) -> str | None:
+    raw = getattr(info, "name", None)
+    if raw is None:
+        return None
+    name = text(raw).strip()
+    return name.removeprefix("MIG ").strip() or None
+
+
+def _gi_profile_info(nvml: Nvml, handle: Any, index: int) -> Any:
+    try:
+        return nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, index, version=2)
+    except TypeError:  # an older pynvml without the version argument
+        return nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, index)
+
+
+def gi_profiles(nvml: Nvml, handle: Any) -> list[GiProfileInfo]:
+    """Every GI profile of a GPU by NVML index 0..COUNT-1; NotSupported/InvalidArgument indices skipped."""
+    found: list[GiProfileInfo] = []
+    for index in range(constant(nvml, "NVML_GPU_INSTANCE_PROFILE_COUNT", GI_PROFILE_COUNT)):
+        try:
+            info = _gi_profile_info(nvml, handle, index)
+        except Exception as exc:
+            if is_nvml_error(nvml, exc, *_NO_PROFILE):
+                continue
+            raise
+        found.append(GiProfileInfo(
+            index=index, id=int(info.id), name=_profile_name(info), slices=int(info.sliceCount),
+            instances=int(info.instanceCount), sm=int(info.multiprocessorCount), memory_mib=int(info.memorySizeMB),
+            ce=int(info.copyEngineCount), dec=int(info.decoderCount), enc=int(info.encoderCount),
+            jpeg=int(info.jpegCount), ofa=int(info.ofaCount), p2p=bool(getattr(info, "isP2pSupported", 0))))
+    return found
+
+
+@dataclass(frozen=True)
+class CiProfileInfo:
+    """One compute-instance profile of an existing GI (nvmlComputeInstanceProfileInfo_v2_t)."""
+
+    index: int
+    id: int
+    name: str | None
+    slices: int
+    instances: int
+    sm: int
+
+
+def ci_profiles(nvml: Nvml, gi: Any) -> list[CiProfileInfo]:
+    """CI profiles a GI supports, by CI index 0..COUNT-1 with the shared engine profile."""
+    found: list[CiProfileInfo] = []
+    for index in range(constant(nvml, "NVML_COMPUTE_INSTANCE_PROFILE_COUNT", CI_PROFILE_COUNT)):
+        try:
+            info = nvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(gi, index, 0)
+        except Exception as exc:
+            if is_nvml_error(nvml, exc, *_NO_PROFILE):
+                continue
+            raise
+        found.append(CiProfileInfo(index=index, id=int(info.id), name=_profile_name(info),
+                                   slices=int(info.sliceCount), instances=int(info.instanceCount),
+                                   sm=int(info.multiprocessorCount)))
+    return found
+
+
+def mig_enabled(nvml: Nvml, handle: Any) -> bool:
+    """Current MIG mode is enabled (False when MIG is not supported)."""
+    mode = call_or_none(nvml, nvml.nvmlDeviceGetMigMode, handle)
+    return bool(mode) and int(mode[0]) == constant(nvml, "NVML_DEVICE_MIG_ENABLE", 1)
+
+
+def mig_device_handles(nvml: Nvml, handle: Any) -> list[Any]:
+    """MIG device handles of a GPU in MIG device index order (indices NVML answers NotFound for are skipped)."""
+    limit = call_or_none(nvml, nvml.nvmlDeviceGetMaxMigDeviceCount, handle) or 0
+    found = []
+    for index in range(int(limit)):
+        try:
+            found.append(nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, index))
+        except Exception as exc:
+            if is_nvml_error(nvml, exc, ERROR_NOT_FOUND, ERROR_INVALID_ARGUMENT):
+                continue
+            raise
+    return found

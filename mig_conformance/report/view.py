@@ -1,0 +1,151 @@
+"""What report.md and report.html show, as plain rows; the two renderers only format them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .model import OUTCOMES, NodeSummary, RunSummary, TestResult
+from .values import short_comparison
+
+OUTCOME_MARK = {"passed": "✅", "failed": "❌", "error": "💥", "skipped": "⏭️",
+                "Passed": "✅", "Failed": "❌", "Skipped": "⏭️"}
+COUNT_HEADERS = ["Passed", "Failed", "Skipped", "Errors"]
+EXIT_MEANING = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+
+
+def outcome_text(outcome: str) -> str:
+    """`✅ passed` — the mark keeps tables scannable, the word keeps them greppable."""
+    mark = OUTCOME_MARK.get(outcome)
+    return f"{mark} {outcome}" if mark else outcome
+
+
+def counts(totals: Mapping[str, int]) -> list[str]:
+    return [str(int(totals.get(k, 0))) for k in OUTCOMES]
+
+
+def totals_text(totals: Mapping[str, int]) -> str:
+    return ", ".join(f"{int(totals.get(k, 0))} {'errors' if k == 'error' else k}" for k in OUTCOMES)
+
+
+def duration_text(seconds: float) -> str:
+    """`0.42 s`, `12.3 s`, `4m 05s`, `1h 02m 03s`."""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
+
+
+def value_text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def test_name(nodeid: str) -> str:
+    """The part of a nodeid after the file: `test_allocatable[p5-all-balanced]`."""
+    return nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+
+
+def facts(summary: RunSummary, target: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Run and target facts, in reading order."""
+    rows = [("Verdict", f"{summary.verdict} ({totals_text(summary.totals)})")]
+    if summary.exitstatus not in (None, 0, 1):
+        meaning = EXIT_MEANING.get(summary.exitstatus, "abnormal end")
+        rows.append(("pytest exit status", f"{summary.exitstatus} ({meaning})"))
+    rows += [("Run ID", summary.run_id),
+             ("Started", summary.started),
+             ("Finished", f"{summary.finished} ({duration_text(summary.duration_s)})"),
+             ("Cluster", f"{summary.cluster or '-'} (backend: {summary.backend or '-'})"),
+             ("Instance types", ", ".join(summary.instance_types) or "-"),
+             ("GPU models", ", ".join(summary.gpu_models) or "-"),
+             ("Nodes", str(len(summary.nodes)))]
+    for name, version in versions(target):
+        rows.append((name, version))
+    rows.append(("Kit", f"mig-conformance {summary.kit_version or '-'}"))
+    rows.append(("Command line", summary.command_line or "-"))
+    return rows
+
+
+def versions(target: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Component versions recorded in TARGET.yaml (`versions:`), labelled for people."""
+    found = (target or {}).get("versions")
+    if not isinstance(found, Mapping):
+        return []
+    return [(k.replace("_", " ").capitalize() + " version", value_text(v)) for k, v in found.items()
+            if v not in (None, "")]
+
+
+def settings_rows(summary: RunSummary) -> list[list[str]]:
+    return [[name, value_text(s.get("value")), str(s.get("source") or "-")] for name, s in summary.settings.items()]
+
+
+def category_rows(summary: RunSummary) -> list[list[str]]:
+    rows = []
+    for name, c in sorted(summary.categories.items()):
+        bad = c.get("failed", 0) or c.get("error", 0)
+        result = "Failed" if bad else "Passed" if c.get("passed", 0) else "Skipped"
+        rows.append([name, result, *counts(c)])
+    return rows
+
+
+def node_rows(summary: RunSummary) -> list[list[str]]:
+    return [[n.node, n.instance_type or "-", n.gpu_model or "-", n.verdict, *counts(n.totals)]
+            for n in sorted(summary.nodes, key=lambda n: n.node)]
+
+
+@dataclass(frozen=True)
+class TestRow:
+    """One line of a per-node table."""
+
+    __test__ = False
+
+    result: TestResult
+    name: str
+    comparison: str
+
+
+def test_rows(results: list[TestResult], limit: int = 120) -> list[TestRow]:
+    ordered = sorted(results, key=lambda t: (t.category, t.config or "", t.nodeid))
+    return [TestRow(t, test_name(t.nodeid), short_comparison(t.expected, t.measured, limit)) for t in ordered]
+
+
+def skipped(summary: RunSummary) -> list[TestResult]:
+    return sorted((t for t in summary.tests if t.outcome == "skipped"), key=lambda t: t.nodeid)
+
+
+def unattached(summary: RunSummary) -> list[TestResult]:
+    """Tests without a node (catalog checks, tests without a record)."""
+    return [t for t in summary.tests if t.node is None]
+
+
+def node_title(node: NodeSummary) -> str:
+    extra = ", ".join(x for x in (node.instance_type, node.gpu_model) if x)
+    return f"{node.node} ({extra})" if extra else node.node
+
+
+def where(t: TestResult) -> str:
+    """`node n, config c, strategy s` for a failure heading."""
+    parts = [f"{k} {v}" for k, v in (("node", t.node), ("instance type", t.instance_type), ("config", t.config),
+                                       ("strategy", t.strategy)) if v]
+    return ", ".join(parts) or f"category {t.category}"
+
+
+def layouts(results: list[TestResult]) -> list[tuple[str, list[dict[str, Any]], list[str]]]:
+    """Distinct GPU layouts of a node: (config label, layout, test names), ordered by config."""
+    seen: dict[str, tuple[str, list[dict[str, Any]], list[str]]] = {}
+    for t in sorted(results, key=lambda t: (t.config or "", t.nodeid)):
+        if not t.layout:
+            continue
+        label = " / ".join(x for x in (t.config and f"config {t.config}", t.strategy and f"strategy {t.strategy}")
+                           if x) or "layout"
+        key = label + json.dumps(t.layout, sort_keys=True)
+        seen.setdefault(key, (label, t.layout, []))[2].append(test_name(t.nodeid))
+    return list(seen.values())

@@ -1,0 +1,207 @@
+"""The per-run object the plugin registers: owns the cluster connection, the run namespace and the results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from .cluster.base import Cluster
+from .cluster.journal import Journal
+from .cluster.model import GpuNode
+from .k8s import labels as L
+from .settings import Settings
+from .targets import Target, resolve_target
+
+log = logging.getLogger("mig_conformance")
+
+SAFE_KINDS = ("sim", "local")  # clusters the kit itself created: changes are always allowed
+
+
+class MigSession:
+    """Run-wide state and the pytest hooks that need it (registered as a plugin object)."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.target: Target = resolve_target(settings.cluster or "", settings.clusters_file)
+        worker = getattr(config, "workerinput", None)
+        fresh = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        self.run_id = (worker or {}).get("mig_run_id") or fresh
+        self.namespace = f"mig-conformance-{self.run_id.split('-')[-1]}"
+        self.timeout = settings.timeout
+        self.started = dt.datetime.now(dt.UTC)
+        self._cluster: Cluster | None = None
+        self._namespace_created = False
+        self.evidence: dict[str, Any] = {}
+        self.collector = None
+        self._old_sigterm = None
+        if worker is None:
+            from .report.collector import ResultCollector
+
+            self.collector = ResultCollector()
+            self._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+
+    # ---- cluster ---------------------------------------------------------------------------------
+    @property
+    def allow_changes(self) -> bool:
+        return self.target.kind in SAFE_KINDS or self.settings.allow_reconfigure
+
+    def mode_line(self) -> str:
+        if self.target.kind in SAFE_KINDS:
+            return f"{self.target.kind} (kit-owned cluster: reconfiguration allowed)"
+        if self.settings.allow_reconfigure:
+            return f"{self.target.kind}: RECONFIGURE allowed (every change is journaled and restored)"
+        return f"{self.target.kind}: read-only (mig_disruptive tests are skipped; --mig-allow-reconfigure enables them)"
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            from .cluster.registry import open_cluster
+
+            journal_path = None
+            if self.settings.report and self.collector is not None:
+                journal_path = self.settings.report / "journal.json"
+            journal = Journal(journal_path, self.run_id, self.target.name)
+            self._cluster = open_cluster(self.target, allow_changes=self.allow_changes, journal=journal,
+                                         settings=self.settings)
+            self.evidence["nodes_before"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
+        return self._cluster
+
+    def nodes(self) -> list[GpuNode]:
+        selector = dict(self.target.node_selector)
+        if self.settings.instance_type:
+            selector[L.INSTANCE_TYPE] = self.settings.instance_type
+        return sorted(self.cluster.list_gpu_nodes(selector or None), key=lambda n: n.name)
+
+    def ensure_namespace(self) -> str:
+        if not self._namespace_created:
+            self.cluster.create_namespace(self.namespace, {"app.kubernetes.io/managed-by": "mig-conformance",
+                                                          "mig-conformance/run": self.run_id})
+            self._namespace_created = True
+        return self.namespace
+
+    # ---- expectations and actions ------------------------------------------------------------------
+    def expect(self, node: GpuNode | str, config: str | None, strategy: str | None = None):
+        """What `node` should show with `config` and `strategy` (default: the cluster's), from the projection."""
+        from .k8s.projection import project_node
+        from .mig.spec import parse_spec_text
+        from .node_models import node_gpu_models
+
+        n = self.cluster.get_node(node) if isinstance(node, str) else node
+        name, text = self.cluster.get_mig_config()
+        spec = parse_spec_text(text, f"ConfigMap {name}")
+        return project_node(node_gpu_models(n), strategy or self.cluster.get_mig_strategy(), spec, config,
+                            node=n.name, instance_type=n.instance_type)
+
+    def reconfigure(self, node: GpuNode | str, config: str, strategy: str | None = None) -> GpuNode:
+        """Label `node` with `config` (and set the strategy) and wait until mig-manager reports success|failed."""
+        name = node if isinstance(node, str) else node.name
+        if strategy and strategy != self.cluster.get_mig_strategy():
+            self.cluster.set_mig_strategy(strategy)
+        current = self.cluster.get_node(name)
+        if current.labels.get(L.MIG_CONFIG) != config:
+            # Clear the old verdict first, so that a stale "success" is never mistaken for the new one.
+            if L.MIG_CONFIG_STATE in current.labels:
+                self.cluster.set_node_label(name, L.MIG_CONFIG_STATE, None)
+            self.cluster.set_node_label(name, L.MIG_CONFIG, config)
+        return self.cluster.wait_for_node(
+            name, lambda n: n.labels.get(L.MIG_CONFIG_STATE) in ("success", "failed"), self.timeout,
+            f"node {name} to apply MIG config {config}")
+
+    # ---- pytest hooks ------------------------------------------------------------------------------
+    def pytest_configure_node(self, node) -> None:  # xdist: hand the run id to workers
+        node.workerinput["mig_run_id"] = self.run_id
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "mig_node" in metafunc.fixturenames:
+            nodes = self.nodes()
+            if not nodes:
+                metafunc.parametrize("mig_node", [pytest.param(None, marks=pytest.mark.skip(
+                    reason=f"no GPU nodes on {self.target.name} match the selection"))], ids=["no-gpu-nodes"])
+                return
+            metafunc.parametrize("mig_node", nodes, ids=[f"{n.name}[{n.instance_type or '?'}]" for n in nodes],
+                                 scope="function")
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if item.get_closest_marker("mig_disruptive") and not self.allow_changes:
+            pytest.skip(f"changes the cluster {self.target.name}; run with --mig-allow-reconfigure to allow it "
+                        "(every change is restored afterwards)")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.collector is None:
+            return
+        longrepr = report.longreprtext if report.failed else (
+            str(report.longrepr[2]) if report.skipped and isinstance(report.longrepr, tuple) else "")
+        self.collector.add_report(report.nodeid, report.when, report.outcome, report.duration,
+                                  list(report.user_properties), longrepr)
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
+        if self.collector is None:
+            return
+        from .report.terminal import summary_table
+
+        summary = self._summary(exitstatus)
+        terminalreporter.write_sep("=", "mig-conformance summary")
+        terminalreporter.write_line(summary_table(summary))
+        if self.settings.report:
+            terminalreporter.write_line(f"report bundle: {self.settings.report}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._cluster is not None:
+            try:
+                restored = self._cluster.restore()
+                if restored:
+                    log.info("restored %d changes on %s", len(restored), self.target.name)
+                if self._namespace_created:
+                    self._cluster.delete_namespace(self.namespace)
+                self.evidence["nodes_after"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
+                self.evidence["restored"] = restored
+            finally:
+                target = self._describe_target()
+                self._cluster.close()
+        else:
+            target = {}
+        if self.collector is not None and self.settings.report:
+            from .report.bundle import write_bundle
+
+            write_bundle(self.settings.report, self._summary(exitstatus), target, self.evidence)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+
+    # ---- helpers -----------------------------------------------------------------------------------
+    def _describe_target(self) -> dict[str, Any]:
+        try:
+            info = dict(self._cluster.describe()) if self._cluster else {}
+        except Exception as exc:  # describing is best effort; the run's verdict does not depend on it
+            info = {"describe_error": str(exc)}
+        info.setdefault("cluster", self.target.name)
+        info.setdefault("backend", self.target.kind)
+        return info
+
+    def _summary(self, exitstatus: int):
+        import sys
+
+        from . import __version__
+
+        return self.collector.summary(
+            run_id=self.run_id, started=self.started, finished=dt.datetime.now(dt.UTC), cluster=self.target.name,
+            backend=self.target.kind, command_line=" ".join(sys.argv), kit_version=__version__,
+            settings=self.settings.describe(), exitstatus=exitstatus)
+
+
+def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _node_dict(node: GpuNode) -> Mapping[str, Any]:
+    return {"name": node.name, "labels": dict(node.labels), "capacity": dict(node.capacity),
+            "allocatable": dict(node.allocatable), "taints": [t.__dict__ for t in node.taints]}

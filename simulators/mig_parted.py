@@ -1,0 +1,816 @@
+"""`nvidia-mig-parted` apply / assert / export, simulated on top of the NVML simulator (reference §7.2, §8).
+
+The flow follows mig-parted's command code step by step and talks to the node only through the simulated
+NVML calls, so its behaviour comes from the NVML model: the mode walk (clear enabled GPUs, set the mode, reset
+every GPU when one is pending), the config walk (Flatten order, then every distinct permutation, reusing the
+last GI while its CIs fit), and the [DERIVED] corner cases of §8.2 (a profile that exists on no GPU of the
+node clears the GPU and reports success; a zero count never equals the current config).
+Messages are mig-parted's; fatal errors are capitalised like `util.Capitalize`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import yaml
+
+from mig_conformance.errors import InputError
+from mig_conformance.mig.device import DeviceID
+from mig_conformance.mig.spec import MigConfigEntry, Spec, SpecProblem, parse_spec_text
+from mig_conformance.placement import flatten_devices
+from mig_conformance.profiles import ProfileFormatError, ProfileName, memory_gb, parse_profile
+
+from . import nvml as nv
+
+EXIT_OK, EXIT_FAIL = 0, 1
+
+# go-nvlib NewMigProfile: GI index -> G and attributes, CI index -> C (reference §9.1).
+_GI_SLICES = {0: 1, 7: 1, 9: 1, 10: 1, 13: 1, 15: 1, 1: 2, 8: 2, 11: 2, 14: 2, 16: 2, 2: 3, 3: 4, 12: 4, 6: 6, 4: 7,
+              5: 8}
+_CI_SLICES = {0: 1, 7: 1, 1: 2, 2: 3, 3: 4, 6: 6, 4: 7, 8: 7, 5: 8}
+_GI_ATTRS = {7: ("me",), 8: ("me",), 15: ("me.all",), 16: ("me.all",), 10: ("gfx",), 11: ("gfx",), 12: ("gfx",),
+             13: ("me",), 14: ("me",)}
+_GI_NEGATIVE = frozenset({13, 14})
+
+
+class MigPartedFailure(Exception):
+    """An error as mig-parted words it (lower-case Go error text)."""
+
+
+def capitalize(text: str) -> str:
+    """mig-parted's util.Capitalize."""
+    return text[:1].upper() + text[1:]
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """go-nvlib's MigProfileInfo: a MIG device name plus the NVML indices that create it."""
+
+    name: ProfileName
+    gi_index: int
+    ci_index: int
+    ci_eng: int = 0
+
+    def __str__(self) -> str:
+        return self.name.name
+
+    def matches(self, text: str) -> bool:
+        try:
+            return self.name.matches(parse_profile(text))
+        except ProfileFormatError:
+            return False
+
+    def equals(self, other: DeviceProfile) -> bool:
+        mine, theirs = self.name, other.name
+        return (mine.c, mine.g, mine.gb, self.gi_index, self.ci_index, self.ci_eng) == (
+            theirs.c, theirs.g, theirs.gb, other.gi_index, other.ci_index, other.ci_eng)
+
+
+def new_mig_profile(gi_index: int, ci_index: int, ci_eng: int, mig_memory_mib: int,
+                    device_memory_bytes: int) -> DeviceProfile:
+    """go-nvlib NewMigProfile: the name NVML-created devices get (memory via profiles.memory_gb)."""
+    if gi_index not in _GI_SLICES:
+        raise MigPartedFailure(f"invalid GPU Instance Profile ID: {gi_index}")
+    if ci_index not in _CI_SLICES:
+        raise MigPartedFailure(f"invalid Compute Instance Profile ID: {ci_index}")
+    gb = memory_gb(mig_memory_mib, device_memory_bytes // 2**20) if device_memory_bytes else 0
+    name = ProfileName(g=_GI_SLICES[gi_index], gb=gb, c=_CI_SLICES[ci_index],
+                       attributes=_GI_ATTRS.get(gi_index, ()), negative=gi_index in _GI_NEGATIVE)
+    return DeviceProfile(name, gi_index, ci_index, ci_eng)
+
+
+def mig_config_equals(current: dict[str, int], desired: dict[str, int] | None) -> bool:
+    """types.MigConfig.Equals: string keys compared literally, same length, equal positive counts."""
+    desired = desired or {}
+    if len(current) != len(desired):
+        return False
+    return all(desired.get(k, 0) > 0 and desired[k] == v for k, v in current.items())
+
+
+def go_map(config: dict[str, int]) -> str:
+    """How Go's %v prints a map[string]int (keys sorted)."""
+    return "map[" + " ".join(f"{k}:{config[k]}" for k in sorted(config)) + "]"
+
+
+def _go_value(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + " ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One logrus line; str() gives the text formatter's TTY form."""
+
+    level: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level[:4].upper()}[0000] {self.message}"
+
+
+@dataclass
+class GpuOutcome:
+    """What one command did to, or found on, one GPU (state read back after the command)."""
+
+    index: int
+    device_id: str
+    mig_capable: bool
+    status: str = "not-selected"
+    message: str | None = None
+    orderings_tried: int = 0
+    mig_mode: list[int] | None = None
+    mig_devices: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class MigPartedResult:
+    """Exit code, stdout lines, log lines (logrus levels), the fatal error and per-GPU outcomes."""
+
+    command: str
+    exit_code: int = EXIT_OK
+    stdout: list[str] = field(default_factory=list)
+    log: list[LogEntry] = field(default_factory=list)
+    error: str | None = None
+    output: str | None = None
+    gpus: list[GpuOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_OK
+
+    def stderr_lines(self, debug: bool = False) -> list[str]:
+        return [str(e) for e in self.log if debug or e.level != "debug"]
+
+    def messages(self, level: str | None = None) -> list[str]:
+        return [e.message for e in self.log if level is None or e.level == level]
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["log"] = [str(e) for e in self.log]
+        return d
+
+
+def spec_for(mig_devices: dict[str, int] | None, mig_enabled: bool = True, devices: str | list[int] = "all",
+             name: str = "selected") -> Spec:
+    """A one-config, one-entry Spec (handy in tests and for `fit`-style checks)."""
+    entry: dict[str, Any] = {"devices": devices, "mig-enabled": mig_enabled}
+    if mig_devices is not None or mig_enabled:
+        entry["mig-devices"] = dict(mig_devices or {})
+    text = yaml.safe_dump({"version": "v1", "mig-configs": {name: [entry]}}, sort_keys=False)
+    return parse_spec_text(text, f"<{name}>")
+
+
+@dataclass
+class _Item:
+    """One Flatten entry. Entries of one key are the same object, as mig-parted compares pointers."""
+
+    key: str
+    profile: DeviceProfile
+
+
+class MigParted:
+    """mig-parted against one simulated node. `reset_all` stands for `nvidia-smi -r` on every GPU."""
+
+    def __init__(self, node: nv.NvmlSimulator, reset_all: Callable[[], None] | None = None) -> None:
+        self.nvml = node
+        self._reset_all = reset_all or node.reset
+        self._result = MigPartedResult("none")
+        self._status: dict[int, tuple[str, str | None]] = {}
+        self._orderings: dict[int, int] = {}
+        self._node_profiles: list[DeviceProfile] | None = None
+
+    # -- logging -------------------------------------------------------------------------------------------
+
+    def _log(self, level: str, message: str) -> None:
+        self._result.log.append(LogEntry(level, message))
+
+    def _debug(self, message: str) -> None:
+        self._log("debug", message)
+
+    def _set_status(self, i: int, status: str, message: str | None = None) -> None:
+        self._status[i] = (status, message)
+
+    # -- NVML access ---------------------------------------------------------------------------------------
+
+    def _handle(self, i: int) -> nv.DeviceHandle:
+        try:
+            return self.nvml.nvmlDeviceGetHandleByIndex(i)
+        except nv.NVMLError as exc:
+            raise MigPartedFailure(f"error getting device handle: {exc}") from None
+
+    def device_ids(self) -> list[DeviceID]:
+        """GPUs in PCI order with device and subsystem IDs (util.GetGPUDeviceIDs)."""
+        ids = []
+        for i in sorted(range(len(self.nvml.gpus)), key=lambda k: self.nvml.gpus[k].bus_id):
+            pci = self.nvml.nvmlDeviceGetPciInfo(self.nvml.nvmlDeviceGetHandleByPciBusId(self.nvml.gpus[i].bus_id))
+            ids.append(DeviceID(pci.pciDeviceId >> 16, pci.pciDeviceId & 0xFFFF,
+                                pci.pciSubSystemId >> 16, pci.pciSubSystemId & 0xFFFF))
+        return ids
+
+    def is_mig_capable(self, i: int) -> bool:
+        try:
+            self.nvml.nvmlDeviceGetMigMode(self._handle(i))
+        except nv.NVMLError_NotSupported:
+            return False
+        except nv.NVMLError as exc:
+            raise MigPartedFailure(f"error checking MIG capable: error getting Mig mode: {exc}") from None
+        return True
+
+    def _mode(self, i: int) -> list[int]:
+        try:
+            return self.nvml.nvmlDeviceGetMigMode(self._handle(i))
+        except nv.NVMLError as exc:
+            raise MigPartedFailure(f"error getting MIG mode: error getting Mig mode settings: {exc}") from None
+
+    def _assert_mig_enabled(self, handle: nv.DeviceHandle) -> None:
+        try:
+            current, _ = self.nvml.nvmlDeviceGetMigMode(handle)
+        except nv.NVMLError_NotSupported:
+            raise MigPartedFailure("MIG not supported") from None
+        except nv.NVMLError as exc:
+            raise MigPartedFailure(f"error getting MIG mode: {exc}") from None
+        if current != nv.NVML_DEVICE_MIG_ENABLE:
+            raise MigPartedFailure("MIG mode disabled")
+
+    def _walk_gpu_instances(self, handle: nv.DeviceHandle,
+                            visit: Callable[[nv.GpuInstanceHandle, int, nv.GpuInstanceProfileInfo], None]) -> None:
+        for index in range(nv.NVML_GPU_INSTANCE_PROFILE_COUNT):
+            try:
+                info = self.nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, index)
+            except (nv.NVMLError_NotSupported, nv.NVMLError_InvalidArgument):
+                continue
+            except nv.NVMLError as exc:
+                raise MigPartedFailure(f"error getting GPU instance profile info for '{index}': {exc}") from None
+            for gi in self.nvml.nvmlDeviceGetGpuInstances(handle, info.id):
+                visit(gi, index, info)
+
+    def _walk_compute_instances(self, gi: nv.GpuInstanceHandle,
+                                visit: Callable[[nv.ComputeInstanceHandle, int, int], None]) -> None:
+        for j in range(nv.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
+            for k in range(nv.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT):
+                try:
+                    info = self.nvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(gi, j, k)
+                except (nv.NVMLError_NotSupported, nv.NVMLError_InvalidArgument):
+                    continue
+                for ci in self.nvml.nvmlGpuInstanceGetComputeInstances(gi, info.id):
+                    visit(ci, j, k)
+
+    # -- config manager ------------------------------------------------------------------------------------
+
+    def get_mig_config(self, i: int) -> dict[str, int]:
+        """One entry per CI, named by go-nvlib's NewMigProfile (GIs without CIs count nothing)."""
+        handle = self._handle(i)
+        total = self.nvml.nvmlDeviceGetMemoryInfo(handle).total
+        try:
+            self._assert_mig_enabled(handle)
+        except MigPartedFailure as exc:
+            raise MigPartedFailure(f"error asserting MIG enabled: {exc}") from None
+        config: dict[str, int] = {}
+
+        def visit_gi(gi: nv.GpuInstanceHandle, gi_index: int, gi_info: nv.GpuInstanceProfileInfo) -> None:
+            def visit_ci(_ci: nv.ComputeInstanceHandle, j: int, k: int) -> None:
+                name = str(new_mig_profile(gi_index, j, k, gi_info.memorySizeMB, total))
+                config[name] = config.get(name, 0) + 1
+
+            self._walk_compute_instances(gi, visit_ci)
+
+        self._walk_gpu_instances(handle, visit_gi)
+        return config
+
+    def clear_mig_config(self, i: int) -> None:
+        """Destroy every CI, then every GI, of one GPU."""
+        handle = self._handle(i)
+        try:
+            self._assert_mig_enabled(handle)
+        except MigPartedFailure as exc:
+            raise MigPartedFailure(f"error asserting MIG enabled: {exc}") from None
+
+        def visit_gi(gi: nv.GpuInstanceHandle, gi_index: int, _info: nv.GpuInstanceProfileInfo) -> None:
+            def visit_ci(ci: nv.ComputeInstanceHandle, j: int, k: int) -> None:
+                try:
+                    self.nvml.nvmlComputeInstanceDestroy(ci)
+                except nv.NVMLError as exc:
+                    raise MigPartedFailure(f"error destroying Compute instance for profile '({j}, {k})': "
+                                           f"{exc}") from None
+
+            self._walk_compute_instances(gi, visit_ci)
+            try:
+                self.nvml.nvmlGpuInstanceDestroy(gi)
+            except nv.NVMLError as exc:
+                raise MigPartedFailure(f"error destroying GPU instance for profile '{gi_index}': {exc}") from None
+
+        self._walk_gpu_instances(handle, visit_gi)
+
+    def device_profiles(self, i: int) -> list[DeviceProfile]:
+        """go-nvlib GetMigProfiles for one GPU: every GI index NVML knows x the CI heuristic of §5."""
+        handle = self._handle(i)
+        if not self.is_mig_capable(i):
+            return []
+        total = self.nvml.nvmlDeviceGetMemoryInfo(handle).total
+        out = []
+        for index in range(nv.NVML_GPU_INSTANCE_PROFILE_COUNT):
+            try:
+                info = self.nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, index)
+            except (nv.NVMLError_NotSupported, nv.NVMLError_InvalidArgument):
+                continue
+            except nv.NVMLError as exc:
+                raise MigPartedFailure(f"error getting GPU Instance profile info: {exc}") from None
+            for j in range(nv.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
+                for k in range(nv.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT):
+                    p = new_mig_profile(index, j, k, info.memorySizeMB, total)
+                    c, g = p.name.c, p.name.g
+                    if c > g or (c < g and 2 * c > g + 1):
+                        continue
+                    out.append(p)
+        return out
+
+    def node_profiles(self) -> list[DeviceProfile]:
+        """The union over all GPUs (first of each name wins), which mig-parted's global parse uses.
+
+        Built on first use in a command and kept, as go-nvlib caches its list.
+        """
+        if self._node_profiles is None:
+            seen: dict[str, DeviceProfile] = {}
+            for i in range(len(self.nvml.gpus)):
+                for p in self.device_profiles(i):
+                    seen.setdefault(str(p), p)
+            self._node_profiles = list(seen.values())
+        return self._node_profiles
+
+    def flatten(self, config: dict[str, int]) -> list[_Item] | None:
+        """types.MigConfig.Flatten: None if a key is unknown on every GPU or a count is negative."""
+        known = self.node_profiles()
+        items: list[_Item] = []
+        for key, count in config.items():
+            profile = next((p for p in known if p.matches(key)), None)
+            if profile is None or count < 0:
+                return None
+            if count:
+                items.extend([_Item(key, profile)] * count)
+        order = flatten_devices({it.profile.name: 1 for it in items})
+        rank = {name: pos for pos, name in enumerate(order)}
+        return sorted(items, key=lambda it: rank[it.profile.name])
+
+    def _iterate_orderings(self, i: int, items: list[_Item], attempt: Callable[[list[_Item]], None]) -> None:
+        """Flatten order first, then every distinct permutation (swap-based, duplicates by identity)."""
+
+        def step(pos: int) -> MigPartedFailure | None:
+            if pos >= len(items):
+                self._orderings[i] = self._orderings.get(i, 0) + 1
+                try:
+                    attempt(items)
+                except MigPartedFailure as exc:
+                    self._log("error", capitalize(str(exc)))
+                    return exc
+                return None
+            for j in range(pos, len(items)):
+                if any(items[k] is items[j] for k in range(pos, j)):
+                    continue
+                items[pos], items[j] = items[j], items[pos]
+                if step(pos + 1) is None:
+                    return None
+                items[pos], items[j] = items[j], items[pos]
+            return MigPartedFailure("all orderings failed")
+
+        error = step(0)
+        if error is not None:
+            raise error
+
+    def set_mig_config(self, i: int, config: dict[str, int]) -> None:
+        """Clear the GPU and create `config`, trying orderings until one works; clear it if none does."""
+        handle = self._handle(i)
+        total = self.nvml.nvmlDeviceGetMemoryInfo(handle).total
+        try:
+            self._assert_mig_enabled(handle)
+        except MigPartedFailure as exc:
+            raise MigPartedFailure(f"error asserting MIG enabled: {exc}") from None
+        profiles = self.device_profiles(i)
+
+        def attempt(items: list[_Item]) -> None:
+            self._clear_before_attempt(i)
+            last_index, gi = -1, None
+            for item in items:
+                resolved = next((p for p in profiles if p.matches(str(item.profile))), None)
+                if resolved is None:
+                    raise MigPartedFailure(f'MIG profile "{item.profile}" not found on this GPU')
+                gi = self._create_one(handle, resolved, total, gi, reuse=gi is not None
+                                      and last_index == resolved.gi_index)
+                last_index = resolved.gi_index
+
+        items = self.flatten(config) or []
+        try:
+            self._iterate_orderings(i, items, attempt)
+        except MigPartedFailure as exc:
+            try:
+                self.clear_mig_config(i)
+            except MigPartedFailure:
+                self._log("error", f"Error clearing MIG config on GPU {i}, erroneous devices may persist")
+            raise MigPartedFailure(f"error attempting multiple config orderings: {exc}") from None
+
+    def _clear_before_attempt(self, i: int) -> None:
+        for attempts in range(2):
+            try:
+                existing = self.get_mig_config(i)
+            except MigPartedFailure as exc:
+                raise MigPartedFailure(f"error getting existing MigConfig: {exc}") from None
+            if not self.flatten(existing):
+                return
+            if attempts == 1:
+                raise MigPartedFailure("exceeded maximum attempts to clear MigConfig")
+            try:
+                self.clear_mig_config(i)
+            except MigPartedFailure as exc:
+                raise MigPartedFailure(f"error clearing MigConfig: {exc}") from None
+
+    def _create_one(self, handle: nv.DeviceHandle, resolved: DeviceProfile, total: int,
+                    gi: nv.GpuInstanceHandle | None, reuse: bool) -> nv.GpuInstanceHandle:
+        """Add one MIG device: into the last GI when `reuse`, else (or when that fails) into a new GI."""
+        try:
+            gi_info = self.nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, resolved.gi_index)
+        except nv.NVMLError as exc:
+            raise MigPartedFailure(f"error getting GPU instance profile info for '{resolved}': {exc}") from None
+        while True:
+            if not reuse or gi is None:
+                try:
+                    gi = self.nvml.nvmlDeviceCreateGpuInstance(handle, gi_info.id)
+                except nv.NVMLError as exc:
+                    raise MigPartedFailure(f"error creating GPU instance for '{resolved}': {exc}") from None
+            step = "getting Compute instance profile info"
+            try:
+                ci_info = self.nvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(gi, resolved.ci_index,
+                                                                                 resolved.ci_eng)
+                step = "creating Compute instance"
+                self.nvml.nvmlGpuInstanceCreateComputeInstance(gi, ci_info.id)
+            except nv.NVMLError as exc:
+                if reuse:
+                    reuse = False
+                    continue
+                raise MigPartedFailure(f"error {step} for '{resolved}': {exc}") from None
+            valid = new_mig_profile(resolved.gi_index, resolved.ci_index, resolved.ci_eng, gi_info.memorySizeMB, total)
+            if not resolved.equals(valid):
+                if reuse:
+                    reuse = False
+                    continue
+                raise MigPartedFailure(f"unsupported MIG Device specified {resolved}, expected {valid} instead")
+            return gi
+
+    # -- walks ---------------------------------------------------------------------------------------------
+
+    def _walk(self, entries: Sequence[MigConfigEntry], visit: Callable[[MigConfigEntry, int, DeviceID], None]) -> None:
+        """assert.WalkSelectedMigConfigForEachGPU: entries in file order, GPUs in PCI order."""
+        ids = self.device_ids()
+        for mc in entries:
+            if mc.device_filter:
+                self._debug(f"Walking MigConfig for (device-filter={_go_value(mc.device_filter)}, "
+                            f"devices={_go_value(mc.devices)})")
+            else:
+                self._debug(f"Walking MigConfig for (devices={_go_value(mc.devices)})")
+            for i, device_id in enumerate(ids):
+                if mc.matches_device_filter(device_id) and mc.matches_devices(i):
+                    self._debug(f"  GPU {i}: {device_id}")
+                    visit(mc, i, device_id)
+
+    def assert_mig_mode(self, entries: Sequence[MigConfigEntry]) -> None:
+        def visit(mc: MigConfigEntry, i: int, _d: DeviceID) -> None:
+            self._debug(f"    Asserting MIG mode: {'Enabled' if mc.mig_enabled else 'Disabled'}")
+            capable = self.is_mig_capable(i)
+            self._debug(f"    MIG capable: {str(capable).lower()}")
+            if not capable and mc.mig_enabled:
+                raise MigPartedFailure("unable to assert MIG mode enabled on non MIG-capable GPU")
+            if not capable:
+                return
+            current = self._mode(i)[0]
+            self._debug(f"    Current MIG mode: {'Enabled' if current else 'Disabled'}")
+            if mc.mig_enabled != (current == nv.NVML_DEVICE_MIG_ENABLE):
+                raise MigPartedFailure("current mode different than mode being asserted")
+
+        self._walk(entries, visit)
+
+    def assert_mig_config(self, entries: Sequence[MigConfigEntry]) -> None:
+        matched = [False] * len(self.nvml.gpus)
+
+        def visit(mc: MigConfigEntry, i: int, _d: DeviceID) -> None:
+            if not self.is_mig_capable(i) and not mc.mig_enabled:
+                matched[i] = True
+                return
+            current_mode = self._mode(i)[0]
+            if not mc.mig_enabled and current_mode == nv.NVML_DEVICE_MIG_DISABLE:
+                matched[i] = True
+                return
+            try:
+                current = self.get_mig_config(i)
+            except MigPartedFailure as exc:
+                raise MigPartedFailure(f"error getting MIGConfig: {exc}") from None
+            self._debug(f"    Asserting MIG config: {go_map(mc.mig_devices or {})}")
+            matched[i] = mig_config_equals(current, mc.mig_devices)
+
+        self._walk(entries, visit)
+        if sum(matched) != len(matched):
+            raise MigPartedFailure("not all GPUs match the specified config")
+
+    def apply_mig_mode(self, entries: Sequence[MigConfigEntry], skip_reset: bool) -> None:
+        pending = [False] * len(self.nvml.gpus)
+
+        def visit(mc: MigConfigEntry, i: int, _d: DeviceID) -> None:
+            desired = nv.NVML_DEVICE_MIG_ENABLE if mc.mig_enabled else nv.NVML_DEVICE_MIG_DISABLE
+            capable = self.is_mig_capable(i)
+            self._debug(f"    MIG capable: {str(capable).lower()}")
+            if not capable and (mc.devices == "all" or not mc.mig_enabled):
+                self._debug("    Skipping -- non MIG-capable GPU")
+                self._set_status(i, "skipped", "non MIG-capable GPU")
+                return
+            if not capable:
+                self._set_status(i, "failed", "cannot set MIG mode on non MIG-capable GPU")
+                raise MigPartedFailure("cannot set MIG mode on non MIG-capable GPU")
+            current = self._mode(i)[0]
+            self._debug(f"    Current MIG mode: {'Enabled' if current else 'Disabled'}")
+            if current != nv.NVML_DEVICE_MIG_DISABLE:
+                self._debug("    Clearing existing MIG configuration")
+                try:
+                    self.clear_mig_config(i)
+                except MigPartedFailure as exc:
+                    raise MigPartedFailure(f"error clearing existing MIG configurations: {exc}") from None
+            self._debug(f"    Updating MIG mode: {'Enabled' if desired else 'Disabled'}")
+            try:
+                self.nvml.nvmlDeviceSetMigMode(self._handle(i), desired)
+            except nv.NVMLError as exc:
+                self._set_status(i, "failed", str(exc))
+                raise MigPartedFailure(f"error setting MIG mode: error setting Mig mode: {exc}") from None
+            now = self._mode(i)
+            pending[i] = now[0] != now[1]
+            self._set_status(i, "mode-set")
+            self._debug(f"    Mode change pending: {str(pending[i]).lower()}")
+
+        self._walk(entries, visit)
+        if skip_reset or not any(pending):
+            return
+        self._debug("At least one mode change pending")
+        self._debug("Resetting all GPUs...")
+        try:
+            self._reset_all()
+        except nv.NVMLError as exc:
+            self._log("error", f"\n{exc}")
+            raise MigPartedFailure(f"error resetting all GPUs: {exc}") from None
+
+    def apply_mig_config(self, entries: Sequence[MigConfigEntry]) -> None:
+        def visit(mc: MigConfigEntry, i: int, _d: DeviceID) -> None:
+            capable = self.is_mig_capable(i)
+            self._debug(f"    MIG capable: {str(capable).lower()}")
+            if not capable and (mc.devices == "all" or not mc.mig_enabled):
+                self._debug("    Skipping -- non MIG-capable GPU")
+                return
+            if not capable:
+                raise MigPartedFailure("cannot set MIG config on non MIG-capable GPU")
+            current_mode = self._mode(i)[0]
+            if mc.mig_enabled and current_mode == nv.NVML_DEVICE_MIG_DISABLE:
+                self._set_status(i, "failed", "MIG mode disabled")
+                raise MigPartedFailure("unable to apply MIG config with MIG mode disabled")
+            if not mc.mig_enabled and current_mode == nv.NVML_DEVICE_MIG_ENABLE:
+                self._set_status(i, "failed", "MIG mode enabled")
+                raise MigPartedFailure("MIG mode is currently enabled, but the configuration specifies it should "
+                                       "be disabled")
+            if not mc.mig_enabled:
+                self._debug("    Skipping MIG config -- MIG disabled")
+                self._set_status(i, "unchanged")
+                return
+            try:
+                current = self.get_mig_config(i)
+            except MigPartedFailure as exc:
+                raise MigPartedFailure(f"error getting MIGConfig: {exc}") from None
+            self._debug(f"    Updating MIG config: {go_map(mc.mig_devices or {})}")
+            if mig_config_equals(current, mc.mig_devices):
+                self._debug("    Skipping -- already set to desired value")
+                self._set_status(i, "unchanged")
+                return
+            try:
+                self.set_mig_config(i, dict(mc.mig_devices or {}))
+            except MigPartedFailure as exc:
+                self._set_status(i, "failed", str(exc))
+                raise MigPartedFailure(f"error setting MIGConfig: {exc}") from None
+            self._set_status(i, "configured")
+
+        self._walk(entries, visit)
+
+    # -- commands --------------------------------------------------------------------------------------------
+
+    def _begin(self, command: str) -> MigPartedResult:
+        self._result = MigPartedResult(command)
+        self._status, self._orderings, self._node_profiles = {}, {}, None
+        self.nvml.nvmlInit()
+        return self._result
+
+    def _finish(self, error: MigPartedFailure | None) -> MigPartedResult:
+        res = self._result
+        if error is not None:
+            res.exit_code, res.error = EXIT_FAIL, capitalize(str(error))
+            self._log("fatal", res.error)
+        for i, device_id in enumerate(self.device_ids()):
+            capable = self.is_mig_capable(i)
+            status, message = self._status.get(i, ("not-selected", None))
+            outcome = GpuOutcome(i, str(device_id.primary), capable, status, message, self._orderings.get(i, 0))
+            if capable:
+                outcome.mig_mode = list(self._mode(i))
+                if outcome.mig_mode[0] == nv.NVML_DEVICE_MIG_ENABLE:
+                    outcome.mig_devices = self.get_mig_config(i)
+            res.gpus.append(outcome)
+        self.nvml.nvmlShutdown()
+        return res
+
+    def _select(self, spec: Spec, selected_config: str | None) -> tuple[MigConfigEntry, ...]:
+        """Parse problems and config selection, with mig-parted's wrapping."""
+        self._debug("Parsing config file...")
+        fatal = [p for p in spec.problems if not isinstance(p, SpecProblem) or p.upstream != ""]
+        if fatal:
+            first = fatal[0]
+            text = first.upstream if isinstance(first, SpecProblem) else first.message
+            raise MigPartedFailure(f"error parsing config file: unmarshal error: {text}")
+        self._debug("Selecting specific MIG config...")
+        try:
+            return spec.select(selected_config or None)[1]
+        except InputError as exc:
+            first = exc.problems[0]
+            text = first.upstream if isinstance(first, SpecProblem) and first.upstream else first.message
+            raise MigPartedFailure(f"error selecting MIG config: {text}") from None
+
+    def apply(self, spec: Spec, selected_config: str | None = None, mode_only: bool = False,
+              skip_reset: bool = False) -> MigPartedResult:
+        """`nvidia-mig-parted apply` (hooks are not simulated)."""
+        res = self._begin("apply")
+        error = None
+        try:
+            entries = self._select(spec, selected_config)
+            try:
+                self._debug("Checking current MIG mode...")
+                try:
+                    self.assert_mig_mode(entries)
+                except MigPartedFailure:
+                    self._debug("Applying MIG mode change...")
+                    self.apply_mig_mode(entries, skip_reset)
+                if not mode_only:
+                    self._debug("Checking current MIG device configuration...")
+                    try:
+                        self.assert_mig_config(entries)
+                    except MigPartedFailure:
+                        self._debug("Applying MIG device configuration...")
+                        self.apply_mig_config(entries)
+            except MigPartedFailure as exc:
+                raise MigPartedFailure(f"error applying MIG configuration with hooks: {exc}") from None
+            res.stdout.append("MIG configuration applied successfully")
+        except MigPartedFailure as exc:
+            error = exc
+        return self._finish(error)
+
+    def assert_config(self, spec: Spec, selected_config: str | None = None, mode_only: bool = False,
+                      valid_config: bool = False) -> MigPartedResult:
+        """`nvidia-mig-parted assert`."""
+        res = self._begin("assert")
+        error = None
+        try:
+            entries = self._select(spec, selected_config)
+            if valid_config:
+                res.stdout.append("Selected MIG configuration is valid")
+                return self._finish(None)
+            for label, check in (("mode", self.assert_mig_mode), ("device", self.assert_mig_config)):
+                self._debug(f"Asserting MIG {label} configuration...")
+                try:
+                    check(entries)
+                except MigPartedFailure as exc:
+                    self._debug(capitalize(str(exc)))
+                    raise MigPartedFailure("assertion failure: selected configuration not currently applied") from None
+                if mode_only:
+                    res.stdout.append("Selected MIG mode settings from configuration currently applied")
+                    return self._finish(None)
+            res.stdout.append("Selected MIG configuration currently applied")
+        except MigPartedFailure as exc:
+            error = exc
+        return self._finish(error)
+
+    def export(self, output_format: str = "yaml", config_label: str = "current") -> MigPartedResult:
+        """`nvidia-mig-parted export`: per-GPU entries merged as mergeMigConfigSpecs does (§8.4)."""
+        res = self._begin("export")
+        error = None
+        try:
+            if output_format not in ("json", "yaml"):
+                raise MigPartedFailure(f"unrecognized 'output-format': {output_format}")
+            specs = []
+            for i, device_id in enumerate(self.device_ids()):
+                enabled = self.is_mig_capable(i) and self._mode(i)[0] == nv.NVML_DEVICE_MIG_ENABLE
+                devices = self.get_mig_config(i) if enabled else {}
+                specs.append({"device-filter": [str(device_id.primary)], "devices": [i], "mig-enabled": enabled,
+                              "mig-devices": devices})
+            document = {"version": "v1", "mig-configs": {config_label: merge_mig_config_specs(specs)}}
+            res.output = dump_yaml(document) if output_format == "yaml" else dump_json(document)
+            res.stdout.append(res.output)
+        except MigPartedFailure as exc:
+            error = exc
+        return self._finish(error)
+
+
+# --- export helpers ------------------------------------------------------------------------------------------
+
+
+def merge_mig_config_specs(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """mergeMigConfigSpecs: group equal (mig-enabled, mig-devices), then simplify filters and devices."""
+    merged: list[dict[str, Any]] = []
+    for s in specs:
+        for m in merged:
+            if m["mig-enabled"] == s["mig-enabled"] and mig_config_equals(s["mig-devices"], m["mig-devices"]):
+                m["devices"] = sorted(set(m["devices"]) | set(s["devices"]))
+                m["device-filter"] = sorted(set(m["device-filter"]) | set(s["device-filter"]))
+                break
+        else:
+            merged.append(dict(s))
+    by_filter: dict[str, set[int]] = {}
+    for s in specs:
+        by_filter.setdefault(s["device-filter"][0], set()).update(s["devices"])
+    out = []
+    for m in merged:
+        filters: list[str] = m["device-filter"]
+        entry: dict[str, Any] = {}
+        if len(by_filter) > 1:
+            entry["device-filter"] = filters[0] if len(filters) == 1 else filters
+        covered = sorted(set().union(*(by_filter[f] for f in filters)))
+        entry["devices"] = "all" if m["devices"] == covered else m["devices"]
+        entry["mig-enabled"] = m["mig-enabled"]
+        entry["mig-devices"] = m["mig-devices"]
+        out.append(entry)
+    if len(out) == 1:
+        out[0].pop("device-filter", None)
+    return out
+
+
+def _yaml_v2_less(a: str, b: str) -> int:
+    """gopkg.in/yaml.v2's map-key order: non-letters before letters, digit runs compared as numbers."""
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x == y:
+            continue
+        if x.isalpha() and y.isalpha():
+            return -1 if x < y else 1
+        if x.isalpha() or y.isalpha():
+            return 1 if x.isalpha() else -1
+        ra, rb = _digits(a, i), _digits(b, i)
+        na, nb = int(ra or 0), int(rb or 0)
+        if na != nb:
+            return -1 if na < nb else 1
+        if len(ra) != len(rb):
+            return -1 if len(ra) < len(rb) else 1
+        return -1 if x < y else 1
+    return (len(a) > len(b)) - (len(a) < len(b))
+
+
+def _digits(text: str, start: int) -> str:
+    end = start
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    return text[start:end]
+
+
+class _Flow(list):
+    """A list written in flow style (`devices: [0, 1]`), as the spec's yaml `flow` tags ask."""
+
+
+class _GoYamlDumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    implicit = dumper.resolve(yaml.ScalarNode, value, (True, False))
+    style = '"' if implicit != "tag:yaml.org,2002:str" else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+def _represent_flow(dumper: yaml.SafeDumper, value: _Flow) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
+
+
+_GoYamlDumper.add_representer(str, _represent_str)
+_GoYamlDumper.add_representer(_Flow, _represent_flow)
+
+
+def dump_yaml(document: dict[str, Any]) -> str:
+    """YAML like gopkg.in/yaml.v2 marshals v1.Spec: field order kept, map keys sorted, flow lists."""
+
+    def shape(entry: dict[str, Any]) -> dict[str, Any]:
+        out = dict(entry)
+        for key in ("device-filter", "devices"):
+            if isinstance(out.get(key), list):
+                out[key] = _Flow(out[key])
+        devices = entry["mig-devices"]
+        out["mig-devices"] = {k: devices[k] for k in sorted(devices, key=functools.cmp_to_key(_yaml_v2_less))}
+        return out
+
+    configs = {label: [shape(e) for e in entries] for label, entries in document["mig-configs"].items()}
+    return yaml.dump({"version": document["version"], "mig-configs": configs}, Dumper=_GoYamlDumper,
+                     sort_keys=False, default_flow_style=False)
+
+
+def dump_json(document: dict[str, Any]) -> str:
+    """JSON like Go's json.MarshalIndent(spec, "", "  ") (map keys sorted, no trailing newline)."""
+    configs = {label: [{**e, "mig-devices": dict(sorted(e["mig-devices"].items()))} for e in entries]
+               for label, entries in sorted(document["mig-configs"].items())}
+    return json.dumps({"version": document["version"], "mig-configs": configs}, indent=2)

@@ -1,0 +1,1002 @@
+"""An in-memory NVML with pynvml's call shapes, driven by the GPU catalog (reference §1.4, §3, §4, §5, §11).
+
+One `NvmlSimulator` is one node: GPUs in PCI order with MIG mode (current, pending), GPU instances (GIs) and
+compute instances (CIs). Methods carry pynvml's names (`nvmlDeviceCreateGpuInstance(...)`); the module-level
+functions of the same names forward to the simulator installed with `use()`. Calls that pynvml shapes with
+C out-parameters (`nvmlDeviceGetGpuInstancePossiblePlacements`, `nvmlDeviceGetGpuInstances`,
+`nvmlGpuInstanceGetComputeInstances`) return Python lists instead.
+
+Semantics that are observed (REF, driver 580.159.04): profile info works while MIG is disabled, indices with
+no profile give NotSupported and index 0x11 and above InvalidArgument. Choices where the reference is silent
+are marked [CHOICE] in the docstrings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mig_conformance.catalog import Catalog, CiProfile, GiProfile, GpuModel, load_catalog
+from mig_conformance.errors import InputError
+from mig_conformance.instance_types import get_instance_type
+from mig_conformance.placement import check_gi_multiset, choose_placement, gi_instance_id
+
+# --- constants (pynvml names) ------------------------------------------------------------------------------
+
+NVML_SUCCESS = 0
+NVML_ERROR_UNINITIALIZED = 1
+NVML_ERROR_INVALID_ARGUMENT = 2
+NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NO_PERMISSION = 4
+NVML_ERROR_ALREADY_INITIALIZED = 5
+NVML_ERROR_NOT_FOUND = 6
+NVML_ERROR_RESET_REQUIRED = 16
+NVML_ERROR_IN_USE = 19
+NVML_ERROR_INSUFFICIENT_RESOURCES = 23
+NVML_ERROR_UNKNOWN = 999
+
+NVML_DEVICE_MIG_DISABLE = 0
+NVML_DEVICE_MIG_ENABLE = 1
+
+NVML_GPU_INSTANCE_PROFILE_1_SLICE = 0x0
+NVML_GPU_INSTANCE_PROFILE_2_SLICE = 0x1
+NVML_GPU_INSTANCE_PROFILE_3_SLICE = 0x2
+NVML_GPU_INSTANCE_PROFILE_4_SLICE = 0x3
+NVML_GPU_INSTANCE_PROFILE_7_SLICE = 0x4
+NVML_GPU_INSTANCE_PROFILE_8_SLICE = 0x5
+NVML_GPU_INSTANCE_PROFILE_6_SLICE = 0x6
+NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1 = 0x7
+NVML_GPU_INSTANCE_PROFILE_2_SLICE_REV1 = 0x8
+NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV2 = 0x9
+NVML_GPU_INSTANCE_PROFILE_1_SLICE_GFX = 0xA
+NVML_GPU_INSTANCE_PROFILE_2_SLICE_GFX = 0xB
+NVML_GPU_INSTANCE_PROFILE_4_SLICE_GFX = 0xC
+NVML_GPU_INSTANCE_PROFILE_1_SLICE_NO_ME = 0xD
+NVML_GPU_INSTANCE_PROFILE_2_SLICE_NO_ME = 0xE
+NVML_GPU_INSTANCE_PROFILE_1_SLICE_ALL_ME = 0xF
+NVML_GPU_INSTANCE_PROFILE_2_SLICE_ALL_ME = 0x10
+NVML_GPU_INSTANCE_PROFILE_3_SLICE_GFX = 0x11
+NVML_GPU_INSTANCE_PROFILE_COUNT = 0x12
+
+NVML_COMPUTE_INSTANCE_PROFILE_1_SLICE = 0x0
+NVML_COMPUTE_INSTANCE_PROFILE_2_SLICE = 0x1
+NVML_COMPUTE_INSTANCE_PROFILE_3_SLICE = 0x2
+NVML_COMPUTE_INSTANCE_PROFILE_4_SLICE = 0x3
+NVML_COMPUTE_INSTANCE_PROFILE_7_SLICE = 0x4
+NVML_COMPUTE_INSTANCE_PROFILE_8_SLICE = 0x5
+NVML_COMPUTE_INSTANCE_PROFILE_6_SLICE = 0x6
+NVML_COMPUTE_INSTANCE_PROFILE_1_SLICE_REV1 = 0x7
+NVML_COMPUTE_INSTANCE_PROFILE_7_SLICE_NVL = 0x8
+NVML_COMPUTE_INSTANCE_PROFILE_COUNT = 0x9
+NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED = 0x0
+NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT = 0x1
+
+#: First GI profile index the R580 driver rejects with InvalidArgument (REF: 17 -> "Invalid Argument").
+FIRST_INVALID_GI_INDEX = NVML_GPU_INSTANCE_PROFILE_3_SLICE_GFX
+
+DRIVER_580 = "580.159.04"  # REF capture
+DRIVER_535 = "535.183.01"  # an R535 driver (A30 log of reference §3.1)
+
+NVML_DEVICE_ARCH_TURING = 6
+NVML_DEVICE_ARCH_AMPERE = 7
+NVML_DEVICE_ARCH_ADA = 8
+NVML_DEVICE_ARCH_HOPPER = 9
+NVML_DEVICE_ARCH_BLACKWELL = 10
+_ARCH = {"turing": NVML_DEVICE_ARCH_TURING, "ampere": NVML_DEVICE_ARCH_AMPERE, "ada": NVML_DEVICE_ARCH_ADA,
+         "hopper": NVML_DEVICE_ARCH_HOPPER, "blackwell": NVML_DEVICE_ARCH_BLACKWELL}
+# FP32 cores per SM by compute capability (CUDA C++ Programming Guide, arithmetic instructions table).
+_CORES_PER_SM = {(7, 5): 64, (8, 0): 64, (8, 6): 128, (8, 9): 128, (9, 0): 128, (10, 0): 128, (12, 0): 128}
+
+# --- errors (pynvml's classes and str() texts) ---------------------------------------------------------------
+
+_TEXTS = {
+    NVML_ERROR_UNINITIALIZED: "Uninitialized",
+    NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
+    NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
+    NVML_ERROR_ALREADY_INITIALIZED: "Already Initialized",
+    NVML_ERROR_NOT_FOUND: "Not Found",
+    NVML_ERROR_RESET_REQUIRED: "GPU requires restart",
+    NVML_ERROR_IN_USE: "In use by another client",
+    NVML_ERROR_INSUFFICIENT_RESOURCES: "Insufficient Resources",
+    NVML_ERROR_UNKNOWN: "Unknown Error",
+}
+
+
+class NVMLError(Exception):
+    """Base NVML error; `NVMLError(code)` returns the subclass for `code`, as pynvml does."""
+
+    value: int = NVML_ERROR_UNKNOWN
+    _by_code: ClassVar[dict[int, type[NVMLError]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        NVMLError._by_code[cls.value] = cls
+
+    def __new__(cls, value: int | None = None) -> NVMLError:
+        if cls is NVMLError and value in NVMLError._by_code:
+            cls = NVMLError._by_code[value]
+        obj = Exception.__new__(cls)
+        obj.value = cls.value if value is None else value
+        return obj
+
+    def __init__(self, value: int | None = None) -> None:
+        super().__init__(self.value)
+
+    def __str__(self) -> str:
+        return _TEXTS.get(self.value, f"NVML Error with code {self.value}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (NVMLError, (self.value,))
+
+
+class NVMLError_Uninitialized(NVMLError):  # pynvml names the error classes NVMLError_<Name>
+    value = NVML_ERROR_UNINITIALIZED
+
+
+class NVMLError_InvalidArgument(NVMLError):
+    value = NVML_ERROR_INVALID_ARGUMENT
+
+
+class NVMLError_NotSupported(NVMLError):
+    value = NVML_ERROR_NOT_SUPPORTED
+
+
+class NVMLError_NoPermission(NVMLError):
+    value = NVML_ERROR_NO_PERMISSION
+
+
+class NVMLError_NotFound(NVMLError):
+    value = NVML_ERROR_NOT_FOUND
+
+
+class NVMLError_ResetRequired(NVMLError):
+    value = NVML_ERROR_RESET_REQUIRED
+
+
+class NVMLError_InUse(NVMLError):
+    value = NVML_ERROR_IN_USE
+
+
+class NVMLError_InsufficientResources(NVMLError):
+    value = NVML_ERROR_INSUFFICIENT_RESOURCES
+
+
+class NVMLError_Unknown(NVMLError):
+    value = NVML_ERROR_UNKNOWN
+
+
+def error_code(error: type[NVMLError] | NVMLError | int) -> int:
+    """The NVML return code of an error class, instance or code."""
+    return error if isinstance(error, int) else error.value
+
+
+# --- returned structures (pynvml field names) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PciInfo:
+    busId: str
+    busIdLegacy: str
+    domain: int
+    bus: int
+    device: int
+    pciDeviceId: int
+    pciSubSystemId: int
+
+
+@dataclass(frozen=True)
+class Memory:
+    total: int
+    free: int
+    used: int
+
+
+@dataclass(frozen=True)
+class DeviceAttributes:
+    multiprocessorCount: int
+    sharedCopyEngineCount: int
+    sharedDecoderCount: int
+    sharedEncoderCount: int
+    sharedJpegCount: int
+    sharedOfaCount: int
+    gpuInstanceSliceCount: int
+    computeInstanceSliceCount: int
+    memorySizeMB: int
+
+
+@dataclass(frozen=True)
+class GpuInstanceProfileInfo:
+    id: int
+    isP2pSupported: int
+    sliceCount: int
+    instanceCount: int
+    multiprocessorCount: int
+    copyEngineCount: int
+    decoderCount: int
+    encoderCount: int
+    jpegCount: int
+    ofaCount: int
+    memorySizeMB: int
+    name: str
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class ComputeInstanceProfileInfo:
+    id: int
+    sliceCount: int
+    instanceCount: int
+    multiprocessorCount: int
+    sharedCopyEngineCount: int
+    sharedDecoderCount: int
+    sharedEncoderCount: int
+    sharedJpegCount: int
+    sharedOfaCount: int
+    name: str
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class GpuInstancePlacement:
+    start: int
+    size: int
+
+
+@dataclass(frozen=True)
+class ComputeInstancePlacement:
+    start: int
+    size: int
+
+
+# --- handles -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceHandle:
+    """A full GPU, by NVML index."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class MigDeviceHandle:
+    """A MIG device (one CI). `serial` tells a recreated CI from a destroyed one."""
+
+    gpu: int
+    gi_id: int
+    ci_id: int
+    serial: int
+
+
+@dataclass(frozen=True)
+class GpuInstanceHandle:
+    gpu: int
+    gi_id: int
+    serial: int
+
+
+@dataclass(frozen=True)
+class ComputeInstanceHandle:
+    gpu: int
+    gi_id: int
+    ci_id: int
+    serial: int
+
+
+@dataclass(frozen=True)
+class GpuInstanceInfo:
+    device: DeviceHandle
+    id: int
+    profileId: int
+    placement: GpuInstancePlacement
+
+
+@dataclass(frozen=True)
+class ComputeInstanceInfo:
+    device: DeviceHandle
+    gpuInstance: GpuInstanceHandle
+    id: int
+    profileId: int
+    placement: ComputeInstancePlacement
+
+
+# --- node state --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CiState:
+    id: int
+    profile_id: int  # CI profile index = id (reference §1.2)
+    start: int
+    size: int
+    serial: int
+
+
+@dataclass
+class GiState:
+    id: int
+    profile_id: int  # NVML GI profile ID (info.id), not the index
+    start: int
+    size: int
+    serial: int
+    cis: dict[int, CiState] = field(default_factory=dict)
+
+
+@dataclass
+class GpuState:
+    model: GpuModel
+    uuid: str
+    bus_id: str
+    subsystem_id: int
+    mig_current: int = NVML_DEVICE_MIG_DISABLE
+    mig_pending: int = NVML_DEVICE_MIG_DISABLE
+    gis: dict[int, GiState] = field(default_factory=dict)
+
+
+@dataclass
+class CreateFailure:
+    """Fail the `remaining`-th next create call of `kind` ('gi', 'ci' or 'any') with NVML code `code`."""
+
+    kind: str
+    remaining: int
+    code: int
+    gpu: int | None = None
+
+
+@dataclass
+class Faults:
+    """Injected faults. `in_use`: GPUs that report IN_USE activation and refuse a reset."""
+
+    create_failures: list[CreateFailure] = field(default_factory=list)
+    in_use: set[int] = field(default_factory=set)
+
+    def fail_create(self, nth: int, error: type[NVMLError] | NVMLError | int, kind: str = "any",
+                    gpu: int | None = None) -> None:
+        """Make the `nth` next create (1 = the very next) of `kind` fail with `error`."""
+        if kind not in ("gi", "ci", "any") or nth < 1:
+            raise ValueError("kind must be gi, ci or any and nth >= 1")
+        self.create_failures.append(CreateFailure(kind, nth, error_code(error), gpu))
+
+    def check_create(self, kind: str, gpu: int) -> None:
+        """Count one create call; raise the injected error when a rule reaches its turn."""
+        for rule in list(self.create_failures):
+            if rule.kind not in (kind, "any") or rule.gpu not in (None, gpu):
+                continue
+            rule.remaining -= 1
+            if rule.remaining == 0:
+                self.create_failures.remove(rule)
+                raise NVMLError(rule.code)
+
+
+# --- catalog-derived numbers -------------------------------------------------------------------------------
+
+
+def device_memory_mib(model: GpuModel) -> int:
+    """NVML memory.total in MiB.
+
+    [CHOICE] Unknown totals: the "gb" of the whole-GPU profile's name in GiB (so names computed with
+    memory_gb match the catalog), else the largest GI memory rounded up to a GiB.
+    """
+    if model.memory_total_mib:
+        return model.memory_total_mib
+    whole = [p for p in model.gi_profiles if p.placement_size == model.memory_slots]
+    if whole:
+        return whole[0].parsed.gb * 1024
+    known = [p.memory_mib for p in model.gi_profiles if p.memory_mib]
+    return math.ceil(max(known) / 1024) * 1024 if known else 0
+
+
+def profile_memory_mib(model: GpuModel, gi: GiProfile) -> int:
+    """memorySizeMB of a GI profile. [CHOICE] Unknown values: the GI's share of memory slots."""
+    if gi.memory_mib is not None:
+        return gi.memory_mib
+    return device_memory_mib(model) * gi.placement_size // (model.memory_slots or 1)
+
+
+def _ci_mask(start: int, size: int) -> int:
+    return ((1 << size) - 1) << start
+
+
+def _stable_uuid(*parts: object) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, "mig-conformance-sim:" + "/".join(str(p) for p in parts))
+
+
+def _bus_numbers(count: int) -> list[int]:
+    """Ascending PCI bus numbers: p5-like 0x53, 0x64, ... for up to 10 GPUs, denser beyond."""
+    if count <= 10:
+        return [0x53 + 0x11 * i for i in range(count)]
+    if count <= 60:
+        return [0x10 + 4 * i for i in range(count)]
+    raise InputError(f"at most 60 GPUs per simulated node, got {count}")
+
+
+# --- the simulator -----------------------------------------------------------------------------------------
+
+
+class NvmlSimulator:
+    """One simulated node. Build it from GPU models (PCI order) or with `from_instance_type`."""
+
+    def __init__(self, gpus: Sequence[GpuModel | str], name: str = "sim-node", *, catalog: Catalog | None = None,
+                 legacy_driver: bool = False, driver_version: str | None = None,
+                 subsystem_id: int = 0x000010DE) -> None:
+        """`driver_version` defaults to R535 with `legacy_driver`, else the first model's catalog driver, else
+        580.159.04 (REF). `legacy_driver` makes profile queries NotSupported while MIG is disabled (§11)."""
+        cat = catalog if catalog is not None else load_catalog()
+        models = [g if isinstance(g, GpuModel) else cat.get(g) for g in gpus]
+        self.name = name
+        self.legacy_driver = legacy_driver
+        known = [m.driver for m in models if m.driver]
+        self.driver_version = driver_version or (DRIVER_535 if legacy_driver else known[0] if known else DRIVER_580)
+        self.faults = Faults()
+        self._serial = 0
+        self._init_count = 0
+        self.gpus: list[GpuState] = []
+        for i, (model, bus) in enumerate(zip(models, _bus_numbers(len(models)), strict=True)):
+            self.gpus.append(GpuState(model=model, uuid=f"GPU-{_stable_uuid(name, i)}",
+                                      bus_id=f"00000000:{bus:02X}:00.0", subsystem_id=subsystem_id))
+
+    @classmethod
+    def from_instance_type(cls, instance_type: str, name: str | None = None, **kwargs: Any) -> NvmlSimulator:
+        """A node with the GPUs of an EC2 instance type (fixtures/instance-types.yaml)."""
+        it = get_instance_type(instance_type)
+        return cls(it.gpus(kwargs.get("catalog")), name or instance_type, **kwargs)
+
+    # -- versions --------------------------------------------------------------------------------------------
+
+    @property
+    def nvml_version(self) -> str:
+        """[CHOICE] CUDA 12 NVML before R580, 13 from R580 (REF: 13.580.159.04)."""
+        major = int(self.driver_version.split(".")[0])
+        return f"{12 if major < 580 else 13}.{self.driver_version}"
+
+    # -- internal helpers ------------------------------------------------------------------------------------
+
+    def _check_init(self) -> None:
+        if self._init_count <= 0:
+            raise NVMLError_Uninitialized()
+
+    def _gpu(self, handle: Any) -> GpuState:
+        self._check_init()
+        if not isinstance(handle, DeviceHandle) or not 0 <= handle.index < len(self.gpus):
+            raise NVMLError_InvalidArgument()
+        return self.gpus[handle.index]
+
+    def _mig_gpu(self, handle: Any) -> GpuState:
+        gpu = self._gpu(handle)
+        if not gpu.model.mig_capable:
+            raise NVMLError_NotSupported()
+        return gpu
+
+    def _gi(self, handle: Any) -> tuple[GpuState, GiState]:
+        self._check_init()
+        if not isinstance(handle, GpuInstanceHandle) or not 0 <= handle.gpu < len(self.gpus):
+            raise NVMLError_InvalidArgument()
+        gpu = self.gpus[handle.gpu]
+        gi = gpu.gis.get(handle.gi_id)
+        if gi is None or gi.serial != handle.serial:
+            raise NVMLError_InvalidArgument()
+        return gpu, gi
+
+    def _ci(self, handle: Any) -> tuple[GpuState, GiState, CiState]:
+        self._check_init()
+        if not isinstance(handle, ComputeInstanceHandle | MigDeviceHandle) or not 0 <= handle.gpu < len(self.gpus):
+            raise NVMLError_InvalidArgument()
+        gpu = self.gpus[handle.gpu]
+        gi = gpu.gis.get(handle.gi_id)
+        ci = gi.cis.get(handle.ci_id) if gi else None
+        if gi is None or ci is None or ci.serial != handle.serial:
+            raise NVMLError_InvalidArgument()
+        return gpu, gi, ci
+
+    def _next_serial(self) -> int:
+        self._serial += 1
+        return self._serial
+
+    def _profiles_visible(self, gpu: GpuState) -> None:
+        """R535 cannot list profiles while MIG is disabled (reference §11)."""
+        if self.legacy_driver and gpu.mig_current != NVML_DEVICE_MIG_ENABLE:
+            raise NVMLError_NotSupported()
+
+    @staticmethod
+    def _gi_profile_by_id(gpu: GpuState, profile_id: int) -> GiProfile:
+        p = gpu.model.profile_by_id(profile_id)
+        if p is None:
+            raise NVMLError_InvalidArgument()
+        return p
+
+    @staticmethod
+    def _occupied(gpu: GpuState) -> int:
+        mask = 0
+        for gi in gpu.gis.values():
+            mask |= _ci_mask(gi.start, gi.size)
+        return mask
+
+    def _gi_counts(self, gpu: GpuState) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for gi in gpu.gis.values():
+            counts[self._gi_profile_by_id(gpu, gi.profile_id).name] += 1
+        return counts
+
+    def _admissible(self, gpu: GpuState, profile: GiProfile, start: int) -> bool:
+        """No overlap, and the count, compute-slice and co-existence rules still hold with one more GI."""
+        if profile.mask(start) & self._occupied(gpu):
+            return False
+        counts = self._gi_counts(gpu)
+        counts[profile.name] += 1
+        return check_gi_multiset(gpu.model, counts) is None
+
+    def _add_gi(self, index: int, gpu: GpuState, profile: GiProfile, start: int) -> GpuInstanceHandle:
+        gi_id = gi_instance_id(gpu.model, start, profile.placement_size)
+        gi = GiState(gi_id, profile.id, start, profile.placement_size, self._next_serial())
+        gpu.gis[gi_id] = gi
+        return GpuInstanceHandle(index, gi_id, gi.serial)
+
+    @staticmethod
+    def _ci_profile(gpu: GpuState, gi: GiState, profile: int, eng_profile: int = 0) -> CiProfile:
+        if not 0 <= profile < NVML_COMPUTE_INSTANCE_PROFILE_COUNT:
+            raise NVMLError_InvalidArgument()
+        if not 0 <= eng_profile < NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT:
+            raise NVMLError_InvalidArgument()
+        gi_profile = gpu.model.profile_by_id(gi.profile_id)
+        assert gi_profile is not None
+        ci = next((c for c in gi_profile.compute_instances if c.nvml_index == profile), None)
+        if ci is None:
+            raise NVMLError_NotSupported()
+        return ci
+
+    def _mig_devices(self, index: int) -> list[MigDeviceHandle]:
+        gpu = self.gpus[index]
+        return [MigDeviceHandle(index, gi.id, ci.id, ci.serial)
+                for gi in sorted(gpu.gis.values(), key=lambda g: g.id)
+                for ci in sorted(gi.cis.values(), key=lambda c: c.id)]
+
+    # -- library -----------------------------------------------------------------------------------------------
+
+    def nvmlInit(self) -> None:
+        self._init_count += 1
+
+    def nvmlShutdown(self) -> None:
+        self._check_init()
+        self._init_count -= 1
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._check_init()
+        return self.driver_version
+
+    def nvmlSystemGetNVMLVersion(self) -> str:
+        self._check_init()
+        return self.nvml_version
+
+    # -- devices -----------------------------------------------------------------------------------------------
+
+    def nvmlDeviceGetCount(self) -> int:
+        self._check_init()
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> DeviceHandle:
+        self._check_init()
+        if not 0 <= index < len(self.gpus):
+            raise NVMLError_InvalidArgument()
+        return DeviceHandle(index)
+
+    def nvmlDeviceGetHandleByUUID(self, uuid_text: str) -> DeviceHandle:
+        self._check_init()
+        for i, gpu in enumerate(self.gpus):
+            if gpu.uuid == uuid_text:
+                return DeviceHandle(i)
+        raise NVMLError_NotFound()
+
+    def nvmlDeviceGetHandleByPciBusId(self, bus_id: str) -> DeviceHandle:
+        """Accepts the 8-digit (00000000:53:00.0) and the legacy 4-digit domain form, any case."""
+        self._check_init()
+        wanted = bus_id.strip().upper()
+        for i, gpu in enumerate(self.gpus):
+            if wanted in (gpu.bus_id, gpu.bus_id[4:]):
+                return DeviceHandle(i)
+        raise NVMLError_NotFound()
+
+    def nvmlDeviceGetName(self, handle: DeviceHandle | MigDeviceHandle) -> str:
+        if isinstance(handle, MigDeviceHandle):
+            gpu, gi, ci = self._ci(handle)
+            return f"{gpu.model.nvml_name} MIG {self._ci_profile(gpu, gi, ci.profile_id).name}"
+        return self._gpu(handle).model.nvml_name
+
+    def nvmlDeviceGetUUID(self, handle: DeviceHandle | MigDeviceHandle) -> str:
+        if isinstance(handle, MigDeviceHandle):
+            gpu, _, ci = self._ci(handle)
+            return f"MIG-{_stable_uuid(gpu.uuid, ci.serial)}"
+        return self._gpu(handle).uuid
+
+    def nvmlDeviceGetPciInfo(self, handle: DeviceHandle) -> PciInfo:
+        gpu = self._gpu(handle)
+        domain, bus, rest = gpu.bus_id.split(":")
+        device = int(rest.split(".")[0], 16)
+        return PciInfo(busId=gpu.bus_id, busIdLegacy=gpu.bus_id[4:], domain=int(domain, 16), bus=int(bus, 16),
+                       device=device, pciDeviceId=gpu.model.pci_device_id, pciSubSystemId=gpu.subsystem_id)
+
+    def nvmlDeviceGetMemoryInfo(self, handle: DeviceHandle | MigDeviceHandle) -> Memory:
+        """[CHOICE] Nothing is allocated: used = 0, free = total."""
+        if isinstance(handle, MigDeviceHandle):
+            gpu, gi, _ = self._ci(handle)
+            total = profile_memory_mib(gpu.model, self._gi_profile_by_id(gpu, gi.profile_id)) * 2**20
+        else:
+            total = device_memory_mib(self._gpu(handle).model) * 2**20
+        return Memory(total=total, free=total, used=0)
+
+    def nvmlDeviceGetArchitecture(self, handle: DeviceHandle) -> int:
+        return _ARCH.get(self._gpu(handle).model.architecture, 0xFFFFFFFF)
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle: DeviceHandle) -> tuple[int, int]:
+        """[CHOICE] From the architecture: GA100 8.0 vs other Ampere 8.6; RTX PRO (GB202, 0x2Bxx) 12.0."""
+        model = self._gpu(handle).model
+        device = model.pci_device_id >> 16
+        return {"turing": (7, 5), "ada": (8, 9), "hopper": (9, 0),
+                "ampere": (8, 0) if model.mig_capable else (8, 6),
+                "blackwell": (12, 0) if device & 0xFF00 == 0x2B00 else (10, 0)}.get(model.architecture, (0, 0))
+
+    def nvmlDeviceGetNumGpuCores(self, handle: DeviceHandle) -> int:
+        """SMs x FP32 cores per SM; NotSupported when the catalog has no SM count."""
+        model = self._gpu(handle).model
+        per_sm = _CORES_PER_SM.get(self.nvmlDeviceGetCudaComputeCapability(handle))
+        if not model.sm_count or not per_sm:
+            raise NVMLError_NotSupported()
+        return model.sm_count * per_sm
+
+    def nvmlDeviceGetAttributes(self, handle: MigDeviceHandle) -> DeviceAttributes:
+        """MIG device handles only; a full GPU answers NotSupported (REF, and nvml.h)."""
+        if not isinstance(handle, MigDeviceHandle):
+            self._gpu(handle)
+            raise NVMLError_NotSupported()
+        gpu, gi, ci = self._ci(handle)
+        gi_profile = self._gi_profile_by_id(gpu, gi.profile_id)
+        ci_profile = self._ci_profile(gpu, gi, ci.profile_id)
+        e = gi_profile.engines
+        return DeviceAttributes(
+            multiprocessorCount=ci_profile.sm or 0, sharedCopyEngineCount=e.ce or 0, sharedDecoderCount=e.dec or 0,
+            sharedEncoderCount=e.enc or 0, sharedJpegCount=e.jpeg or 0, sharedOfaCount=e.ofa or 0,
+            gpuInstanceSliceCount=gi_profile.slices, computeInstanceSliceCount=ci_profile.slices,
+            memorySizeMB=profile_memory_mib(gpu.model, gi_profile))
+
+    # -- MIG mode ----------------------------------------------------------------------------------------------
+
+    def nvmlDeviceGetMigMode(self, handle: DeviceHandle) -> list[int]:
+        gpu = self._mig_gpu(handle)
+        return [gpu.mig_current, gpu.mig_pending]
+
+    def nvmlDeviceSetMigMode(self, handle: DeviceHandle, mode: int) -> int:
+        """Sets the pending mode; it takes effect at `reset()`. Returns the activation status.
+
+        [CHOICE] Disabling while GPU instances exist raises IN_USE. A GPU in `faults.in_use` returns
+        NVML_ERROR_IN_USE as activation status ("device not idle", reference §1.4).
+        """
+        gpu = self._mig_gpu(handle)
+        if mode not in (NVML_DEVICE_MIG_DISABLE, NVML_DEVICE_MIG_ENABLE):
+            raise NVMLError_InvalidArgument()
+        if mode == NVML_DEVICE_MIG_DISABLE and gpu.gis:
+            raise NVMLError_InUse()
+        gpu.mig_pending = mode
+        return NVML_ERROR_IN_USE if handle.index in self.faults.in_use else NVML_SUCCESS
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: DeviceHandle) -> int:
+        """0 when MIG is unsupported or disabled; else the compute slices (one CI per slice at most)."""
+        gpu = self._gpu(handle)
+        if not gpu.model.mig_capable or gpu.mig_current != NVML_DEVICE_MIG_ENABLE:
+            return 0
+        return gpu.model.compute_slices or 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: DeviceHandle, index: int) -> MigDeviceHandle:
+        """MIG devices ordered by GI id, then CI id. [CHOICE] NVML's own order is not documented."""
+        self._mig_gpu(handle)
+        devices = self._mig_devices(handle.index)
+        if not 0 <= index < len(devices):
+            raise NVMLError_NotFound()
+        return devices[index]
+
+    def nvmlDeviceIsMigDeviceHandle(self, handle: Any) -> int:
+        self._check_init()
+        if isinstance(handle, MigDeviceHandle):
+            self._ci(handle)
+            return 1
+        self._gpu(handle)
+        return 0
+
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: MigDeviceHandle) -> DeviceHandle:
+        if not isinstance(handle, MigDeviceHandle):
+            self._check_init()
+            raise NVMLError_InvalidArgument()
+        self._ci(handle)
+        return DeviceHandle(handle.gpu)
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: MigDeviceHandle) -> int:
+        if not isinstance(handle, MigDeviceHandle):
+            self._gpu(handle)
+            raise NVMLError_InvalidArgument()
+        return self._ci(handle)[1].id
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: MigDeviceHandle) -> int:
+        if not isinstance(handle, MigDeviceHandle):
+            self._gpu(handle)
+            raise NVMLError_InvalidArgument()
+        return self._ci(handle)[2].id
+
+    # -- GPU instance profiles -------------------------------------------------------------------------------
+
+    def _profile_info(self, gpu: GpuState, p: GiProfile) -> GpuInstanceProfileInfo:
+        e = p.engines
+        return GpuInstanceProfileInfo(
+            id=p.id, isP2pSupported=int(bool(p.p2p)), sliceCount=p.slices, instanceCount=p.max_instances,
+            multiprocessorCount=p.sm or 0, copyEngineCount=e.ce or 0, decoderCount=e.dec or 0,
+            encoderCount=e.enc or 0, jpegCount=e.jpeg or 0, ofaCount=e.ofa or 0,
+            memorySizeMB=profile_memory_mib(gpu.model, p), name=f"MIG {p.name}")
+
+    def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: DeviceHandle, profile: int,
+                                            version: int = 2) -> GpuInstanceProfileInfo:
+        """By NVML index (0 = 1_SLICE). Unsupported index: NotSupported; >= 0x11: InvalidArgument (REF)."""
+        gpu = self._mig_gpu(handle)
+        if not 0 <= profile < FIRST_INVALID_GI_INDEX:
+            raise NVMLError_InvalidArgument()
+        self._profiles_visible(gpu)
+        p = gpu.model.profile_by_index(profile)
+        if p is None:
+            raise NVMLError_NotSupported()
+        return self._profile_info(gpu, p)
+
+    def nvmlDeviceGetGpuInstanceProfileInfoById(self, handle: DeviceHandle, profile_id: int) -> GpuInstanceProfileInfo:
+        gpu = self._mig_gpu(handle)
+        self._profiles_visible(gpu)
+        return self._profile_info(gpu, self._gi_profile_by_id(gpu, profile_id))
+
+    def nvmlDeviceGetGpuInstancePossiblePlacements(self, handle: DeviceHandle,
+                                                   profile_id: int) -> list[GpuInstancePlacement]:
+        """All placements of a profile ID, whatever is occupied and whether MIG is enabled or not."""
+        gpu = self._mig_gpu(handle)
+        self._profiles_visible(gpu)
+        p = self._gi_profile_by_id(gpu, profile_id)
+        return [GpuInstancePlacement(s, z) for s, z in p.placements]
+
+    def nvmlDeviceGetGpuInstanceRemainingCapacity(self, handle: DeviceHandle, profile_id: int) -> int:
+        """How many more GIs of this profile CreateGpuInstance would still create, one after another."""
+        gpu = self._mig_gpu(handle)
+        self._profiles_visible(gpu)
+        p = self._gi_profile_by_id(gpu, profile_id)
+        occupied, counts, n = self._occupied(gpu), self._gi_counts(gpu), 0
+        while True:
+            start = choose_placement(gpu.model, p, occupied)
+            counts[p.name] += 1
+            if start is None or check_gi_multiset(gpu.model, counts) is not None:
+                return n
+            occupied |= p.mask(start)
+            n += 1
+
+    # -- GPU instances ---------------------------------------------------------------------------------------
+
+    def _creatable(self, handle: DeviceHandle, profile_id: int) -> tuple[GpuState, GiProfile]:
+        gpu = self._mig_gpu(handle)
+        if gpu.mig_current != NVML_DEVICE_MIG_ENABLE:
+            raise NVMLError_NotSupported()
+        p = self._gi_profile_by_id(gpu, profile_id)
+        self.faults.check_create("gi", handle.index)
+        return gpu, p
+
+    def nvmlDeviceCreateGpuInstance(self, handle: DeviceHandle, profile_id: int) -> GpuInstanceHandle:
+        """NVML picks the placement (placement.choose_placement) and the GI id (placement.gi_instance_id)."""
+        gpu, p = self._creatable(handle, profile_id)
+        start = choose_placement(gpu.model, p, self._occupied(gpu))
+        if start is None or not self._admissible(gpu, p, start):
+            raise NVMLError_InsufficientResources()
+        return self._add_gi(handle.index, gpu, p, start)
+
+    def nvmlDeviceCreateGpuInstanceWithPlacement(self, handle: DeviceHandle, profile_id: int,
+                                                 placement: GpuInstancePlacement | tuple[int, int]
+                                                 ) -> GpuInstanceHandle:
+        gpu, p = self._creatable(handle, profile_id)
+        start, size = (placement.start, placement.size) if hasattr(placement, "start") else placement
+        if (start, size) not in p.placements:
+            raise NVMLError_InvalidArgument()
+        if not self._admissible(gpu, p, start):
+            raise NVMLError_InsufficientResources()
+        return self._add_gi(handle.index, gpu, p, start)
+
+    def nvmlDeviceGetGpuInstances(self, handle: DeviceHandle, profile_id: int) -> list[GpuInstanceHandle]:
+        gpu = self._mig_gpu(handle)
+        self._gi_profile_by_id(gpu, profile_id)
+        return [GpuInstanceHandle(handle.index, gi.id, gi.serial)
+                for gi in sorted(gpu.gis.values(), key=lambda g: g.id) if gi.profile_id == profile_id]
+
+    def nvmlDeviceGetGpuInstanceById(self, handle: DeviceHandle, gi_id: int) -> GpuInstanceHandle:
+        gpu = self._mig_gpu(handle)
+        gi = gpu.gis.get(gi_id)
+        if gi is None:
+            raise NVMLError_NotFound()
+        return GpuInstanceHandle(handle.index, gi.id, gi.serial)
+
+    def nvmlGpuInstanceGetInfo(self, handle: GpuInstanceHandle) -> GpuInstanceInfo:
+        _, gi = self._gi(handle)
+        return GpuInstanceInfo(DeviceHandle(handle.gpu), gi.id, gi.profile_id, GpuInstancePlacement(gi.start, gi.size))
+
+    def nvmlGpuInstanceDestroy(self, handle: GpuInstanceHandle) -> int:
+        gpu, gi = self._gi(handle)
+        if gi.cis:
+            raise NVMLError_InUse()
+        del gpu.gis[gi.id]
+        return NVML_SUCCESS
+
+    # -- compute instances -----------------------------------------------------------------------------------
+
+    def nvmlGpuInstanceGetComputeInstanceProfileInfo(self, handle: GpuInstanceHandle, profile: int,
+                                                     eng_profile: int = 0,
+                                                     version: int = 2) -> ComputeInstanceProfileInfo:
+        gpu, gi = self._gi(handle)
+        ci = self._ci_profile(gpu, gi, profile, eng_profile)
+        e = self._gi_profile_by_id(gpu, gi.profile_id).engines
+        return ComputeInstanceProfileInfo(
+            id=ci.id, sliceCount=ci.slices, instanceCount=ci.max_instances, multiprocessorCount=ci.sm or 0,
+            sharedCopyEngineCount=e.ce or 0, sharedDecoderCount=e.dec or 0, sharedEncoderCount=e.enc or 0,
+            sharedJpegCount=e.jpeg or 0, sharedOfaCount=e.ofa or 0, name=f"MIG {ci.name}")
+
+    def nvmlGpuInstanceCreateComputeInstance(self, handle: GpuInstanceHandle, profile_id: int) -> ComputeInstanceHandle:
+        """First free CI placement inside the GI (CiProfile.placements); CI id = lowest free id."""
+        gpu, gi = self._gi(handle)
+        ci_profile = self._ci_profile(gpu, gi, profile_id)
+        self.faults.check_create("ci", handle.gpu)
+        used = 0
+        for c in gi.cis.values():
+            used |= _ci_mask(c.start, c.size)
+        same = sum(1 for c in gi.cis.values() if c.profile_id == profile_id)
+        start = next((s for s, z in ci_profile.placements if not _ci_mask(s, z) & used), None)
+        if start is None or same >= ci_profile.max_instances:
+            raise NVMLError_InsufficientResources()
+        ci_id = next(i for i in range(len(gi.cis) + 1) if i not in gi.cis)
+        ci = CiState(ci_id, profile_id, start, ci_profile.slices, self._next_serial())
+        gi.cis[ci_id] = ci
+        return ComputeInstanceHandle(handle.gpu, gi.id, ci_id, ci.serial)
+
+    def nvmlGpuInstanceGetComputeInstances(self, handle: GpuInstanceHandle,
+                                           profile_id: int) -> list[ComputeInstanceHandle]:
+        gpu, gi = self._gi(handle)
+        self._ci_profile(gpu, gi, profile_id)
+        return [ComputeInstanceHandle(handle.gpu, gi.id, c.id, c.serial)
+                for c in sorted(gi.cis.values(), key=lambda c: c.id) if c.profile_id == profile_id]
+
+    def nvmlComputeInstanceGetInfo(self, handle: ComputeInstanceHandle) -> ComputeInstanceInfo:
+        _, gi, ci = self._ci(handle)
+        return ComputeInstanceInfo(DeviceHandle(handle.gpu), GpuInstanceHandle(handle.gpu, gi.id, gi.serial), ci.id,
+                                   ci.profile_id, ComputeInstancePlacement(ci.start, ci.size))
+
+    def nvmlComputeInstanceDestroy(self, handle: ComputeInstanceHandle) -> int:
+        _, gi, ci = self._ci(handle)
+        del gi.cis[ci.id]
+        return NVML_SUCCESS
+
+    # -- helpers beyond NVML -----------------------------------------------------------------------------------
+
+    def create_default_compute_instance(self, handle: GpuInstanceHandle) -> ComputeInstanceHandle:
+        """What `nvidia-smi mig -cgi ... -C` does: the GI profile's default CI (catalog `default: true`)."""
+        gpu, gi = self._gi(handle)
+        profile = self._gi_profile_by_id(gpu, gi.profile_id)
+        return self.nvmlGpuInstanceCreateComputeInstance(handle, profile.default_ci.nvml_index)
+
+    def reset(self, indices: Iterable[int] | None = None) -> None:
+        """GPU reset (`nvidia-smi -r`): pending modes take effect and all GIs/CIs are gone.
+
+        [CHOICE] A GPU in `faults.in_use` refuses: NVMLError_InUse, and no GPU is reset.
+        """
+        chosen = list(range(len(self.gpus)) if indices is None else indices)
+        for i in chosen:
+            if not 0 <= i < len(self.gpus):
+                raise NVMLError_InvalidArgument()
+            if i in self.faults.in_use:
+                raise NVMLError_InUse()
+        for i in chosen:
+            gpu = self.gpus[i]
+            if gpu.model.mig_capable:
+                gpu.mig_current = gpu.mig_pending
+            gpu.gis.clear()
+
+    def mig_layout(self, index: int) -> list[dict[str, Any]]:
+        """The GIs of one GPU with their CIs, for reports and tests."""
+        gpu = self.gpus[index]
+        out = []
+        for gi in sorted(gpu.gis.values(), key=lambda g: g.id):
+            p = self._gi_profile_by_id(gpu, gi.profile_id)
+            cis = [self._ci_profile(gpu, gi, c.profile_id).name for c in sorted(gi.cis.values(), key=lambda c: c.id)]
+            out.append({"gi_id": gi.id, "profile": p.name, "profile_id": gi.profile_id, "start": gi.start,
+                        "size": gi.size, "compute_instances": cis})
+        return out
+
+    # -- snapshot ----------------------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole node as JSON-ready data (restore with `from_snapshot`)."""
+        return {
+            "kind": "mig-conformance/nvml-simulator", "version": 1, "name": self.name,
+            "legacy_driver": self.legacy_driver, "driver_version": self.driver_version, "serial": self._serial,
+            "faults": {"in_use": sorted(self.faults.in_use),
+                       "create_failures": [vars(r).copy() for r in self.faults.create_failures]},
+            "gpus": [{"model": g.model.key, "uuid": g.uuid, "bus_id": g.bus_id, "subsystem_id": g.subsystem_id,
+                      "mig_mode": [g.mig_current, g.mig_pending],
+                      "gpu_instances": [{"id": gi.id, "profile_id": gi.profile_id, "start": gi.start, "size": gi.size,
+                                         "serial": gi.serial,
+                                         "compute_instances": [vars(c).copy() for c in gi.cis.values()]}
+                                        for gi in g.gis.values()]}
+                     for g in self.gpus],
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any], catalog: Catalog | None = None) -> NvmlSimulator:
+        """Rebuild a node from `snapshot()` data; InputError if it is not one."""
+        if not isinstance(data, dict) or data.get("kind") != "mig-conformance/nvml-simulator":
+            raise InputError("not a mig-conformance NVML simulator state")
+        try:
+            sim = cls([g["model"] for g in data["gpus"]], data["name"], catalog=catalog,
+                      legacy_driver=bool(data.get("legacy_driver", False)), driver_version=data.get("driver_version"))
+            sim._serial = int(data.get("serial", 0))
+            faults = data.get("faults", {})
+            sim.faults.in_use = set(faults.get("in_use", []))
+            sim.faults.create_failures = [CreateFailure(**r) for r in faults.get("create_failures", [])]
+            for gpu, raw in zip(sim.gpus, data["gpus"], strict=True):
+                gpu.uuid, gpu.bus_id, gpu.subsystem_id = raw["uuid"], raw["bus_id"], int(raw["subsystem_id"])
+                gpu.mig_current, gpu.mig_pending = (int(x) for x in raw["mig_mode"])
+                for g in raw["gpu_instances"]:
+                    gi = GiState(g["id"], g["profile_id"], g["start"], g["size"], g["serial"])
+                    gi.cis = {c["id"]: CiState(**c) for c in g["compute_instances"]}
+                    gpu.gis[gi.id] = gi
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed NVML simulator state: {exc!r}") from None
+        return sim
+
+    def to_json(self) -> str:
+        return json.dumps(self.snapshot(), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, catalog: Catalog | None = None) -> NvmlSimulator:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"state is not JSON: {exc}") from None
+        return cls.from_snapshot(data, catalog)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path, catalog: Catalog | None = None) -> NvmlSimulator:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read state file {path}: {exc.strerror or exc}") from None
+        return cls.from_json(text, catalog)
+
+
+# --- module-level pynvml-style functions -------------------------------------------------------------------
+
+API = tuple(n for n in dir(NvmlSimulator) if n.startswith("nvml"))
+_current: NvmlSimulator | None = None
+
+
+def use(sim: NvmlSimulator | None) -> NvmlSimulator | None:
+    """Install `sim` behind the module-level functions; returns the previous one."""
+    global _current
+    previous, _current = _current, sim
+    return previous
+
+
+def _forward(name: str) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if _current is None:
+            raise NVMLError_Uninitialized()
+        return getattr(_current, name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = getattr(NvmlSimulator, name).__doc__
+    return call
+
+
+globals().update({name: _forward(name) for name in API})

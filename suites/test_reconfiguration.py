@@ -1,0 +1,34 @@
+"""Reconfiguration: label change -> pending -> success and allocatable follows; unknown name -> failed;
+the original label comes back afterwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from mig_conformance.k8s import labels as L
+from mig_conformance.node_models import node_gpu_models
+
+from ._helpers import apply_and_check
+
+pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("reconfiguration")]
+
+
+def test_label_change_is_followed(mig_node, mig_cluster, mig_reconfigure, mig_expect, mig_record) -> None:
+    gpu = node_gpu_models(mig_node)[0]
+    if not gpu.mig_capable:
+        pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable")
+    original = mig_cluster.get_node(mig_node.name).labels.get(L.MIG_CONFIG)
+    strategy = mig_cluster.get_mig_strategy()
+    apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "reconfiguration", "all-disabled", strategy)
+    apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "reconfiguration", "all-balanced", strategy)
+    mig_cluster.restore()
+    assert mig_cluster.get_node(mig_node.name).labels.get(L.MIG_CONFIG) == original, "label not restored"
+
+
+def test_unknown_config_fails(mig_node, mig_cluster, mig_reconfigure, mig_record) -> None:
+    name = "mig-conformance-no-such-config"
+    node = mig_reconfigure(mig_node, name)
+    state = node.labels.get(L.MIG_CONFIG_STATE)
+    mig_record(category="reconfiguration", node=node.name, instance_type=node.instance_type, config=name,
+               expected={"state": "failed"}, measured={"state": state})
+    assert state == "failed", f"{node.name}: unknown config {name} gave state {state}, expected failed"

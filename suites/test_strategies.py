@@ -1,0 +1,64 @@
+"""Strategies: single, mixed (every uniform profile config) and all-balanced yield the expected slices."""
+
+from __future__ import annotations
+
+import pytest
+
+from mig_conformance.mig.spec import parse_spec_text
+from mig_conformance.node_models import node_gpu_models
+from mig_conformance.plans import BASE_INDICES, single_strategy_config, uniform_configs
+
+from ._helpers import apply_and_check
+
+pytestmark = pytest.mark.mig_disruptive
+
+
+def _skip_other_strategy(mig_settings, strategy: str) -> None:
+    if mig_settings.strategy and mig_settings.strategy != strategy:
+        pytest.skip(f"--mig-strategy={mig_settings.strategy}: not testing strategy {strategy}")
+
+
+def _spec(mig_cluster):
+    name, text = mig_cluster.get_mig_config()
+    return parse_spec_text(text, f"ConfigMap {name}")
+
+
+@pytest.mark.mig_category("single")
+def test_single_strategy(mig_node, mig_cluster, mig_settings, mig_reconfigure, mig_expect, mig_record) -> None:
+    _skip_other_strategy(mig_settings, "single")
+    gpus = node_gpu_models(mig_node)
+    config = single_strategy_config(gpus[0], _spec(mig_cluster))
+    if not gpus[0].mig_capable or config is None:
+        pytest.skip(f"{mig_node.name}: no uniform config for {gpus[0].key} in the cluster's mig-parted config")
+    node, expected = apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "single", config, "single")
+    product = node.labels.get("nvidia.com/gpu.product", "")
+    assert product.endswith("-MIG-" + expected.gpus[0].devices[0]), \
+        f"{node.name}: under single strategy gpu.product should end in -MIG-<profile>, got {product}"
+
+
+MIXED_PROFILES = tuple(BASE_INDICES)
+
+
+@pytest.mark.mig_category("mixed")
+@pytest.mark.parametrize("size", MIXED_PROFILES)
+def test_mixed_strategy_uniform_profile(mig_node, size, mig_cluster, mig_settings, mig_reconfigure, mig_expect,
+                                        mig_record) -> None:
+    _skip_other_strategy(mig_settings, "mixed")
+    gpu = node_gpu_models(mig_node)[0]
+    config = uniform_configs(gpu, _spec(mig_cluster)).get(size)
+    if not gpu.mig_capable or config is None:
+        pytest.skip(f"{mig_node.name}: {gpu.key} has no {size} profile with an all-<profile> config")
+    apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "mixed", config, "mixed")
+
+
+@pytest.mark.mig_category("all-balanced")
+def test_all_balanced(mig_node, mig_cluster, mig_settings, mig_reconfigure, mig_expect, mig_record) -> None:
+    strategy = mig_settings.strategy or "mixed"
+    if "all-balanced" not in _spec(mig_cluster).configs:
+        pytest.skip("the cluster's mig-parted config has no all-balanced")
+    gpu = node_gpu_models(mig_node)[0]
+    if not gpu.mig_capable:
+        pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable")
+    _, expected = apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "all-balanced",
+                                  "all-balanced", strategy)
+    assert expected.state == "success", f"all-balanced should apply on {gpu.key}: {expected.reason}"

@@ -1,0 +1,120 @@
+"""`mig-conformance expect`: JSON document, text output and exit codes 0/1/2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mig_conformance.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["expect", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+    code, out, _ = run(capsys, *argv, "--json")
+    return code, json.loads(out)
+
+
+def test_json_p5_all_balanced_mixed(capsys) -> None:
+    code, doc = run_json(capsys, "--instance-type", "p5.48xlarge", "--config", "all-balanced", "--strategy", "mixed")
+    assert code == 0
+    assert {"state", "states", "reason", "allocatable", "labels", "gpus"} <= set(doc)
+    assert doc["state"] == "success" and doc["states"] == ["pending", "success"] and doc["reason"] is None
+    assert doc["allocatable"] == {"nvidia.com/mig-1g.10gb": 16, "nvidia.com/mig-2g.20gb": 8,
+                                  "nvidia.com/mig-3g.40gb": 8}
+    assert doc["labels"]["nvidia.com/mig.config.state"] == "success"
+    assert len(doc["gpus"]) == 8 and doc["gpus"][7]["index"] == 7
+
+
+def test_gpu_list_and_single_strategy(capsys) -> None:
+    code, doc = run_json(capsys, "--gpu", "H100-80GBx2", "--config", "all-1g.10gb", "--strategy", "single")
+    assert code == 0 and doc["allocatable"] == {"nvidia.com/gpu": 14}
+    assert doc["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb"
+
+
+def test_unknown_config_exits_1(capsys) -> None:
+    code, doc = run_json(capsys, "--instance-type", "p5.48xlarge", "--config", "nope", "--strategy", "mixed")
+    assert code == 1 and doc["state"] == "failed" and doc["reason"] == "selected mig-config not present: nope"
+
+
+def test_plugin_failure_exits_1_with_text(capsys) -> None:
+    code, out, _ = run(capsys, "--instance-type", "p5.48xlarge", "--config", "all-balanced", "--strategy", "single")
+    assert code == 1
+    assert "mig-manager: pending -> success" in out
+    assert "device plugin: fails to start" in out and "more than one MIG device type" in out
+    assert "allocatable: (no nvidia.com resources)" in out
+    assert "nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3-MIG-INVALID" in out
+
+
+def test_text_output(capsys) -> None:
+    code, out, _ = run(capsys, "--instance-type", "p5.48xlarge", "--config", "all-balanced", "--strategy", "mixed",
+                       "--driver", "580.159.04")
+    assert code == 0
+    assert "GPU 0 H100-80GB: 1x 3g.40gb, 1x 2g.20gb, 2x 1g.10gb" in out
+    assert "  nvidia.com/mig-3g.40gb: 8" in out and "  nvidia.com/cuda.driver.major=580" in out
+
+
+def test_reboot_flag_on_ampere(capsys) -> None:
+    code, doc = run_json(capsys, "--instance-type", "p4d.24xlarge", "--config", "all-1g.5gb", "--strategy", "mixed")
+    assert code == 1 and doc["states"] == ["pending", "failed"]
+    code, doc = run_json(capsys, "--instance-type", "p4d.24xlarge", "--config", "all-1g.5gb", "--strategy", "mixed",
+                         "--with-reboot")
+    assert code == 0 and doc["states"] == ["pending", "rebooting", "pending", "success"]
+    assert doc["allocatable"] == {"nvidia.com/mig-1g.5gb": 56}
+
+
+def test_no_config_label(capsys) -> None:
+    code, doc = run_json(capsys, "--instance-type", "g6e.xlarge", "--strategy", "none")
+    assert code == 0 and doc["state"] is None and doc["states"] == []
+    assert doc["allocatable"] == {"nvidia.com/gpu": 1} and doc["labels"]["nvidia.com/mig.capable"] == "false"
+
+
+def test_device_plugin_version_flag(capsys) -> None:
+    base = ["--instance-type", "p5.48xlarge", "--config", "all-1g.10gb.me", "--strategy", "mixed"]
+    assert run_json(capsys, *base)[1]["allocatable"] == {"nvidia.com/mig-1g.10gb": 8}
+    code, doc = run_json(capsys, *base, "--device-plugin-version", "v0.20.0")
+    assert code == 0 and doc["allocatable"] == {"nvidia.com/mig-1g.10gb.me": 8}
+
+
+def test_custom_config_file(capsys, tmp_path: Path) -> None:
+    f = tmp_path / "mine.yaml"
+    f.write_text('version: v1\nmig-configs:\n  two-3g:\n    - devices: all\n      mig-enabled: true\n'
+                 '      mig-devices: {"3g.40gb": 2}\n')
+    code, doc = run_json(capsys, "--gpu", "H100x4", "--config-file", str(f), "--config", "two-3g",
+                         "--strategy", "mixed")
+    assert code == 0 and doc["allocatable"] == {"nvidia.com/mig-3g.40gb": 8}
+
+
+@pytest.mark.parametrize("argv", [
+    ["--instance-type", "p9.huge", "--config", "all-balanced", "--strategy", "mixed"],
+    ["--gpu", "H100", "--instance-type", "p5.48xlarge", "--strategy", "mixed"],
+    ["--instance-type", "p5.48xlarge", "--strategy", "mixed", "--config-file", "/nonexistent/cfg.yaml"],
+    ["--instance-type", "p5.48xlarge", "--strategy", "mixed", "--device-plugin-version", "latest"],
+    ["--instance-type", "p5.48xlarge", "--strategy", "mixed", "--driver", "580"],
+])
+def test_input_errors_exit_2(capsys, argv: list[str]) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.startswith("error:")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--instance-type", "p5.48xlarge", "--config", "all-balanced"],
+    ["--instance-type", "p5.48xlarge", "--strategy", "sometimes"],
+])
+def test_usage_errors_exit_2(capsys, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["expect", *argv])
+    assert exc.value.code == 2 and "--strategy" in capsys.readouterr().err
+
+
+def test_malformed_config_file_exits_2(capsys, tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("version: v2\nmig-configs: {}\n")
+    code, _, err = run(capsys, "--gpu", "H100", "--config-file", str(f), "--config", "x", "--strategy", "mixed")
+    assert code == 2 and "unknown version: v2" in err
