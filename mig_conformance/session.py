@@ -115,6 +115,7 @@ class MigSession:
             f"node {name} to apply MIG config {config}")
 
     # ---- pytest hooks ------------------------------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:  # xdist: hand the run id to workers
         node.workerinput["mig_run_id"] = self.run_id
 

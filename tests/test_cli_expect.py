@@ -62,9 +62,12 @@ def test_text_output(capsys) -> None:
 
 def test_reboot_flag_on_ampere(capsys) -> None:
     code, doc = run_json(capsys, "--instance-type", "p4d.24xlarge", "--config", "all-1g.5gb", "--strategy", "mixed")
+    assert code == 0 and doc["states"] == ["pending", "success"]
+    code, doc = run_json(capsys, "--instance-type", "p4d.24xlarge", "--config", "all-1g.5gb", "--strategy", "mixed",
+                         "--no-gpu-reset")
     assert code == 1 and doc["states"] == ["pending", "failed"]
     code, doc = run_json(capsys, "--instance-type", "p4d.24xlarge", "--config", "all-1g.5gb", "--strategy", "mixed",
-                         "--with-reboot")
+                         "--with-reboot", "--no-gpu-reset")
     assert code == 0 and doc["states"] == ["pending", "rebooting", "pending", "success"]
     assert doc["allocatable"] == {"nvidia.com/mig-1g.5gb": 56}
 

@@ -148,17 +148,24 @@ def test_hopper_mode_change_needs_no_reboot() -> None:
     assert out.mode_change and "rebooting" not in out.states and out.state == "success"
 
 
-def test_ampere_mode_change_reboots() -> None:
-    without = reconcile(P4D.gpus(), None, "all-balanced")
+def test_ampere_mode_change_resets_by_default() -> None:
+    reset = reconcile(P4D.gpus(), None, "all-balanced")
+    assert reset.states == ("pending", "success") and reset.mode_change
+    assert all(g.mig_enabled and g.devices for g in reset.gpus)
+
+
+def test_ampere_mode_change_reboots_where_reset_cannot_work() -> None:
+    without = reconcile(P4D.gpus(), None, "all-balanced", gpu_reset_works=False)
     assert without.states == ("pending", "failed") and without.reason
     assert without.reason.startswith("error resetting all GPUs")
     assert not any(g.mig_enabled for g in without.gpus)
-    with_reboot = project_node(P4D.gpus(), "mixed", None, "all-balanced", with_reboot=True)
+    with_reboot = project_node(P4D.gpus(), "mixed", None, "all-balanced", with_reboot=True, gpu_reset_works=False)
     # after the reboot mig-manager starts over: the devices are not there yet, so pending again
     assert with_reboot.states == ("pending", "rebooting", "pending", "success")
     assert with_reboot.allocatable == {"nvidia.com/mig-1g.5gb": 16, "nvidia.com/mig-2g.10gb": 8,
                                        "nvidia.com/mig-3g.20gb": 8}
-    back = reconcile(P4D.gpus(), None, "all-disabled", current=with_reboot.gpus, with_reboot=True)
+    back = reconcile(P4D.gpus(), None, "all-disabled", current=with_reboot.gpus, with_reboot=True,
+                     gpu_reset_works=False)
     assert back.states == ("pending", "rebooting", "success") and not any(g.mig_enabled for g in back.gpus)
 
 

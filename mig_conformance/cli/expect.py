@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config-file", metavar="FILE",
                    help="mig-parted config or ConfigMap (default: the GPU Operator's default-mig-parted-config)")
     p.add_argument("--with-reboot", action="store_true", help="mig-manager WITH_REBOOT=true")
+    p.add_argument("--no-gpu-reset", action="store_true",
+                   help="model a node where a GPU reset cannot complete a MIG mode change (Ampere in some VMs)")
     p.add_argument("--driver", metavar="VERSION", help="driver version for GFD's cuda.driver labels, e.g. 580.159.04")
     p.add_argument("--device-plugin-version", metavar="VERSION", default=device_plugin.DEFAULT_VERSION,
                    help=f"k8s-device-plugin release to model (default {device_plugin.DEFAULT_VERSION})")
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         projection = project_node(gpus, args.strategy, spec, args.config, node=desc,
                                   instance_type=args.instance_type, with_reboot=args.with_reboot,
+                                  gpu_reset_works=not args.no_gpu_reset,
                                   driver=args.driver, device_plugin_version=args.device_plugin_version)
     except ValueError as exc:  # e.g. a malformed --driver
         raise InputError(str(exc)) from None

@@ -7,9 +7,10 @@ label `rebooting` and reboot; without WITH_REBOOT the failure is ignored), `appl
 `apply`/`assert` follow `cmd/nvidia-mig-parted/{apply,assert}/*.go` (reference §8.2, §8.3), walking (entry, GPU)
 pairs in file order exactly as `WalkSelectedMigConfigForEachGPU` does, and stopping at the first error.
 
-Modelling assumption (documented in docs/k8s-semantics.md): a MIG mode change on an `ampere` GPU stays pending until
-a GPU reset, and that reset does not succeed on the node (cloud VMs, e.g. EC2 passthrough), so only a reboot makes it
-take effect; Hopper and later switch mode without a reset (GoogleCloudPlatform/container-engine-accelerators
+Modelling (documented in docs/k8s-semantics.md): a MIG mode change on an `ampere` GPU stays pending until a GPU
+reset. mig-parted's `apply --mode-only` resets all GPUs itself; by default that reset takes effect (as in the
+mig-parted simulator). With `gpu_reset_works=False` (VMs where a reset cannot take effect) only a reboot
+(WITH_REBOOT) completes the change. Hopper and later switch mode without a reset (GoogleCloudPlatform/container-engine-accelerators
 `partition_gpu/partition_gpu.go` @992db812, reference §11).
 """
 
@@ -135,7 +136,7 @@ def _assert_config(node: _Node, pairs: list[Pair]) -> bool:
     return all(matched)
 
 
-def _apply_mode(node: _Node, pairs: list[Pair]) -> str | None:
+def _apply_mode(node: _Node, pairs: list[Pair], reset_works: bool) -> str | None:
     """ApplyMigMode (apply/mode.go): clear MIG-enabled GPUs, set modes, then reset if a change is pending."""
     for e, i in pairs:
         model = node.models[i]
@@ -152,6 +153,11 @@ def _apply_mode(node: _Node, pairs: list[Pair]) -> str | None:
         else:
             node.mode[i] = e.mig_enabled
     waiting = [i for i, p in enumerate(node.pending) if p is not None]
+    if waiting and reset_works:  # ResetAllGPUs makes every pending mode current
+        for i in waiting:
+            node.mode[i] = bool(node.pending[i])
+            node.pending[i] = None
+        return None
     if waiting:
         arch = ", ".join(sorted({node.models[i].architecture for i in waiting}))
         return (f"error resetting all GPUs: MIG mode change pending on GPU {', '.join(map(str, waiting))} ({arch}) "
@@ -203,10 +209,10 @@ def _apply_config(node: _Node, pairs: list[Pair]) -> str | None:
     return None
 
 
-def _apply(node: _Node, pairs: list[Pair]) -> str | None:
+def _apply(node: _Node, pairs: list[Pair], reset_works: bool = True) -> str | None:
     """`nvidia-mig-parted apply` (ApplyMigConfigWithHooks): mode first if its assert fails, then the devices."""
     if _assert_mode(node, pairs) is not None:
-        error = _apply_mode(node, pairs)
+        error = _apply_mode(node, pairs, reset_works)
         if error:
             return error
     if not _assert_config(node, pairs):
@@ -224,7 +230,7 @@ def _reboot(node: _Node) -> None:
 
 
 def _run(node: _Node, pairs: list[Pair], with_reboot: bool, rebooted: bool,
-         states: list[str]) -> tuple[str | None, bool]:
+         states: list[str], reset_works: bool = True) -> tuple[str | None, bool]:
     """The part of Reconfigure.Run after config validation. Returns (failure reason, mode change needed)."""
     if _assert_mode(node, pairs) is None and _assert_config(node, pairs):
         states.append(SUCCESS)
@@ -236,14 +242,14 @@ def _run(node: _Node, pairs: list[Pair], with_reboot: bool, rebooted: bool,
     states.append(PENDING)
     error = None
     if _assert_mode(node, pairs) is not None:  # apply --mode-only
-        error = _apply_mode(node, pairs)
+        error = _apply_mode(node, pairs, reset_works)
     error = error or _assert_mode(node, pairs)  # then assert --mode-only
     if error and with_reboot:
         states.append(REBOOTING)
         _reboot(node)
-        reason, _ = _run(node, pairs, with_reboot, True, states)
+        reason, _ = _run(node, pairs, with_reboot, True, states, reset_works)
         return reason, True
-    error = _apply(node, pairs)  # a failed mode change without WITH_REBOOT is ignored
+    error = _apply(node, pairs, reset_works)  # a failed mode change without WITH_REBOOT is ignored
     states.append(FAILED if error else SUCCESS)
     return error, mode_change
 
@@ -267,7 +273,7 @@ def _notes(node: _Node, entries: Sequence[MigConfigEntry], pairs: list[Pair]) ->
 
 @functools.lru_cache(maxsize=4096)
 def _reconcile(spec_key: ByIdentity, models_key: tuple[ByIdentity, ...], selected: str,
-               before: tuple[GpuMigState, ...], with_reboot: bool) -> MigManagerOutcome:
+               before: tuple[GpuMigState, ...], with_reboot: bool, reset_works: bool = True) -> MigManagerOutcome:
     spec: Spec = spec_key.obj  # type: ignore[assignment]
     models = tuple(m.obj for m in models_key)  # type: ignore[misc]
     if spec.problems:
@@ -283,13 +289,14 @@ def _reconcile(spec_key: ByIdentity, models_key: tuple[ByIdentity, ...], selecte
                  _known_keys(models))
     pairs = _pairs(entries, models)
     states: list[str] = []
-    reason, mode_change = _run(node, pairs, with_reboot, False, states)
+    reason, mode_change = _run(node, pairs, with_reboot, False, states, reset_works)
     notes = tuple(dict.fromkeys([*node.notes, *_notes(node, entries, pairs)]))
     return MigManagerOutcome(tuple(states), states[-1], reason, node.states(), mode_change, notes)
 
 
 def reconcile(gpus: Sequence[GpuModel], spec: Spec | None, selected: str | None,
-              current: Sequence[GpuMigState] | None = None, with_reboot: bool = False) -> MigManagerOutcome:
+              current: Sequence[GpuMigState] | None = None, with_reboot: bool = False,
+              gpu_reset_works: bool = True) -> MigManagerOutcome:
     """What mig-manager does on a node whose `nvidia.com/mig.config` label is `selected`.
 
     `spec` None = the shipped default ConfigMap; `current` None = a fresh node (MIG disabled everywhere). Results are
@@ -302,4 +309,4 @@ def reconcile(gpus: Sequence[GpuModel], spec: Spec | None, selected: str | None,
     if selected is None:
         return MigManagerOutcome((), None, None, before, False)
     return _reconcile(ByIdentity(spec if spec is not None else default_spec()),
-                      tuple(ByIdentity(m) for m in models), selected, before, with_reboot)
+                      tuple(ByIdentity(m) for m in models), selected, before, with_reboot, gpu_reset_works)

@@ -53,13 +53,14 @@ def _allocatable(strategy: str, outcome: MigManagerOutcome, current: Sequence[Gp
 def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, selected: str | None, node: str = "",
                  instance_type: str | None = None, with_reboot: bool = False,
                  current: Sequence[GpuMigState] | None = None, *, driver: str | None = None,
-                 device_plugin_version: str = device_plugin.DEFAULT_VERSION) -> NodeProjection:
+                 device_plugin_version: str = device_plugin.DEFAULT_VERSION,
+                 gpu_reset_works: bool = True) -> NodeProjection:
     """Project a node whose GPUs are `gpus` (PCI order) and whose `nvidia.com/mig.config` label is `selected`.
 
     `spec` None = the shipped default ConfigMap; `current` None = a fresh node. Labels are GFD's, plus
     `nvidia.com/mig.config`/`nvidia.com/mig.config.state` and the instance-type label when those apply.
     """
-    outcome = reconcile(gpus, spec, selected, current, with_reboot)
+    outcome = reconcile(gpus, spec, selected, current, with_reboot, gpu_reset_works)
     allocatable, error = _allocatable(strategy, outcome, current, device_plugin_version)
     labels = gfd.labels(strategy, outcome.gpus, driver)
     if instance_type:

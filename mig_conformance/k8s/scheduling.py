@@ -121,19 +121,23 @@ class _Use:
         return self.node.allocatable.get(name, 0) - self.used.get(name, 0)
 
 
-def _filter(pod: PodRequest, requests: Mapping[str, float], use: _Use) -> tuple[list[str], bool]:
-    """Failure reasons on one node ([] = feasible) and whether preemption could help (Unschedulable)."""
-    node = use.node
+def _static_reason(pod: PodRequest, node: GpuNode) -> str | None:
+    """TaintToleration then NodeAffinity: the first reason, or None. Both are UnschedulableAndUnresolvable."""
     for taint in node.taints:
         if taint.effect in ("NoSchedule", "NoExecute") and not any(t.tolerates(taint) for t in pod.tolerations):
-            return [f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}"], False
+            return f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}"
     if any(node.labels.get(k) != v for k, v in pod.node_selector.items()):
-        return ["node(s) didn't match Pod's node affinity/selector"], False
+        return "node(s) didn't match Pod's node affinity/selector"
+    return None
+
+
+def _fit_reasons(requests: Mapping[str, float], use: _Use) -> list[str]:
+    """NodeResourcesFit: every shortage on this node (Unschedulable, so preemption is tried)."""
     reasons = []
-    if "pods" in node.allocatable and use.pods + 1 > node.allocatable["pods"]:
+    if "pods" in use.node.allocatable and use.pods + 1 > use.node.allocatable["pods"]:
         reasons.append("Too many pods")
     reasons += [f"Insufficient {r}" for r, q in requests.items() if q > 0 and q > use.free(r)]
-    return reasons, True
+    return reasons
 
 
 def _histogram(reasons: Sequence[str]) -> str:
@@ -175,6 +179,7 @@ def schedule(pods: Sequence[PodRequest], nodes: Sequence[GpuNode], bound: Mappin
         if pod.name in bound and bound[pod.name] in uses:
             uses[bound[pod.name]].add(effective_requests(pod))
     statuses: list[PodStatus] = []
+    static: dict[tuple, dict[str, str | None]] = {}  # pods with equal tolerations/selector share filter results
     for pod in pods:
         if pod.name in bound:
             statuses.append(PodStatus(pod.name, bound[pod.name], "Running"))
@@ -184,16 +189,23 @@ def schedule(pods: Sequence[PodRequest], nodes: Sequence[GpuNode], bound: Mappin
             statuses.append(PodStatus(pod.name, None, "Failed", "Invalid", invalid))
             continue
         requests = effective_requests(pod)
+        key = (pod.tolerations, tuple(sorted(pod.node_selector.items())))
+        if key not in static:
+            static[key] = {name: _static_reason(pod, use.node) for name, use in uses.items()}
         failures: list[tuple[list[str], bool]] = []
         best: tuple[float, str] | None = None
-        for name, use in uses.items():
-            reasons, resolvable = _filter(pod, requests, use)
+        for name, reason in static[key].items():
+            if reason is not None:
+                failures.append(([reason], False))
+                continue
+            use = uses[name]
+            reasons = _fit_reasons(requests, use)
             if reasons:
-                failures.append((reasons, resolvable))
-            else:
-                score = _score(requests, use)
-                if best is None or score > best[0]:
-                    best = (score, name)
+                failures.append((reasons, True))
+                continue
+            score = _score(requests, use)
+            if best is None or score > best[0]:
+                best = (score, name)
         if best is None:
             statuses.append(PodStatus(pod.name, None, "Pending", UNSCHEDULABLE,
                                       fit_error_message(len(uses), failures)))

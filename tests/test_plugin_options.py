@@ -1,0 +1,127 @@
+"""pytester tests: every option works from the command line, the ini file and (where it has one) the env,
+with the source shown in the report header; bad values are usage errors naming the value."""
+
+from __future__ import annotations
+
+import pytest
+
+from mig_conformance.settings import SETTINGS
+
+pytest_plugins = ["pytester"]
+
+TRIVIAL = "def test_ok():\n    pass\n"
+
+
+@pytest.fixture
+def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    for spec in SETTINGS:
+        if spec.env:
+            monkeypatch.delenv(spec.env, raising=False)
+    pytester.makepyfile(test_trivial=TRIVIAL)
+    return pytester
+
+
+VALUES = {
+    "cluster": ("sim:p5.48xlarge", "cluster=sim:p5.48xlarge"),
+    "clusters_file": ("clusters.yaml", "clusters_file=*clusters.yaml"),
+    "config_file": ("my-mig.yaml", "config_file=*my-mig.yaml"),
+    "strategy": ("single", "strategy=single"),
+    "instance_type": ("p5.48xlarge", "instance_type=p5.48xlarge"),
+    "report": ("bundle", "report=*bundle"),
+    "timeout": ("42", "timeout=42.0"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_option_from_command_line(tester: pytest.Pytester, name: str) -> None:
+    spec = next(s for s in SETTINGS if s.name == name)
+    value, shown = VALUES[name]
+    args = [f"{spec.option}={value}"] + ([] if name == "cluster" else ["--mig-cluster=sim"])
+    result = tester.runpytest(*args, "test_trivial.py")
+    result.stdout.fnmatch_lines([f"*{shown} (from option)*"])
+    assert result.ret == 0
+
+
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_option_from_ini(tester: pytest.Pytester, name: str) -> None:
+    spec = next(s for s in SETTINGS if s.name == name)
+    value, shown = VALUES[name]
+    lines = [f"{spec.ini} = {value}"] + ([] if name == "cluster" else ["mig_cluster = sim"])
+    tester.makeini("[pytest]\n" + "\n".join(lines) + "\n")
+    result = tester.runpytest("test_trivial.py")
+    result.stdout.fnmatch_lines([f"*{shown} (from ini)*"])
+    assert result.ret == 0
+
+
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_option_from_env(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    spec = next(s for s in SETTINGS if s.name == name)
+    value, shown = VALUES[name]
+    monkeypatch.setenv(spec.env, value)
+    if name != "cluster":
+        monkeypatch.setenv("MIG_CLUSTER", "sim")
+    result = tester.runpytest("test_trivial.py")
+    result.stdout.fnmatch_lines([f"*{shown} (from env {spec.env})*"])
+
+
+def test_option_beats_env_beats_ini(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    tester.makeini("[pytest]\nmig_cluster = sim\nmig_strategy = none\n")
+    monkeypatch.setenv("MIG_STRATEGY", "single")
+    result = tester.runpytest("test_trivial.py")
+    result.stdout.fnmatch_lines(["*strategy=single (from env MIG_STRATEGY)*"])
+    result = tester.runpytest("--mig-strategy=mixed", "test_trivial.py")
+    result.stdout.fnmatch_lines(["*strategy=mixed (from option)*"])
+
+
+def test_allow_reconfigure_flag_and_mode_line(tester: pytest.Pytester) -> None:
+    tester.makeini("[pytest]\nmig_allow_reconfigure = true\n")
+    result = tester.runpytest("--mig-cluster=sim", "test_trivial.py")
+    result.stdout.fnmatch_lines(["*mig-conformance mode: sim (kit-owned cluster: reconfiguration allowed)*"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mig-cluster=eks-prod"], "*unknown --mig-cluster 'eks-prod'*clusters file*does not exist*"),
+    (["--mig-cluster=sim", "--mig-strategy=both"], "*mig_strategy must be one of none, single, mixed, got 'both'*"),
+    (["--mig-cluster=sim", "--mig-timeout=soon"], "*mig_timeout must be a number of seconds, got 'soon'*"),
+    (["--mig-cluster=eks:prod"], "*expected eks:CLUSTER@REGION*"),
+])
+def test_bad_values_are_usage_errors(tester: pytest.Pytester, args: list[str], message: str) -> None:
+    result = tester.runpytest(*args, "test_trivial.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_bad_ini_bool_is_usage_error(tester: pytest.Pytester) -> None:
+    tester.makeini("[pytest]\nmig_cluster = sim\nmig_allow_reconfigure = maybe\n")
+    result = tester.runpytest("test_trivial.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*mig_allow_reconfigure must be true or false, got 'maybe'*"])
+
+
+def test_clusters_file_names_resolve(tester: pytest.Pytester) -> None:
+    tester.makefile(".yaml", **{"mig-clusters": "ci:\n  backend: sim\n  nodes: p5.48xlarge*2\n"})
+    result = tester.runpytest("--mig-cluster=ci", "test_trivial.py")
+    result.stdout.fnmatch_lines(["*cluster=ci (from option)*"])
+    assert result.ret == 0
+
+
+def test_clusters_file_errors_name_file_line_and_key(tester: pytest.Pytester) -> None:
+    tester.makefile(".yaml", **{"mig-clusters": "prod:\n  backend: eks\n  cluster: x\n  regoin: us-west-2\n"})
+    result = tester.runpytest("--mig-cluster=prod", "test_trivial.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*mig-clusters.yaml:4*key 'regoin'*unknown key 'regoin' for backend eks*"])
+
+
+def test_no_cluster_no_header_and_fixtures_skip(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_fx="def test_uses(mig_cluster):\n    pass\n")
+    result = tester.runpytest("-rs", "test_fx.py")
+    assert "mig-conformance 0.1.0:" not in result.stdout.str()
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*no cluster selected*"])
+
+
+def test_markers_are_registered(tester: pytest.Pytester) -> None:
+    result = tester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["*mig_disruptive:*", "*mig_category(name):*"])
