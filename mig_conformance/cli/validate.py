@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
             for g in r.gpus:
                 state = ("not selected" if g.mig_enabled is None else
                          "MIG disabled" if not g.mig_enabled else devices_text(g.devices))
+                if g.fit is not None and not g.fit.fits:
+                    state += " -> not applicable (see errors)"
                 print(f"  GPU {g.index} {g.model}: {state}")
             for e in r.errors:
                 print(f"  error: {e}")
