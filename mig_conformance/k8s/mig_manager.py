@@ -10,8 +10,8 @@ pairs in file order exactly as `WalkSelectedMigConfigForEachGPU` does, and stopp
 Modelling (documented in docs/k8s-semantics.md): a MIG mode change on an `ampere` GPU stays pending until a GPU
 reset. mig-parted's `apply --mode-only` resets all GPUs itself; by default that reset takes effect (as in the
 mig-parted simulator). With `gpu_reset_works=False` (VMs where a reset cannot take effect) only a reboot
-(WITH_REBOOT) completes the change. Hopper and later switch mode without a reset (GoogleCloudPlatform/container-engine-accelerators
-`partition_gpu/partition_gpu.go` @992db812, reference §11).
+(WITH_REBOOT) completes the change. Hopper and later switch mode without a reset
+(GoogleCloudPlatform/container-engine-accelerators `partition_gpu/partition_gpu.go` @992db812, reference §11).
 """
 
 from __future__ import annotations
