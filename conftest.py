@@ -1,3 +1,4 @@
-"""Repository-level pytest configuration: the kit's own tests use pytester to run pytest in pytest."""
+"""Repository-level pytest configuration for the kit's own tests (the plugin itself comes from the pytest11
+entry point; pytester is enabled with `-p pytester` in pyproject's addopts)."""
 
-pytest_plugins = ["pytester"]
+collect_ignore = [".cache", ".venv", "build", "dist"]

@@ -139,10 +139,25 @@ class GpuModel:
         return None
 
     def profile_by_id(self, profile_id: int) -> GiProfile | None:
-        return next((p for p in self.gi_profiles if p.id == profile_id), None)
+        return self._by_id.get(profile_id)
 
     def profile_by_index(self, nvml_index: int) -> GiProfile | None:
-        return next((p for p in self.gi_profiles if p.nvml_index == nvml_index), None)
+        return self._by_index.get(nvml_index)
+
+    @functools.cached_property
+    def _by_id(self) -> dict[int, GiProfile]:
+        """First profile per NVML profile ID (NVML simulators look them up on every call)."""
+        out: dict[int, GiProfile] = {}
+        for p in self.gi_profiles:
+            out.setdefault(p.id, p)
+        return out
+
+    @functools.cached_property
+    def _by_index(self) -> dict[int, GiProfile]:
+        out: dict[int, GiProfile] = {}
+        for p in self.gi_profiles:
+            out.setdefault(p.nvml_index, p)
+        return out
 
     def resolve(self, name: str | ProfileName) -> tuple[GiProfile, CiProfile] | None:
         """GI and CI profile for a MIG device name (`3g.40gb` or `1c.3g.40gb`), or None."""

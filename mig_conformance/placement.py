@@ -8,6 +8,7 @@ the GPU with those profiles. Compute instances (CIs) are packed into GIs the way
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -68,12 +69,38 @@ def gi_instance_id(gpu: GpuModel, start: int, size: int) -> int:
     return (2**level - 1) + start // size
 
 
+class _Ref:
+    """Hashes by identity: a cheap cache key for catalog objects (deep frozen tuples, costly to hash).
+
+    The cache holds the key, and so the object, so an id is never reused while it is cached.
+    """
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Ref) and other.obj is self.obj
+
+
 def choose_placement(gpu: GpuModel, gi: GiProfile, occupied: int) -> int | None:
     """The start NVML picks for CreateGpuInstance without a placement (heuristic fitted to reference §4.2).
 
     Among free starts, pick the one that makes the fewest still-possible placements of any profile
-    impossible; ties go to the lowest start. Returns None when no placement is free.
+    impossible; ties go to the lowest start. Returns None when no placement is free. Memoized: a pure function
+    of the model, the profile and the occupied slots.
     """
+    return _choose_placement(_Ref(gpu), _Ref(gi), occupied)
+
+
+@functools.lru_cache(maxsize=8192)
+def _choose_placement(gpu_ref: _Ref, gi_ref: _Ref, occupied: int) -> int | None:
+    gpu: GpuModel = gpu_ref.obj  # type: ignore[assignment]
+    gi: GiProfile = gi_ref.obj  # type: ignore[assignment]
     free = [s for s in gi.placement_starts if not gi.mask(s) & occupied]
     if not free:
         return None

@@ -160,9 +160,11 @@ def mig_reconfigure(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
-def mig_record(record_property):
-    """Callable(**fields) attaching this test's result record (category, node, expected, measured, layout)."""
+def mig_record(request: pytest.FixtureRequest):
+    """Callable(**fields) attaching this test's result record (category, node, expected, measured, layout).
+
+    Records travel as a `user_properties` entry, so they reach the controller under xdist."""
     def record(**fields) -> None:
-        record_property("mig_result", fields)
+        request.node.user_properties.append(("mig_result", fields))
     return record
 

@@ -5,6 +5,7 @@ Grammar (go-nvlib `mig_profile.go`, see shared reference §9.1): `[<c>c.]<g>g.<g
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -62,6 +63,12 @@ def parse_profile(text: str) -> ProfileName:
     """Parse a profile name, raising ProfileFormatError with go-nvlib-like reasons."""
     if not isinstance(text, str):
         raise ProfileFormatError(f"profile name must be a string, got {type(text).__name__}")
+    return _parse_profile(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_profile(text: str) -> ProfileName:
+    """parse_profile for a string, memoized (a pure function; ProfileName is immutable)."""
     if " " in text:
         raise ProfileFormatError("profile name cannot contain spaces")
     m = _PROFILE.match(text)

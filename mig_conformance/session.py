@@ -130,6 +130,15 @@ class MigSession:
                                  scope="function")
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        base: dict[str, Any] = {}
+        category = item.get_closest_marker("mig_category")
+        if category and category.args:
+            base["category"] = category.args[0]
+        node = getattr(item, "callspec", None) and item.callspec.params.get("mig_node")
+        if isinstance(node, GpuNode):
+            base.update(node=node.name, instance_type=node.instance_type)
+        if base:
+            item.user_properties.append(("mig_result", base))
         if item.get_closest_marker("mig_disruptive") and not self.allow_changes:
             pytest.skip(f"changes the cluster {self.target.name}; run with --mig-allow-reconfigure to allow it "
                         "(every change is restored afterwards)")

@@ -70,9 +70,13 @@ class DeviceProfile:
             theirs.c, theirs.g, theirs.gb, other.gi_index, other.ci_index, other.ci_eng)
 
 
+@functools.lru_cache(maxsize=4096)
 def new_mig_profile(gi_index: int, ci_index: int, ci_eng: int, mig_memory_mib: int,
                     device_memory_bytes: int) -> DeviceProfile:
-    """go-nvlib NewMigProfile: the name NVML-created devices get (memory via profiles.memory_gb)."""
+    """go-nvlib NewMigProfile: the name NVML-created devices get (memory via profiles.memory_gb).
+
+    A pure function of its numbers, memoized (DeviceProfile is immutable).
+    """
     if gi_index not in _GI_SLICES:
         raise MigPartedFailure(f"invalid GPU Instance Profile ID: {gi_index}")
     if ci_index not in _CI_SLICES:
@@ -174,15 +178,22 @@ class _Item:
 
 
 class MigParted:
-    """mig-parted against one simulated node. `reset_all` stands for `nvidia-smi -r` on every GPU."""
+    """mig-parted against one simulated node. `reset_all` stands for `nvidia-smi -r` on every GPU.
 
-    def __init__(self, node: nv.NvmlSimulator, reset_all: Callable[[], None] | None = None) -> None:
+    `gpu_outcomes=False` leaves `MigPartedResult.gpus` empty: callers that only need the exit code and messages
+    (the sim backend's mig-manager) skip reading every GPU back after each command.
+    """
+
+    def __init__(self, node: nv.NvmlSimulator, reset_all: Callable[[], None] | None = None,
+                 gpu_outcomes: bool = True) -> None:
         self.nvml = node
         self._reset_all = reset_all or node.reset
+        self.gpu_outcomes = gpu_outcomes
         self._result = MigPartedResult("none")
         self._status: dict[int, tuple[str, str | None]] = {}
         self._orderings: dict[int, int] = {}
         self._node_profiles: list[DeviceProfile] | None = None
+        self._device_profiles: dict[int, list[DeviceProfile]] = {}
 
     # -- logging -------------------------------------------------------------------------------------------
 
@@ -307,7 +318,15 @@ class MigParted:
         self._walk_gpu_instances(handle, visit_gi)
 
     def device_profiles(self, i: int) -> list[DeviceProfile]:
-        """go-nvlib GetMigProfiles for one GPU: every GI index NVML knows x the CI heuristic of §5."""
+        """go-nvlib GetMigProfiles for one GPU: every GI index NVML knows x the CI heuristic of §5.
+
+        Kept per GPU for the rest of the command (go-nvlib caches a device's list), until a mode change.
+        """
+        if i not in self._device_profiles:
+            self._device_profiles[i] = self._read_device_profiles(i)
+        return self._device_profiles[i]
+
+    def _read_device_profiles(self, i: int) -> list[DeviceProfile]:
         handle = self._handle(i)
         if not self.is_mig_capable(i):
             return []
@@ -547,6 +566,7 @@ class MigParted:
             self._debug(f"    Mode change pending: {str(pending[i]).lower()}")
 
         self._walk(entries, visit)
+        self._device_profiles.clear()  # a legacy driver lists profiles only while MIG is enabled
         if skip_reset or not any(pending):
             return
         self._debug("At least one mode change pending")
@@ -556,6 +576,7 @@ class MigParted:
         except nv.NVMLError as exc:
             self._log("error", f"\n{exc}")
             raise MigPartedFailure(f"error resetting all GPUs: {exc}") from None
+        self._device_profiles.clear()
 
     def apply_mig_config(self, entries: Sequence[MigConfigEntry]) -> None:
         def visit(mc: MigConfigEntry, i: int, _d: DeviceID) -> None:
@@ -600,7 +621,7 @@ class MigParted:
 
     def _begin(self, command: str) -> MigPartedResult:
         self._result = MigPartedResult(command)
-        self._status, self._orderings, self._node_profiles = {}, {}, None
+        self._status, self._orderings, self._node_profiles, self._device_profiles = {}, {}, None, {}
         self.nvml.nvmlInit()
         return self._result
 
@@ -609,7 +630,7 @@ class MigParted:
         if error is not None:
             res.exit_code, res.error = EXIT_FAIL, capitalize(str(error))
             self._log("fatal", res.error)
-        for i, device_id in enumerate(self.device_ids()):
+        for i, device_id in enumerate(self.device_ids() if self.gpu_outcomes else ()):
             capable = self.is_mig_capable(i)
             status, message = self._status.get(i, ("not-selected", None))
             outcome = GpuOutcome(i, str(device_id.primary), capable, status, message, self._orderings.get(i, 0))

@@ -419,6 +419,12 @@ def _bus_numbers(count: int) -> list[int]:
 
 # --- the simulator -----------------------------------------------------------------------------------------
 
+# Profile infos are catalog numbers only, so each is built once and shared (the info structures are frozen).
+# Keys are object ids; each entry holds the objects themselves, so an id is never reused while it is cached.
+_GI_INFOS: dict[tuple[int, int], tuple[GpuModel, GiProfile, GpuInstanceProfileInfo]] = {}
+_CI_INFOS: dict[tuple[int, int], tuple[GiProfile, CiProfile, ComputeInstanceProfileInfo]] = {}
+_CI_BY_INDEX: dict[tuple[int, int], tuple[GiProfile, CiProfile | None]] = {}
+
 
 class NvmlSimulator:
     """One simulated node. Build it from GPU models (PCI order) or with `from_instance_type`."""
@@ -469,7 +475,12 @@ class NvmlSimulator:
         return self.gpus[handle.index]
 
     def _mig_gpu(self, handle: Any) -> GpuState:
-        gpu = self._gpu(handle)
+        # _gpu inlined: this is on every profile query of every walk
+        if self._init_count <= 0:
+            raise NVMLError_Uninitialized()
+        if not isinstance(handle, DeviceHandle) or not 0 <= handle.index < len(self.gpus):
+            raise NVMLError_InvalidArgument()
+        gpu = self.gpus[handle.index]
         if not gpu.model.mig_capable:
             raise NVMLError_NotSupported()
         return gpu
@@ -546,7 +557,11 @@ class NvmlSimulator:
             raise NVMLError_InvalidArgument()
         gi_profile = gpu.model.profile_by_id(gi.profile_id)
         assert gi_profile is not None
-        ci = next((c for c in gi_profile.compute_instances if c.nvml_index == profile), None)
+        key = (id(gi_profile), profile)
+        if key not in _CI_BY_INDEX:
+            _CI_BY_INDEX[key] = (gi_profile, next((c for c in gi_profile.compute_instances
+                                                  if c.nvml_index == profile), None))
+        ci = _CI_BY_INDEX[key][1]
         if ci is None:
             raise NVMLError_NotSupported()
         return ci
@@ -728,13 +743,19 @@ class NvmlSimulator:
 
     # -- GPU instance profiles -------------------------------------------------------------------------------
 
-    def _profile_info(self, gpu: GpuState, p: GiProfile) -> GpuInstanceProfileInfo:
-        e = p.engines
-        return GpuInstanceProfileInfo(
-            id=p.id, isP2pSupported=int(bool(p.p2p)), sliceCount=p.slices, instanceCount=p.max_instances,
-            multiprocessorCount=p.sm or 0, copyEngineCount=e.ce or 0, decoderCount=e.dec or 0,
-            encoderCount=e.enc or 0, jpegCount=e.jpeg or 0, ofaCount=e.ofa or 0,
-            memorySizeMB=profile_memory_mib(gpu.model, p), name=f"MIG {p.name}")
+    @staticmethod
+    def _profile_info(gpu: GpuState, p: GiProfile) -> GpuInstanceProfileInfo:
+        key = (id(gpu.model), id(p))
+        hit = _GI_INFOS.get(key)
+        if hit is None:
+            e = p.engines
+            info = GpuInstanceProfileInfo(
+                id=p.id, isP2pSupported=int(bool(p.p2p)), sliceCount=p.slices, instanceCount=p.max_instances,
+                multiprocessorCount=p.sm or 0, copyEngineCount=e.ce or 0, decoderCount=e.dec or 0,
+                encoderCount=e.enc or 0, jpegCount=e.jpeg or 0, ofaCount=e.ofa or 0,
+                memorySizeMB=profile_memory_mib(gpu.model, p), name=f"MIG {p.name}")
+            hit = _GI_INFOS[key] = (gpu.model, p, info)
+        return hit[2]
 
     def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: DeviceHandle, profile: int,
                                             version: int = 2) -> GpuInstanceProfileInfo:
@@ -742,7 +763,8 @@ class NvmlSimulator:
         gpu = self._mig_gpu(handle)
         if not 0 <= profile < FIRST_INVALID_GI_INDEX:
             raise NVMLError_InvalidArgument()
-        self._profiles_visible(gpu)
+        if self.legacy_driver:
+            self._profiles_visible(gpu)
         p = gpu.model.profile_by_index(profile)
         if p is None:
             raise NVMLError_NotSupported()
@@ -835,11 +857,17 @@ class NvmlSimulator:
                                                      version: int = 2) -> ComputeInstanceProfileInfo:
         gpu, gi = self._gi(handle)
         ci = self._ci_profile(gpu, gi, profile, eng_profile)
-        e = self._gi_profile_by_id(gpu, gi.profile_id).engines
-        return ComputeInstanceProfileInfo(
-            id=ci.id, sliceCount=ci.slices, instanceCount=ci.max_instances, multiprocessorCount=ci.sm or 0,
-            sharedCopyEngineCount=e.ce or 0, sharedDecoderCount=e.dec or 0, sharedEncoderCount=e.enc or 0,
-            sharedJpegCount=e.jpeg or 0, sharedOfaCount=e.ofa or 0, name=f"MIG {ci.name}")
+        gi_profile = self._gi_profile_by_id(gpu, gi.profile_id)
+        key = (id(gi_profile), id(ci))
+        hit = _CI_INFOS.get(key)
+        if hit is None:
+            e = gi_profile.engines
+            info = ComputeInstanceProfileInfo(
+                id=ci.id, sliceCount=ci.slices, instanceCount=ci.max_instances, multiprocessorCount=ci.sm or 0,
+                sharedCopyEngineCount=e.ce or 0, sharedDecoderCount=e.dec or 0, sharedEncoderCount=e.enc or 0,
+                sharedJpegCount=e.jpeg or 0, sharedOfaCount=e.ofa or 0, name=f"MIG {ci.name}")
+            hit = _CI_INFOS[key] = (gi_profile, ci, info)
+        return hit[2]
 
     def nvmlGpuInstanceCreateComputeInstance(self, handle: GpuInstanceHandle, profile_id: int) -> ComputeInstanceHandle:
         """First free CI placement inside the GI (CiProfile.placements); CI id = lowest free id."""

@@ -19,6 +19,10 @@ class ClusterError(Exception):
     """A backend failure with an actionable message (permission, connectivity, missing component)."""
 
 
+class TransientError(ClusterError):
+    """A failure that may pass (API server restarting, connection refused): waits retry until their deadline."""
+
+
 class ChangeNotAllowed(ClusterError):
     """A change was attempted on a cluster opened read-only."""
 
@@ -134,19 +138,30 @@ class Cluster(abc.ABC):
     def _wait(self, fetch: Callable[[], T], predicate: Callable[[T], bool], timeout: float, what: str,
               describe: Callable[[T], str]) -> T:
         """Poll fetch() until predicate holds; log each change of the described state."""
-        deadline = time.monotonic() + timeout
+        deadline = self.clock() + timeout
         last_desc = None
         while True:
-            value = fetch()
+            try:
+                value = fetch()
+            except TransientError as exc:
+                if time.monotonic() >= deadline:
+                    raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last error: {exc}") from None
+                log.warning("%s: %s (retrying)", what, exc)
+                self.sleep(min(self.poll_interval * 2, max(0.0, deadline - time.monotonic())))
+                continue
             desc = describe(value)
             if desc != last_desc:
                 log.info("%s: %s", what, desc)
                 last_desc = desc
             if predicate(value):
                 return value
-            if time.monotonic() >= deadline:
+            if self.clock() >= deadline:
                 raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last state: {desc}")
-            self.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+            self.sleep(min(self.poll_interval, max(0.0, deadline - self.clock())))
+
+    def clock(self) -> float:
+        """Seconds on the clock that waits measure; the sim backend's clock is simulated."""
+        return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
         """Waiting primitive; the sim backend advances simulated time instead of sleeping."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -15,8 +16,12 @@ class DeviceID:
     subsystem_vendor: int | None = None
 
     @classmethod
+    @functools.lru_cache(maxsize=1024)
     def parse(cls, text: str) -> DeviceID:
-        """Parse like Go's strconv.ParseUint(s, 0, 32): 0x, 0o, 0b prefixes or decimal; ValueError if bad."""
+        """Parse like Go's strconv.ParseUint(s, 0, 32): 0x, 0o, 0b prefixes or decimal; ValueError if bad.
+
+        Memoized: a pure function of the text (device filters are parsed for every GPU of every walk).
+        """
         primary, _, subsystem = str(text).partition(":")
         p = _parse_u32(primary)
         if not subsystem:

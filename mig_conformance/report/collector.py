@@ -182,11 +182,12 @@ def normalize_settings(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]
 
 
 def _record(user_properties: Iterable[Any]) -> Mapping[str, Any] | None:
-    found = None
+    """All result records of a test merged in order (the plugin adds a base record, the test its own)."""
+    found: dict[str, Any] | None = None
     for prop in user_properties or ():
         if isinstance(prop, (tuple, list)) and len(prop) == 2 and prop[0] == RECORD_KEY \
                 and isinstance(prop[1], Mapping):
-            found = prop[1]
+            found = {**(found or {}), **prop[1]}
     return found
 
 

@@ -1,0 +1,77 @@
+"""Benchmark: a 1,000-node p5.48xlarge sim cluster relabelled all-disabled, then all-balanced, and verified.
+
+Every node goes through its own NVML simulator, mig-parted simulator, device plugin and GFD.
+Targets: < 2 s wall, < 300 MB peak RSS.
+Run: .venv/bin/python benchmarks/bench_fleet.py [--nodes N] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import platform
+import pstats
+import resource
+import sys
+import time
+
+from mig_conformance.cluster.sim import SimCluster
+from mig_conformance.k8s import labels as L
+
+EXPECTED = {"nvidia.com/mig-3g.40gb": 8, "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-1g.10gb": 16}
+
+
+def relabel(cluster: SimCluster, config: str) -> None:
+    for node in cluster.list_gpu_nodes():
+        cluster.set_node_label(node.name, L.MIG_CONFIG, config)
+
+
+def verify(cluster: SimCluster, config: str, expected: dict[str, int]) -> None:
+    for node in cluster.list_gpu_nodes():
+        state = node.labels.get(L.MIG_CONFIG_STATE)
+        if node.labels.get(L.MIG_CONFIG) != config or state != "success":
+            sys.exit(f"{node.name}: {config} state {state}")
+        got = {k: node.allocatable.get(k, 0) for k in expected}
+        if got != expected:
+            sys.exit(f"{node.name}: {config} allocatable {got} != {expected}")
+
+
+def run(nodes: int) -> dict[str, float]:
+    times = {}
+    t0 = time.perf_counter()
+    # No default label: labelling all-disabled is then a real mig-manager run on every node.
+    cluster = SimCluster(f"p5.48xlarge*{nodes}", allow_changes=True, default_config=None)
+    times["create"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    relabel(cluster, "all-disabled")
+    verify(cluster, "all-disabled", {"nvidia.com/gpu": 8})
+    times["all-disabled"] = time.perf_counter() - t
+    t = time.perf_counter()
+    relabel(cluster, "all-balanced")
+    verify(cluster, "all-balanced", EXPECTED)
+    times["all-balanced"] = time.perf_counter() - t
+    times["total"] = time.perf_counter() - t0
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile run")
+    args = parser.parse_args()
+    print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor() or 'cpu'}")
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+    times = run(args.nodes)
+    if args.profile:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in times.items() if k != "total")
+    print(f"{args.nodes} x p5.48xlarge: all-disabled -> all-balanced verified on every node")
+    print(f"wall {times['total']:.2f} s ({parts}); peak RSS {rss_mib:.0f} MiB  (targets < 2 s, < 300 MB)")
+
+
+if __name__ == "__main__":
+    main()

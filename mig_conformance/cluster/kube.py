@@ -1,0 +1,252 @@
+"""A Cluster over a real Kubernetes API server (official Python client): the base of local, kind, kubeconfig, eks."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from .base import Cluster, ClusterError, TransientError
+from .journal import Journal
+from .model import GpuNode, PodRequest, PodStatus, Taint
+
+log = logging.getLogger("mig_conformance.cluster")
+
+CLUSTER_POLICY = ("nvidia.com", "v1", "clusterpolicies")
+DEFAULT_CONFIG_MAP = "default-mig-parted-config"
+DEFAULT_OPERATOR_NAMESPACE = "gpu-operator"
+DEFAULT_POD_IMAGE = "busybox:1.36"
+
+# What each call needs, for access-denied messages (matches deploy/rbac.yaml).
+PERMISSIONS = {
+    "list_node": "list nodes", "read_node": "get nodes", "patch_node": "patch nodes",
+    "get_cluster_custom_object": "get clusterpolicies.nvidia.com",
+    "list_cluster_custom_object": "list clusterpolicies.nvidia.com",
+    "patch_cluster_custom_object": "patch clusterpolicies.nvidia.com",
+    "read_namespaced_config_map": "get configmaps",
+    "patch_namespaced_config_map": "patch configmaps", "create_namespace": "create namespaces",
+    "delete_namespace": "delete namespaces", "create_namespaced_pod": "create pods",
+    "read_namespaced_pod": "get pods", "delete_namespaced_pod": "delete pods", "list_namespaced_pod": "list pods",
+    "get_code": "get /version",
+}
+
+
+def _quantity(value: Any) -> int | None:
+    """Integer value of a Kubernetes quantity ('8', '1Gi', '96'); None when it is not whole."""
+    try:
+        from kubernetes.utils import parse_quantity
+
+        q = Decimal(parse_quantity(value))
+    except Exception:
+        return None
+    return int(q) if q == q.to_integral_value() else None
+
+
+class KubeCluster(Cluster):
+    """Cluster backed by a kubernetes.client.ApiClient."""
+
+    kind = "kubeconfig"
+
+    def __init__(self, name: str, api_client: Any, allow_changes: bool = False, journal: Journal | None = None,
+                 operator_namespace: str | None = None, config_map: str | None = None,
+                 pod_image: str | None = None, facts: Mapping[str, Any] | None = None) -> None:
+        super().__init__(name, allow_changes, journal)
+        from kubernetes import client
+
+        self._client = client
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self.operator_namespace = operator_namespace or DEFAULT_OPERATOR_NAMESPACE
+        self._config_map = config_map
+        self.pod_image = pod_image or DEFAULT_POD_IMAGE
+        self.facts = dict(facts or {})
+
+    # ---- error translation ------------------------------------------------------------------------
+    def _call(self, fn, *args, **kwargs):
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        name = getattr(fn, "__name__", str(fn))
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as exc:
+            raise self._api_error(exc, name) from None
+        except (HTTPError, OSError) as exc:
+            raise TransientError(f"{self.name}: cannot reach the API server ({type(exc).__name__}: {exc})") from None
+
+    def _api_error(self, exc: Any, call: str) -> ClusterError:
+        status = getattr(exc, "status", 0)
+        reason = _message(exc)
+        need = PERMISSIONS.get(call, call)
+        if status == 401:
+            return ClusterError(f"{self.name}: the API server rejected the credentials (expired or invalid token): "
+                                f"{reason}")
+        if status == 403:
+            return ClusterError(f"{self.name}: access denied: the kit needs permission to {need} "
+                                f"(see deploy/rbac.yaml): {reason}")
+        if status == 404:
+            return NotFound(f"{self.name}: not found while trying to {need}: {reason}")
+        if status == 409:
+            return Conflict(f"{self.name}: conflict while trying to {need}: {reason}")
+        if status in (0, 500, 502, 503, 504, 429):
+            return TransientError(f"{self.name}: API server error {status} while trying to {need}: {reason}")
+        return ClusterError(f"{self.name}: API error {status} while trying to {need}: {reason}")
+
+    # ---- reading ------------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"backend": self.kind, "cluster": self.name, **self.facts}
+        try:
+            v = self._call(self._client.VersionApi(self.api_client).get_code)
+            info["kubernetes_version"] = v.git_version
+        except ClusterError as exc:
+            info["kubernetes_version_error"] = str(exc)
+        try:
+            policy = self._cluster_policy()
+            spec = policy.get("spec", {})
+            info["gpu_operator"] = {k: spec.get(k, {}).get("version") for k in
+                                    ("operator", "driver", "devicePlugin", "migManager", "gfd") if spec.get(k)}
+            info["mig_strategy"] = spec.get("mig", {}).get("strategy")
+        except ClusterError as exc:
+            info["gpu_operator_error"] = str(exc)
+        nodes = []
+        for n in self.list_gpu_nodes():
+            labels = n.labels
+            driver = labels.get("nvidia.com/cuda.driver-version.full") or ".".join(
+                labels[k] for k in ("nvidia.com/cuda.driver.major", "nvidia.com/cuda.driver.minor",
+                                    "nvidia.com/cuda.driver.rev") if k in labels)
+            nodes.append({"name": n.name, "instance_type": n.instance_type, "driver": driver or None,
+                          "gpu_product": labels.get("nvidia.com/gpu.product")})
+        info["nodes"] = nodes
+        return info
+
+    def _node(self, raw: Any) -> GpuNode:
+        status = raw.status
+        taints = tuple(Taint(t.key, t.value or "", t.effect) for t in (raw.spec.taints or []))
+        cap = {k: q for k, v in (status.capacity or {}).items() if (q := _quantity(v)) is not None}
+        alloc = {k: q for k, v in (status.allocatable or {}).items() if (q := _quantity(v)) is not None}
+        return GpuNode(raw.metadata.name, dict(raw.metadata.labels or {}), cap, alloc, taints)
+
+    def list_gpu_nodes(self, selector: Mapping[str, str] | None = None) -> list[GpuNode]:
+        label_selector = ",".join(f"{k}={v}" for k, v in (selector or {}).items()) or None
+        raw = self._call(self.core.list_node, label_selector=label_selector)
+        nodes = [self._node(n) for n in raw.items]
+        return [n for n in nodes if _is_gpu_node(n)]
+
+    def get_node(self, name: str) -> GpuNode:
+        return self._node(self._call(self.core.read_node, name))
+
+    def _cluster_policy(self) -> dict[str, Any]:
+        items = self._call(self.custom.list_cluster_custom_object, *CLUSTER_POLICY).get("items", [])
+        if not items:
+            raise ClusterError(f"{self.name}: GPU Operator absent: no ClusterPolicy (clusterpolicies.nvidia.com) "
+                               "exists; install the NVIDIA GPU Operator first")
+        return items[0]
+
+    def get_mig_strategy(self) -> str:
+        return self._cluster_policy().get("spec", {}).get("mig", {}).get("strategy") or "single"
+
+    def _config_map_name(self) -> str:
+        if self._config_map:
+            return self._config_map
+        try:
+            spec = self._cluster_policy().get("spec", {})
+        except ClusterError:
+            return DEFAULT_CONFIG_MAP
+        return (spec.get("migManager", {}).get("config", {}) or {}).get("name") or DEFAULT_CONFIG_MAP
+
+    def get_mig_config(self) -> tuple[str, str]:
+        name = self._config_map_name()
+        cm = self._call(self.core.read_namespaced_config_map, name, self.operator_namespace)
+        data = cm.data or {}
+        key = "config.yaml" if "config.yaml" in data else next(iter(data), None)
+        if key is None:
+            raise ClusterError(f"{self.name}: ConfigMap {self.operator_namespace}/{name} has no mig-parted file")
+        return name, data[key]
+
+    # ---- writing ------------------------------------------------------------------------------------
+    def _write_node_label(self, node: str, key: str, value: str | None) -> None:
+        self._call(self.core.patch_node, node, {"metadata": {"labels": {key: value}}})
+
+    def _write_mig_strategy(self, strategy: str) -> None:
+        policy = self._cluster_policy()
+        self._call(self.custom.patch_cluster_custom_object, *CLUSTER_POLICY, policy["metadata"]["name"],
+                   {"spec": {"mig": {"strategy": strategy}}})
+
+    def _write_mig_config(self, text: str) -> None:
+        name = self._config_map_name()
+        self._call(self.core.patch_namespaced_config_map, name, self.operator_namespace,
+                   {"data": {"config.yaml": text}})
+
+    # ---- pods ---------------------------------------------------------------------------------------
+    def create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
+        body = self._client.V1Namespace(metadata=self._client.V1ObjectMeta(name=name, labels=dict(labels)))
+        with contextlib.suppress(Conflict):
+            self._call(self.core.create_namespace, body)
+
+    def delete_namespace(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._call(self.core.delete_namespace, name)
+
+    def create_pod(self, namespace: str, pod: PodRequest) -> None:
+        c = self._client
+        limits = {k: str(v) for k, v in (pod.limits if pod.limits is not None else pod.resources).items()}
+        requests = {k: str(v) for k, v in pod.resources.items()}
+        container = c.V1Container(name="main", image=self.pod_image, command=["sleep", "3600"],
+                                  resources=c.V1ResourceRequirements(limits=limits, requests=requests))
+        tolerations = [c.V1Toleration(key=t.key or None, operator=t.operator, value=t.value or None,
+                                      effect=t.effect or None) for t in pod.tolerations]
+        body = c.V1Pod(metadata=c.V1ObjectMeta(name=pod.name, labels=dict(pod.labels)),
+                       spec=c.V1PodSpec(containers=[container], node_selector=dict(pod.node_selector) or None,
+                                        tolerations=tolerations or None, restart_policy="Never",
+                                        termination_grace_period_seconds=0))
+        self._call(self.core.create_namespaced_pod, namespace, body)
+
+    def get_pod(self, namespace: str, name: str) -> PodStatus:
+        return _pod_status(self._call(self.core.read_namespaced_pod, name, namespace))
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._call(self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
+
+    def list_pods(self, namespace: str) -> list[PodStatus]:
+        return [_pod_status(p) for p in self._call(self.core.list_namespaced_pod, namespace).items]
+
+    def close(self) -> None:
+        try:
+            self.api_client.close()
+        except Exception:  # closing a pool that is already gone is not an error
+            log.debug("closing the API client failed", exc_info=True)
+
+
+class NotFound(ClusterError):
+    pass
+
+
+class Conflict(ClusterError):
+    pass
+
+
+def _message(exc: Any) -> str:
+    import json
+
+    try:
+        return json.loads(exc.body).get("message") or exc.reason
+    except Exception:
+        return str(getattr(exc, "reason", exc))
+
+
+def _is_gpu_node(node: GpuNode) -> bool:
+    return (node.labels.get("nvidia.com/gpu.present") == "true"
+            or any(k.startswith("nvidia.com/") for k in node.capacity)
+            or "nvidia.com/mig.config" in node.labels)
+
+
+def _pod_status(raw: Any) -> PodStatus:
+    reason = message = None
+    for cond in raw.status.conditions or []:
+        if cond.type == "PodScheduled" and cond.status != "True":
+            reason, message = cond.reason, cond.message
+    return PodStatus(raw.metadata.name, raw.spec.node_name, raw.status.phase or "Pending", reason, message)

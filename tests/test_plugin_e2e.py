@@ -1,0 +1,106 @@
+"""End to end through pytest itself: the shipped suites on the sim backend, the report bundle, fixtures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture
+def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    for var in ("PYTEST_ADDOPTS", "MIG_CLUSTER", "MIG_STRATEGY", "MIG_REPORT", "MIG_CONFIG_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    return pytester
+
+
+def test_suites_collected_from_an_empty_folder_and_bundle_written(tester: pytest.Pytester) -> None:
+    result = tester.runpytest_subprocess("--mig-cluster=sim:p5.48xlarge,g5.xlarge", "--mig-report=out", "-p",
+                                         "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*mig-conformance 0.1.0: cluster=sim:p5.48xlarge,g5.xlarge (from option)*",
+                                 "*mig-conformance summary*", "*verdict: Passed*"])
+    out = tester.path / "out"
+    for name in ("summary.json", "junit.xml", "report.md", "report.html", "TARGET.yaml",
+                 "evidence/nodes_before.json", "evidence/nodes_after.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] == "Passed"
+    categories = set(summary["categories"])
+    assert {"catalog", "single", "mixed", "all-balanced", "scheduling", "reconfiguration"} <= categories
+    balanced = [t for t in summary["tests"] if t.get("category") == "all-balanced" and t["outcome"] == "passed"]
+    assert balanced and balanced[0]["measured"]["allocatable"] == {
+        "nvidia.com/mig-1g.10gb": 16, "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-3g.40gb": 8}
+    assert "<svg" in (out / "report.html").read_text()
+    after = json.loads((out / "evidence/nodes_after.json").read_text())
+    before = json.loads((out / "evidence/nodes_before.json").read_text())
+    assert [n["labels"] for n in after] == [n["labels"] for n in before], "labels were not restored"
+
+
+def test_users_own_tests_get_fixtures(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_mine="""
+        from mig_conformance.k8s import labels as L
+
+        def test_balanced(mig_nodes, mig_reconfigure, mig_expect, mig_pods):
+            node = mig_nodes[0]
+            done = mig_reconfigure(node, "all-balanced", "mixed")
+            assert done.labels[L.MIG_CONFIG_STATE] == "success"
+            want = mig_expect(done, "all-balanced", "mixed")
+            assert done.allocatable["nvidia.com/mig-3g.40gb"] == want.allocatable["nvidia.com/mig-3g.40gb"] == 8
+            pods = [mig_pods.create({"nvidia.com/mig-3g.40gb": 1}, node=node.name) for _ in range(9)]
+            bound = [mig_pods.wait_bound(p) for p in pods[:8]]
+            assert all(b.node == node.name for b in bound)
+            extra = mig_pods.wait_unschedulable(pods[8])
+            assert "Insufficient nvidia.com/mig-3g.40gb" in extra.message
+    """)
+    result = tester.runpytest("--mig-cluster=sim:p5.48xlarge", "test_mine.py", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_failing_expectation_fails_the_run_and_the_verdict(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_bad="""
+        def test_wrong(mig_nodes, mig_reconfigure, mig_record):
+            node = mig_reconfigure(mig_nodes[0], "all-7g.80gb", "mixed")
+            mig_record(category="custom", node=node.name, expected={"mig-7g.80gb": 9},
+                       measured={"mig-7g.80gb": node.allocatable.get("nvidia.com/mig-7g.80gb")})
+            assert node.allocatable.get("nvidia.com/mig-7g.80gb") == 9
+    """)
+    result = tester.runpytest("--mig-cluster=sim:p5.48xlarge", "--mig-report=out", "test_bad.py",
+                              "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    summary = json.loads((tester.path / "out" / "summary.json").read_text())
+    assert summary["verdict"] == "Failed"
+    assert "Failed" in (tester.path / "out" / "report.md").read_text()
+
+
+def test_explicit_paths_win_over_suites(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_only="def test_one():\n    pass\n")
+    result = tester.runpytest("--mig-cluster=sim", "test_only.py", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_collect_only_shows_readable_ids(tester: pytest.Pytester) -> None:
+    result = tester.runpytest("--mig-cluster=sim:p5.48xlarge", "--collect-only", "-q", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*test_all_balanced[[]sim-p5-48xlarge-0[[]p5.48xlarge[]][]]*"])
+
+
+def test_disruptive_tests_skip_when_changes_are_not_allowed(tester: pytest.Pytester) -> None:
+    tester.makeconftest("""
+        import pytest
+        from mig_conformance.plugin import session_key
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_configure(config):
+            session = config.stash[session_key]
+            type(session).allow_changes = property(lambda self: False)
+    """)
+    tester.makepyfile(test_d="""
+        import pytest
+
+        @pytest.mark.mig_disruptive
+        def test_changes(mig_cluster):
+            mig_cluster.set_node_label("x", "y", "z")
+    """)
+    result = tester.runpytest("--mig-cluster=sim", "-rs", "test_d.py", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*--mig-allow-reconfigure*"])
