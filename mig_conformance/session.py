@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import signal
+import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,9 @@ class MigSession:
         self.evidence: dict[str, Any] = {}
         self.collector = None
         self._old_sigterm = None
+        from .report.terminal import StatusLine
+
+        self._status = StatusLine(sys.__stderr__)
         if worker is None:
             from .report.collector import ResultCollector
 
@@ -70,6 +74,8 @@ class MigSession:
             journal = Journal(journal_path, self.run_id, self.target.name)
             self._cluster = open_cluster(self.target, allow_changes=self.allow_changes, journal=journal,
                                          settings=self.settings)
+            if self.collector is not None and self._status.enabled:
+                self._cluster.progress = self._show_progress
             self.evidence["nodes_before"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
         return self._cluster
 
@@ -99,6 +105,14 @@ class MigSession:
         return project_node(node_gpu_models(n), strategy or self.cluster.get_mig_strategy(), spec, config,
                             node=n.name, instance_type=n.instance_type)
 
+    def _show_progress(self, text: str) -> None:
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        if capman is None:
+            self._status.update(text)
+            return
+        with capman.global_and_fixture_disabled():
+            self._status.update(text)
+
     def reconfigure(self, node: GpuNode | str, config: str, strategy: str | None = None) -> GpuNode:
         """Label `node` with `config` (and set the strategy) and wait until mig-manager reports success|failed."""
         name = node if isinstance(node, str) else node.name
@@ -110,9 +124,12 @@ class MigSession:
             if L.MIG_CONFIG_STATE in current.labels:
                 self.cluster.set_node_label(name, L.MIG_CONFIG_STATE, None)
             self.cluster.set_node_label(name, L.MIG_CONFIG, config)
-        return self.cluster.wait_for_node(
-            name, lambda n: n.labels.get(L.MIG_CONFIG_STATE) in ("success", "failed"), self.timeout,
-            f"node {name} to apply MIG config {config}")
+        try:
+            return self.cluster.wait_for_node(
+                name, lambda n: n.labels.get(L.MIG_CONFIG_STATE) in ("success", "failed"), self.timeout,
+                f"node {name} to apply MIG config {config}")
+        finally:
+            self._status.clear()
 
     # ---- pytest hooks ------------------------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
@@ -198,8 +215,6 @@ class MigSession:
         return info
 
     def _summary(self, exitstatus: int):
-        import sys
-
         from . import __version__
 
         return self.collector.summary(

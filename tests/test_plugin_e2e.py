@@ -104,3 +104,16 @@ def test_disruptive_tests_skip_when_changes_are_not_allowed(tester: pytest.Pytes
     result = tester.runpytest("--mig-cluster=sim", "-rs", "test_d.py", "-p", "no:cacheprovider")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*--mig-allow-reconfigure*"])
+
+
+def test_xdist_run_gives_the_same_summary(tester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    args = ["--mig-cluster=sim:p5.48xlarge", "-p", "no:cacheprovider"]
+    serial = tester.runpytest_subprocess(*args, "--mig-report=serial")
+    parallel = tester.runpytest_subprocess(*args, "--mig-report=parallel", "-n", "2")
+    assert serial.ret == parallel.ret == 0
+    s = json.loads((tester.path / "serial" / "summary.json").read_text())
+    p = json.loads((tester.path / "parallel" / "summary.json").read_text())
+    assert s["totals"] == p["totals"] and s["categories"] == p["categories"]
+    assert sorted(t["nodeid"] for t in s["tests"]) == sorted(t["nodeid"] for t in p["tests"])
+    assert not list((tester.path / "parallel").glob("gw*")), "workers must not write report files"

@@ -41,6 +41,8 @@ class Cluster(abc.ABC):
 
     kind: str = ""  # sim | local | kind | eks | kubeconfig
     poll_interval: float = 0.5
+    #: Optional callback showing the state of a long wait (e.g. a one-line TTY status); called on every poll.
+    progress: Callable[[str], None] | None = None
 
     def __init__(self, name: str, allow_changes: bool = False, journal: Journal | None = None) -> None:
         self.name = name
@@ -150,6 +152,8 @@ class Cluster(abc.ABC):
                 self.sleep(min(self.poll_interval * 2, max(0.0, deadline - time.monotonic())))
                 continue
             desc = describe(value)
+            if self.progress is not None:
+                self.progress(f"waiting for {what}: {desc}")
             if desc != last_desc:
                 log.info("%s: %s", what, desc)
                 last_desc = desc
