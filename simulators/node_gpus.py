@@ -1,0 +1,182 @@
+"""The GPUs of one simulated node as the on-node GPU Operator agents see them (shared by `sim` and `local`).
+
+* `gpu_states()`: the MIG mode and MIG device names NVML reports, read the way the device plugin and GFD do.
+* `mig_manager_run()`: mig-parted's Reconfigure.Run, step by step, through the mig-parted simulator on this node's
+  NVML simulator (assert --valid-config, assert, assert --mode-only, pending, apply --mode-only + assert
+  --mode-only, rebooting with WITH_REBOOT, apply). It is a generator that yields the seconds each step takes, so the
+  `sim` backend runs it on its simulated clock and the `local` agents on the wall clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from mig_conformance.k8s.mig_manager import (
+    FAILED,
+    PENDING,
+    REBOOT_DID_NOT_HELP,
+    REBOOTING,
+    RESET_ARCHITECTURES,
+    SUCCESS,
+)
+from mig_conformance.k8s.state import GpuMigState, creation_order
+from mig_conformance.mig.spec import Spec
+
+from . import nvml as nv
+from .mig_parted import MigParted, new_mig_profile
+
+
+class NodeGpuError(RuntimeError):
+    """NVML reports something the GPU Operator agents cannot interpret (a simulator bug)."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One mig-manager run: the label value, the states it wrote (with their times) and why it failed."""
+
+    config: str
+    started: float
+    states: tuple[tuple[float, str], ...] = ()
+    reason: str | None = None
+    mode_change: bool = False
+
+
+@dataclass
+class ActiveRun:
+    config: str
+    started: float
+    states: list[tuple[float, str]] = field(default_factory=list)
+    reason: str | None = None
+    mode_change: bool = False
+
+    def record(self) -> RunRecord:
+        return RunRecord(self.config, self.started, tuple(self.states), self.reason, self.mode_change)
+
+
+class NodeGpus:
+    """A node's NVML simulator and the mig-parted simulator on it; `current` is the mig-manager run under way."""
+
+    def __init__(self, nvml: nv.NvmlSimulator, clock: Callable[[], float], gpu_reset_works: bool = True) -> None:
+        self.nvml = nvml
+        self.clock = clock
+        reset_all = None if gpu_reset_works else self._reset_that_needs_a_reboot
+        self.parted = MigParted(nvml, reset_all, gpu_outcomes=False)
+        self.current: ActiveRun | None = None
+
+    @property
+    def mig_capable(self) -> bool:
+        return any(g.model.mig_capable for g in self.nvml.gpus)
+
+    # ---- NVML --------------------------------------------------------------------------------------------
+    def gpu_states(self) -> tuple[GpuMigState, ...]:
+        """Per GPU: MIG mode and MIG device names, read through NVML the way the device plugin does (go-nvlib
+        VisitMigDevices, then each device's GetProfile)."""
+        nvml = self.nvml
+        out = []
+        nvml.nvmlInit()
+        try:
+            for i, gpu in enumerate(nvml.gpus):
+                handle = nvml.nvmlDeviceGetHandleByIndex(i)
+                try:
+                    enabled = nvml.nvmlDeviceGetMigMode(handle)[0] == nv.NVML_DEVICE_MIG_ENABLE
+                except nv.NVMLError_NotSupported:
+                    enabled = False
+                names: list[str] = []
+                if enabled:
+                    total = nvml.nvmlDeviceGetMemoryInfo(handle).total
+                    for j in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+                        try:
+                            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, j)
+                        except nv.NVMLError_NotFound:
+                            continue
+                        names.append(self._mig_device_name(handle, mig, total))
+                out.append(GpuMigState(gpu.model, enabled, creation_order(names)))
+        finally:
+            nvml.nvmlShutdown()
+        return tuple(out)
+
+    def _mig_device_name(self, parent: nv.DeviceHandle, mig: nv.MigDeviceHandle, total: int) -> str:
+        """go-nvlib migDevice.GetProfile: find the GI and CI profile indices of the device, then NewMigProfile."""
+        nvml = self.nvml
+        memory = nvml.nvmlDeviceGetAttributes(mig).memorySizeMB
+        gi = nvml.nvmlDeviceGetGpuInstanceById(parent, nvml.nvmlDeviceGetGpuInstanceId(mig))
+        gi_profile_id = nvml.nvmlGpuInstanceGetInfo(gi).profileId
+        ci_id = nvml.nvmlDeviceGetComputeInstanceId(mig)
+        for i in range(nv.NVML_GPU_INSTANCE_PROFILE_COUNT):
+            try:
+                if nvml.nvmlDeviceGetGpuInstanceProfileInfo(parent, i).id != gi_profile_id:
+                    continue
+            except (nv.NVMLError_NotSupported, nv.NVMLError_InvalidArgument):
+                continue
+            for j in range(nv.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
+                try:
+                    info = nvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(gi, j, 0)
+                except (nv.NVMLError_NotSupported, nv.NVMLError_InvalidArgument):
+                    continue
+                if any(nvml.nvmlComputeInstanceGetInfo(ci).id == ci_id
+                       for ci in nvml.nvmlGpuInstanceGetComputeInstances(gi, info.id)):
+                    return str(new_mig_profile(i, j, 0, memory, total))
+        raise NodeGpuError(f"{nvml.name}: MIG device {mig} matches no GPU/compute instance profile")
+
+    def reboot(self) -> None:
+        """Pending MIG modes take effect; GPU and compute instances do not survive a reboot."""
+        for gpu in self.nvml.gpus:
+            if gpu.model.mig_capable:
+                gpu.mig_current = gpu.mig_pending
+            gpu.gis.clear()
+
+    def _reset_that_needs_a_reboot(self) -> None:
+        """`nvidia-smi -r` where a reset cannot complete a mode change (some VMs): only GPUs that switch MIG mode
+        without a reset (Hopper and later) take the new mode; a pending change on the others needs a reboot."""
+        pending = [i for i, g in enumerate(self.nvml.gpus) if g.model.mig_capable and g.mig_current != g.mig_pending]
+        stuck = [i for i in pending if self.nvml.gpus[i].model.architecture in RESET_ARCHITECTURES]
+        self.nvml.reset([i for i in pending if i not in stuck])
+        if stuck:
+            raise nv.NVMLError_ResetRequired()
+
+    # ---- mig-manager ------------------------------------------------------------------------------------
+    def mig_manager_run(self, spec: Spec, selected: str, with_reboot: bool, step: float,
+                        set_state: Callable[[str], None]) -> Iterator[float]:
+        """Reconfigure.Run on this node; yields the seconds each step takes (see module doc).
+
+        `pending` and `rebooting` each last `step` seconds; the final state follows at once otherwise.
+        """
+        run = self.current
+        assert run is not None
+        parted = self.parted
+
+        def state(value: str, reason: str | None = None) -> None:
+            run.states.append((self.clock(), value))
+            if reason:
+                run.reason = reason
+            set_state(value)
+
+        rebooted = False
+        while True:
+            valid = parted.assert_config(spec, selected, valid_config=True)
+            if not valid.ok:
+                state(FAILED, valid.error)
+                return
+            if parted.assert_config(spec, selected).ok:
+                state(SUCCESS)
+                return
+            mode_change = not parted.assert_config(spec, selected, mode_only=True).ok
+            run.mode_change = run.mode_change or mode_change
+            if mode_change and rebooted:
+                state(FAILED, REBOOT_DID_NOT_HELP)
+                return
+            state(PENDING)
+            yield step
+            error = parted.apply(spec, selected, mode_only=True).error
+            if error is None:
+                error = parted.assert_config(spec, selected, mode_only=True).error
+            if error and with_reboot:
+                state(REBOOTING, error)
+                yield step
+                self.reboot()
+                rebooted = True
+                continue
+            applied = parted.apply(spec, selected)  # a failed mode change without WITH_REBOOT is ignored
+            state(FAILED if applied.error else SUCCESS, applied.error)
+            return
