@@ -31,6 +31,7 @@ class MigSession:
         self.config = config
         self.settings = settings
         self.target: Target = resolve_target(settings.cluster or "", settings.clusters_file)
+        _check_settings(settings)
         worker = getattr(config, "workerinput", None)
         fresh = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.run_id = (worker or {}).get("mig_run_id") or fresh
@@ -221,6 +222,24 @@ class MigSession:
             run_id=self.run_id, started=self.started, finished=dt.datetime.now(dt.UTC), cluster=self.target.name,
             backend=self.target.kind, command_line=" ".join(sys.argv), kit_version=__version__,
             settings=self.settings.describe(), exitstatus=exitstatus)
+
+
+def _check_settings(settings: Settings) -> None:
+    """Reject bad combinations before anything connects (usage errors name the value)."""
+    from .errors import InputError
+    from .instance_types import load_instance_types
+    from .mig.spec import load_spec
+
+    if settings.instance_type and settings.instance_type not in load_instance_types():
+        known = ", ".join(sorted(load_instance_types()))
+        raise InputError(f"--mig-instance-type '{settings.instance_type}' is not a known GPU instance type "
+                         f"(known: {known})")
+    if settings.config_file is not None:
+        spec = load_spec(settings.config_file)  # unreadable or not YAML -> InputError naming the file
+        if spec.problems:
+            raise InputError(spec.problems)
+        if not spec.configs:
+            raise InputError(f"--mig-config-file {settings.config_file}: no named configs in the file")
 
 
 def _sigterm_to_interrupt(signum: int, frame: Any) -> None:

@@ -19,13 +19,15 @@ def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest
         if spec.env:
             monkeypatch.delenv(spec.env, raising=False)
     pytester.makepyfile(test_trivial=TRIVIAL)
+    pytester.makefile(".yaml", **{"my-mig": "version: v1\nmig-configs:\n  a:\n    - devices: all\n"
+                                            "      mig-enabled: false\n"})
     return pytester
 
 
 VALUES = {
     "cluster": ("sim:p5.48xlarge", "cluster=sim:p5.48xlarge"),
     "clusters_file": ("clusters.yaml", "clusters_file=*clusters.yaml"),
-    "config_file": ("my-mig.yaml", "config_file=*my-mig.yaml"),
+    "config_file": ("my-mig.yaml", "config_file=*my-mig.yaml"),  # written by the tester fixture
     "strategy": ("single", "strategy=single"),
     "instance_type": ("p5.48xlarge", "instance_type=p5.48xlarge"),
     "report": ("bundle", "report=*bundle"),
@@ -85,6 +87,8 @@ def test_allow_reconfigure_flag_and_mode_line(tester: pytest.Pytester) -> None:
     (["--mig-cluster=sim", "--mig-strategy=both"], "*mig_strategy must be one of none, single, mixed, got 'both'*"),
     (["--mig-cluster=sim", "--mig-timeout=soon"], "*mig_timeout must be a number of seconds, got 'soon'*"),
     (["--mig-cluster=eks:prod"], "*expected eks:CLUSTER@REGION*"),
+    (["--mig-cluster=sim", "--mig-instance-type=p9.huge"], "*--mig-instance-type 'p9.huge' is not a known*"),
+    (["--mig-cluster=sim", "--mig-config-file=/nonexistent/mig.yaml"], "*/nonexistent/mig.yaml*file not found*"),
 ])
 def test_bad_values_are_usage_errors(tester: pytest.Pytester, args: list[str], message: str) -> None:
     result = tester.runpytest(*args, "test_trivial.py")
