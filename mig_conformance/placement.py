@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .catalog import CiProfile, GiProfile, GpuModel
+from .identity import ByIdentity
 from .profiles import ProfileFormatError, ProfileName, parse_profile
 
 
@@ -69,24 +70,6 @@ def gi_instance_id(gpu: GpuModel, start: int, size: int) -> int:
     return (2**level - 1) + start // size
 
 
-class _Ref:
-    """Hashes by identity: a cheap cache key for catalog objects (deep frozen tuples, costly to hash).
-
-    The cache holds the key, and so the object, so an id is never reused while it is cached.
-    """
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: object) -> None:
-        self.obj = obj
-
-    def __hash__(self) -> int:
-        return id(self.obj)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Ref) and other.obj is self.obj
-
-
 def choose_placement(gpu: GpuModel, gi: GiProfile, occupied: int) -> int | None:
     """The start NVML picks for CreateGpuInstance without a placement (heuristic fitted to reference §4.2).
 
@@ -94,11 +77,11 @@ def choose_placement(gpu: GpuModel, gi: GiProfile, occupied: int) -> int | None:
     impossible; ties go to the lowest start. Returns None when no placement is free. Memoized: a pure function
     of the model, the profile and the occupied slots.
     """
-    return _choose_placement(_Ref(gpu), _Ref(gi), occupied)
+    return _choose_placement(ByIdentity(gpu), ByIdentity(gi), occupied)
 
 
 @functools.lru_cache(maxsize=8192)
-def _choose_placement(gpu_ref: _Ref, gi_ref: _Ref, occupied: int) -> int | None:
+def _choose_placement(gpu_ref: ByIdentity, gi_ref: ByIdentity, occupied: int) -> int | None:
     gpu: GpuModel = gpu_ref.obj  # type: ignore[assignment]
     gi: GiProfile = gi_ref.obj  # type: ignore[assignment]
     free = [s for s in gi.placement_starts if not gi.mask(s) & occupied]

@@ -13,25 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog import GpuModel
+from ..identity import ByIdentity
 from ..profiles import ProfileFormatError, ProfileName, parse_profile
-
-
-class ByIdentity:
-    """Hashes and compares an object by identity: a cheap cache key for large frozen objects (GpuModel, Spec).
-
-    Caches that use it keep the wrapper, and so the object, alive, so an id is never reused for another object.
-    """
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: object) -> None:
-        self.obj = obj
-
-    def __hash__(self) -> int:
-        return id(self.obj)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ByIdentity) and other.obj is self.obj
 
 
 @dataclass(frozen=True)
