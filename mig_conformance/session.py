@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import signal
 import sys
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .cluster.base import Cluster
+from .cluster.base import Cluster, ClusterError, RestoreIncomplete
 from .cluster.journal import Journal
 from .cluster.model import GpuNode
 from .k8s import labels as L
@@ -22,6 +25,10 @@ from .targets import Target, resolve_target
 log = logging.getLogger("mig_conformance")
 
 SAFE_KINDS = ("sim", "local")  # clusters the kit itself created: changes are always allowed
+ATTACH_KINDS = ("kubeconfig", "eks")  # backends that attach to a cluster that outlives the run
+RUN_LABEL = "mig-conformance/run"
+LEAK_WAIT_S = 60.0  # how long the final check waits for the run's namespace to finish terminating
+INTERRUPT_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 class MigSession:
@@ -35,14 +42,18 @@ class MigSession:
         worker = getattr(config, "workerinput", None)
         fresh = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.run_id = (worker or {}).get("mig_run_id") or fresh
-        self.namespace = f"mig-conformance-{self.run_id.split('-')[-1]}"
+        # One namespace per xdist worker: a worker deletes its own when it finishes, not the others'.
+        suffix = f"-{worker['workerid']}" if worker and worker.get("workerid") else ""
+        self.namespace = f"mig-conformance-{self.run_id.split('-')[-1]}{suffix}"
         self.timeout = settings.timeout
         self.started = dt.datetime.now(dt.UTC)
         self._cluster: Cluster | None = None
         self._namespace_created = False
         self.evidence: dict[str, Any] = {}
+        self.cleanup: dict[str, Any] = {}
         self.collector = None
-        self._old_sigterm = None
+        self._old_signals: dict[int, Any] = {}
+        self._worker_id = (worker or {}).get("workerid")
         from .report.terminal import StatusLine
 
         self._status = StatusLine(sys.__stderr__)
@@ -50,29 +61,52 @@ class MigSession:
             from .report.collector import ResultCollector
 
             self.collector = ResultCollector()
-            self._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+            for sig in INTERRUPT_SIGNALS:
+                self._old_signals[sig] = signal.signal(sig, _signal_to_interrupt)
 
     # ---- cluster ---------------------------------------------------------------------------------
     @property
     def allow_changes(self) -> bool:
         return self.target.kind in SAFE_KINDS or self.settings.allow_reconfigure
 
-    def mode_line(self) -> str:
+    @property
+    def mode(self) -> str:
+        """kit-owned | reconfigure | read-only."""
         if self.target.kind in SAFE_KINDS:
+            return "kit-owned"
+        return "reconfigure" if self.settings.allow_reconfigure else "read-only"
+
+    def mode_line(self) -> str:
+        if self.mode == "kit-owned":
             return f"{self.target.kind} (kit-owned cluster: reconfiguration allowed)"
-        if self.settings.allow_reconfigure:
-            return f"{self.target.kind}: RECONFIGURE allowed (every change is journaled and restored)"
+        if self.mode == "reconfigure":
+            return (f"{self.target.kind}: RECONFIGURE allowed (every change is journaled to {self.journal_path()} "
+                    "and restored)")
         return f"{self.target.kind}: read-only (mig_disruptive tests are skipped; --mig-allow-reconfigure enables them)"
+
+    def journal_path(self) -> Path | None:
+        """Where changes are journaled: the report folder, else (on real clusters) .mig-conformance/ in rootdir."""
+        name = f"journal.{self._worker_id}.json" if self._worker_id else "journal.json"
+        if self.settings.report:
+            return self.settings.report / name
+        if self.target.kind == "sim":
+            return None
+        return Path(self.config.rootpath) / ".mig-conformance" / f"{self.run_id}.{name}"
+
+    def _journal_target(self) -> dict[str, Any]:
+        """How `mig-conformance restore` reopens this cluster (no secrets: options are scrubbed)."""
+        from .report.scrub import scrub
+
+        options = {k: v for k, v in self.target.options.items() if k != "description"}
+        return {"name": self.target.name, "kind": self.target.kind, "arg": self.target.arg,
+                "options": scrub(options), "clusters_file": str(self.settings.clusters_file)}
 
     @property
     def cluster(self) -> Cluster:
         if self._cluster is None:
             from .cluster.registry import open_cluster
 
-            journal_path = None
-            if self.settings.report and self.collector is not None:
-                journal_path = self.settings.report / "journal.json"
-            journal = Journal(journal_path, self.run_id, self.target.name)
+            journal = Journal(self.journal_path(), self.run_id, self.target.name, self._journal_target())
             self._cluster = open_cluster(self.target, allow_changes=self.allow_changes, journal=journal,
                                          settings=self.settings)
             if self.collector is not None and self._status.enabled:
@@ -88,8 +122,8 @@ class MigSession:
 
     def ensure_namespace(self) -> str:
         if not self._namespace_created:
-            self.cluster.create_namespace(self.namespace, {"app.kubernetes.io/managed-by": "mig-conformance",
-                                                          "mig-conformance/run": self.run_id})
+            self.cluster.create_run_namespace(self.namespace, {"app.kubernetes.io/managed-by": "mig-conformance",
+                                                              RUN_LABEL: self.run_id})
             self._namespace_created = True
         return self.namespace
 
@@ -177,33 +211,92 @@ class MigSession:
         summary = self._summary(exitstatus)
         terminalreporter.write_sep("=", "mig-conformance summary")
         terminalreporter.write_line(summary_table(summary))
+        terminalreporter.write_line(f"mode: {self.mode_line()}")
+        for line in cleanup_lines(self.cleanup):
+            red = line.startswith(("LEAK", "NOT RESTORED", "restore later", "leak check failed"))
+            terminalreporter.write_line(line, red=red, bold=red)
         if self.settings.report:
             terminalreporter.write_line(f"report bundle: {self.settings.report}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        target: dict[str, Any] = {}
         if self._cluster is not None:
             try:
-                restored = self._cluster.restore()
-                if restored:
-                    log.info("restored %d changes on %s", len(restored), self.target.name)
-                if self._namespace_created:
-                    self._cluster.delete_namespace(self.namespace)
-                self.evidence["nodes_after"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
-                self.evidence["restored"] = restored
+                with _signals_deferred():
+                    self._clean_up(self._cluster)
             finally:
                 target = self._describe_target()
                 self._cluster.close()
-        else:
-            target = {}
+        elif self.collector is not None and self.config.pluginmanager.has_plugin("dsession"):
+            self._check_leaks_after_workers()
         if self.collector is not None and self.settings.report:
             from .report.bundle import write_bundle
 
             write_bundle(self.settings.report, self._summary(exitstatus), target, self.evidence)
 
+    def _clean_up(self, cluster: Cluster) -> None:
+        """Restore every journaled change (also the run namespace), then look for leftovers of this run."""
+        restored: list[str] = []
+        failures: list[str] = []
+        try:
+            restored = cluster.restore()
+        except RestoreIncomplete as exc:
+            restored, failures = exc.restored, exc.failures
+        except Exception as exc:  # e.g. the API server is gone: the journal stays for `mig-conformance restore`
+            failures = [f"{type(exc).__name__}: {exc}"]
+        if restored:
+            log.info("restored %d changes on %s", len(restored), self.target.name)
+        self.cleanup = {"mode": self.mode, "restored": restored, "restore_failures": failures,
+                        "leaks": self._leftovers(cluster), "journal": str(cluster.journal.path or "")}
+        if failures and cluster.journal.path:
+            self.cleanup["restore_command"] = f"mig-conformance restore {cluster.journal.path}"
+        elif cluster.journal.path and not self.settings.report:
+            cluster.journal.path.unlink(missing_ok=True)  # nothing left to restore: no stray journal
+        self.evidence["restored"] = restored
+        self.evidence["cleanup"] = self.cleanup
+        try:
+            self.evidence["nodes_after"] = [_node_dict(n) for n in cluster.list_gpu_nodes()]
+        except ClusterError as exc:
+            self.evidence["nodes_after_error"] = str(exc)
+
+    def _leftovers(self, cluster: Cluster) -> list[str]:
+        """Objects labelled with this run still present; waits a little for namespaces that are terminating.
+
+        xdist workers skip it (their siblings may still run pods); the controller checks after all finished."""
+        if self._worker_id is not None:
+            return []
+        deadline = cluster.clock() + min(LEAK_WAIT_S, self.timeout)
+        while True:
+            try:
+                found = cluster.leftovers(self.run_id, (self.namespace,) if self._namespace_created else ())
+            except ClusterError as exc:
+                return [f"leak check failed: {exc}"]
+            if not found or cluster.clock() >= deadline:
+                return found
+            cluster.sleep(min(1.0, cluster.poll_interval * 2))
+
+    def _check_leaks_after_workers(self) -> None:
+        """xdist controller: every worker has restored and cleaned up; look for this run's leftovers once."""
+        if self.target.kind not in ATTACH_KINDS:
+            return  # sim/local/kind clusters are per process: each worker's ended with it
+        from .cluster.registry import open_cluster
+
+        try:
+            cluster = open_cluster(self.target, allow_changes=False, settings=self.settings)
+        except Exception as exc:
+            self.cleanup = {"mode": self.mode, "leaks": [f"leak check failed: {exc}"]}
+            return
+        try:
+            self.cleanup = {"mode": self.mode, "restored": [], "restore_failures": [],
+                            "leaks": self._leftovers(cluster)}
+            self.evidence["cleanup"] = self.cleanup
+        finally:
+            cluster.close()
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
+        for sig, old in self._old_signals.items():
+            signal.signal(sig, old)
 
     # ---- helpers -----------------------------------------------------------------------------------
     def _describe_target(self) -> dict[str, Any]:
@@ -221,7 +314,8 @@ class MigSession:
         return self.collector.summary(
             run_id=self.run_id, started=self.started, finished=dt.datetime.now(dt.UTC), cluster=self.target.name,
             backend=self.target.kind, command_line=" ".join(sys.argv), kit_version=__version__,
-            settings=self.settings.describe(), exitstatus=exitstatus)
+            settings={**self.settings.describe(), "mode": {"value": self.mode, "source": "derived"}},
+            exitstatus=exitstatus)
 
 
 def _check_settings(settings: Settings) -> None:
@@ -242,8 +336,53 @@ def _check_settings(settings: Settings) -> None:
             raise InputError(f"--mig-config-file {settings.config_file}: no named configs in the file")
 
 
-def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
+def _signal_to_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM/SIGHUP end the run like Ctrl-C does, so that the session's restore runs."""
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """While restoring: the first SIGINT/SIGTERM/SIGHUP only prints a notice; a second one aborts the restore
+    (what was not restored stays in the journal for `mig-conformance restore`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            print("\nmig-conformance: restoring the cluster's original settings, please wait "
+                  "(signal again to abort; then run `mig-conformance restore JOURNAL`)", file=sys.__stderr__,
+                  flush=True)
+            return
+        raise KeyboardInterrupt(f"signal {signum} during restore")
+
+    sigs = (signal.SIGINT, *INTERRUPT_SIGNALS)
+    old = {sig: signal.signal(sig, handler) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def cleanup_lines(cleanup: Mapping[str, Any]) -> list[str]:
+    """Terminal lines for the end-of-run cleanup: what was restored, what was not, what leaked."""
+    if not cleanup:
+        return []
+    lines = [f"restored {len(cleanup.get('restored', []))} change(s)"
+             + "".join(f"\n  {r}" for r in cleanup.get("restored", []))]
+    for failure in cleanup.get("restore_failures", []):
+        lines.append(f"NOT RESTORED: {failure}")
+    if cleanup.get("restore_command"):
+        lines.append(f"restore later with: {cleanup['restore_command']}")
+    leaks = cleanup.get("leaks", [])
+    lines += [leak if leak.startswith("leak check failed") else f"LEAK: {leak} is still present" for leak in leaks]
+    if not leaks:
+        lines.append("leak check: nothing of this run is left")
+    return lines
 
 
 def _node_dict(node: GpuNode) -> Mapping[str, Any]:

@@ -17,11 +17,15 @@ COMMON_KEYS = {"backend": str, "description": str, "node_selector": dict, "confi
 BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "sim": {"nodes": str, "strategy": str},
     "local": {"nodes": str, "strategy": str},
-    "kind": {"name": str, "config": str, "keep": bool, "kind_bin": str, "kubectl_bin": str},
+    "kind": {"name": str, "config": str, "keep": bool, "kind_bin": str, "kubectl_bin": str, "nodes": str,
+             "image": str},
     "kubeconfig": {"context": str, "kubeconfig": str},
     "eks": {"cluster": str, "region": str, "profile": str, "role_arn": str, "kubeconfig_context": str},
 }
 REQUIRED = {"eks": ("cluster", "region"), "kubeconfig": ("context",), "kind": ("name",)}
+#: File options; relative ones are taken relative to the clusters file (binaries only when they contain a '/').
+PATH_KEYS = ("kubeconfig", "config")
+BINARY_KEYS = ("kind_bin", "kubectl_bin")
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,22 @@ def load_clusters_file(path: Path) -> dict[str, Target]:
         selector = options.get("node_selector", {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items()):
             raise r.fail("node_selector must map label names to string values", "node_selector")
+        _resolve_paths(options, path.parent)
         arg = options.get("nodes") or options.get("name") or options.get("context") or options.get("cluster", "")
+        if backend == "kind":
+            arg = options["name"]
         targets[str(name)] = Target(str(name), backend, str(arg), options, source=f"clusters file {path}")
     return targets
+
+
+def _resolve_paths(options: dict[str, Any], base: Path) -> None:
+    """Make relative file options absolute, relative to the clusters file's folder."""
+    for key in (*PATH_KEYS, *BINARY_KEYS):
+        value = options.get(key)
+        if not value or (key in BINARY_KEYS and "/" not in value):
+            continue
+        p = Path(value).expanduser()
+        options[key] = str(p if p.is_absolute() else (base / p).absolute())
 
 
 def resolve_target(value: str, clusters_file: Path) -> Target:

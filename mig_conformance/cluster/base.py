@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from .journal import Journal
+from .journal import Change, Journal
 from .model import GpuNode, PodRequest, PodStatus
 
 log = logging.getLogger("mig_conformance.cluster")
@@ -29,6 +29,19 @@ class ChangeNotAllowed(ClusterError):
 
 class WaitTimeout(ClusterError):
     """A wait ran past its deadline; the message names what was awaited and the last state seen."""
+
+
+class Missing(ClusterError):
+    """The object an operation names does not exist (a node, a namespace, a ConfigMap)."""
+
+
+class RestoreIncomplete(ClusterError):
+    """Some journaled changes could not be put back; they stay in the journal for `mig-conformance restore`."""
+
+    def __init__(self, restored: list[str], failures: list[str]) -> None:
+        super().__init__(f"{len(failures)} change(s) could not be restored: " + "; ".join(failures))
+        self.restored = restored
+        self.failures = failures
 
 
 class Cluster(abc.ABC):
@@ -122,19 +135,60 @@ class Cluster(abc.ABC):
         self.journal.record("mig-config", name, None, original)
         self._write_mig_config(text)
 
+    def create_run_namespace(self, name: str, labels: Mapping[str, str]) -> None:
+        """Create the run's namespace, journaled first so that `restore()` (or a later restore) deletes it."""
+        self.journal.record("namespace", name, None, None)
+        self.create_namespace(name, labels)
+
     def restore(self) -> list[str]:
-        """Put back every journaled original value (newest first); returns what was restored."""
-        done = []
-        for change in reversed(self.journal.changes):
-            if change.kind == "node-label":
-                self._write_node_label(change.target, change.key or "", change.original)
-            elif change.kind == "mig-strategy" and change.original is not None:
-                self._write_mig_strategy(change.original)
-            elif change.kind == "mig-config" and change.original is not None:
-                self._write_mig_config(change.original)
-            done.append(f"{change.kind} {change.target} {change.key or ''}".strip())
-        self.journal.clear()
+        """Put back every journaled original value (newest first); returns what was restored.
+
+        Every change is tried even when one fails; failed ones stay in the journal and RestoreIncomplete
+        (with `.restored` and `.failures`) is raised at the end.
+        """
+        done: list[str] = []
+        failed: list[Change] = []
+        failures: list[str] = []
+        for change in reversed(list(self.journal.changes)):
+            what = describe_change(change)
+            try:
+                self._restore_one(change)
+            except Missing as exc:
+                done.append(f"{what} (gone: {exc})")
+            except Exception as exc:
+                log.error("could not restore %s: %s", what, exc)
+                failed.insert(0, change)
+                failures.append(f"{what}: {exc}")
+            else:
+                done.append(what)
+        self.journal.replace(failed)
+        if failures:
+            raise RestoreIncomplete(done, failures)
         return done
+
+    def _restore_one(self, change: Change) -> None:
+        if change.kind == "node-label":
+            self._write_node_label(change.target, change.key or "", change.original)
+        elif change.kind == "mig-strategy" and change.original is not None:
+            self._write_mig_strategy(change.original)
+        elif change.kind == "mig-config" and change.original is not None:
+            self._write_mig_config(change.original)
+        elif change.kind == "namespace":
+            self.delete_namespace(change.target)
+
+    def leftovers(self, run_id: str, namespaces: tuple[str, ...] = ()) -> list[str]:
+        """Objects of run `run_id` still present (pods, namespaces), as "kind name" lines.
+
+        The default asks only `list_pods` of the given namespaces; API backends search the whole cluster.
+        """
+        out = []
+        for ns in namespaces:
+            try:
+                pods = self.list_pods(ns)
+            except ClusterError:
+                continue
+            out += [f"pod {ns}/{p.name}" for p in pods]
+        return out
 
     # ---- waiting --------------------------------------------------------------------------------
     def _wait(self, fetch: Callable[[], T], predicate: Callable[[T], bool], timeout: float, what: str,
@@ -187,3 +241,17 @@ class Cluster(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections/processes. Backends that started something stop it here."""
+
+
+def describe_change(change: Change) -> str:
+    """One line naming a journaled change and the value restore puts back."""
+    if change.kind == "node-label":
+        value = "(removed)" if change.original is None else f"={change.original}"
+        return f"node {change.target} label {change.key}{value}"
+    if change.kind == "mig-strategy":
+        return f"ClusterPolicy MIG strategy={change.original}"
+    if change.kind == "mig-config":
+        return f"ConfigMap {change.target} (mig-parted config, original text)"
+    if change.kind == "namespace":
+        return f"namespace {change.target} (deleted)"
+    return f"{change.kind} {change.target} {change.key or ''}".strip()

@@ -1,57 +1,111 @@
-"""A journal of every change the kit makes to a cluster, so it can be put back (also after a killed run)."""
+"""A journal of every change the kit makes to a cluster, so it can be put back (also after a killed run).
+
+With a path, the journal is written to disk (temporary file, fsync, atomic rename, fsync of the folder) every
+time a change is recorded, and `Cluster.set_*` record before they write: a run killed at any point leaves a
+journal that holds every original value the cluster may have lost.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+SCHEMA = "mig-conformance/journal/v1"
 
 
 @dataclass(frozen=True)
 class Change:
     """One original value, recorded before the first change of that target."""
 
-    kind: str  # node-label | mig-strategy | mig-config
-    target: str  # node name / "cluster-policy" / ConfigMap name
+    kind: str  # node-label | mig-strategy | mig-config | namespace (created by the run: restore deletes it)
+    target: str  # node name / "cluster-policy" / ConfigMap name / namespace name
     key: str | None
     original: str | None  # None = did not exist
 
 
 class Journal:
-    """Original values in order of first change; persisted as JSON after every record when a path is set."""
+    """Original values in order of first change; persisted as JSON after every record when a path is set.
 
-    def __init__(self, path: str | Path | None = None, run_id: str = "", cluster: str = "") -> None:
+    `target` describes how to reopen the cluster (backend and its non-secret options) for
+    `mig-conformance restore`.
+    """
+
+    def __init__(self, path: str | Path | None = None, run_id: str = "", cluster: str = "",
+                 target: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path) if path else None
         self.run_id = run_id
         self.cluster = cluster
+        self.target: dict[str, Any] = dict(target or {})
         self.changes: list[Change] = []
 
     def record(self, kind: str, target: str, key: str | None, original: str | None) -> None:
+        """Remember an original value (only the first one per kind/target/key) and flush it to disk."""
         if any((c.kind, c.target, c.key) == (kind, target, key) for c in self.changes):
             return  # only the first original counts
         self.changes.append(Change(kind, target, key, original))
-        self.save()
+        try:
+            self.save()
+        except BaseException:
+            self.changes.pop()  # not on disk: the caller must not go on to change the cluster
+            raise
 
     def save(self) -> None:
+        """Write atomically and durably: a reader (or a crash) sees the old or the new journal, never half."""
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2))
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        data = json.dumps(self.as_dict(), indent=2).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "cluster": self.cluster, "changes": [asdict(c) for c in self.changes]}
+        return {"schema": SCHEMA, "run_id": self.run_id, "cluster": self.cluster, "target": self.target,
+                "changes": [asdict(c) for c in self.changes]}
 
     @classmethod
     def load(cls, path: str | Path) -> Journal:
-        data = json.loads(Path(path).read_text())
-        j = cls(path, data.get("run_id", ""), data.get("cluster", ""))
-        j.changes = [Change(**c) for c in data.get("changes", [])]
+        """Read a journal; ValueError says what is wrong with the file."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not a journal (invalid JSON: {exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("changes", []), list):
+            raise ValueError(f"{path}: not a mig-conformance journal (expected a mapping with 'changes')")
+        j = cls(path, data.get("run_id", ""), data.get("cluster", ""), data.get("target") or {})
+        try:
+            j.changes = [Change(**c) for c in data.get("changes", [])]
+        except TypeError as exc:
+            raise ValueError(f"{path}: malformed change entry: {exc}") from None
         return j
 
-    def clear(self) -> None:
-        self.changes.clear()
+    def replace(self, changes: list[Change]) -> None:
+        """Keep only `changes` (those not restored yet) and save."""
+        self.changes = list(changes)
         self.save()
+
+    def clear(self) -> None:
+        self.replace([])
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the rename is still atomic there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from .base import Cluster, ClusterError, TransientError
+from .base import Cluster, ClusterError, Missing, TransientError
 from .journal import Journal
 from .model import GpuNode, PodRequest, PodStatus, Taint
 
@@ -29,8 +29,10 @@ PERMISSIONS = {
     "patch_namespaced_config_map": "patch configmaps", "create_namespace": "create namespaces",
     "delete_namespace": "delete namespaces", "create_namespaced_pod": "create pods",
     "read_namespaced_pod": "get pods", "delete_namespaced_pod": "delete pods", "list_namespaced_pod": "list pods",
-    "get_code": "get /version",
+    "get_code": "get /version", "list_namespace": "list namespaces", "read_namespace": "get namespaces",
+    "list_pod_for_all_namespaces": "list pods in all namespaces",
 }
+RUN_LABEL = "mig-conformance/run"
 
 
 def _quantity(value: Any) -> int | None:
@@ -214,6 +216,28 @@ class KubeCluster(Cluster):
     def list_pods(self, namespace: str) -> list[PodStatus]:
         return [_pod_status(p) for p in self._call(self.core.list_namespaced_pod, namespace).items]
 
+    def leftovers(self, run_id: str, namespaces: tuple[str, ...] = ()) -> list[str]:
+        """Namespaces and pods labelled with this run's id still present anywhere in the cluster.
+
+        Without permission to list namespaces, the run's own `namespaces` are read one by one (NotFound = gone)."""
+        selector = f"{RUN_LABEL}={run_id}"
+        found: list[str] = []
+        try:
+            items = self._call(self.core.list_namespace, label_selector=selector).items
+        except ClusterError as exc:
+            log.debug("cannot list namespaces (%s); reading the run's namespaces one by one", exc)
+            items = []
+            for name in namespaces:
+                with contextlib.suppress(NotFound):
+                    items.append(self._call(self.core.read_namespace, name))
+        found += [f"namespace {n.metadata.name} ({n.status.phase or 'Active'})" for n in items]
+        try:
+            pods = self._call(self.core.list_pod_for_all_namespaces, label_selector=selector).items
+        except ClusterError as exc:
+            log.debug("cannot list pods in all namespaces (%s); listing the run's namespaces", exc)
+            return found + super().leftovers(run_id, namespaces)
+        return found + [f"pod {p.metadata.namespace}/{p.metadata.name} ({p.status.phase or 'Pending'})" for p in pods]
+
     def close(self) -> None:
         try:
             self.api_client.close()
@@ -221,7 +245,7 @@ class KubeCluster(Cluster):
             log.debug("closing the API client failed", exc_info=True)
 
 
-class NotFound(ClusterError):
+class NotFound(Missing):
     pass
 
 

@@ -25,6 +25,10 @@ _KIND_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 SIM_OPTIONS = frozenset({"name", "journal", "strategy", "config_text", "config_map", "mig_manager_delay",
                          "with_reboot", "gpu_reset_works", "gpu_taint", "default_config", "driver",
                          "device_plugin_version"})
+#: LocalCluster options (`kubeconfig` attaches to a cluster that `mig-conformance cluster up` started).
+LOCAL_OPTIONS = frozenset({"name", "journal", "strategy", "gpu_taint", "mig_manager_delay", "with_reboot",
+                           "gpu_reset_works", "config_text", "default_config", "agents", "state_dir", "timeout",
+                           "kubeconfig"})
 #: Clusters-file keys that belong to the session, not to the backend.
 SESSION_KEYS = frozenset({"backend", "description", "node_selector", "namespace", "nodes"})
 
@@ -84,7 +88,23 @@ def open_cluster(target: str | Target, allow_changes: bool = False, **options: A
     merged = {**from_file, **options}
     if kind == "sim":
         return _open_sim(name, arg, allow_changes, merged, settings)
+    if kind in ("kubeconfig", "kind"):
+        return _open_kube(kind, name, arg, allow_changes, merged, target)
     raise ClusterError(f"backend {kind} is not available yet (target '{name}'); use sim[:SPEC] for now")
+
+
+def _open_kube(kind: str, name: str, arg: str, allow_changes: bool, options: dict[str, Any],
+               target: str | Target) -> Cluster:
+    """kubeconfig and kind: the clusters file's `namespace` is the GPU Operator's namespace (its ConfigMap's)."""
+    if isinstance(target, Target) and target.options.get("namespace"):
+        options.setdefault("operator_namespace", target.options["namespace"])
+    if kind == "kubeconfig":
+        from .kubeconfig import open_kubeconfig
+
+        return open_kubeconfig(name, arg, allow_changes, options)
+    from .kind import open_kind
+
+    return open_kind(name, arg, allow_changes, options)
 
 
 def _open_sim(name: str, fleet: str, allow_changes: bool, options: Mapping[str, Any], settings: Any) -> Cluster:
@@ -102,3 +122,33 @@ def _open_sim(name: str, fleet: str, allow_changes: bool, options: Mapping[str, 
             fleet = settings.instance_type
     kwargs.setdefault("name", name)
     return SimCluster(fleet, allow_changes=allow_changes, **kwargs)
+
+
+def _open_local(name: str, spec: str, allow_changes: bool, options: Mapping[str, Any], settings: Any) -> Cluster:
+    """Start a local cluster (default spec p5.48xlarge), or attach to one with the `kubeconfig` option. With a
+    report folder, the cluster's state and process logs go under it (evidence)."""
+    unknown = sorted(set(options) - LOCAL_OPTIONS)
+    if unknown:
+        raise ClusterError(f"local backend: unknown option(s) {', '.join(unknown)} "
+                           f"(allowed: {', '.join(sorted(LOCAL_OPTIONS))})")
+    from .local.backend import LocalCluster
+
+    kwargs = dict(options)
+    kwargs.setdefault("name", name)
+    if "kubeconfig" in kwargs:
+        path = kwargs.pop("kubeconfig")
+        return LocalCluster.attach(path, name=kwargs["name"], allow_changes=allow_changes,
+                                   journal=kwargs.get("journal"))
+    if settings is not None:
+        if getattr(settings, "strategy", None) and "strategy" not in kwargs:
+            kwargs["strategy"] = settings.strategy
+        if not spec and getattr(settings, "instance_type", None):
+            spec = settings.instance_type
+        report = getattr(settings, "report", None)
+        if report and "state_dir" not in kwargs:
+            import tempfile
+            from pathlib import Path
+
+            Path(report).mkdir(parents=True, exist_ok=True)
+            kwargs["state_dir"] = tempfile.mkdtemp(prefix="local-cluster-", dir=report)
+    return LocalCluster.start(spec, allow_changes=allow_changes, **kwargs)

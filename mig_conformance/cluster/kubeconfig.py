@@ -1,0 +1,92 @@
+"""The `kubeconfig` backend: any context of an existing kubeconfig, opened with the official client.
+
+The file is only read: the client is built with `persist_config=False` (so token refreshes of auth plugins are
+never written back) and the current context is never changed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .base import ClusterError
+from .journal import Journal
+from .kube import KubeCluster
+
+#: Options a clusters-file entry or a caller may give the kubeconfig backend.
+OPTIONS = frozenset({"context", "kubeconfig", "config_map", "operator_namespace", "pod_image", "journal"})
+
+
+def default_kubeconfig(env: Mapping[str, str] | None = None) -> str:
+    """$KUBECONFIG (possibly a list of files) or ~/.kube/config, read at call time."""
+    env = os.environ if env is None else env
+    return env.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
+
+
+def _existing(paths: str) -> list[str]:
+    return [p for p in (os.path.expanduser(x) for x in paths.split(os.pathsep)) if p and os.path.isfile(p)]
+
+
+def contexts(kubeconfig: str | None = None) -> tuple[list[str], str | None]:
+    """(context names, current context) of a kubeconfig (a path or a path list)."""
+    from kubernetes.config.kube_config import list_kube_config_contexts
+
+    paths = kubeconfig or default_kubeconfig()
+    if not _existing(paths):
+        raise ClusterError(f"kubeconfig {paths}: no such file (set --kubeconfig, the clusters file's 'kubeconfig' "
+                           "or $KUBECONFIG)")
+    try:
+        found, current = list_kube_config_contexts(paths)
+    except Exception as exc:  # ConfigException, YAML errors: the file is not a kubeconfig
+        raise ClusterError(f"kubeconfig {paths}: cannot read it: {exc}") from None
+    return [c["name"] for c in found], (current or {}).get("name")
+
+
+def new_api_client(context: str, kubeconfig: str | None = None) -> Any:
+    """An ApiClient for `context` that never writes to the kubeconfig file nor changes the default client."""
+    from kubernetes.config import new_client_from_config
+
+    paths = kubeconfig or default_kubeconfig()
+    names, _ = contexts(paths)
+    if context not in names:
+        raise ClusterError(f"kubeconfig {paths}: no context '{context}' (contexts there: {', '.join(names) or 'none'})")
+    try:
+        return new_client_from_config(config_file=paths, context=context, persist_config=False)
+    except Exception as exc:
+        raise ClusterError(f"kubeconfig {paths}, context {context}: cannot build a client: {exc}") from None
+
+
+class KubeconfigCluster(KubeCluster):
+    """A cluster reached through one context of an existing kubeconfig."""
+
+    kind = "kubeconfig"
+
+    @classmethod
+    def open(cls, name: str, context: str, kubeconfig: str | None = None, *, allow_changes: bool = False,
+             journal: Journal | None = None, config_map: str | None = None, operator_namespace: str | None = None,
+             pod_image: str | None = None) -> KubeconfigCluster:
+        """Connect to `context` of `kubeconfig` (default $KUBECONFIG, then ~/.kube/config)."""
+        paths = kubeconfig or default_kubeconfig()
+        api_client = new_api_client(context, paths)
+        facts = {"context": context, "kubeconfig": paths, "server": api_client.configuration.host}
+        return cls(name, api_client, allow_changes=allow_changes, journal=journal,
+                   operator_namespace=operator_namespace, config_map=config_map, pod_image=pod_image, facts=facts)
+
+
+def open_kubeconfig(name: str, context: str, allow_changes: bool, options: Mapping[str, Any]) -> KubeconfigCluster:
+    """Registry entry point: `kubeconfig:CONTEXT` or a clusters-file entry (context, kubeconfig, namespace...)."""
+    unknown = sorted(set(options) - OPTIONS)
+    if unknown:
+        raise ClusterError(f"kubeconfig backend: unknown option(s) {', '.join(unknown)} "
+                           f"(allowed: {', '.join(sorted(OPTIONS))})")
+    context = options.get("context") or context
+    if not context:
+        raise ClusterError(f"target '{name}': the kubeconfig backend needs a context (kubeconfig:CONTEXT)")
+    kubeconfig = options.get("kubeconfig")
+    return KubeconfigCluster.open(name, context, str(Path(kubeconfig).expanduser()) if kubeconfig else None,
+                                  allow_changes=allow_changes, journal=options.get("journal"),
+                                  config_map=options.get("config_map"),
+                                  operator_namespace=options.get("operator_namespace"),
+                                  pod_image=options.get("pod_image"))

@@ -1,0 +1,210 @@
+"""`LocalCluster`: the kit's own Kubernetes cluster (ControlPlane + kwok GPU nodes + GPU Operator objects +
+simulated agents), used by the kit as the ServiceAccount mig-conformance/mig-conformance bound to deploy/rbac.yaml.
+
+`LocalCluster.start(spec)` brings everything up in this process (and `close()` stops it); `cluster up` does the
+same detached, and `LocalCluster.attach(kubeconfig)` connects to such a cluster.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..base import ClusterError
+from ..journal import Journal
+from ..kube import KubeCluster
+from . import kit_rbac, kubeconfig, nodes, operator, processes
+from .controlplane import ControlPlane
+from .rest import Rest
+
+log = logging.getLogger("mig_conformance.cluster.local")
+
+DEFAULT_SPEC = "p5.48xlarge"
+AGENTS_MODULE = "mig_conformance.simulators.agents"
+AGENTS = "agents"
+KIT_TOKEN_SECONDS = 24 * 3600
+AGENTS_TOKEN_SECONDS = 30 * 24 * 3600
+KIT_KUBECONFIG = "mig-conformance.kubeconfig"
+AGENTS_KUBECONFIG = "agents.kubeconfig"
+
+
+def agents_available() -> bool:
+    return importlib.util.find_spec(AGENTS_MODULE) is not None
+
+
+class LocalCluster(KubeCluster):
+    """A KubeCluster over a local control plane, connected as the kit's least-privilege ServiceAccount."""
+
+    kind = "local"
+
+    def __init__(self, name: str, api_client: Any, plane: ControlPlane, *, owned: bool,
+                 allow_changes: bool = True, journal: Journal | None = None,
+                 facts: Mapping[str, Any] | None = None) -> None:
+        super().__init__(name, api_client, allow_changes=allow_changes, journal=journal,
+                         operator_namespace=operator.NAMESPACE, facts=facts)
+        self.plane = plane
+        self.owned = owned
+
+    # ---- starting and attaching ------------------------------------------------------------------------
+    @classmethod
+    def start(cls, spec: str = "", *, state_dir: Path | str | None = None, strategy: str = "mixed",
+              agents: bool | str = "auto", gpu_taint: bool = False, mig_manager_delay: float | None = None,
+              with_reboot: bool = False, gpu_reset_works: bool = True, config_text: str | None = None,
+              default_config: str | None = operator.DEFAULT_CONFIG, name: str | None = None,
+              allow_changes: bool = True, journal: Journal | None = None, assets: Mapping[str, Path] | None = None,
+              extra_args: Mapping[str, Sequence[str]] | None = None, detach: bool = False,
+              timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None) -> LocalCluster:
+        """Start a control plane with the nodes of `spec` (default p5.48xlarge), the operator objects, the kit's
+        RBAC and (agents=True, or "auto" when the agents module exists) the simulated agents; connect as the kit.
+
+        detach: processes outlive this Python process (for `cluster up`); otherwise they die with it.
+        """
+        spec = spec.strip() or DEFAULT_SPEC
+        plan = nodes.plan(spec, gpu_taint)  # bad specs fail before anything starts
+        want_agents = agents_available() if agents == "auto" else bool(agents)
+        if want_agents and not agents_available():
+            raise ClusterError(f"local backend: the simulated agents ({AGENTS_MODULE}) are not installed")
+        folder = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="mig-conformance-local-"))
+        plane = ControlPlane(folder, assets, extra_args=extra_args, tie_to_parent=not detach, timeout=timeout)
+
+        def bootstrap(admin: Rest) -> None:
+            operator.install(admin, strategy, config_text, default_config, with_reboot)
+            kit_rbac.apply(admin, rbac_docs if rbac_docs is not None else kit_rbac.documents())
+            nodes.register(admin, plan)
+
+        plane.start(bootstrap)
+        try:
+            with plane.admin() as admin:
+                if want_agents:
+                    start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works)
+                    wait_agents_ready(plane, timeout)
+                cluster = cls._connect(plane, admin, name or f"local:{spec}", owned=True,
+                                       allow_changes=allow_changes, journal=journal)
+        except BaseException:
+            plane.stop()
+            raise
+        cluster.facts["local"] = {"nodes": spec, "agents": want_agents, "state_dir": str(folder)}
+        if detach:
+            plane.detach()
+        return cluster
+
+    @classmethod
+    def attach(cls, kubeconfig_path: Path | str, *, name: str | None = None, allow_changes: bool = True,
+               journal: Journal | None = None) -> LocalCluster:
+        """Connect (as the kit's ServiceAccount) to a cluster that `cluster up --kubeconfig PATH` started."""
+        plane = ControlPlane.load(state_dir_for(Path(kubeconfig_path)))
+        with plane.admin() as admin:
+            return cls._connect(plane, admin, name or f"local@{kubeconfig_path}", owned=False,
+                                allow_changes=allow_changes, journal=journal)
+
+    @classmethod
+    def _connect(cls, plane: ControlPlane, admin: Rest, name: str, *, owned: bool, allow_changes: bool,
+                 journal: Journal | None) -> LocalCluster:
+        from kubernetes import config as kconfig
+
+        assert plane.pki is not None
+        token = admin.token_for(kit_rbac.KIT_NAMESPACE, kit_rbac.KIT_SA, KIT_TOKEN_SECONDS)
+        path = kubeconfig.write(plane.state_dir / KIT_KUBECONFIG, kubeconfig.build(
+            plane.server, plane.pki.ca.cert, f"system:serviceaccount:{kit_rbac.KIT_NAMESPACE}:{kit_rbac.KIT_SA}",
+            token=token, namespace=kit_rbac.KIT_NAMESPACE))
+        api_client = kconfig.new_client_from_config(config_file=str(path))
+        facts = {"platform": "local", "etcd_version": plane.versions.get("etcd"),
+                 "kwok_version": plane.versions.get("kwok"), "server": plane.server,
+                 "identity": f"ServiceAccount {kit_rbac.KIT_NAMESPACE}/{kit_rbac.KIT_SA}",
+                 "logs": str(plane.logs)}
+        return cls(name, api_client, plane, owned=owned, allow_changes=allow_changes, journal=journal, facts=facts)
+
+    # ---- facts and helpers ----------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return self.plane.state_dir
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.plane.admin_kubeconfig
+
+    def admin(self) -> Rest:
+        """A JSON client with the cluster-admin certificate (for setup and fault injection, not for suites)."""
+        return self.plane.admin()
+
+    def log_files(self) -> list[Path]:
+        """Every process's log (evidence for the report)."""
+        return sorted(self.plane.logs.glob("*.log"))
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["platform"] = "local"
+        info["versions"] = {"kubernetes": info.get("kubernetes_version"), **{
+            k: v for k, v in self.plane.versions.items() if k != "kubernetes"}}
+        return info
+
+    # ---- agents hook (also for fault tests) -------------------------------------------------------------
+    def stop_agents(self) -> None:
+        self.plane.stop_process(AGENTS)
+
+    def start_agents(self, mig_manager_delay: float | None = None, wait: bool = True, **options: Any) -> None:
+        with self.plane.admin() as admin:
+            start_agents(self.plane, admin, mig_manager_delay, **options)
+        if wait:
+            wait_agents_ready(self.plane, self.plane.timeout)
+
+    def close(self) -> None:
+        super().close()
+        if self.owned:
+            self.plane.stop()
+
+
+def state_dir_for(kubeconfig_path: Path) -> Path:
+    """`cluster up --kubeconfig PATH` keeps its state in PATH.d/."""
+    return kubeconfig_path.absolute().with_name(kubeconfig_path.name + ".d")
+
+
+def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, with_reboot: bool = False,
+                   gpu_reset_works: bool = True) -> list[str]:
+    """`python -m mig_conformance.simulators.agents ...` for this plane."""
+    argv = [sys.executable, "-m", AGENTS_MODULE, "--kubeconfig", str(plane.state_dir / AGENTS_KUBECONFIG),
+            "--namespace", operator.NAMESPACE, "--log", str(plane.logs / "agents.log"),
+            "--ready-file", str(plane.state_dir / "agents.ready"), "--state-dir", str(plane.state_dir / "agents")]
+    if mig_manager_delay is not None:
+        argv += ["--mig-manager-delay", str(mig_manager_delay)]
+    if with_reboot:
+        argv.append("--with-reboot")
+    if not gpu_reset_works:
+        argv.append("--no-gpu-reset")
+    return argv
+
+
+def start_agents(plane: ControlPlane, admin: Rest, mig_manager_delay: float | None = None,
+                 with_reboot: bool = False, gpu_reset_works: bool = True) -> None:
+    """Write the agents' kubeconfig (their own ServiceAccount token) and start their process."""
+    assert plane.pki is not None
+    token = admin.token_for(operator.NAMESPACE, operator.AGENTS_SA, AGENTS_TOKEN_SECONDS)
+    kubeconfig.write(plane.state_dir / AGENTS_KUBECONFIG, kubeconfig.build(
+        plane.server, plane.pki.ca.cert, f"system:serviceaccount:{operator.NAMESPACE}:{operator.AGENTS_SA}",
+        token=token))
+    (plane.state_dir / "agents.ready").unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    plane.spawn(AGENTS, agents_command(plane, mig_manager_delay, with_reboot, gpu_reset_works), env=env,
+                log_file=plane.logs / "agents.stderr.log")
+
+
+def wait_agents_ready(plane: ControlPlane, timeout: float) -> None:
+    """Wait for the agents' ready file (every node reconciled once); ClusterError if they exit or time runs out."""
+    proc = plane.procs[AGENTS]
+    ready = plane.state_dir / "agents.ready"
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if not processes.alive(proc):
+            raise ClusterError(f"local backend: the agents exited (code {processes.exit_code(proc)}) while starting; "
+                               f"see {plane.logs / 'agents.log'}:\n{processes.log_tail(proc.log)}")
+        if time.monotonic() >= deadline:
+            raise ClusterError(f"local backend: the agents were not ready after {timeout:.0f}s "
+                               f"(no {ready}); see {plane.logs / 'agents.log'}")
+        time.sleep(0.05)

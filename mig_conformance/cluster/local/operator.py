@@ -1,0 +1,148 @@
+"""What the NVIDIA GPU Operator installs that the kit and the simulated agents read: the namespace, the
+`default-mig-parted-config` ConfigMap, the ClusterPolicy CRD and object, and the agents' identity (ServiceAccount +
+least-privilege RBAC). The agents themselves run as a separate process (backend.py starts them)."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from ...k8s import device_plugin
+from ...simulators import nvml as nv
+from .rest import RestError
+
+NAMESPACE = "gpu-operator"
+CONFIG_MAP = "default-mig-parted-config"
+POLICY = "cluster-policy"
+AGENTS_SA = "nvidia-gpu-operator-agents"
+DEFAULT_CONFIG = "all-disabled"  # GPU Operator values.yaml migManager.config.default
+RBAC_GROUP = "rbac.authorization.k8s.io"
+Obj = dict[str, Any]
+
+
+def config_map_text() -> str:
+    """The shipped default-mig-parted-config ConfigMap (fixtures/configs)."""
+    path = resources.files("mig_conformance.fixtures").joinpath("configs/default-mig-parted-config.yaml")
+    return path.read_text(encoding="utf-8")
+
+
+def config_map(namespace: str = NAMESPACE, config_text: str | None = None) -> Obj:
+    cm = yaml.safe_load(config_map_text())
+    cm["metadata"] = {"name": CONFIG_MAP, "namespace": namespace,
+                      "labels": {"app.kubernetes.io/managed-by": "mig-conformance"}}
+    if config_text is not None:
+        cm["data"] = {"config.yaml": config_text}
+    return cm
+
+
+def _str(**extra: Any) -> Obj:
+    return {"type": "string", **extra}
+
+
+def _component(**props: Obj) -> Obj:
+    """A ClusterPolicy component section: typed where the kit reads, open for everything else."""
+    return {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+            "properties": {"enabled": {"type": "boolean"}, "version": _str(), "repository": _str(),
+                           "image": _str(), **props}}
+
+
+def crd() -> Obj:
+    """clusterpolicies.nvidia.com, cluster-scoped, v1, with a structural schema for the fields the kit and the
+    agents use and x-kubernetes-preserve-unknown-fields for the rest of the operator's large schema."""
+    mig = {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+           "properties": {"strategy": _str(enum=["none", "single", "mixed"])}}
+    config = {"type": "object", "properties": {"name": _str(), "default": _str()}}
+    env = {"type": "array", "items": {"type": "object", "required": ["name"],
+                                      "properties": {"name": _str(), "value": _str()}}}
+    spec = {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {
+        "mig": mig, "migManager": _component(config=config, env=env), "devicePlugin": _component(),
+        "gfd": _component(), "driver": _component(), "operator": _component(defaultRuntime=_str())}}
+    schema = {"type": "object", "properties": {
+        "apiVersion": _str(), "kind": _str(), "metadata": {"type": "object"}, "spec": spec,
+        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "clusterpolicies.nvidia.com"},
+        "spec": {
+            "group": "nvidia.com", "scope": "Cluster",
+            "names": {"kind": "ClusterPolicy", "listKind": "ClusterPolicyList", "plural": "clusterpolicies",
+                      "singular": "clusterpolicy"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                          "schema": {"openAPIV3Schema": schema},
+                          "additionalPrinterColumns": [
+                              {"name": "Status", "type": "string", "jsonPath": ".status.state"},
+                              {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]}],
+        },
+    }
+
+
+def cluster_policy(strategy: str = "mixed", default_config: str | None = DEFAULT_CONFIG,
+                   with_reboot: bool = False) -> Obj:
+    """The ClusterPolicy `cluster-policy`: MIG strategy, mig-manager's ConfigMap and the simulated versions."""
+    config: Obj = {"name": CONFIG_MAP}
+    if default_config:
+        config["default"] = default_config
+    return {
+        "apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": POLICY},
+        "spec": {
+            "operator": {"defaultRuntime": "containerd"},
+            "mig": {"strategy": strategy},
+            "migManager": {"enabled": True, "config": config,
+                           "env": [{"name": "WITH_REBOOT", "value": "true" if with_reboot else "false"}]},
+            "driver": {"enabled": True, "version": nv.DRIVER_580},
+            "devicePlugin": {"enabled": True, "version": device_plugin.DEFAULT_VERSION},
+            "gfd": {"enabled": True, "version": device_plugin.DEFAULT_VERSION},
+        },
+    }
+
+
+def namespace(name: str = NAMESPACE) -> Obj:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def agents_rbac(ns: str = NAMESPACE) -> list[Obj]:
+    """The agents' identity: SA gpu-operator/nvidia-gpu-operator-agents with exactly the verbs they use."""
+    name = AGENTS_SA
+    subject = [{"kind": "ServiceAccount", "name": name, "namespace": ns}]
+    cluster_rules = [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+        {"apiGroups": ["nvidia.com"], "resources": ["clusterpolicies"], "verbs": ["get", "list", "watch"]},
+    ]
+    ns_rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+    ref = {"apiGroup": RBAC_GROUP}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
+        {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": cluster_rules},
+        {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+         "roleRef": {**ref, "kind": "ClusterRole", "name": name}, "subjects": subject},
+        {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "Role", "metadata": {"name": name, "namespace": ns},
+         "rules": ns_rules},
+        {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
+         "roleRef": {**ref, "kind": "Role", "name": name}, "subjects": subject},
+    ]
+
+
+def objects(config_text: str | None = None, ns: str = NAMESPACE) -> list[Obj]:
+    """Everything except the ClusterPolicy itself (its CRD must be established first), in creation order."""
+    return [namespace(ns), config_map(ns, config_text), crd(), *agents_rbac(ns)]
+
+
+def install(api: Any, strategy: str = "mixed", config_text: str | None = None,
+            default_config: str | None = DEFAULT_CONFIG, with_reboot: bool = False, ns: str = NAMESPACE,
+            timeout: float = 30.0) -> None:
+    """Create the operator's objects with an admin client (rest.Rest); waits for the CRD to serve."""
+    api.create_all(objects(config_text, ns))
+    policy = cluster_policy(strategy, default_config, with_reboot)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            api.create(policy)
+            return
+        except RestError as exc:
+            if exc.status != 404 or time.monotonic() >= deadline:  # 404: the CRD is not established yet
+                raise
+            time.sleep(0.05)

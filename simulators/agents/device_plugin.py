@@ -1,0 +1,65 @@
+"""Device plugin + kubelet: `nvidia.com/gpu` / `nvidia.com/mig-*` capacity and allocatable in the node status.
+
+The resources are what `k8s.device_plugin.advertise` registers for the ClusterPolicy strategy and the MIG devices
+NVML reports. Names registered before and not now stay with 0, as kubelet keeps a resource once registered (and a
+plugin that fails registers nothing, so all drop to 0). The status is patched through the `status` subresource,
+only when it differs, so the same reconcile also repairs a status that someone else overwrote.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mig_conformance.k8s import device_plugin as dp
+from mig_conformance.k8s.labels import GPU_RESOURCE, MIG_RESOURCE_PREFIX
+from mig_conformance.k8s.state import GpuMigState
+
+from .api import Obj
+from .context import Context
+from .node import NodeAgent
+
+log = logging.getLogger("mig_conformance.agents")
+
+
+def plugin_resource(name: str) -> bool:
+    """A resource name the NVIDIA device plugin registers."""
+    return name == GPU_RESOURCE or name.startswith(MIG_RESOURCE_PREFIX)
+
+
+def desired(strategy: str, gpus: Sequence[GpuMigState], capacity: Mapping[str, Any],
+            version: str = dp.DEFAULT_VERSION) -> tuple[dict[str, int], str | None]:
+    """(resource -> count for every plugin resource the node should show, the plugin's error or None)."""
+    result = dp.advertise(strategy, gpus, version=version)
+    want = {name: 0 for name in capacity if plugin_resource(name)}
+    want.update(result.resources)
+    return dict(sorted(want.items())), result.error
+
+
+def _same(current: Any, count: int) -> bool:
+    return current is not None and str(current).strip() == str(count)
+
+
+def status_patch(obj: Obj, want: Mapping[str, int]) -> dict[str, Any] | None:
+    """The status patch that makes capacity and allocatable show `want`, or None when they already do."""
+    status = obj.get("status") or {}
+    capacity, allocatable = status.get("capacity") or {}, status.get("allocatable") or {}
+    if all(_same(capacity.get(k), v) and _same(allocatable.get(k), v) for k, v in want.items()):
+        return None
+    values = {k: str(v) for k, v in want.items()}
+    return {"capacity": values, "allocatable": dict(values)}
+
+
+def publish(ctx: Context, node: NodeAgent, gpus: Sequence[GpuMigState]) -> None:
+    """Patch the node status when its plugin resources differ from what the plugin would register now."""
+    assert node.obj is not None
+    capacity = (node.obj.get("status") or {}).get("capacity") or {}
+    want, error = desired(ctx.policy.strategy, gpus, capacity, ctx.options.device_plugin_version)
+    patch = status_patch(node.obj, want)
+    if patch is None:
+        return
+    if error:
+        log.warning("node %s: device plugin (strategy %s) fails: %s", node.name, ctx.policy.strategy, error)
+    node.patch_status(ctx, patch)
+    log.info("node %s: allocatable %s", node.name, {k: v for k, v in want.items() if v} or "no GPUs")
