@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import signal
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ class MigSession:
         self.cleanup: dict[str, Any] = {}
         self.collector = None
         self._old_signals: dict[int, Any] = {}
+        self._defer = DeferSignals()
         self._worker_id = (worker or {}).get("workerid")
         from .report.terminal import StatusLine
 
@@ -61,8 +61,9 @@ class MigSession:
             from .report.collector import ResultCollector
 
             self.collector = ResultCollector()
-            for sig in INTERRUPT_SIGNALS:
-                self._old_signals[sig] = signal.signal(sig, _signal_to_interrupt)
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, *INTERRUPT_SIGNALS):
+                    self._old_signals[sig] = signal.signal(sig, self._interrupt)
 
     # ---- cluster ---------------------------------------------------------------------------------
     @property
@@ -80,8 +81,10 @@ class MigSession:
         if self.mode == "kit-owned":
             return f"{self.target.kind} (kit-owned cluster: reconfiguration allowed)"
         if self.mode == "reconfigure":
-            return (f"{self.target.kind}: RECONFIGURE allowed (every change is journaled to {self.journal_path()} "
-                    "and restored)")
+            where = self.journal_path()
+            if where is not None and self.config.pluginmanager.has_plugin("dsession"):
+                where = where.with_name(where.name.replace("journal.json", "journal.gw*.json"))  # one per worker
+            return f"{self.target.kind}: RECONFIGURE allowed (every change is journaled to {where} and restored)"
         return f"{self.target.kind}: read-only (mig_disruptive tests are skipped; --mig-allow-reconfigure enables them)"
 
     def journal_path(self) -> Path | None:
@@ -218,12 +221,24 @@ class MigSession:
         if self.settings.report:
             terminalreporter.write_line(f"report bundle: {self.settings.report}")
 
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        """SIGINT/SIGTERM/SIGHUP end the run like Ctrl-C, so that the session's restore runs. Signals are deferred
+        from this moment on: one arriving while pytest unwinds (before any hook of ours runs) cannot skip the
+        restore."""
+        self._defer.start()
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Interrupted some other way (a KeyboardInterrupt raised by code): defer signals from now on too."""
+        self._defer.start()
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         target: dict[str, Any] = {}
         if self._cluster is not None:
             try:
-                with _signals_deferred():
+                with self._defer:
                     self._clean_up(self._cluster)
             finally:
                 target = self._describe_target()
@@ -240,7 +255,7 @@ class MigSession:
         restored: list[str] = []
         failures: list[str] = []
         try:
-            restored = cluster.restore()
+            restored = cluster.restore(namespaces=True)
         except RestoreIncomplete as exc:
             restored, failures = exc.restored, exc.failures
         except Exception as exc:  # e.g. the API server is gone: the journal stays for `mig-conformance restore`
@@ -277,7 +292,26 @@ class MigSession:
             cluster.sleep(min(1.0, cluster.poll_interval * 2))
 
     def _check_leaks_after_workers(self) -> None:
-        """xdist controller: every worker has restored and cleaned up; look for this run's leftovers once."""
+        """xdist controller: every worker has restored and cleaned up; report what their journals still hold and
+        look for this run's leftovers once."""
+        failures: list[str] = []
+        command = ""
+        if self.settings.report:
+            from .cluster.base import describe_change
+
+            for path in sorted(self.settings.report.glob("journal.*.json")):
+                try:
+                    left = Journal.load(path).changes
+                except (OSError, ValueError) as exc:
+                    failures.append(f"{path}: unreadable ({exc})")
+                    continue
+                failures += [f"{describe_change(c)} ({path.name})" for c in left]
+                if left:
+                    command = f"mig-conformance restore {self.settings.report}"
+        self.cleanup = {"mode": self.mode, "restore_failures": failures, "leaks": []}
+        if command:
+            self.cleanup["restore_command"] = command
+        self.evidence["cleanup"] = self.cleanup
         if self.target.kind not in ATTACH_KINDS:
             return  # sim/local/kind clusters are per process: each worker's ended with it
         from .cluster.registry import open_cluster
@@ -285,12 +319,10 @@ class MigSession:
         try:
             cluster = open_cluster(self.target, allow_changes=False, settings=self.settings)
         except Exception as exc:
-            self.cleanup = {"mode": self.mode, "leaks": [f"leak check failed: {exc}"]}
+            self.cleanup["leaks"] = [f"leak check failed: {exc}"]
             return
         try:
-            self.cleanup = {"mode": self.mode, "restored": [], "restore_failures": [],
-                            "leaks": self._leftovers(cluster)}
-            self.evidence["cleanup"] = self.cleanup
+            self.cleanup["leaks"] = self._leftovers(cluster)
         finally:
             cluster.close()
 
@@ -336,44 +368,50 @@ def _check_settings(settings: Settings) -> None:
             raise InputError(f"--mig-config-file {settings.config_file}: no named configs in the file")
 
 
-def _signal_to_interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM/SIGHUP end the run like Ctrl-C does, so that the session's restore runs."""
-    raise KeyboardInterrupt(f"signal {signum}")
+class DeferSignals:
+    """From the first interrupt until the restore is done: one more SIGINT/SIGTERM/SIGHUP only prints a notice;
+    a second one aborts (what was not restored stays in the journal for `mig-conformance restore`).
+    Usable as a context manager; start() on a worker thread does nothing (signals reach the main thread only)."""
 
+    def __init__(self) -> None:
+        self._old: dict[int, Any] = {}
+        self.received: list[int] = []
 
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """While restoring: the first SIGINT/SIGTERM/SIGHUP only prints a notice; a second one aborts the restore
-    (what was not restored stays in the journal for `mig-conformance restore`)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
+    def start(self) -> None:
+        if self._old or threading.current_thread() is not threading.main_thread():
+            return
+        self._old = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, *INTERRUPT_SIGNALS)}
 
-    def handler(signum: int, frame: Any) -> None:
-        received.append(signum)
-        if len(received) == 1:
+    def stop(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        if len(self.received) == 1:
             print("\nmig-conformance: restoring the cluster's original settings, please wait "
                   "(signal again to abort; then run `mig-conformance restore JOURNAL`)", file=sys.__stderr__,
                   flush=True)
             return
         raise KeyboardInterrupt(f"signal {signum} during restore")
 
-    sigs = (signal.SIGINT, *INTERRUPT_SIGNALS)
-    old = {sig: signal.signal(sig, handler) for sig in sigs}
-    try:
-        yield
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+    def __enter__(self) -> DeferSignals:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def cleanup_lines(cleanup: Mapping[str, Any]) -> list[str]:
     """Terminal lines for the end-of-run cleanup: what was restored, what was not, what leaked."""
     if not cleanup:
         return []
-    lines = [f"restored {len(cleanup.get('restored', []))} change(s)"
-             + "".join(f"\n  {r}" for r in cleanup.get("restored", []))]
+    lines = []
+    if "restored" in cleanup:  # under xdist the workers restore; the controller reports what they left
+        restored = cleanup["restored"]
+        lines.append(f"restored {len(restored)} change(s)" + "".join(f"\n  {r}" for r in restored))
     for failure in cleanup.get("restore_failures", []):
         lines.append(f"NOT RESTORED: {failure}")
     if cleanup.get("restore_command"):

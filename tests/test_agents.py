@@ -8,6 +8,8 @@ kube-apiserver (+ kwok), skipped when the binaries are missing unless CI is set.
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
 import threading
 import time
 import uuid
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.agents import device_plugin, gfd, gpu_operator
-from mig_conformance.simulators.agents.api import Gone, NotFound, Obj, Unavailable
+from mig_conformance.simulators.agents.api import ApiError, Gone, NotFound, Obj, Unavailable
 from mig_conformance.simulators.agents.context import Context, Options, Policy
 from mig_conformance.simulators.agents.node import gpu_models, load_nvml, save_nvml
 from mig_conformance.simulators.agents.runner import Agents
@@ -213,6 +215,7 @@ class FakeApi:
         self.states: dict[str, list[str | None]] = {}  # node -> mig.config.state values as the agents wrote them
         self.status_patches = 0
         self.compacted = 0  # a watch from a resourceVersion below this gets 410 Gone
+        self.forbid = 0  # the next N node patches get 403 (an authorizer not ready after a restart)
         self._down = False
 
     def down(self) -> None:
@@ -328,6 +331,9 @@ class FakeApi:
             if name not in self.nodes:
                 raise NotFound(404, f'nodes "{name}" not found')
             assert set(body) == {part}, f"the agents sent {body} to the {part} endpoint"
+            if self.forbid:
+                self.forbid -= 1
+                raise ApiError(403, f'nodes "{name}" is forbidden')
             _merge(self.nodes[name][part], body[part])
             if part == "metadata" and L.MIG_CONFIG_STATE in (body[part].get("labels") or {}):
                 self.states.setdefault(name, []).append(body[part]["labels"][L.MIG_CONFIG_STATE])
@@ -484,6 +490,26 @@ def test_cluster_policy_default_config_labels_mig_capable_nodes(fake: FakeApi, r
     assert allocatable(fake, "gpu-g5-0") == {"nvidia.com/gpu": 1}
 
 
+def test_with_reboot_from_the_cluster_policy_on_ampere_without_gpu_reset(fake: FakeApi, run_agents) -> None:
+    fake.set_policy({**MIXED, "migManager": {"config": {"name": "default-mig-parted-config"},
+                                             "env": [{"name": "WITH_REBOOT", "value": "true"}]}})
+    fake.add_node("gpu-p4d-0", {L.INSTANCE_TYPE: "p4d.24xlarge", L.GPU_PRESENT: "true"})
+    run_agents(fake, gpu_reset_works=False)
+    fake.label("gpu-p4d-0", L.MIG_CONFIG, "all-balanced")
+    fake.wait_for(lambda: fake.states.get("gpu-p4d-0", [])[-1:] == ["success"])
+    assert fake.states["gpu-p4d-0"] == ["pending", "rebooting", "pending", "success"]
+    assert allocatable(fake, "gpu-p4d-0") == {"nvidia.com/mig-1g.5gb": 16, "nvidia.com/mig-2g.10gb": 8,
+                                              "nvidia.com/mig-3g.20gb": 8}
+
+
+def test_main_rejects_bad_options_and_kubeconfig(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mig_conformance.simulators.agents.__main__ import main
+
+    assert main(["--kubeconfig", str(tmp_path / "missing"), "--log", str(tmp_path / "a.log")]) == 2
+    assert main(["--kubeconfig", str(tmp_path / "missing"), "--mig-manager-delay", "-1"]) == 2
+    assert "agents: error: --mig-manager-delay must be >= 0" in capsys.readouterr().err
+
+
 def test_restart_keeps_gpu_state(fake: FakeApi, run_agents) -> None:
     fake.add_node(P5, P5_LABELS)
     first = run_agents(fake)
@@ -521,6 +547,17 @@ def test_api_outage_during_a_run_then_recovery(fake: FakeApi, run_agents) -> Non
     assert allocatable(fake, P5) == BALANCED_H100
     fake.label(P5, L.MIG_CONFIG, "all-1g.10gb")  # the watches work again
     fake.wait_for(lambda: allocatable(fake, P5) == {"nvidia.com/mig-1g.10gb": 56})
+
+
+def test_refused_write_during_a_run_starts_the_run_over(fake: FakeApi, run_agents) -> None:
+    fake.add_node(P5, P5_LABELS)
+    agents = run_agents(fake, mig_manager_delay=0.3)
+    fake.label(P5, L.MIG_CONFIG, "all-balanced")
+    wait_state(fake, P5, "pending")
+    fake.forbid = 1  # the run's next write (the device plugin's status) is refused
+    assert wait_state(fake, P5, "success", "failed") == "success"
+    assert allocatable(fake, P5) == BALANCED_H100
+    assert [r.config for r in agents.nodes[P5].runs] == ["all-balanced"]  # the retry found it applied
 
 
 def test_status_overwritten_by_someone_else_is_repaired(fake: FakeApi, run_agents) -> None:
@@ -562,3 +599,168 @@ def test_hundred_nodes_reconfigure_concurrently(fake: FakeApi, run_agents) -> No
     elapsed = time.monotonic() - started
     assert all(allocatable(fake, n) == BALANCED_H100 for n in names)
     assert elapsed < 20, f"100 nodes took {elapsed:.1f}s: runs are not concurrent"
+
+
+# ---- the agents process against a real control plane (LocalCluster: etcd, kube-apiserver, kwok, ...) ----------
+
+
+def _local_backend() -> Any:
+    """LocalCluster, or skip (fail with CI set) when the binaries or the backend are missing."""
+    from mig_conformance.cluster.assets import find_assets
+    from mig_conformance.cluster.base import ClusterError
+
+    try:
+        find_assets()
+        from mig_conformance.cluster.local.backend import LocalCluster
+    except (ClusterError, ImportError) as exc:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"CI is set and the local control plane is unavailable: {exc}")
+        pytest.skip(f"local control plane unavailable (build it with scripts/build-k8s-binaries): {exc}")
+    return LocalCluster
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    cluster = _local_backend().start("p5.48xlarge*4", state_dir=tmp_path_factory.mktemp("local"),
+                                     mig_manager_delay=0.5)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def local_nodes(cluster: Any) -> list[str]:
+    return sorted(n.name for n in cluster.list_gpu_nodes())
+
+
+def follow(cluster: Any, name: str, until: Callable[[Any], bool], timeout: float = 30.0) -> tuple[list[str], Any]:
+    """Poll a node every 20 ms: (the distinct mig.config.state values seen, the node once `until` holds)."""
+    from mig_conformance.cluster.base import ClusterError
+
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            node = cluster.get_node(name)
+        except ClusterError:  # kube-apiserver restarting (or not yet authorizing)
+            assert time.monotonic() < deadline, f"{name}: API server unavailable until the deadline"
+            time.sleep(0.1)
+            continue
+        state = node.labels.get(L.MIG_CONFIG_STATE, "-")
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if until(node):
+            return seen, node
+        assert time.monotonic() < deadline, f"{name}: states {seen}, labels {dict(node.labels)}"
+        time.sleep(0.02)
+
+
+def done(node: Any) -> bool:
+    return node.labels.get(L.MIG_CONFIG_STATE) in ("success", "failed")
+
+
+def relabel(cluster: Any, name: str, config: str) -> None:
+    """As the kit does: clear the old verdict, then set the config label."""
+    cluster.set_node_label(name, L.MIG_CONFIG_STATE, None)
+    cluster.set_node_label(name, L.MIG_CONFIG, config)
+
+
+def kubectl(cluster: Any, *args: str) -> str:
+    from mig_conformance.cluster.assets import find_assets
+
+    argv = [str(find_assets(["kubectl"])["kubectl"]), f"--kubeconfig={cluster.admin_kubeconfig}", *args]
+    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+def agents_log(cluster: Any) -> str:
+    return (cluster.plane.logs / "agents.log").read_text(encoding="utf-8")
+
+
+def test_local_all_balanced_single_strategy_and_unknown_config(local: Any) -> None:
+    name = local_nodes(local)[0]
+    relabel(local, name, "all-balanced")
+    seen, node = follow(local, name, done)
+    assert seen[-2:] == ["pending", "success"]
+    assert nonzero(node.allocatable) == nonzero(node.capacity) == BALANCED_H100
+    assert node.labels["nvidia.com/mig-3g.40gb.count"] == "8"
+    try:  # the issue's own command line, as a user with kubectl would do it
+        kubectl(local, "patch", "clusterpolicies.nvidia.com/cluster-policy", "--type=json",
+                "-p", '[{"op":"replace","path":"/spec/mig/strategy","value":"single"}]')
+        relabel(local, name, "all-1g.10gb")
+        _, node = follow(local, name, lambda n: done(n) and n.labels.get("nvidia.com/mig.strategy") == "single")
+        assert node.labels[L.MIG_CONFIG_STATE] == "success"
+        assert nonzero(node.allocatable) == {"nvidia.com/gpu": 56}
+        assert node.allocatable["nvidia.com/mig-3g.40gb"] == 0  # kubelet keeps a registered name at 0
+    finally:
+        local.set_mig_strategy("mixed")
+    _, node = follow(local, name, lambda n: nonzero(n.allocatable) == {"nvidia.com/mig-1g.10gb": 56})
+    relabel(local, name, "no-such-config")
+    seen, node = follow(local, name, done)
+    assert seen[-1] == "failed" and "pending" not in seen
+    assert nonzero(node.allocatable) == {"nvidia.com/mig-1g.10gb": 56}  # the GPUs were left alone
+    assert "selected mig-config not present" in agents_log(local) or "no-such-config" in agents_log(local)
+
+
+def test_local_agent_restart_keeps_gpu_state(local: Any) -> None:
+    name = local_nodes(local)[1]
+    relabel(local, name, "all-3g.40gb")
+    follow(local, name, done)
+    local.stop_agents()
+    assert local.plane.procs["agents"].popen.returncode == 0  # SIGTERM is a clean stop
+    before = len(agents_log(local))
+    local.start_agents(mig_manager_delay=0.5)
+    node = local.get_node(name)
+    assert node.labels[L.MIG_CONFIG_STATE] == "success"
+    assert nonzero(node.allocatable) == {"nvidia.com/mig-3g.40gb": 16}
+    after = agents_log(local)[before:]
+    assert f"node {name}: GPU state restored" in after
+    assert f"node {name}: {L.MIG_CONFIG_STATE}=success" in after  # assert passed at once ...
+    assert f"node {name}: {L.MIG_CONFIG_STATE}=pending" not in after  # ... nothing was reapplied
+
+
+def test_local_api_server_restart_during_a_reconfiguration(local: Any) -> None:
+    name = local_nodes(local)[2]
+    local.stop_agents()
+    local.start_agents(mig_manager_delay=3.0)
+    try:
+        relabel(local, name, "all-1g.10gb")
+        follow(local, name, lambda n: n.labels.get(L.MIG_CONFIG_STATE) == "pending")
+        local.plane.restart("kube-apiserver")
+        _, node = follow(local, name, done, timeout=60)
+        assert node.labels[L.MIG_CONFIG_STATE] == "success"
+        assert nonzero(node.allocatable) == {"nvidia.com/mig-1g.10gb": 56}
+        relabel(local, name, "all-balanced")  # the watch is back: a new label is picked up
+        seen, node = follow(local, name, done, timeout=60)
+        assert seen[-2:] == ["pending", "success"] and nonzero(node.allocatable) == BALANCED_H100
+        assert "API server unavailable" in agents_log(local)
+    finally:
+        local.stop_agents()
+        local.start_agents(mig_manager_delay=0.5)
+
+
+def test_local_kwok_leaves_resources_and_overwrites_are_repaired(local: Any) -> None:
+    name = local_nodes(local)[3]
+    relabel(local, name, "all-2g.20gb")
+    _, node = follow(local, name, done)
+    want = nonzero(node.allocatable)
+    assert want == {"nvidia.com/mig-2g.20gb": 24}
+    with local.admin() as admin:
+        # kwok runs its node stages again when the node is not Ready; the status it writes keeps ours
+        admin.request("PATCH", f"/api/v1/nodes/{name}/status", {"status": {"conditions": [
+            {"type": "Ready", "status": "False", "reason": "Test", "message": "flipped by the test"}]}},
+            content_type="application/strategic-merge-patch+json")
+        follow(local, name, lambda n: _ready(admin, name))
+        assert nonzero(local.get_node(name).allocatable) == want
+        # a writer that resets our resources (a stale status, a restarted kubelet) is corrected at once
+        admin.request("PATCH", f"/api/v1/nodes/{name}/status", {"status": {
+            "capacity": {"nvidia.com/mig-2g.20gb": "0"}, "allocatable": {"nvidia.com/mig-2g.20gb": "0"}}},
+            content_type="application/strategic-merge-patch+json")
+        _, node = follow(local, name, lambda n: nonzero(n.allocatable) == want, timeout=10)
+    local.plane.restart("kwok")
+    time.sleep(2)
+    assert nonzero(local.get_node(name).allocatable) == want
+
+
+def _ready(admin: Any, name: str) -> bool:
+    conditions = admin.get("Node", name).get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

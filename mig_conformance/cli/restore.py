@@ -18,8 +18,6 @@ from ..errors import InputError
 from ..targets import Target, resolve_target
 from . import EXIT_FAIL, EXIT_OK
 
-GONE_WITH_THE_RUN = ("sim", "local")  # clusters that lived only as long as their run
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore", help="restore the changes a killed run left (from its journal.json)",
@@ -92,7 +90,7 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
         for change in reversed(journal.changes):
             print(f"  would restore {describe_change(change)}")
         return EXIT_OK
-    if target.kind in GONE_WITH_THE_RUN and not args.cluster:
+    if _gone_with_the_run(target) and not args.cluster:
         print(f"  nothing to restore: a {target.kind} cluster lived only as long as its run (pass --cluster to "
               "restore these values on another cluster)")
         return EXIT_OK
@@ -101,7 +99,7 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
     cluster = open_cluster(target, allow_changes=True, journal=journal)
     try:
         try:
-            restored, failures = cluster.restore(), []
+            restored, failures = cluster.restore(namespaces=True), []
         except RestoreIncomplete as exc:
             restored, failures = exc.restored, exc.failures
         for line in restored:
@@ -117,6 +115,11 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
         return EXIT_FAIL
     print(f"{path}: done")
     return EXIT_OK
+
+
+def _gone_with_the_run(target: Target) -> bool:
+    """sim clusters, and local ones the run started itself (not attached through `kubeconfig`), died with it."""
+    return target.kind == "sim" or (target.kind == "local" and not target.options.get("kubeconfig"))
 
 
 def _leftovers(cluster: Any, run_id: str) -> list[str]:

@@ -140,16 +140,21 @@ class Cluster(abc.ABC):
         self.journal.record("namespace", name, None, None)
         self.create_namespace(name, labels)
 
-    def restore(self) -> list[str]:
+    def restore(self, namespaces: bool = False) -> list[str]:
         """Put back every journaled original value (newest first); returns what was restored.
 
+        `namespaces=True` also deletes the namespaces the run created (the session's end and
+        `mig-conformance restore` do that; a test restoring in the middle of a run keeps the run namespace).
         Every change is tried even when one fails; failed ones stay in the journal and RestoreIncomplete
         (with `.restored` and `.failures`) is raised at the end.
         """
         done: list[str] = []
-        failed: list[Change] = []
+        remaining: list[Change] = []
         failures: list[str] = []
         for change in reversed(list(self.journal.changes)):
+            if change.kind == "namespace" and not namespaces:
+                remaining.insert(0, change)
+                continue
             what = describe_change(change)
             try:
                 self._restore_one(change)
@@ -157,11 +162,11 @@ class Cluster(abc.ABC):
                 done.append(f"{what} (gone: {exc})")
             except Exception as exc:
                 log.error("could not restore %s: %s", what, exc)
-                failed.insert(0, change)
+                remaining.insert(0, change)
                 failures.append(f"{what}: {exc}")
             else:
                 done.append(what)
-        self.journal.replace(failed)
+        self.journal.replace(remaining)
         if failures:
             raise RestoreIncomplete(done, failures)
         return done

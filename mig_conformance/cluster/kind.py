@@ -8,7 +8,6 @@ created is deleted at the end unless `keep: true`; an existing cluster of the sa
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -165,74 +164,62 @@ def label_gpu_nodes(core: Any, assignment: Mapping[str, str]) -> None:
         core.patch_node(node, {"metadata": {"labels": gpu_labels(instance_type)}})
 
 
-class OfficialRest:
-    """The create/list part of local.rest.Rest over an official ApiClient (any auth the kubeconfig uses)."""
+def create_object(api_client: Any, obj: Mapping[str, Any], exist_ok: bool = True) -> None:
+    """Create one of the GPU Operator's objects with the typed APIs of the official client (409 ignored)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
 
-    def __init__(self, api_client: Any) -> None:
-        self.api_client = api_client
-
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        from kubernetes.client.exceptions import ApiException
-
-        from .local.rest import RestError
-
-        try:
-            return self.api_client.call_api(path, method, body=body, response_type="object",
-                                            auth_settings=["BearerToken"], _return_http_data_only=True)
-        except ApiException as exc:
-            try:
-                message = json.loads(exc.body or "{}").get("message") or exc.reason
-            except ValueError:
-                message = str(exc.reason)
-            raise RestError(exc.status, str(exc.reason), message) from None
-
-    def create(self, obj: Mapping[str, Any], exist_ok: bool = False) -> Any:
-        from .local.rest import RestError, path_of
-
-        try:
-            return self.request("POST", path_of(obj["kind"], namespace=obj["metadata"].get("namespace")), obj)
-        except RestError as exc:
-            if exist_ok and exc.status == 409:
-                return None
-            raise
-
-    def create_all(self, objs: Sequence[Mapping[str, Any]], exist_ok: bool = False) -> None:
-        for obj in objs:
-            self.create(obj, exist_ok)
-
-    def list(self, kind: str) -> list[Any]:
-        from .local.rest import RestError, path_of
-
-        try:
-            return (self.request("GET", path_of(kind)) or {}).get("items", [])
-        except RestError as exc:
-            if exc.status == 404:  # the kind (a CRD) is not installed
-                return []
+    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
+    ns = obj["metadata"].get("namespace")
+    create: dict[str, Callable[[], Any]] = {
+        "Namespace": lambda: core.create_namespace(obj),
+        "ConfigMap": lambda: core.create_namespaced_config_map(ns, obj),
+        "ServiceAccount": lambda: core.create_namespaced_service_account(ns, obj),
+        "ClusterRole": lambda: rbac.create_cluster_role(obj),
+        "ClusterRoleBinding": lambda: rbac.create_cluster_role_binding(obj),
+        "Role": lambda: rbac.create_namespaced_role(ns, obj),
+        "RoleBinding": lambda: rbac.create_namespaced_role_binding(ns, obj),
+        "CustomResourceDefinition": lambda: client.ApiextensionsV1Api(api_client).create_custom_resource_definition(
+            obj),
+        "ClusterPolicy": lambda: client.CustomObjectsApi(api_client).create_cluster_custom_object(
+            "nvidia.com", "v1", "clusterpolicies", obj),
+    }
+    try:
+        create[obj["kind"]]()
+    except ApiException as exc:
+        if not (exist_ok and exc.status == 409):
             raise
 
 
 def install_operator(api_client: Any, namespace: str, timeout: float = 60.0) -> bool:
     """Create the GPU Operator objects the agents and suites read (the local backend's installer's objects),
     unless a ClusterPolicy exists already. Returns whether anything was installed."""
-    from .local import operator
-    from .local.rest import RestError
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
 
-    rest = OfficialRest(api_client)
+    from .local import operator
+
     try:
-        if rest.list("ClusterPolicy"):
-            return False
-        rest.create_all(operator.objects(ns=namespace), exist_ok=True)
-    except RestError as exc:
-        raise ClusterError(f"installing the GPU Operator objects failed: {exc}") from None
-    deadline = time.monotonic() + timeout
-    while True:
         try:
-            rest.create(operator.cluster_policy(), exist_ok=True)
-            return True
-        except RestError as exc:
-            if exc.status != 404 or time.monotonic() >= deadline:  # 404: the CRD is not served yet
-                raise ClusterError(f"installing the GPU Operator objects failed: {exc}") from None
-            time.sleep(0.2)
+            if client.CustomObjectsApi(api_client).list_cluster_custom_object(
+                    "nvidia.com", "v1", "clusterpolicies").get("items"):
+                return False
+        except ApiException as exc:
+            if exc.status != 404:  # 404: the CRD is not installed yet
+                raise
+        for obj in operator.objects(ns=namespace):
+            create_object(api_client, obj)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                create_object(api_client, operator.cluster_policy())
+                return True
+            except ApiException as exc:
+                if exc.status != 404 or time.monotonic() >= deadline:  # 404: the CRD is not served yet
+                    raise
+                time.sleep(0.2)
+    except ApiException as exc:
+        raise ClusterError(f"installing the GPU Operator objects failed: {exc.status} {exc.reason}") from None
 
 
 class AgentsProcess:
@@ -419,8 +406,9 @@ class KindCluster(KubeCluster):
             self.agents.stop()
             self.agents = None
         super().close()
-        _discard(self.kind_runner, self.cluster_name, self.kubeconfig, self.workdir,
-                 delete=self.created and not self.keep)
+        if self.workdir.exists():  # once: a second close() deletes nothing
+            _discard(self.kind_runner, self.cluster_name, self.kubeconfig, self.workdir,
+                     delete=self.created and not self.keep)
 
 
 def _discard(kind: Kind, cluster_name: str, kubeconfig: Path, workdir: Path, delete: bool) -> None:

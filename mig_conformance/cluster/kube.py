@@ -219,24 +219,39 @@ class KubeCluster(Cluster):
     def leftovers(self, run_id: str, namespaces: tuple[str, ...] = ()) -> list[str]:
         """Namespaces and pods labelled with this run's id still present anywhere in the cluster.
 
-        Without permission to list namespaces, the run's own `namespaces` are read one by one (NotFound = gone)."""
+        Without permission to list namespaces, the run's own `namespaces` are checked one by one."""
         selector = f"{RUN_LABEL}={run_id}"
-        found: list[str] = []
         try:
-            items = self._call(self.core.list_namespace, label_selector=selector).items
+            found = [f"namespace {n.metadata.name} ({n.status.phase or 'Active'})" for n in
+                     self._call(self.core.list_namespace, label_selector=selector).items]
         except ClusterError as exc:
-            log.debug("cannot list namespaces (%s); reading the run's namespaces one by one", exc)
-            items = []
-            for name in namespaces:
-                with contextlib.suppress(NotFound):
-                    items.append(self._call(self.core.read_namespace, name))
-        found += [f"namespace {n.metadata.name} ({n.status.phase or 'Active'})" for n in items]
+            log.debug("cannot list namespaces (%s); checking the run's namespaces one by one", exc)
+            found = [f"namespace {name} ({phase})" for name in namespaces if (phase := self._namespace_phase(name))]
         try:
             pods = self._call(self.core.list_pod_for_all_namespaces, label_selector=selector).items
         except ClusterError as exc:
             log.debug("cannot list pods in all namespaces (%s); listing the run's namespaces", exc)
             return found + super().leftovers(run_id, namespaces)
         return found + [f"pod {p.metadata.namespace}/{p.metadata.name} ({p.status.phase or 'Pending'})" for p in pods]
+
+    def _namespace_phase(self, name: str) -> str | None:
+        """Phase of one of the run's namespaces, None when it is gone. The kit's least-privilege role may not read
+        namespaces but may delete them: deleting the run's own namespace again is idempotent and answers 404 once
+        it is gone."""
+        try:
+            return self._call(self.core.read_namespace, name).status.phase or "Active"
+        except NotFound:
+            return None
+        except ClusterError as exc:
+            log.debug("cannot read namespace %s (%s); asking by deleting it again", name, exc)
+        try:
+            self._call(self.core.delete_namespace, name)
+        except NotFound:
+            return None
+        except ClusterError as exc:
+            log.warning("cannot check whether namespace %s is gone: %s", name, exc)
+            return "state unknown: the kit may neither read nor delete it"
+        return "Terminating"
 
     def close(self) -> None:
         try:

@@ -71,6 +71,10 @@ class KubeconfigCluster(KubeCluster):
         paths = kubeconfig or default_kubeconfig()
         api_client = new_api_client(context, paths)
         facts = {"context": context, "kubeconfig": paths, "server": api_client.configuration.host}
+        if journal is not None and journal.target:
+            # `mig-conformance restore` reopens the same file even if $KUBECONFIG differs then.
+            journal.target.setdefault("options", {}).setdefault("kubeconfig", paths)
+            journal.save()
         return cls(name, api_client, allow_changes=allow_changes, journal=journal,
                    operator_namespace=operator_namespace, config_map=config_map, pod_image=pod_image, facts=facts)
 

@@ -88,16 +88,22 @@ def open_cluster(target: str | Target, allow_changes: bool = False, **options: A
     merged = {**from_file, **options}
     if kind == "sim":
         return _open_sim(name, arg, allow_changes, merged, settings)
-    if kind in ("kubeconfig", "kind"):
+    if kind in ("kubeconfig", "kind", "eks"):
         return _open_kube(kind, name, arg, allow_changes, merged, target)
+    if kind == "local":
+        return _open_local(name, arg, allow_changes, merged, settings)
     raise ClusterError(f"backend {kind} is not available yet (target '{name}'); use sim[:SPEC] for now")
 
 
 def _open_kube(kind: str, name: str, arg: str, allow_changes: bool, options: dict[str, Any],
                target: str | Target) -> Cluster:
-    """kubeconfig and kind: the clusters file's `namespace` is the GPU Operator's namespace (its ConfigMap's)."""
+    """kubeconfig, kind and eks: the clusters file's `namespace` is the GPU Operator's namespace (its ConfigMap's)."""
     if isinstance(target, Target) and target.options.get("namespace"):
         options.setdefault("operator_namespace", target.options["namespace"])
+    if kind == "eks":
+        from .eks import open_eks
+
+        return open_eks(name, arg, allow_changes, options)
     if kind == "kubeconfig":
         from .kubeconfig import open_kubeconfig
 

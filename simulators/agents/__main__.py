@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         opts = options(args)
-        setup_logging(args.log, args.log_level)
         api = KubeApi(args.kubeconfig, pool_size=opts.workers + 4)
+        setup_logging(args.log, args.log_level)
     except Exception as exc:  # bad option value, unreadable kubeconfig or log file
         print(f"agents: error: {exc}", file=sys.stderr)
         return 2
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("ready: %d nodes", len(agents.nodes))
     while not stop.wait(1.0):
         pass
+    for signum in (signal.SIGTERM, signal.SIGINT):  # a late duplicate (pid + process group) must not kill the
+        signal.signal(signum, signal.SIG_IGN)        # exit: Python restores SIG_DFL at shutdown, not SIG_IGN
     agents.stop()
     api.close()
     log.info("agents stopped")

@@ -71,9 +71,9 @@ def reconcile(ctx: Context, node: NodeAgent) -> None:
 
 def _start(ctx: Context, node: NodeAgent, selected: str) -> None:
     assert node.gpus is not None
+    spec, where = read_config(ctx)
     node.applied = selected
     node.gpus.current = ActiveRun(selected, ctx.clock())
-    spec, where = read_config(ctx)
     log.info("node %s: mig-manager run for %s=%s (%s)", node.name, L.MIG_CONFIG, selected, where)
     if spec is None:  # the real pod would not start without its config volume; failing says why
         node.gpus.current.reason = where

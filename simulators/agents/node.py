@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,11 +118,13 @@ class NodeAgent:
     due: float = 0.0
     runs: list[RunRecord] = field(default_factory=list)
     defaulted: bool = False  # the GPU Operator's default mig.config label was considered
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def seen(self, obj: Obj) -> None:
         """Keep `obj` unless a newer version is already known (watch events may lag behind patch responses)."""
-        if newer(obj, self.obj):
-            self.obj = obj
+        with self._lock:
+            if newer(obj, self.obj):
+                self.obj = obj
 
     def ensure_gpus(self, ctx: Context) -> NodeGpus | None:
         if self.gpus is None and self.obj is not None:

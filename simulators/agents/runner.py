@@ -20,7 +20,7 @@ from .context import BACKOFF_MAX, BACKOFF_START, Context, Policy, Stopped
 from .node import GPUS_ANNOTATION, NodeAgent, forget_nvml
 
 log = logging.getLogger("mig_conformance.agents")
-ERROR_RETRY = 5.0  # seconds before a node whose reconcile failed is tried again
+ERROR_RETRY = 2.0  # seconds before a node whose reconcile failed is tried again
 
 
 def _name(obj: Obj) -> str:
@@ -204,7 +204,7 @@ class Agents:
         except NotFound:
             log.info("node %s: gone while being reconciled", name)
         except ApiError as exc:
-            if node.run is not None:  # the run cannot report: forget it, so it starts over
+            if node.run is not None or gpus.current is not None:  # the run cannot report: start it over later
                 node.run, gpus.current, node.applied = None, None, None
             log.error("node %s: %s; retrying in %.0fs", name, exc, ERROR_RETRY)
             ctx.queue.add_after(name, ERROR_RETRY)

@@ -21,7 +21,7 @@ from ..base import ClusterError
 from ..journal import Journal
 from ..kube import KubeCluster
 from . import kit_rbac, kubeconfig, nodes, operator, processes
-from .controlplane import ControlPlane
+from .controlplane import ControlPlane, interruptible
 from .rest import Rest
 
 log = logging.getLogger("mig_conformance.cluster.local")
@@ -75,24 +75,39 @@ class LocalCluster(KubeCluster):
         plane = ControlPlane(folder, assets, extra_args=extra_args, tie_to_parent=not detach, timeout=timeout)
 
         def bootstrap(admin: Rest) -> None:
-            operator.install(admin, strategy, config_text, default_config, with_reboot)
+            operator.install(admin, config_text)
             kit_rbac.apply(admin, rbac_docs if rbac_docs is not None else kit_rbac.documents())
             nodes.register(admin, plan)
+            operator.create_policy(admin, strategy, default_config, with_reboot)
+            if want_agents:  # their start-up overlaps the components' and the nodes' readiness
+                start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works)
 
-        plane.start(bootstrap)
-        try:
-            with plane.admin() as admin:
-                if want_agents:
-                    start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works)
-                    wait_agents_ready(plane, timeout)
-                cluster = cls._connect(plane, admin, name or f"local:{spec}", owned=True,
-                                       allow_changes=allow_changes, journal=journal)
-        except BaseException:
-            plane.stop()
-            raise
+        with interruptible():  # SIGTERM/SIGHUP also while waiting for nodes and agents: nothing is left behind
+            plane.start(bootstrap)
+            try:
+                cluster = cls._finish(plane, plan, want_agents, name or f"local:{spec}", allow_changes=allow_changes,
+                                      journal=journal, timeout=timeout)
+            except BaseException:
+                plane.stop()
+                raise
         cluster.facts["local"] = {"nodes": spec, "agents": want_agents, "state_dir": str(folder)}
         if detach:
             plane.detach()
+            cluster.owned = False  # close() releases the client only
+        return cluster
+
+    @classmethod
+    def _finish(cls, plane: ControlPlane, plan: list[nodes.LocalNode], want_agents: bool, name: str, *,
+                allow_changes: bool, journal: Journal | None, timeout: float) -> LocalCluster:
+        """After the control plane: nodes Ready, the agents ready, the kit connected."""
+        with plane.admin() as admin:
+            nodes.wait_ready(admin, nodes.names(plan), timeout)
+            plane.mark("nodes")
+            if want_agents:
+                wait_agents_ready(plane, timeout)
+                plane.mark("agents")
+            cluster = cls._connect(plane, admin, name, owned=True, allow_changes=allow_changes, journal=journal)
+        plane.mark("connected")
         return cluster
 
     @classmethod

@@ -72,7 +72,7 @@ def port_listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
+def interruptible() -> Iterator[None]:
     """While starting, turn SIGTERM/SIGHUP into StartInterrupted so cleanup runs (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -130,6 +130,9 @@ class ControlPlane:
         self.ports: dict[str, int] = {}
         self.pki: pki.Pki | None = None
         self.versions: dict[str, str] = {}
+        #: Seconds from start() to each milestone (etcd, kube-apiserver, bootstrap, ready).
+        self.timings: dict[str, float] = {}
+        self._t0 = 0.0
         self._atexit = False
         self._lock = threading.Lock()
 
@@ -175,12 +178,14 @@ class ControlPlane:
             processes.stop([proc], grace)
             self._save()
 
-    def restart(self, name: str, wait: bool = True) -> Managed:
-        """Stop a process and start it again with the same command line (same ports, same identity)."""
+    def restart(self, name: str, wait: bool = True, grace: float = 2.0) -> Managed:
+        """Stop a process and start it again with the same command line (same ports, same identity).
+        A short grace: kube-apiserver stops listening at once but waits for its clients' open connections
+        (watches of the other components) before it exits, which a restart does not need."""
         old = self.procs.get(name)
         if old is None:
             raise ClusterError(f"local control plane: no process {name} (known: {', '.join(self.procs)})")
-        self.stop_process(name)
+        self.stop_process(name, grace)
         env = self._kwok_env() if name == "kwok" else None
         proc = self.spawn(name, old.argv, env=env, log_file=old.log)
         if wait and name in self._probes():
@@ -203,7 +208,10 @@ class ControlPlane:
 
     def health(self) -> dict[str, str]:
         """Per process: 'ok', 'not running', or what its health endpoint answered."""
-        probes = self._probes() if self.pki is not None and self.ports else {}
+        probes: dict[str, tuple[str, ssl.SSLContext | None]] = {}
+        if self.pki is not None and self.ports and any(processes.alive(p) for p in self.procs.values()):
+            with contextlib.suppress(OSError, ssl.SSLError):  # certificates already removed by a stop
+                probes = self._probes()
         out = {}
         for name, proc in self.procs.items():
             if not processes.alive(proc):
@@ -240,25 +248,44 @@ class ControlPlane:
     def start(self, after_launch: Callable[[Rest], None] | None = None) -> None:
         """Start everything and wait until ready. `after_launch(admin)` runs while kube-controller-manager,
         kube-scheduler and kwok come up (bootstrap objects there). Any failure or interrupt stops what started."""
-        if not self._atexit:
-            atexit.register(self.stop)
-            self._atexit = True
-        try:
-            with _interruptible():
-                self._start(after_launch)
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in (1, 2):
+            if not self._atexit:
+                atexit.register(self.stop)
+                self._atexit = True
+            try:
+                with interruptible():
+                    self._start(after_launch)
+                return
+            except ClusterError as exc:
+                self.stop()
+                if attempt == 2 or "address already in use" not in str(exc):
+                    raise
+                log.warning("local control plane: a port was taken meanwhile; starting again on new ports")
+                self.procs.clear()
+            except BaseException:
+                self.stop()
+                raise
+
+    def mark(self, milestone: str) -> None:
+        """Record the seconds since start() began at a milestone."""
+        self.timings[milestone] = round(time.monotonic() - self._t0, 3)
 
     def _start(self, after_launch: Callable[[Rest], None] | None) -> None:
-        t0 = time.monotonic()
+        self._t0 = time.monotonic()
+        running = [p for p in processes.load(self.state_dir / PROCESS_FILE) if processes.alive(p)]
+        if running and not self.procs:
+            raise ClusterError(f"local control plane: {self.state_dir} belongs to a running cluster "
+                               f"({running[0].name} pid {running[0].pid}); stop it first")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)  # a fresh cluster, also after a killed run
         self.logs.mkdir(exist_ok=True)
         self.ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
         self.pki = pki.generate(self.state_dir / "pki")
         self._write_kubeconfigs()
         self._start_etcd()
+        self.mark("etcd")
         self._start_apiserver()
+        self.mark("kube-apiserver")
         admin = self.admin()
         try:
             self._wait_for_bootstrap(admin)
@@ -269,13 +296,15 @@ class ControlPlane:
             self._start_kwok()
             if after_launch is not None:
                 after_launch(admin)
+                self.mark("bootstrap")
         finally:
             admin.close()
         probes = self._probes()
         for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
             self.await_ready(name, *probes[name])
+        self.mark("ready")
         self._save()
-        log.info("local control plane ready at %s in %.1fs", self.server, time.monotonic() - t0)
+        log.info("local control plane ready at %s in %.1fs", self.server, self.timings["ready"])
 
     def _write_kubeconfigs(self) -> None:
         assert self.pki is not None
@@ -294,6 +323,8 @@ class ControlPlane:
             f"--advertise-client-urls={client}", f"--listen-peer-urls={peer}",
             f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=default={peer}",
             "--initial-cluster-state=new", "--unsafe-no-fsync=true", "--log-level=warn",
+            # one member: a short election timeout only shortens the first election (~1 s -> ~0.1 s)
+            "--heartbeat-interval=50", "--election-timeout=250",
             "--quota-backend-bytes=4294967296"]))
         self.await_ready("etcd", *self._probes()["etcd"])
         with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
@@ -355,6 +386,7 @@ class ControlPlane:
             f"--controllers={','.join(KCM_CONTROLLERS)}",
             f"--service-account-private-key-file={self.pki.sa_key}", f"--root-ca-file={self.pki.ca.cert}",
             "--use-service-account-credentials=true", "--node-monitor-period=1s",
+            f"--flex-volume-plugin-dir={self.state_dir / 'flexvolume'}",  # else it may create a folder in /usr
             f"--cluster-cidr={POD_CIDR}", f"--service-cluster-ip-range={SERVICE_CIDR}"]))
 
     def _start_scheduler(self) -> None:
@@ -384,8 +416,8 @@ class ControlPlane:
 
     # ---- stop ---------------------------------------------------------------------------------------
     def stop(self, grace: float = 10.0, keep_data: bool = False) -> None:
-        """Stop every process (clients, then kube-apiserver, then etcd); delete etcd data and private keys
-        unless keep_data. Idempotent; logs stay."""
+        """Stop every process (clients, then kube-apiserver, then etcd); delete etcd data, private keys and
+        kubeconfigs (credentials) unless keep_data. Idempotent; logs stay."""
         if self._atexit:
             atexit.unregister(self.stop)
             self._atexit = False
@@ -398,6 +430,8 @@ class ControlPlane:
             shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
             if self.pki is not None:
                 pki.remove_private_keys(self.pki)
+            for path in self.state_dir.glob("*.kubeconfig"):
+                path.unlink()
 
     def detach(self) -> None:
         """Let the processes outlive this Python process (`cluster up`): no atexit stop.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -108,3 +109,32 @@ def register(api: Any, nodes: Sequence[LocalNode]) -> None:
 
 def names(nodes: Iterable[LocalNode]) -> list[str]:
     return [n.name for n in nodes]
+
+
+NOT_READY_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def unready(node: dict[str, Any]) -> str | None:
+    """Why a node cannot take pods yet (kwok has not made it Ready, or the not-ready taint is still on), or None."""
+    conds = {c.get("type"): c.get("status") for c in node.get("status", {}).get("conditions") or []}
+    if conds.get("Ready") != "True":
+        return f"Ready={conds.get('Ready', 'unknown')}"
+    taints = [t["key"] for t in node.get("spec", {}).get("taints") or [] if t.get("key") in NOT_READY_TAINTS]
+    return f"taint {taints[0]}" if taints else None
+
+
+def wait_ready(api: Any, wanted: Iterable[str], timeout: float) -> None:
+    """Wait until every named node is Ready and untainted by the node lifecycle controller."""
+    want = set(wanted)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {n["metadata"]["name"]: n for n in api.list("Node")}
+        waiting = {name: "missing" if name not in found else unready(found[name]) for name in want}
+        waiting = {k: v for k, v in waiting.items() if v}
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            some = ", ".join(f"{k} ({v})" for k, v in sorted(waiting.items())[:5])
+            raise ClusterError(f"local backend: {len(waiting)} node(s) not ready after {timeout:.0f}s: {some}; "
+                               "see the kwok and kube-controller-manager logs")
+        time.sleep(0.1)

@@ -12,7 +12,7 @@ import yaml
 
 from ...k8s import device_plugin
 from ...simulators import nvml as nv
-from .rest import RestError
+from .rest import RestError, path_of
 
 NAMESPACE = "gpu-operator"
 CONFIG_MAP = "default-mig-parted-config"
@@ -131,16 +131,23 @@ def objects(config_text: str | None = None, ns: str = NAMESPACE) -> list[Obj]:
     return [namespace(ns), config_map(ns, config_text), crd(), *agents_rbac(ns)]
 
 
-def install(api: Any, strategy: str = "mixed", config_text: str | None = None,
-            default_config: str | None = DEFAULT_CONFIG, with_reboot: bool = False, ns: str = NAMESPACE,
-            timeout: float = 30.0) -> None:
-    """Create the operator's objects with an admin client (rest.Rest); waits for the CRD to serve."""
+def install(api: Any, config_text: str | None = None, ns: str = NAMESPACE) -> None:
+    """Create everything but the ClusterPolicy with an admin client (rest.Rest)."""
     api.create_all(objects(config_text, ns))
+
+
+def create_policy(api: Any, strategy: str = "mixed", default_config: str | None = DEFAULT_CONFIG,
+                  with_reboot: bool = False, timeout: float = 30.0) -> None:
+    """Create the ClusterPolicy once its CRD serves. Server-side apply, not POST: the API server holds every
+    create of a CRD established less than 2 s ago for 2 s (a guard for HA API servers), an apply is not held."""
     policy = cluster_policy(strategy, default_config, with_reboot)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            api.create(policy)
+            api.apply(policy)
+            api.request("PATCH", path_of("ClusterPolicy", POLICY, sub="status"),  # what the operator reports
+                        {"status": {"state": "ready", "namespace": NAMESPACE}},
+                        content_type="application/merge-patch+json")
             return
         except RestError as exc:
             if exc.status != 404 or time.monotonic() >= deadline:  # 404: the CRD is not established yet

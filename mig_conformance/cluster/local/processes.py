@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,9 +46,19 @@ def _stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[19])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, resolved in the parent: the child must not load libraries between fork and exec."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec: only a foreign call
+    fn = _prctl()
+    if fn is not None:
+        fn(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def spawn(name: str, argv: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None,
@@ -60,7 +72,7 @@ def spawn(name: str, argv: Sequence[str], log: Path, *, env: Mapping[str, str] |
     with open(log, "ab") as out:
         out.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
         out.flush()
-        preexec = _die_with_parent if tie_to_parent and sys.platform.startswith("linux") else None
+        preexec = _die_with_parent if tie_to_parent and sys.platform.startswith("linux") and _prctl() else None
         popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                  env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
                                  preexec_fn=preexec)  # only prctl runs between fork and exec
@@ -83,10 +95,11 @@ def exit_code(proc: Managed) -> int | None:
 def _signal(proc: Managed, sig: int) -> None:
     if not alive(proc):
         return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)  # its own group (start_new_session): children of the process too
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(proc.pid, sig)
+    try:
+        os.killpg(proc.pid, sig)  # its own group (start_new_session): children of the process too, one signal
+    except (ProcessLookupError, PermissionError):  # it left its group: signal the process alone
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(proc.pid, sig)
 
 
 def _wait(procs: list[Managed], deadline: float) -> list[Managed]:
@@ -131,9 +144,14 @@ def load(path: Path) -> list[Managed]:
     return [Managed(d["name"], int(d["pid"]), int(d["start_ticks"]), Path(d["log"]), list(d["argv"])) for d in data]
 
 
+_ERROR = re.compile(r'^(Error:|[EF]\d{4} )|"level":"ERROR"|\bfatal\b|panic:', re.IGNORECASE)
+
+
 def log_tail(path: Path, lines: int = 15) -> str:
+    """The last error lines of a log (klog E/F lines, `Error:`, JSON level ERROR), else its last lines."""
     try:
-        text = path.read_text(errors="replace")
+        text = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    errors = [line for line in text if _ERROR.search(line)]
+    return "\n".join((errors or text)[-lines:] if not errors else errors[-5:])

@@ -163,6 +163,13 @@ class Rest:
         body = {**obj, "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]}}
         return self.request("PUT", path_of(obj["kind"], meta["name"], meta.get("namespace")), body)
 
+    def apply(self, obj: Obj, field_manager: str = "mig-conformance") -> Obj:
+        """Server-side apply: creates the object or updates the fields this manager owns."""
+        meta = obj["metadata"]
+        path = path_of(obj["kind"], meta["name"], meta.get("namespace"))
+        return self.request("PATCH", path, obj, query={"fieldManager": field_manager, "force": "true"},
+                            content_type="application/apply-patch+yaml")
+
     def token_for(self, namespace: str, service_account: str, seconds: int) -> str:
         """A bound service-account token from the TokenRequest API."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
