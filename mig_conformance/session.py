@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .cluster.base import Cluster, ClusterError, RestoreIncomplete
+from .cluster.base import Cluster, ClusterError, RestoreIncomplete, relabelled_nodes
 from .cluster.journal import Journal
 from .cluster.model import GpuNode
 from .k8s import labels as L
@@ -152,20 +152,18 @@ class MigSession:
             self._status.update(text)
 
     def reconfigure(self, node: GpuNode | str, config: str, strategy: str | None = None) -> GpuNode:
-        """Label `node` with `config` (and set the strategy) and wait until mig-manager reports success|failed."""
+        """Label `node` with `config` (and set the strategy) and wait until mig-manager reports success|failed
+        and, after a strategy change, until GFD publishes the new strategy (the device plugin and GFD restart on
+        it; the plugin's resources come first)."""
         name = node if isinstance(node, str) else node.name
         if strategy and strategy != self.cluster.get_mig_strategy():
             self.cluster.set_mig_strategy(strategy)
-        current = self.cluster.get_node(name)
-        if current.labels.get(L.MIG_CONFIG) != config:
-            # Clear the old verdict first, so that a stale "success" is never mistaken for the new one.
-            if L.MIG_CONFIG_STATE in current.labels:
-                self.cluster.set_node_label(name, L.MIG_CONFIG_STATE, None)
-            self.cluster.set_node_label(name, L.MIG_CONFIG, config)
+        else:
+            strategy = None
+        self.cluster.request_mig_config(name, config)
+        what = f"node {name} to apply MIG config {config}" + (f" under strategy {strategy}" if strategy else "")
         try:
-            return self.cluster.wait_for_node(
-                name, lambda n: n.labels.get(L.MIG_CONFIG_STATE) in ("success", "failed"), self.timeout,
-                f"node {name} to apply MIG config {config}")
+            return self.cluster.wait_for_node(name, lambda n: settled(n, strategy), self.timeout, what)
         finally:
             self._status.clear()
 
@@ -216,7 +214,7 @@ class MigSession:
         terminalreporter.write_line(summary_table(summary))
         terminalreporter.write_line(f"mode: {self.mode_line()}")
         for line in cleanup_lines(self.cleanup):
-            red = line.startswith(("LEAK", "NOT RESTORED", "restore later", "leak check failed"))
+            red = line.startswith(("LEAK", "NOT RESTORED", "NOT SETTLED", "restore later", "leak check failed"))
             terminalreporter.write_line(line, red=red, bold=red)
         if self.settings.report:
             terminalreporter.write_line(f"report bundle: {self.settings.report}")
@@ -254,6 +252,7 @@ class MigSession:
         """Restore every journaled change (also the run namespace), then look for leftovers of this run."""
         restored: list[str] = []
         failures: list[str] = []
+        relabelled = relabelled_nodes(cluster.journal.changes)
         try:
             restored = cluster.restore(namespaces=True)
         except RestoreIncomplete as exc:
@@ -262,7 +261,8 @@ class MigSession:
             failures = [f"{type(exc).__name__}: {exc}"]
         if restored:
             log.info("restored %d changes on %s", len(restored), self.target.name)
-        self.cleanup = {"mode": self.mode, "restored": restored, "restore_failures": failures,
+        settled = self._settle(cluster, [] if failures else relabelled)
+        self.cleanup = {"mode": self.mode, "restored": restored, "restore_failures": failures, "settled": settled,
                         "leaks": self._leftovers(cluster), "journal": str(cluster.journal.path or "")}
         if failures and cluster.journal.path:
             self.cleanup["restore_command"] = f"mig-conformance restore {cluster.journal.path}"
@@ -274,6 +274,15 @@ class MigSession:
             self.evidence["nodes_after"] = [_node_dict(n) for n in cluster.list_gpu_nodes()]
         except ClusterError as exc:
             self.evidence["nodes_after_error"] = str(exc)
+
+    def _settle(self, cluster: Cluster, nodes: list[str]) -> dict[str, str]:
+        """Wait until mig-manager re-applied the restored configs (xdist workers too: each restored its own)."""
+        if not nodes:
+            return {}
+        try:
+            return cluster.wait_settled(nodes, self.timeout)
+        finally:
+            self._status.clear()
 
     def _leftovers(self, cluster: Cluster) -> list[str]:
         """Objects labelled with this run still present; waits a little for namespaces that are terminating.
@@ -350,6 +359,17 @@ class MigSession:
             exitstatus=exitstatus)
 
 
+def settled(node: GpuNode, strategy: str | None = None) -> bool:
+    """mig-manager has a verdict for the node's config and, when `strategy` is given, GFD publishes it (GFD labels
+    `nvidia.com/mig.strategy` under single and mixed, none under `none`; nodes without GFD labels only need the
+    verdict)."""
+    if node.labels.get(L.MIG_CONFIG_STATE) not in ("success", "failed"):
+        return False
+    if strategy is None or L.GPU_PRODUCT not in node.labels:
+        return True
+    return node.labels.get(L.MIG_STRATEGY) == (None if strategy == "none" else strategy)
+
+
 def _check_settings(settings: Settings) -> None:
     """Reject bad combinations before anything connects (usage errors name the value)."""
     from .errors import InputError
@@ -416,6 +436,11 @@ def cleanup_lines(cleanup: Mapping[str, Any]) -> list[str]:
         lines.append(f"NOT RESTORED: {failure}")
     if cleanup.get("restore_command"):
         lines.append(f"restore later with: {cleanup['restore_command']}")
+    for node, state in cleanup.get("settled", {}).items():
+        if state.startswith("not settled"):
+            lines.append(f"NOT SETTLED: node {node}: mig-manager has not re-applied the original config: {state}")
+        else:
+            lines.append(f"mig-manager re-applied node {node}: {state}")
     leaks = cleanup.get("leaks", [])
     lines += [leak if leak.startswith("leak check failed") else f"LEAK: {leak} is still present" for leak in leaks]
     if not leaks:

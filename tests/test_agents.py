@@ -8,7 +8,6 @@ kube-apiserver (+ kwok), skipped when the binaries are missing unless CI is set.
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
 import threading
 import time
@@ -26,7 +25,9 @@ from mig_conformance.simulators.agents.node import gpu_models, load_nvml, save_n
 from mig_conformance.simulators.agents.runner import Agents
 from mig_conformance.simulators.agents.workqueue import WorkQueue
 from mig_conformance.simulators.node_gpus import ActiveRun, NodeGpus
+from support.control_plane import control_plane_assets
 
+from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.sim import default_config_text
 from mig_conformance.instance_types import load_instance_types
 from mig_conformance.k8s import labels as L
@@ -604,24 +605,10 @@ def test_hundred_nodes_reconfigure_concurrently(fake: FakeApi, run_agents) -> No
 # ---- the agents process against a real control plane (LocalCluster: etcd, kube-apiserver, kwok, ...) ----------
 
 
-def _local_backend() -> Any:
-    """LocalCluster, or skip (fail with CI set) when the binaries or the backend are missing."""
-    from mig_conformance.cluster.assets import find_assets
-    from mig_conformance.cluster.base import ClusterError
-
-    try:
-        find_assets()
-        from mig_conformance.cluster.local.backend import LocalCluster
-    except (ClusterError, ImportError) as exc:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(f"CI is set and the local control plane is unavailable: {exc}")
-        pytest.skip(f"local control plane unavailable (build it with scripts/build-k8s-binaries): {exc}")
-    return LocalCluster
-
-
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    cluster = _local_backend().start("p5.48xlarge*4", state_dir=tmp_path_factory.mktemp("local"),
+    control_plane_assets()
+    cluster = LocalCluster.start("p5.48xlarge*4", state_dir=tmp_path_factory.mktemp("local"),
                                      mig_manager_delay=0.5)
     try:
         yield cluster

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
 import subprocess
@@ -11,11 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.control_plane import control_plane_assets
 
 from mig_conformance.cli import main
 from mig_conformance.cluster import assets as assets_mod
-from mig_conformance.cluster.assets import BINARIES, find_assets
-from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.local import processes
 from mig_conformance.cluster.local.controlplane import ControlPlane, port_listening
 from mig_conformance.cluster.registry import open_cluster
@@ -23,12 +21,7 @@ from mig_conformance.cluster.registry import open_cluster
 
 @pytest.fixture(scope="module")
 def assets() -> dict[str, Path]:
-    try:
-        return find_assets(BINARIES)
-    except ClusterError as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI: local control plane binaries are required: {exc}", pytrace=False)
-        pytest.skip(f"local control plane binaries not built (scripts/build-k8s-binaries): {exc}")
+    return control_plane_assets()
 
 
 def test_up_status_down_round_trip(tmp_path: Path, assets: dict[str, Path], capsys) -> None:

@@ -34,6 +34,7 @@ import boto3
 import botocore.auth
 import yaml
 from moto import mock_aws
+from support.control_plane import control_plane_assets
 from support.eks_webhook import (
     Key,
     Rejected,
@@ -46,6 +47,7 @@ from support.eks_webhook import (
 
 from mig_conformance.aws import token as T
 from mig_conformance.cluster.base import ClusterError
+from mig_conformance.cluster.local.backend import LocalCluster
 
 REGION = "us-west-2"
 CLUSTER = "e2e-gpu"
@@ -179,22 +181,6 @@ class Env:
     folder: Path
 
 
-def _local_backend() -> Any:
-    """LocalCluster, or a skip that names what is missing."""
-    try:
-        from mig_conformance.cluster.assets import find_assets
-        from mig_conformance.cluster.local.backend import LocalCluster
-    except ImportError as exc:
-        pytest.skip(f"the local backend (mig_conformance.cluster.local) is not available: {exc}")
-    try:
-        find_assets()
-    except ClusterError as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI: the local control plane binaries are required: {exc}", pytrace=False)
-        pytest.skip(f"local control plane binaries missing (scripts/build-k8s-binaries): {exc}")
-    return LocalCluster
-
-
 def _rbac() -> list[dict[str, Any]]:
     """deploy/rbac.yaml: the kit's ServiceAccount as the local backend wants it, the validators' group bound to the
     read-only roles only (a read-only run must need nothing more), the admins' group also to -reconfigure."""
@@ -211,7 +197,8 @@ def _rbac() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    local_cls = _local_backend()
+    control_plane_assets()
+    local_cls = LocalCluster
     folder = tmp_path_factory.mktemp("eks-e2e")
     with pytest.MonkeyPatch.context() as mp:
         isolate_aws_env(mp, folder)

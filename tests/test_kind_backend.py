@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.control_plane import control_plane_assets
 
 from mig_conformance.cluster import kind as K
 from mig_conformance.cluster.base import ClusterError
@@ -204,17 +205,11 @@ class FakeKind:
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A local control plane whose nodes look like a fresh kind cluster: no GPU labels, no GPU Operator."""
-    try:
-        from mig_conformance.cluster.assets import find_assets
-        from mig_conformance.cluster.local import nodes
-        from mig_conformance.cluster.local.controlplane import ControlPlane
-        from mig_conformance.cluster.sim_fleet import parse_fleet
-    except ImportError as exc:
-        pytest.skip(f"the local backend (mig_conformance.cluster.local) is not available: {exc}")
-    try:
-        find_assets()
-    except ClusterError as exc:
-        pytest.skip(f"local backend binaries missing: {exc}")
+    from mig_conformance.cluster.local import nodes
+    from mig_conformance.cluster.local.controlplane import ControlPlane
+    from mig_conformance.cluster.sim_fleet import parse_fleet
+
+    control_plane_assets()
     spec = parse_fleet("p5.48xlarge")[0]
 
     def bootstrap(admin) -> None:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.control_plane import control_plane_assets
 
 from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError
 from mig_conformance.cluster.journal import Journal
+from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.registry import open_cluster
 from mig_conformance.k8s import labels as L
 from mig_conformance.targets import resolve_target
@@ -22,16 +24,8 @@ HEADER = "# a user's kubeconfig: comments, key order and quoting must survive un
 
 
 def start_local(**kwargs):
-    """LocalCluster.start, or a skip naming what is missing (binaries, the backend itself)."""
-    try:
-        from mig_conformance.cluster.assets import find_assets
-        from mig_conformance.cluster.local.backend import LocalCluster
-    except ImportError as exc:
-        pytest.skip(f"the local backend (mig_conformance.cluster.local) is not available: {exc}")
-    try:
-        find_assets()
-    except ClusterError as exc:
-        pytest.skip(f"local backend binaries missing: {exc}")
+    """LocalCluster.start, or a skip naming the missing binaries (a failure under CI)."""
+    control_plane_assets()
     return LocalCluster.start("p5.48xlarge", **kwargs)
 
 

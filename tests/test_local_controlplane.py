@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.control_plane import control_plane_assets
 
-from mig_conformance.cluster.assets import BINARIES, find_assets
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.local import kit_rbac, processes
 from mig_conformance.cluster.local.backend import LocalCluster
@@ -26,18 +26,7 @@ from mig_conformance.cluster.local.controlplane import ControlPlane, port_listen
 from mig_conformance.cluster.local.operator import config_map_text
 from mig_conformance.instance_types import get_instance_type
 
-
-def _assets() -> dict[str, Path]:
-    try:
-        return find_assets(BINARIES)
-    except ClusterError as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI: local control plane binaries are required: {exc}", pytrace=False)
-        pytest.skip(f"local control plane binaries not built (scripts/build-k8s-binaries): {exc}",
-                    allow_module_level=True)
-
-
-ASSETS = _assets()
+ASSETS = control_plane_assets(module_level=True)
 SPEC = "p5.48xlarge,p4d.24xlarge"
 NAME = re.compile(r"^ip-10-0-\d+-\d+\.us-west-2\.compute\.internal$")
 

@@ -19,9 +19,11 @@ from typing import Any
 
 import pytest
 import yaml
+from support.control_plane import control_plane_assets
 
 from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError, RestoreIncomplete
 from mig_conformance.cluster.journal import Journal
+from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.sim import SimCluster
 from mig_conformance.k8s import labels as L
 from mig_conformance.session import RUN_LABEL, DeferSignals, cleanup_lines
@@ -128,15 +130,7 @@ def test_cleanup_lines_report_failures_and_leaks() -> None:
 # ---- the local control plane shared by the subprocess runs ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def local() -> Iterator[Any]:
-    try:
-        from mig_conformance.cluster.assets import find_assets
-        from mig_conformance.cluster.local.backend import LocalCluster
-    except ImportError as exc:
-        pytest.skip(f"the local backend (mig_conformance.cluster.local) is not available: {exc}")
-    try:
-        find_assets()
-    except ClusterError as exc:
-        pytest.skip(f"local backend binaries missing: {exc}")
+    control_plane_assets()
     cluster = LocalCluster.start("p5.48xlarge", mig_manager_delay=MIG_MANAGER_DELAY)
     yield cluster
     cluster.close()
@@ -165,7 +159,8 @@ def sa_token(kubeconfig: Path) -> str:
 
 def _state(local: Any) -> dict[str, Any]:
     node = local.list_gpu_nodes()[0]
-    return {"labels": dict(node.labels), "strategy": local.get_mig_strategy(), "config": local.get_mig_config()}
+    return {"name": node.name, "labels": dict(node.labels), "strategy": local.get_mig_strategy(),
+            "config": local.get_mig_config()}
 
 
 def _settled(local: Any, timeout: float = 60.0) -> dict[str, Any]:
@@ -246,8 +241,9 @@ def test_a_signal_during_a_reconfiguration_wait_restores_everything(local: Any, 
     assert original["strategy"] == "mixed" and original["labels"][L.MIG_CONFIG] != NEW_CONFIG
     proc, journal = _start_interrupted_run(local, kubeconfig, tmp_path)
     # the journal held every original value before the cluster showed the change
-    assert [c["kind"] for c in journal] == ["mig-config", "namespace", "mig-strategy", "node-label", "node-label"]
-    assert journal[2]["original"] == "mixed" and journal[4]["original"] == original["labels"][L.MIG_CONFIG]
+    assert [c["kind"] for c in journal] == ["mig-config", "namespace", "mig-strategy", "mig-config-label"]
+    assert journal[2]["original"] == "mixed" and journal[3]["original"] == original["labels"][L.MIG_CONFIG]
+    assert journal[3]["original_state"] == "success"
     for sig in sigs:  # a second signal (impatient user, a supervisor's SIGTERM) must not skip the restore
         proc.send_signal(sig)
         time.sleep(0.2)
@@ -256,12 +252,13 @@ def test_a_signal_during_a_reconfiguration_wait_restores_everything(local: Any, 
     if len(sigs) > 1:
         assert "restoring the cluster's original settings, please wait" in output
     assert "mig-conformance mode: kubeconfig: RECONFIGURE allowed (every change is journaled to" in output
-    assert "restored 5 change(s)" in output and "leak check: nothing of this run is left" in output, output[-3000:]
+    assert "restored 4 change(s)" in output and "leak check: nothing of this run is left" in output, output[-3000:]
+    assert f"mig-manager re-applied node {original['name']}: {original['labels'][L.MIG_CONFIG]}: success" in output
     assert "NOT RESTORED" not in output and "LEAK:" not in output
     bundle = tmp_path / "out"
     assert json.loads((bundle / "journal.json").read_text())["changes"] == []
     cleanup = json.loads((bundle / "evidence" / "cleanup.json").read_text())
-    assert len(cleanup["restored"]) == 5 and cleanup["leaks"] == [] and cleanup["mode"] == "reconfigure"
+    assert len(cleanup["restored"]) == 4 and cleanup["leaks"] == [] and cleanup["mode"] == "reconfigure"
     summary = json.loads((bundle / "summary.json").read_text())
     assert summary["exitstatus"] == 2 and summary["settings"]["mode"]["value"] == "reconfigure"
     _assert_restored(local, original, summary["run_id"])
@@ -274,7 +271,7 @@ def test_restore_command_after_a_killed_run(local: Any, kubeconfig: Path, tmp_pa
     proc.wait(30)
     journal_file = tmp_path / "out" / "journal.json"
     journal = json.loads(journal_file.read_text())
-    assert len(journal["changes"]) == 5
+    assert len(journal["changes"]) == 4
     assert journal["target"]["options"]["kubeconfig"] == str(kubeconfig)
     assert local.get_mig_strategy() == "single", "the killed run had not changed the cluster"
     assert _run_namespaces(local, journal["run_id"]) != []
@@ -290,7 +287,8 @@ def test_restore_command_after_a_killed_run(local: Any, kubeconfig: Path, tmp_pa
     done = restore(str(journal_file))
     assert done.returncode == 0, done.stdout + done.stderr
     node = local.list_gpu_nodes()[0].name
-    for line in (f"restored node {node} label {L.MIG_CONFIG}={original['labels'][L.MIG_CONFIG]}",
+    for line in (f"restored node {node} label {L.MIG_CONFIG}={original['labels'][L.MIG_CONFIG]} "
+                 "(mig-manager re-applies it)", f"mig-manager on {node}: {original['labels'][L.MIG_CONFIG]}: success",
                  "restored ClusterPolicy MIG strategy=mixed", "restored ConfigMap default-mig-parted-config",
                  f"restored namespace mig-conformance-{journal['run_id'].split('-')[-1]} (deleted)"):
         assert line in done.stdout, done.stdout

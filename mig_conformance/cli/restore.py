@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cluster.base import ClusterError, RestoreIncomplete, describe_change
+from ..cluster.base import ClusterError, RestoreIncomplete, describe_change, relabelled_nodes
 from ..cluster.journal import Journal
 from ..errors import InputError
 from ..targets import Target, resolve_target
@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to use (kubeconfig backend)")
     p.add_argument("--context", metavar="NAME", help="kubeconfig context to use (kubeconfig backend)")
     p.add_argument("--dry-run", action="store_true", help="print what would be restored; connect to nothing")
+    p.add_argument("--timeout", type=float, default=900.0, metavar="S",
+                   help="seconds to wait for mig-manager to re-apply the restored configs (0: do not wait)")
     p.set_defaults(run=run)
 
 
@@ -97,7 +99,9 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
     from ..cluster.registry import open_cluster
 
     cluster = open_cluster(target, allow_changes=True, journal=journal)
+    unsettled = []
     try:
+        relabelled = relabelled_nodes(journal.changes)
         try:
             restored, failures = cluster.restore(namespaces=True), []
         except RestoreIncomplete as exc:
@@ -106,12 +110,21 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
             print(f"  restored {line}")
         for line in failures:
             print(f"  NOT RESTORED {line}", file=sys.stderr)
+        if relabelled and args.timeout > 0:
+            for node, state in cluster.wait_settled(relabelled, args.timeout).items():
+                print(f"  mig-manager on {node}: {state}")
+                if state.startswith("not settled"):
+                    unsettled.append(node)
         for leftover in _leftovers(cluster, journal.run_id):
             print(f"  note: {leftover} is still present (deletion in progress?)")
     finally:
         cluster.close()
     if failures:
         print(f"{path}: {len(failures)} change(s) remain in the journal; run this command again", file=sys.stderr)
+        return EXIT_FAIL
+    if unsettled:
+        print(f"{path}: labels restored, but mig-manager has not re-applied them on {', '.join(unsettled)} yet",
+              file=sys.stderr)
         return EXIT_FAIL
     print(f"{path}: done")
     return EXIT_OK

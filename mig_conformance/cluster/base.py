@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from ..k8s import labels as L
 from .journal import Change, Journal
 from .model import GpuNode, PodRequest, PodStatus
 
@@ -124,6 +125,23 @@ class Cluster(abc.ABC):
         self.journal.record("node-label", node, key, self.get_node(node).labels.get(key))
         self._write_node_label(node, key, value)
 
+    def request_mig_config(self, node: str, config: str) -> bool:
+        """Ask mig-manager to apply `config` on `node`; False when the node is labelled so already.
+
+        One journaled change holds the original `nvidia.com/mig.config` and `nvidia.com/mig.config.state`. The old
+        verdict is removed before the label changes, so that a stale `success` is never mistaken for the new one
+        (mig-manager writes the state; the kit only clears it)."""
+        self._check_allowed(f"set label {L.MIG_CONFIG}={config} on node {node}")
+        labels = self.get_node(node).labels
+        if labels.get(L.MIG_CONFIG) == config:
+            return False
+        self.journal.record("mig-config-label", node, L.MIG_CONFIG, labels.get(L.MIG_CONFIG),
+                            labels.get(L.MIG_CONFIG_STATE))
+        if L.MIG_CONFIG_STATE in labels:
+            self._write_node_label(node, L.MIG_CONFIG_STATE, None)
+        self._write_node_label(node, L.MIG_CONFIG, config)
+        return True
+
     def set_mig_strategy(self, strategy: str) -> None:
         self._check_allowed(f"set the MIG strategy to {strategy}")
         self.journal.record("mig-strategy", "cluster-policy", None, self.get_mig_strategy())
@@ -174,12 +192,29 @@ class Cluster(abc.ABC):
     def _restore_one(self, change: Change) -> None:
         if change.kind == "node-label":
             self._write_node_label(change.target, change.key or "", change.original)
+        elif change.kind == "mig-config-label":
+            self._restore_mig_config_label(change)
         elif change.kind == "mig-strategy" and change.original is not None:
             self._write_mig_strategy(change.original)
         elif change.kind == "mig-config" and change.original is not None:
             self._write_mig_config(change.original)
         elif change.kind == "namespace":
             self.delete_namespace(change.target)
+
+    def _restore_mig_config_label(self, change: Change) -> None:
+        """Label the node back as mig-manager's user would: when the label differs, clear the verdict and relabel
+        (mig-manager re-applies the original config and writes the state); when the run died before relabelling,
+        or the node had no label (mig-manager then does nothing), put the original state back."""
+        node = change.target
+        labels = self.get_node(node).labels
+        if labels.get(L.MIG_CONFIG) != change.original:
+            if L.MIG_CONFIG_STATE in labels:
+                self._write_node_label(node, L.MIG_CONFIG_STATE, None)
+            self._write_node_label(node, L.MIG_CONFIG, change.original)
+            if change.original is not None:
+                return
+        if labels.get(L.MIG_CONFIG_STATE) != change.original_state or change.original is None:
+            self._write_node_label(node, L.MIG_CONFIG_STATE, change.original_state)
 
     def leftovers(self, run_id: str, namespaces: tuple[str, ...] = ()) -> list[str]:
         """Objects of run `run_id` still present (pods, namespaces), as "kind name" lines.
@@ -244,8 +279,29 @@ class Cluster(abc.ABC):
             return f"pod {namespace}/{name} {p.phase} node={p.node or '-'} {p.reason or ''} {p.message or ''}".strip()
         return self._wait(lambda: self.get_pod(namespace, name), predicate, timeout, what, describe)
 
+    def wait_settled(self, nodes: list[str], timeout: float) -> dict[str, str]:
+        """After a restore: wait (together, up to `timeout`) until mig-manager has a verdict on each node.
+        Returns node -> its state, or what was still awaited at the deadline ("not settled: ...")."""
+        out: dict[str, str] = {}
+        deadline = self.clock() + timeout
+        for node in nodes:
+            try:
+                done = self.wait_for_node(node, lambda n: n.labels.get(L.MIG_CONFIG_STATE) in ("success", "failed"),
+                                          max(0.0, deadline - self.clock()), f"mig-manager to re-apply on {node}")
+                out[node] = f"{done.labels.get(L.MIG_CONFIG)}: {done.labels[L.MIG_CONFIG_STATE]}"
+            except Missing:
+                out[node] = "gone"
+            except ClusterError as exc:
+                out[node] = f"not settled: {exc}"
+        return out
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections/processes. Backends that started something stop it here."""
+
+
+def relabelled_nodes(changes: list[Change]) -> list[str]:
+    """Nodes whose `nvidia.com/mig.config` a restore puts back to a config (mig-manager then re-applies it)."""
+    return [c.target for c in changes if c.kind == "mig-config-label" and c.original is not None]
 
 
 def describe_change(change: Change) -> str:
@@ -253,6 +309,10 @@ def describe_change(change: Change) -> str:
     if change.kind == "node-label":
         value = "(removed)" if change.original is None else f"={change.original}"
         return f"node {change.target} label {change.key}{value}"
+    if change.kind == "mig-config-label":
+        if change.original is None:
+            return f"node {change.target} label {change.key}(removed), state={change.original_state or '(removed)'}"
+        return f"node {change.target} label {change.key}={change.original} (mig-manager re-applies it)"
     if change.kind == "mig-strategy":
         return f"ClusterPolicy MIG strategy={change.original}"
     if change.kind == "mig-config":

@@ -21,10 +21,12 @@ SCHEMA = "mig-conformance/journal/v1"
 class Change:
     """One original value, recorded before the first change of that target."""
 
-    kind: str  # node-label | mig-strategy | mig-config | namespace (created by the run: restore deletes it)
+    kind: str  # node-label | mig-config-label | mig-strategy | mig-config | namespace (created by the run)
     target: str  # node name / "cluster-policy" / ConfigMap name / namespace name
     key: str | None
     original: str | None  # None = did not exist
+    #: mig-config-label only: the node's `nvidia.com/mig.config.state` before the run cleared it.
+    original_state: str | None = None
 
 
 class Journal:
@@ -42,11 +44,12 @@ class Journal:
         self.target: dict[str, Any] = dict(target or {})
         self.changes: list[Change] = []
 
-    def record(self, kind: str, target: str, key: str | None, original: str | None) -> None:
+    def record(self, kind: str, target: str, key: str | None, original: str | None,
+               original_state: str | None = None) -> None:
         """Remember an original value (only the first one per kind/target/key) and flush it to disk."""
         if any((c.kind, c.target, c.key) == (kind, target, key) for c in self.changes):
             return  # only the first original counts
-        self.changes.append(Change(kind, target, key, original))
+        self.changes.append(Change(kind, target, key, original, original_state))
         try:
             self.save()
         except BaseException:
@@ -71,7 +74,7 @@ class Journal:
 
     def as_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "run_id": self.run_id, "cluster": self.cluster, "target": self.target,
-                "changes": [asdict(c) for c in self.changes]}
+                "changes": [_compact(asdict(c)) for c in self.changes]}
 
     @classmethod
     def load(cls, path: str | Path) -> Journal:
@@ -96,6 +99,13 @@ class Journal:
 
     def clear(self) -> None:
         self.replace([])
+
+
+def _compact(change: dict[str, Any]) -> dict[str, Any]:
+    """A change as JSON: `original_state` only where it applies (mig-config-label)."""
+    if change["kind"] != "mig-config-label":
+        change.pop("original_state", None)
+    return change
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -1,0 +1,81 @@
+"""`pytest --mig-cluster=local:SPEC` runs the shipped suites unchanged against a real control plane (etcd,
+kube-apiserver, kube-scheduler, kube-controller-manager, kwok, simulated GPU Operator agents) and they pass with the
+same outcomes and measured values as on `sim`; the run leaves no process behind. Skipped when the binaries are
+missing, a failure under CI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from support.control_plane import control_plane_assets
+
+SPEC = "p5.48xlarge,p4d.24xlarge"
+
+
+def _run(folder: Path, cluster: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIG_", "PYTEST_"))}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--mig-cluster={cluster}",
+                           "--mig-report=out", "-q"], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=600)
+    summary = json.loads((folder / "out" / "summary.json").read_text())
+    return proc, summary
+
+
+def _by_test(summary: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """nodeid -> (outcome, measured), node names replaced by their instance type (one node per type here)."""
+    out = {}
+    for test in summary["tests"]:
+        node, kind = test["node"], test["instance_type"]
+        text = json.dumps(test["measured"], sort_keys=True)
+        key = test["nodeid"]
+        if node:
+            key, text = key.replace(node, kind), text.replace(node, kind)
+        out[key] = (test["outcome"], text)
+    return out
+
+
+def _processes_under(folder: Path) -> list[str]:
+    """Command lines of live processes that mention the folder (the local cluster's state lives under out/)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(folder) in cmdline:
+            found.append(f"{proc.name}: {cmdline[:120]}")
+    return found
+
+
+def test_the_shipped_suites_pass_on_local_exactly_as_on_sim(tmp_path: Path) -> None:
+    control_plane_assets()
+    local, local_summary = _run(tmp_path / "local", f"local:{SPEC}")
+    assert local.returncode == 0, local.stdout[-4000:] + local.stderr[-2000:]
+    assert "mode: local (kit-owned cluster: reconfiguration allowed)" in local.stdout
+    assert "leak check: nothing of this run is left" in local.stdout
+    assert local_summary["verdict"] == "Passed" and local_summary["backend"] == "local"
+    nodes = {t["node"] for t in local_summary["tests"] if t["node"]}
+    assert len(nodes) == 2 and all(re.match(r"^ip-10-0-\d+-\d+\.us-west-2\.compute\.internal$", n) for n in nodes)
+
+    sim, sim_summary = _run(tmp_path / "sim", f"sim:{SPEC}")
+    assert sim.returncode == 0, sim.stdout[-4000:]
+    assert _by_test(local_summary) == _by_test(sim_summary)
+    assert local_summary["totals"] == sim_summary["totals"] and local_summary["totals"]["passed"] >= 20
+
+    out = tmp_path / "local" / "out"
+    logs = list(out.glob("local-cluster-*/logs/*.log"))
+    assert {p.stem for p in logs} >= {"etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kwok",
+                                      "agents"}
+    assert _processes_under(tmp_path / "local") == []
+    after = json.loads((out / "evidence" / "nodes_after.json").read_text())
+    before = json.loads((out / "evidence" / "nodes_before.json").read_text())
+    assert [n["labels"] for n in after] == [n["labels"] for n in before], "labels were not restored"
