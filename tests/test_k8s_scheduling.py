@@ -10,6 +10,7 @@ from mig_conformance.k8s.scheduling import effective_requests, fit_error_message
 GPU_TAINT = Taint("nvidia.com/gpu", "", "NoSchedule")
 MIG3 = "nvidia.com/mig-3g.40gb"
 PREEMPT_NONE = "preemption: 0/{n} nodes are available: {n} No preemption victims found for incoming pod."
+PREEMPT_USELESS = "preemption: 0/{n} nodes are available: {n} Preemption is not helpful for scheduling."
 
 
 def p5_node(name: str, config: str = "all-balanced", strategy: str = "mixed",
@@ -37,7 +38,8 @@ def test_mixed_mig_resources_are_not_nvidia_com_gpu() -> None:
     node = p5_node("gpu-0")
     assert "nvidia.com/gpu" not in node.allocatable
     (status,) = schedule(pods(1, "nvidia.com/gpu"), [node])
-    assert status.message == f"0/1 nodes are available: 1 Insufficient nvidia.com/gpu. {PREEMPT_NONE.format(n=1)}"
+    # more than the node's whole allocatable (none): UnschedulableAndUnresolvable, as in kube-scheduler v1.37
+    assert status.message == f"0/1 nodes are available: 1 Insufficient nvidia.com/gpu. {PREEMPT_USELESS.format(n=1)}"
 
 
 def test_single_strategy_mig_devices_are_nvidia_com_gpu() -> None:
@@ -114,10 +116,19 @@ def test_reasons_are_counted_and_sorted_as_strings() -> None:
 
 
 def test_several_insufficient_resources_on_one_node() -> None:
-    pod = PodRequest("p", {MIG3: 9, "nvidia.com/mig-2g.20gb": 9})
-    (status,) = schedule([pod], [p5_node("gpu-0")])
+    busy = [(PodRequest(f"e-{i}", {MIG3: 1, "nvidia.com/mig-2g.20gb": 1}), "gpu-0") for i in range(4)]
+    pod = PodRequest("p", {MIG3: 5, "nvidia.com/mig-2g.20gb": 5})  # within allocatable (8), above what is free (4)
+    (status,) = schedule([pod], [p5_node("gpu-0")], existing=busy)
     assert status.message == ("0/1 nodes are available: 1 Insufficient nvidia.com/mig-2g.20gb, 1 Insufficient "
                               f"nvidia.com/mig-3g.40gb. {PREEMPT_NONE.format(n=1)}")
+
+
+def test_a_request_above_the_whole_allocatable_is_not_helped_by_preemption() -> None:
+    pod = PodRequest("p", {MIG3: 9, "nvidia.com/mig-2g.20gb": 1})  # one resource out of reach makes the node so
+    busy = [(PodRequest(f"e-{i}", {"nvidia.com/mig-2g.20gb": 1}), "gpu-0") for i in range(8)]
+    (status,) = schedule([pod], [p5_node("gpu-0")], existing=busy)
+    assert status.message == ("0/1 nodes are available: 1 Insufficient nvidia.com/mig-2g.20gb, 1 Insufficient "
+                              f"nvidia.com/mig-3g.40gb. {PREEMPT_USELESS.format(n=1)}")
 
 
 def test_bound_and_existing_pods_use_capacity() -> None:

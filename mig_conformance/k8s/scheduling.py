@@ -8,7 +8,8 @@ Sources (kubernetes/kubernetes, stored copies read through the code index):
 * Filter plugins in default order (`pkg/scheduler/apis/config/v1/default_plugins.go`), first failure per node only:
   TaintToleration "node(s) had untolerated taint {key: value}" (NoSchedule/NoExecute taints) and NodeAffinity
   "node(s) didn't match Pod's node affinity/selector" (both UnschedulableAndUnresolvable), then NodeResourcesFit
-  ("Too many pods", "Insufficient <resource>", all of them; Unschedulable).
+  ("Too many pods", "Insufficient <resource>", all of them; Unschedulable, but UnschedulableAndUnresolvable when a
+  request exceeds the node's whole allocatable: `plugins/noderesources/fit.go` InsufficientResource.Unresolvable).
 * `pkg/scheduler/framework/types.go` FitError.Error(): "0/N nodes are available: " + "<count> <reason>" strings sorted
   as strings and joined with ", " + "." + " " + the PostFilter message. DefaultPreemption's PostFilter message is
   "preemption: " + a FitError over all nodes: nodes that failed Unschedulable get "No preemption victims found for
@@ -131,13 +132,16 @@ def _static_reason(pod: PodRequest, node: GpuNode) -> str | None:
     return None
 
 
-def _fit_reasons(requests: Mapping[str, float], use: _Use) -> list[str]:
-    """NodeResourcesFit: every shortage on this node (Unschedulable, so preemption is tried)."""
+def _fit_reasons(requests: Mapping[str, float], use: _Use) -> tuple[list[str], bool]:
+    """NodeResourcesFit: every shortage on this node, and whether preemption could resolve them. A request larger
+    than the node's whole allocatable (e.g. `nvidia.com/gpu` on a node advertising 0 under mixed) makes the node
+    UnschedulableAndUnresolvable; other shortages, "Too many pods" included, are Unschedulable."""
     reasons = []
     if "pods" in use.node.allocatable and use.pods + 1 > use.node.allocatable["pods"]:
         reasons.append("Too many pods")
-    reasons += [f"Insufficient {r}" for r, q in requests.items() if q > 0 and q > use.free(r)]
-    return reasons
+    short = [r for r, q in requests.items() if q > 0 and q > use.free(r)]
+    reasons += [f"Insufficient {r}" for r in short]
+    return reasons, not any(requests[r] > use.node.allocatable.get(r, 0) for r in short)
 
 
 def _histogram(reasons: Sequence[str]) -> str:
@@ -199,9 +203,9 @@ def schedule(pods: Sequence[PodRequest], nodes: Sequence[GpuNode], bound: Mappin
                 failures.append(([reason], False))
                 continue
             use = uses[name]
-            reasons = _fit_reasons(requests, use)
+            reasons, resolvable = _fit_reasons(requests, use)
             if reasons:
-                failures.append((reasons, True))
+                failures.append((reasons, resolvable))
                 continue
             score = _score(requests, use)
             if best is None or score > best[0]:
