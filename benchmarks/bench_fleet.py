@@ -36,7 +36,7 @@ def verify(cluster: SimCluster, config: str, expected: dict[str, int]) -> None:
             sys.exit(f"{node.name}: {config} allocatable {got} != {expected}")
 
 
-def run(nodes: int) -> dict[str, float]:
+def run(nodes: int) -> tuple[dict[str, float], SimCluster]:
     times = {}
     t0 = time.perf_counter()
     # No default label: labelling all-disabled is then a real mig-manager run on every node.
@@ -51,7 +51,7 @@ def run(nodes: int) -> dict[str, float]:
     verify(cluster, "all-balanced", EXPECTED)
     times["all-balanced"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
-    return times
+    return times, cluster
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def main() -> None:
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
-    times = run(args.nodes)
+    times, cluster = run(args.nodes)
     if args.profile:
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
@@ -71,6 +71,8 @@ def main() -> None:
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in times.items() if k != "total")
     print(f"{args.nodes} x p5.48xlarge: all-disabled -> all-balanced verified on every node")
     print(f"wall {times['total']:.2f} s ({parts}); peak RSS {rss_mib:.0f} MiB  (targets < 2 s, < 300 MB)")
+    cache = cluster.command_cache
+    print(f"command cache: {cache.hits} replayed, {cache.misses} run (simulators/command_cache.py)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -25,6 +25,7 @@ from mig_conformance.placement import flatten_devices
 from mig_conformance.profiles import ProfileFormatError, ProfileName, memory_gb, parse_profile
 
 from . import nvml as nv
+from .command_cache import CommandCache, Identity
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -147,6 +148,10 @@ class MigPartedResult:
     def ok(self) -> bool:
         return self.exit_code == EXIT_OK
 
+    def copy(self) -> MigPartedResult:
+        """An independent copy (its lists; log entries are frozen and shared)."""
+        return replace(self, stdout=list(self.stdout), log=list(self.log), gpus=list(self.gpus))
+
     def stderr_lines(self, debug: bool = False) -> list[str]:
         return [str(e) for e in self.log if debug or e.level != "debug"]
 
@@ -181,14 +186,16 @@ class MigParted:
     """mig-parted against one simulated node. `reset_all` stands for `nvidia-smi -r` on every GPU.
 
     `gpu_outcomes=False` leaves `MigPartedResult.gpus` empty: callers that only need the exit code and messages
-    (the sim backend's mig-manager) skip reading every GPU back after each command.
+    (the sim backend's mig-manager) skip reading every GPU back after each command. With a `cache` (and no
+    per-GPU outcomes, no injected faults) apply and assert replay what an earlier command did in the same state.
     """
 
     def __init__(self, node: nv.NvmlSimulator, reset_all: Callable[[], None] | None = None,
-                 gpu_outcomes: bool = True) -> None:
+                 gpu_outcomes: bool = True, cache: CommandCache | None = None) -> None:
         self.nvml = node
         self._reset_all = reset_all or node.reset
         self.gpu_outcomes = gpu_outcomes
+        self.cache = cache
         self._result = MigPartedResult("none")
         self._status: dict[int, tuple[str, str | None]] = {}
         self._orderings: dict[int, int] = {}
@@ -658,9 +665,26 @@ class MigParted:
             text = first.upstream if isinstance(first, SpecProblem) and first.upstream else first.message
             raise MigPartedFailure(f"error selecting MIG config: {text}") from None
 
+    def _cached(self, command: str, args: tuple[Any, ...], run: Callable[[], MigPartedResult]) -> MigPartedResult:
+        """Run a command, or replay it from the cache (see the class doc). The spec is keyed by identity (a
+        cluster parses each config version once), the reset by its function (a real reset or one that needs a
+        reboot)."""
+        if self.cache is None or self.gpu_outcomes or self.nvml.faults.active:
+            return run()
+        spec, *rest = args
+        reset = getattr(self._reset_all, "__func__", self._reset_all)
+        key = (command, Identity(spec), *rest, reset, self.nvml.state_key())
+        before = self.nvml._serial
+        return self.cache.get_or_run(key, run, self.nvml.replay, lambda: self.nvml.changes_since(before),
+                                     MigPartedResult.copy)
+
     def apply(self, spec: Spec, selected_config: str | None = None, mode_only: bool = False,
               skip_reset: bool = False) -> MigPartedResult:
         """`nvidia-mig-parted apply` (hooks are not simulated)."""
+        return self._cached("apply", (spec, selected_config, mode_only, skip_reset),
+                            lambda: self._apply(spec, selected_config, mode_only, skip_reset))
+
+    def _apply(self, spec: Spec, selected_config: str | None, mode_only: bool, skip_reset: bool) -> MigPartedResult:
         res = self._begin("apply")
         error = None
         try:
@@ -689,6 +713,11 @@ class MigParted:
     def assert_config(self, spec: Spec, selected_config: str | None = None, mode_only: bool = False,
                       valid_config: bool = False) -> MigPartedResult:
         """`nvidia-mig-parted assert`."""
+        return self._cached("assert", (spec, selected_config, mode_only, valid_config),
+                            lambda: self._assert_config(spec, selected_config, mode_only, valid_config))
+
+    def _assert_config(self, spec: Spec, selected_config: str | None, mode_only: bool,
+                       valid_config: bool) -> MigPartedResult:
         res = self._begin("assert")
         error = None
         try:

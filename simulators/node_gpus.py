@@ -24,6 +24,7 @@ from mig_conformance.k8s.state import GpuMigState, creation_order
 from mig_conformance.mig.spec import Spec
 
 from . import nvml as nv
+from .command_cache import CommandCache
 from .mig_parted import MigParted, new_mig_profile
 
 
@@ -57,11 +58,13 @@ class ActiveRun:
 class NodeGpus:
     """A node's NVML simulator and the mig-parted simulator on it; `current` is the mig-manager run under way."""
 
-    def __init__(self, nvml: nv.NvmlSimulator, clock: Callable[[], float], gpu_reset_works: bool = True) -> None:
+    def __init__(self, nvml: nv.NvmlSimulator, clock: Callable[[], float], gpu_reset_works: bool = True,
+                 cache: CommandCache | None = None) -> None:
         self.nvml = nvml
         self.clock = clock
+        self.cache = cache
         reset_all = None if gpu_reset_works else self._reset_that_needs_a_reboot
-        self.parted = MigParted(nvml, reset_all, gpu_outcomes=False)
+        self.parted = MigParted(nvml, reset_all, gpu_outcomes=False, cache=cache)
         self.current: ActiveRun | None = None
 
     @property
@@ -71,7 +74,12 @@ class NodeGpus:
     # ---- NVML --------------------------------------------------------------------------------------------
     def gpu_states(self) -> tuple[GpuMigState, ...]:
         """Per GPU: MIG mode and MIG device names, read through NVML the way the device plugin does (go-nvlib
-        VisitMigDevices, then each device's GetProfile)."""
+        VisitMigDevices, then each device's GetProfile). Read-only, so cached on the NVML state like commands."""
+        if self.cache is None or self.nvml.faults.active:
+            return self._read_gpu_states()
+        return self.cache.get_or_run(("gpu_states", self.nvml.state_key()), self._read_gpu_states)
+
+    def _read_gpu_states(self) -> tuple[GpuMigState, ...]:
         nvml = self.nvml
         out = []
         nvml.nvmlInit()

@@ -340,6 +340,14 @@ class GpuState:
     gis: dict[int, GiState] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class NvmlChanges:
+    """What a command left on a node, replayable on another node in the same state (`NvmlSimulator.replay`)."""
+
+    serials: int  # serial numbers the command used up
+    gpus: tuple[Any, ...]  # per GPU: (mig_current, mig_pending, GIs with relative serials and their CIs)
+
+
 @dataclass
 class CreateFailure:
     """Fail the `remaining`-th next create call of `kind` ('gi', 'ci' or 'any') with NVML code `code`."""
@@ -356,6 +364,10 @@ class Faults:
 
     create_failures: list[CreateFailure] = field(default_factory=list)
     in_use: set[int] = field(default_factory=set)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.create_failures or self.in_use)
 
     def fail_create(self, nth: int, error: type[NVMLError] | NVMLError | int, kind: str = "any",
                     gpu: int | None = None) -> None:
@@ -938,6 +950,48 @@ class NvmlSimulator:
             out.append({"gi_id": gi.id, "profile": p.name, "profile_id": gi.profile_id, "start": gi.start,
                         "size": gi.size, "compute_instances": cis})
         return out
+
+    # -- state keys and replay (for the command cache) ---------------------------------------------------------
+
+    def state_key(self) -> tuple[Any, ...]:
+        """Everything an NVML client's reads and a mig-parted command's outcome depend on, faults aside: the driver,
+        and per GPU the model, PCI identity, MIG modes and the GIs/CIs (ids, profiles, placements). Serials and
+        UUIDs are left out: no command's outcome depends on them, only on which instances exist."""
+        return (self.driver_version, self.legacy_driver, tuple(
+            (g.model.key, g.bus_id, g.subsystem_id, g.mig_current, g.mig_pending,
+             tuple((gi.id, gi.profile_id, gi.start, gi.size,
+                    tuple((c.id, c.profile_id, c.start, c.size) for c in gi.cis.values())) for gi in g.gis.values()))
+            for g in self.gpus))
+
+    def changes_since(self, serial: int) -> NvmlChanges:
+        """The state now, with the serials of instances created after `serial` made relative to it (None: an
+        instance that already existed then), so that `replay` can redo the same changes on an equal node."""
+        def rel(s: int) -> int | None:
+            return s - serial if s > serial else None
+
+        return NvmlChanges(self._serial - serial, tuple(
+            (g.mig_current, g.mig_pending,
+             tuple((gi.id, gi.profile_id, gi.start, gi.size, rel(gi.serial),
+                    tuple((c.id, c.profile_id, c.start, c.size, rel(c.serial)) for c in gi.cis.values()))
+                   for gi in g.gis.values()))
+            for g in self.gpus))
+
+    def replay(self, changes: NvmlChanges) -> None:
+        """Redo `changes` (taken from a node whose `state_key()` equalled this one's): new instances get fresh
+        serials, surviving ones keep theirs."""
+        base = self._serial
+        for gpu, (current, pending, gis) in zip(self.gpus, changes.gpus, strict=True):
+            old = gpu.gis
+            gpu.mig_current, gpu.mig_pending = current, pending
+            new: dict[int, GiState] = {}
+            for gi_id, profile_id, start, size, rel, cis in gis:
+                gi = GiState(gi_id, profile_id, start, size, old[gi_id].serial if rel is None else base + rel)
+                for ci_id, ci_profile, ci_start, ci_size, ci_rel in cis:
+                    serial = old[gi_id].cis[ci_id].serial if ci_rel is None else base + ci_rel
+                    gi.cis[ci_id] = CiState(ci_id, ci_profile, ci_start, ci_size, serial)
+                new[gi_id] = gi
+            gpu.gis = new
+        self._serial = base + changes.serials
 
     # -- snapshot ----------------------------------------------------------------------------------------------
 

@@ -17,6 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mig_conformance.cluster.local.backend import LocalCluster
+from mig_conformance.cluster.sim import default_config_text
+from mig_conformance.instance_types import load_instance_types
+from mig_conformance.k8s import labels as L
+from mig_conformance.k8s.state import GpuMigState
+from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.agents import device_plugin, gfd, gpu_operator
 from mig_conformance.simulators.agents.api import ApiError, Gone, NotFound, Obj, Unavailable
@@ -26,13 +33,6 @@ from mig_conformance.simulators.agents.runner import Agents
 from mig_conformance.simulators.agents.workqueue import WorkQueue
 from mig_conformance.simulators.node_gpus import ActiveRun, NodeGpus
 from support.control_plane import control_plane_assets
-
-from mig_conformance.cluster.local.backend import LocalCluster
-from mig_conformance.cluster.sim import default_config_text
-from mig_conformance.instance_types import load_instance_types
-from mig_conformance.k8s import labels as L
-from mig_conformance.k8s.state import GpuMigState
-from mig_conformance.mig.spec import parse_spec_text
 
 P5 = "gpu-p5-0"
 P5_LABELS = {L.INSTANCE_TYPE: "p5.48xlarge", L.GPU_PRESENT: "true", "team": "ml"}

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.control_plane import control_plane_assets
 
 from mig_conformance.cli import main
 from mig_conformance.cluster import assets as assets_mod
 from mig_conformance.cluster.local import processes
 from mig_conformance.cluster.local.controlplane import ControlPlane, port_listening
 from mig_conformance.cluster.registry import open_cluster
+from support.control_plane import control_plane_assets
 
 
 @pytest.fixture(scope="module")

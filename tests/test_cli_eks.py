@@ -20,10 +20,10 @@ pytest.importorskip("moto")
 import boto3
 import yaml
 from moto import mock_aws
-from support.eks_webhook import isolate_aws_env, make_tls
 
 from mig_conformance.aws import token as T
 from mig_conformance.cli import main
+from support.eks_webhook import isolate_aws_env, make_tls
 
 REGION = "us-west-2"
 CLUSTER = "prod-gpu"

@@ -18,12 +18,12 @@ pytest.importorskip("moto")
 import boto3
 from botocore.stub import Stubber
 from moto import mock_aws
-from support.eks_webhook import isolate_aws_env
 
 from mig_conformance.aws import AccessDenied, AwsError, ClusterNotFound
 from mig_conformance.aws.eks import EksApi, write_ca
 from mig_conformance.aws.token import AwsIdentity
 from mig_conformance.cluster.model import GpuNode, Taint
+from support.eks_webhook import isolate_aws_env
 
 REGION = "us-west-2"
 CLUSTER = "prod-gpu"

@@ -18,10 +18,10 @@ pytest.importorskip("moto")
 import botocore.auth
 from botocore.stub import Stubber
 from moto import mock_aws
-from support.eks_webhook import Key, Rejected, User, Verifier, isolate_aws_env
 
 from mig_conformance.aws import AccessDenied, ExpiredCredentials, NoCredentials
 from mig_conformance.aws import token as T
+from support.eks_webhook import Key, Rejected, User, Verifier, isolate_aws_env
 
 ROLE = "arn:aws:iam::123456789012:role/mig-validator"
 MOTO_ARN = "arn:aws:sts::123456789012:user/moto"

@@ -34,6 +34,10 @@ import boto3
 import botocore.auth
 import yaml
 from moto import mock_aws
+
+from mig_conformance.aws import token as T
+from mig_conformance.cluster.base import ClusterError
+from mig_conformance.cluster.local.backend import LocalCluster
 from support.control_plane import control_plane_assets
 from support.eks_webhook import (
     Key,
@@ -44,10 +48,6 @@ from support.eks_webhook import (
     apiserver_args,
     isolate_aws_env,
 )
-
-from mig_conformance.aws import token as T
-from mig_conformance.cluster.base import ClusterError
-from mig_conformance.cluster.local.backend import LocalCluster
 
 REGION = "us-west-2"
 CLUSTER = "e2e-gpu"

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.control_plane import control_plane_assets
 
 from mig_conformance.cluster import kind as K
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.k8s import labels as L
+from support.control_plane import control_plane_assets
 
 TOOLS = K.Tools("/opt/kind/kind", "/opt/kube/kubectl")
 

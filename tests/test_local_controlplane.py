@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.control_plane import control_plane_assets
 
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.local import kit_rbac, processes
@@ -25,6 +24,7 @@ from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.local.controlplane import ControlPlane, port_listening
 from mig_conformance.cluster.local.operator import config_map_text
 from mig_conformance.instance_types import get_instance_type
+from support.control_plane import control_plane_assets
 
 ASSETS = control_plane_assets(module_level=True)
 SPEC = "p5.48xlarge,p4d.24xlarge"

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from mig_conformance.simulators import nvidia_smi as smi
-from mig_conformance.simulators import nvml as nv
 
 from mig_conformance.catalog import Catalog
+from mig_conformance.simulators import nvidia_smi as smi
+from mig_conformance.simulators import nvml as nv
 from mig_conformance.smi_text import parse_lgip, parse_lgipp, parse_list
 
 DATA = Path(__file__).parent / "data"

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from mig_conformance.simulators import nvml as nv
 
 from mig_conformance.catalog import Catalog
 from mig_conformance.errors import InputError
+from mig_conformance.simulators import nvml as nv
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 REF = [("h100-80gb-hbm3-580", "H100-80GB"), ("h200-141gb-580", "H200-141GB")]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from mig_conformance.simulators import nvml as nv
-from mig_conformance.simulators.mig_parted import MigParted, spec_for
 
 from mig_conformance.catalog import GpuModel, load_catalog
 from mig_conformance.placement import enumerate_layouts, fit
+from mig_conformance.simulators import nvml as nv
+from mig_conformance.simulators.mig_parted import MigParted, spec_for
 
 MODELS = sorted(load_catalog().mig_capable, key=lambda g: g.key)
 LAYOUTS = {g.key: enumerate_layouts(g) for g in MODELS}

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import yaml
-from support.control_plane import control_plane_assets
 
 from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError, RestoreIncomplete
 from mig_conformance.cluster.journal import Journal
@@ -27,6 +26,7 @@ from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.sim import SimCluster
 from mig_conformance.k8s import labels as L
 from mig_conformance.session import RUN_LABEL, DeferSignals, cleanup_lines
+from support.control_plane import control_plane_assets
 
 FAKE_TOKEN = "decoy-token-5e1d7c3b9a0f2e4d6c8b"
 FAKE_AWS_SECRET = "fakeAwsSecret/9Q2w3E4r5T6y7U8i9O0p"

@@ -7,7 +7,6 @@ import time
 
 import pytest
 import yaml
-from mig_conformance.simulators.mig_parted import MigParted
 
 from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError, WaitTimeout
 from mig_conformance.cluster.model import PodRequest
@@ -20,6 +19,7 @@ from mig_conformance.k8s.mig_manager import default_spec
 from mig_conformance.k8s.projection import project_node
 from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.node_models import node_gpu_models
+from mig_conformance.simulators.mig_parted import MigParted
 from mig_conformance.targets import Target
 
 P5 = "sim-p5-48xlarge-0"

@@ -42,18 +42,30 @@ class Journal:
         self.run_id = run_id
         self.cluster = cluster
         self.target: dict[str, Any] = dict(target or {})
-        self.changes: list[Change] = []
+        self._changes: list[Change] = []
+        self._keys: set[tuple[str, str, str | None]] = set()
+
+    @property
+    def changes(self) -> list[Change]:
+        return self._changes
+
+    @changes.setter
+    def changes(self, changes: list[Change]) -> None:
+        self._changes = list(changes)
+        self._keys = {(c.kind, c.target, c.key) for c in self._changes}
 
     def record(self, kind: str, target: str, key: str | None, original: str | None,
                original_state: str | None = None) -> None:
         """Remember an original value (only the first one per kind/target/key) and flush it to disk."""
-        if any((c.kind, c.target, c.key) == (kind, target, key) for c in self.changes):
+        if (kind, target, key) in self._keys:
             return  # only the first original counts
-        self.changes.append(Change(kind, target, key, original, original_state))
+        self._changes.append(Change(kind, target, key, original, original_state))
+        self._keys.add((kind, target, key))
         try:
             self.save()
         except BaseException:
-            self.changes.pop()  # not on disk: the caller must not go on to change the cluster
+            self._changes.pop()  # not on disk: the caller must not go on to change the cluster
+            self._keys.discard((kind, target, key))
             raise
 
     def save(self) -> None:
@@ -94,7 +106,7 @@ class Journal:
 
     def replace(self, changes: list[Change]) -> None:
         """Keep only `changes` (those not restored yet) and save."""
-        self.changes = list(changes)
+        self.changes = changes
         self.save()
 
     def clear(self) -> None:

@@ -29,6 +29,7 @@ from ..k8s import labels as L
 from ..k8s.mig_manager import PENDING
 from ..mig.spec import Spec, parse_spec_text
 from ..simulators import nvml as nv
+from ..simulators.command_cache import CommandCache
 from .base import Cluster, ClusterError
 from .journal import Journal
 from .model import GpuNode, PodRequest, PodStatus
@@ -84,8 +85,10 @@ class SimCluster(Cluster):
         self._namespaces: dict[str, dict[str, str]] = {}
         self._pods: dict[tuple[str, str], _Pod] = {}
         self._nodes: dict[str, SimNode] = {}
+        #: equal nodes in equal NVML states replay each other's mig-parted commands (simulators/command_cache.py)
+        self.command_cache = CommandCache()
         for spec in parse_fleet(fleet):
-            node = SimNode(spec, driver, gpu_taint, self.clock, gpu_reset_works)
+            node = SimNode(spec, driver, gpu_taint, self.clock, gpu_reset_works, self.command_cache)
             node.advertise(strategy, driver, device_plugin_version)
             self._nodes[node.name] = node
         if default_config:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ..k8s import device_plugin, gfd
 from ..k8s import labels as L
 from ..simulators import nvml as nv
+from ..simulators.command_cache import CommandCache
 from ..simulators.node_gpus import ActiveRun as ActiveRun  # re-exported: sim.py imports them from here
 from ..simulators.node_gpus import NodeGpus
 from ..simulators.node_gpus import RunRecord as RunRecord
@@ -31,8 +32,9 @@ class SimNode(NodeGpus):
     (NVML reads and the mig-manager run come from `simulators.node_gpus.NodeGpus`, shared with the local agents)."""
 
     def __init__(self, spec: NodeSpec, driver: str, taint: bool, clock: Callable[[], float],
-                 gpu_reset_works: bool = True) -> None:
-        super().__init__(nv.NvmlSimulator(list(spec.gpus), spec.name, driver_version=driver), clock, gpu_reset_works)
+                 gpu_reset_works: bool = True, cache: CommandCache | None = None) -> None:
+        super().__init__(nv.NvmlSimulator(list(spec.gpus), spec.name, driver_version=driver), clock, gpu_reset_works,
+                         cache)
         self.spec = spec
         self.name = spec.name
         self.labels: dict[str, str] = {"kubernetes.io/hostname": spec.name, "kubernetes.io/os": "linux",

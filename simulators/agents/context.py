@@ -15,6 +15,7 @@ from mig_conformance.k8s import device_plugin as dp
 from mig_conformance.k8s import labels as L
 
 from .. import nvml as nv
+from ..command_cache import CommandCache
 from .api import Api, Unavailable
 from .workqueue import WorkQueue
 
@@ -76,6 +77,8 @@ class Context:
     queue: WorkQueue = field(default_factory=WorkQueue)
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], float] = time.monotonic
+    #: shared by the nodes this process serves: equal nodes in equal states replay each other's commands
+    command_cache: CommandCache = field(default_factory=CommandCache)
 
     def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args), retried with backoff while the API server is unavailable; Stopped on shutdown."""

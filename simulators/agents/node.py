@@ -132,7 +132,7 @@ class NodeAgent:
             if models:
                 uid = self.obj.get("metadata", {}).get("uid")
                 sim = load_nvml(ctx.options.state_dir, self.name, uid, models, ctx.options.driver)
-                self.gpus = NodeGpus(sim, ctx.clock, ctx.options.gpu_reset_works)
+                self.gpus = NodeGpus(sim, ctx.clock, ctx.options.gpu_reset_works, ctx.command_cache)
         return self.gpus
 
     def save(self, ctx: Context) -> None:

@@ -1,0 +1,70 @@
+"""The command cache changes nothing but speed: a fleet run with it equals the same run without it, NVML state
+(serials and UUIDs included), node labels, allocatable and mig-manager records alike."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from mig_conformance.cluster import sim as sim_module
+from mig_conformance.cluster.sim import SimCluster
+from mig_conformance.k8s import labels as L
+from mig_conformance.simulators.command_cache import CommandCache, Identity
+
+FLEET = "p5.48xlarge*3,p4d.24xlarge*2,p5e.48xlarge,H100-80GBx2+A10G-24GB"
+CONFIGS = ["all-balanced", "all-1g.10gb", "no-such-config", "all-3g.40gb", "all-disabled", "all-7g.80gb",
+           "all-balanced"]
+
+
+class _NoCache(CommandCache):
+    def get_or_run(self, key, run, replay=None, record=None, copy=None):  # type: ignore[override]
+        self.misses += 1
+        return run()
+
+
+def _run(strategy: str, **options: Any) -> tuple[list[Any], CommandCache]:
+    cluster = SimCluster(FLEET, allow_changes=True, strategy=strategy, **options)
+    seen = []
+    for config in CONFIGS:
+        for node in cluster.list_gpu_nodes():
+            cluster.request_mig_config(node.name, config)
+        for node in cluster.list_gpu_nodes():
+            runs = [(r.config, r.states, r.reason, r.mode_change) for r in cluster.mig_manager_runs(node.name)]
+            nvml = json.loads(cluster.node_nvml(node.name).to_json())
+            seen.append((config, node.name, dict(node.labels), dict(node.allocatable), runs, nvml))
+    return seen, cluster.command_cache
+
+
+@pytest.mark.parametrize("strategy, options", [("mixed", {}), ("single", {}),
+                                               ("mixed", {"gpu_reset_works": False, "with_reboot": True})],
+                         ids=["mixed", "single", "reset-needs-reboot"])
+def test_cached_fleet_equals_uncached(monkeypatch: pytest.MonkeyPatch, strategy: str, options: dict) -> None:
+    cached, cache = _run(strategy, **options)
+    assert cache.hits > cache.misses > 0
+    monkeypatch.setattr(sim_module, "CommandCache", _NoCache)
+    uncached, none = _run(strategy, **options)
+    assert none.hits == 0
+    assert cached == uncached
+    assert any(labels.get(L.MIG_CONFIG_STATE) == "failed" for _, _, labels, *_ in cached)
+
+
+def test_injected_faults_bypass_the_cache() -> None:
+    cluster = SimCluster("p5.48xlarge*2", allow_changes=True)
+    first, second = (n.name for n in cluster.list_gpu_nodes())
+    cluster.request_mig_config(first, "all-balanced")
+    cluster.node_nvml(second).faults.fail_create(1, 2)  # NVML_ERROR_INVALID_ARGUMENT on its first create
+    cluster.request_mig_config(second, "all-balanced")
+    assert cluster.get_node(first).labels[L.MIG_CONFIG_STATE] == "success"
+    assert cluster.get_node(second).labels[L.MIG_CONFIG_STATE] == "success"  # mig-parted retries other orderings
+    assert cluster.node_nvml(second).faults.create_failures == []  # the fault was consumed: the command ran
+
+
+def test_lru_bound_and_identity_keys() -> None:
+    cache = CommandCache(size=2)
+    for i in range(3):
+        assert cache.get_or_run(i, lambda i=i: i * 10) == i * 10
+    assert cache.get_or_run(0, lambda: "again") == "again" and cache.misses == 4  # 0 was evicted
+    a, b = [1], [1]
+    assert Identity(a) == Identity(a) and Identity(a) != Identity(b) and hash(Identity(a)) == id(a)
