@@ -41,8 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for spec in SETTINGS:
         env = f" [env {spec.env}]" if spec.env else ""
         if spec.kind == "bool":
-            group.addoption(spec.option, action="store_true", default=False, dest=spec.dest,
+            group.addoption(spec.option, action="store_true", default=None, dest=spec.dest,
                             help=f"{spec.help} (ini {spec.ini}){env}")
+            group.addoption(spec.negative_option, action="store_false", dest=spec.dest,
+                            help=f"the opposite of {spec.option}, overriding ini and env")
         else:
             group.addoption(spec.option, dest=spec.dest, default=None, metavar=spec.name.upper(),
                             help=f"{spec.help} (ini {spec.ini}){env}")
@@ -50,8 +52,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _wants_suites(config: pytest.Config) -> bool:
+    """A cluster is selected and no test paths are given. A project whose ini sets `mig_cluster` together with
+    `testpaths` runs its own testpaths (it can add `--pyargs mig_conformance.suites`)."""
     ns = config.known_args_namespace
-    return bool(getattr(ns, "mig_cluster", None) or os.environ.get("MIG_CLUSTER") or config.getini("mig_cluster"))
+    if ns.file_or_dir:
+        return False
+    if getattr(ns, "mig_cluster", None) or os.environ.get("MIG_CLUSTER"):
+        return True
+    return bool(config.getini("mig_cluster")) and not config.getini("testpaths")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -59,7 +67,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     """With a cluster to test and no test paths, collect the shipped suites (works from an empty folder)."""
     for marker in MARKERS:
         early_config.addinivalue_line("markers", marker)
-    if _wants_suites(early_config) and not early_config.known_args_namespace.file_or_dir:
+    if _wants_suites(early_config):
         args.append(str(suites_dir()))
 
 
@@ -76,6 +84,8 @@ def is_controller(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    if config.option.help or config.option.version:
+        return  # `pytest --help` must work whatever MIG_* variables hold
     try:
         settings = resolve_settings(config)
     except InputError as exc:
@@ -91,8 +101,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"mig-conformance: {exc}") from None
     config.stash[session_key] = session
     config.pluginmanager.register(session, "mig_conformance_session")
-    if settings.report and is_controller(config) and not config.option.xmlpath:
-        config.option.xmlpath = str(settings.report / "junit.xml")
+    if settings.report and is_controller(config):
+        try:
+            settings.report.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise pytest.UsageError(f"mig-conformance: --mig-report {settings.report}: cannot create the report "
+                                    f"folder: {exc.strerror or exc}") from None
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(settings.report / "junit.xml")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -101,7 +117,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     from . import __version__
 
-    shown = ("cluster", "clusters_file", "config_file", "strategy", "instance_type", "report", "timeout")
+    shown = ("cluster", "clusters_file", "config_file", "strategy", "instance_type", "allow_reconfigure", "report",
+             "timeout")
     parts = [f"{name}={d['value']} (from {d['source']})" for name, d in settings.describe().items()
              if name in shown and ((d["value"] is not None and d["source"] != "default") or name == "cluster")]
     session = config.stash.get(session_key, None)

@@ -38,6 +38,7 @@ class MigSession:
         self.settings = settings
         self.target: Target = resolve_target(settings.cluster or "", settings.clusters_file)
         _check_settings(settings)
+        _check_fleet(self.target)
         worker = getattr(config, "workerinput", None)
         fresh = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.run_id = (worker or {}).get("mig_run_id") or fresh
@@ -51,6 +52,8 @@ class MigSession:
         self.evidence: dict[str, Any] = {}
         self.cleanup: dict[str, Any] = {}
         self.collector = None
+        self._worker_target: dict[str, Any] = {}
+        self._worker_evidence: dict[str, Any] = {}
         self._old_signals: dict[int, Any] = {}
         self._defer = DeferSignals()
         self._worker_id = (worker or {}).get("workerid")
@@ -172,13 +175,42 @@ class MigSession:
     def pytest_configure_node(self, node) -> None:  # xdist: hand the run id to workers
         node.workerinput["mig_run_id"] = self.run_id
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Connect once, before collection, where tests run (and, under xdist, in the controller too for clusters
+        that outlive the run): a cluster that cannot be opened, or that has no GPU node to test, is one clear
+        error instead of a traceback per suite module."""
+        xdist_controller = self.collector is not None and self.config.pluginmanager.has_plugin("dsession")
+        if xdist_controller and self.target.kind not in ATTACH_KINDS:
+            return  # sim/local/kind clusters belong to each worker
+        from .errors import InputError
+
+        try:
+            nodes = self.nodes()
+        except (ClusterError, InputError) as exc:
+            raise pytest.UsageError(f"mig-conformance: cluster {self.target.name} ({self.target.kind}): {exc}") \
+                from None
+        if not nodes:
+            raise pytest.UsageError(f"mig-conformance: cluster {self.target.name}: {self._no_nodes_reason()}")
+
+    def _no_nodes_reason(self) -> str:
+        """Why there is nothing to test, with what the kit looked for."""
+        selection = dict(self.target.node_selector)
+        if self.settings.instance_type:
+            selection[L.INSTANCE_TYPE] = self.settings.instance_type
+        try:
+            every = self.cluster.list_gpu_nodes()
+        except ClusterError:
+            every = []
+        if selection and every:
+            types = sorted({n.instance_type or "?" for n in every})
+            return (f"none of its {len(every)} GPU node(s) match {selection} (instance types there: "
+                    f"{', '.join(types)})")
+        return ("no GPU nodes: the kit tests nodes labelled nvidia.com/gpu.present=true or advertising "
+                "nvidia.com/gpu / nvidia.com/mig-* resources (is the GPU Operator's feature discovery running?)")
+
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "mig_node" in metafunc.fixturenames:
             nodes = self.nodes()
-            if not nodes:
-                metafunc.parametrize("mig_node", [pytest.param(None, marks=pytest.mark.skip(
-                    reason=f"no GPU nodes on {self.target.name} match the selection"))], ids=["no-gpu-nodes"])
-                return
             metafunc.parametrize("mig_node", nodes, ids=[f"{n.name}[{n.instance_type or '?'}]" for n in nodes],
                                  scope="function")
 
@@ -205,7 +237,7 @@ class MigSession:
                                   list(report.user_properties), longrepr)
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
-        if self.collector is None:
+        if self.collector is None or config.option.collectonly:
             return
         from .report.terminal import summary_table
 
@@ -231,22 +263,46 @@ class MigSession:
         """Interrupted some other way (a KeyboardInterrupt raised by code): defer signals from now on too."""
         self._defer.start()
 
+    @property
+    def _xdist_controller(self) -> bool:
+        return self.collector is not None and self.config.pluginmanager.has_plugin("dsession")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: keep what the first worker to finish saw of its cluster (TARGET.yaml, evidence)."""
+        out = getattr(node, "workeroutput", None) or {}
+        if out.get("mig_target") and not self._worker_target:
+            self._worker_target, self._worker_evidence = out["mig_target"], out.get("mig_evidence") or {}
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         target: dict[str, Any] = {}
-        if self._cluster is not None:
+        if self._xdist_controller:
+            self._check_leaks_after_workers()
+            target = self._describe_target() if self._cluster is not None else dict(self._worker_target)
+            self.evidence = {**self._worker_evidence, **self.evidence}
+            if self._cluster is not None:
+                self._cluster.close()
+        elif self._cluster is not None:
             try:
                 with self._defer:
                     self._clean_up(self._cluster)
             finally:
                 target = self._describe_target()
                 self._cluster.close()
-        elif self.collector is not None and self.config.pluginmanager.has_plugin("dsession"):
-            self._check_leaks_after_workers()
-        if self.collector is not None and self.settings.report:
+            if hasattr(self.config, "workeroutput"):  # an xdist worker: the controller writes the bundle
+                self.config.workeroutput["mig_target"] = target
+                self.config.workeroutput["mig_evidence"] = {k: v for k, v in self.evidence.items()
+                                                            if k in ("nodes_before", "nodes_after")}
+        if self.collector is None or self.config.option.collectonly:
+            return
+        summary = self._summary(session.exitstatus)
+        if summary.verdict == "Failed" and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # nothing was validated: not a green run
+        if self.settings.report:
             from .report.bundle import write_bundle
 
-            write_bundle(self.settings.report, self._summary(exitstatus), target, self.evidence)
+            write_bundle(self.settings.report, summary, target, self.evidence)
 
     def _clean_up(self, cluster: Cluster) -> None:
         """Restore every journaled change (also the run namespace), then look for leftovers of this run."""
@@ -321,19 +377,13 @@ class MigSession:
         if command:
             self.cleanup["restore_command"] = command
         self.evidence["cleanup"] = self.cleanup
-        if self.target.kind not in ATTACH_KINDS:
+        if self._cluster is None:
             return  # sim/local/kind clusters are per process: each worker's ended with it
-        from .cluster.registry import open_cluster
-
+        self.cleanup["leaks"] = self._leftovers(self._cluster)
         try:
-            cluster = open_cluster(self.target, allow_changes=False, settings=self.settings)
-        except Exception as exc:
-            self.cleanup["leaks"] = [f"leak check failed: {exc}"]
-            return
-        try:
-            self.cleanup["leaks"] = self._leftovers(cluster)
-        finally:
-            cluster.close()
+            self.evidence["nodes_after"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
+        except ClusterError as exc:
+            self.evidence["nodes_after_error"] = str(exc)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         for sig, old in self._old_signals.items():
@@ -368,6 +418,19 @@ def settled(node: GpuNode, strategy: str | None = None) -> bool:
     if strategy is None or L.GPU_PRODUCT not in node.labels:
         return True
     return node.labels.get(L.MIG_STRATEGY) == (None if strategy == "none" else strategy)
+
+
+def _check_fleet(target: Target) -> None:
+    """A sim/local fleet spec is parsed before anything starts: a typo is a usage error, not a collection error."""
+    if target.kind not in SAFE_KINDS or not target.arg:
+        return
+    from .cluster.sim_fleet import parse_fleet
+    from .errors import InputError
+
+    try:
+        parse_fleet(target.arg)
+    except ClusterError as exc:
+        raise InputError(f"--mig-cluster {target.name}: {exc}") from None
 
 
 def _check_settings(settings: Settings) -> None:

@@ -31,6 +31,11 @@ class SettingSpec:
         return f"mig_{self.name}"
 
     @property
+    def negative_option(self) -> str:
+        """For bools: the option that switches off what ini or env switched on (`--no-mig-allow-reconfigure`)."""
+        return "--no-" + self.option[2:]
+
+    @property
     def dest(self) -> str:
         return f"mig_{self.name}"
 
@@ -119,14 +124,17 @@ def resolve(option: Callable[[SettingSpec], Any], ini: Callable[[SettingSpec], A
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in SETTINGS:
-        raw, source, base = option(spec), "option", invocation_dir
-        if raw in (None, False) and spec.env and spec.env in env:
+        raw, source, base = option(spec), "option", invocation_dir  # None: not given (bools: --no-mig-... = False)
+        if raw is None and spec.env and spec.env in env:
             raw, source, base = env[spec.env], f"env {spec.env}", invocation_dir
-        if raw in (None, False, "", []) and ini(spec) not in (None, ""):
+        if raw in (None, "", []) and ini(spec) not in (None, ""):
             raw, source, base = ini(spec), "ini", rootdir
-        if raw in (None, False, "", []):
+        if raw in (None, "", []):
             raw, source, base = spec.default, "default", rootdir
         origin = {"option": spec.option}.get(source, source)
         values[spec.name] = _convert(spec, raw, base, origin)
         sources[spec.name] = source
+    if sources["clusters_file"] != "default" and not values["clusters_file"].is_file():
+        origin = {"option": "--mig-clusters-file"}.get(sources["clusters_file"], sources["clusters_file"])
+        raise InputError(f"{origin}: clusters file {values['clusters_file']} does not exist")
     return Settings(**values, sources=sources)

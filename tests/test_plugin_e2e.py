@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 
 @pytest.fixture
@@ -117,3 +118,15 @@ def test_xdist_run_gives_the_same_summary(tester: pytest.Pytester) -> None:
     assert s["totals"] == p["totals"] and s["categories"] == p["categories"]
     assert sorted(t["nodeid"] for t in s["tests"]) == sorted(t["nodeid"] for t in p["tests"])
     assert not list((tester.path / "parallel").glob("gw*")), "workers must not write report files"
+    strip = ("date", "kit", "verdict", "run_id")  # the rest is the cluster, as a worker described it
+    target = {k: v for k, v in yaml.safe_load((tester.path / "parallel" / "TARGET.yaml").read_text()).items()
+              if k not in strip}
+    assert target == {k: v for k, v in yaml.safe_load((tester.path / "serial" / "TARGET.yaml").read_text()).items()
+                      if k not in strip}
+    def evidence(run: str, name: str) -> list[dict]:
+        return json.loads((tester.path / run / "evidence" / name).read_text())
+
+    assert evidence("parallel", "nodes_before.json") == evidence("serial", "nodes_before.json")
+    # after: the same labels (restored); resource names kubelet keeps at 0 depend on which tests the worker ran
+    assert [n["labels"] for n in evidence("parallel", "nodes_after.json")] == \
+        [n["labels"] for n in evidence("serial", "nodes_after.json")]

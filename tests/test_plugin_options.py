@@ -21,6 +21,7 @@ def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest
     pytester.makepyfile(test_trivial=TRIVIAL)
     pytester.makefile(".yaml", **{"my-mig": "version: v1\nmig-configs:\n  a:\n    - devices: all\n"
                                             "      mig-enabled: false\n"})
+    pytester.makefile(".yaml", clusters="lab:\n  backend: sim\n  nodes: p4d.24xlarge\n")
     return pytester
 
 
@@ -32,14 +33,20 @@ VALUES = {
     "instance_type": ("p5.48xlarge", "instance_type=p5.48xlarge"),
     "report": ("bundle", "report=*bundle"),
     "timeout": ("42", "timeout=42.0"),
+    "allow_reconfigure": ("true", "allow_reconfigure=True"),  # a flag on the command line
 }
+
+
+def test_every_setting_is_tested() -> None:
+    assert set(VALUES) == {s.name for s in SETTINGS}
 
 
 @pytest.mark.parametrize("name", sorted(VALUES))
 def test_option_from_command_line(tester: pytest.Pytester, name: str) -> None:
     spec = next(s for s in SETTINGS if s.name == name)
     value, shown = VALUES[name]
-    args = [f"{spec.option}={value}"] + ([] if name == "cluster" else ["--mig-cluster=sim"])
+    given = spec.option if spec.kind == "bool" else f"{spec.option}={value}"
+    args = [given] + ([] if name == "cluster" else ["--mig-cluster=sim"])
     result = tester.runpytest(*args, "test_trivial.py")
     result.stdout.fnmatch_lines([f"*{shown} (from option)*"])
     assert result.ret == 0
@@ -76,10 +83,21 @@ def test_option_beats_env_beats_ini(tester: pytest.Pytester, monkeypatch: pytest
     result.stdout.fnmatch_lines(["*strategy=mixed (from option)*"])
 
 
-def test_allow_reconfigure_flag_and_mode_line(tester: pytest.Pytester) -> None:
+def test_allow_reconfigure_from_ini_is_switched_off_by_the_negative_option(tester: pytest.Pytester,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     tester.makeini("[pytest]\nmig_allow_reconfigure = true\n")
-    result = tester.runpytest("--mig-cluster=sim", "test_trivial.py")
-    result.stdout.fnmatch_lines(["*mig-conformance mode: sim (kit-owned cluster: reconfiguration allowed)*"])
+    monkeypatch.setenv("MIG_ALLOW_RECONFIGURE", "yes")
+    result = tester.runpytest("--mig-cluster=sim", "--no-mig-allow-reconfigure", "test_trivial.py")
+    result.stdout.fnmatch_lines(["*allow_reconfigure=False (from option)*",
+                                 "*mig-conformance mode: sim (kit-owned cluster: reconfiguration allowed)*"])
+    assert result.ret == 0
+
+
+def test_help_works_whatever_the_environment_holds(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIG_STRATEGY", "bogus")
+    result = tester.runpytest("--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--mig-allow-reconfigure*", "*--no-mig-allow-reconfigure*"])
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -89,6 +107,12 @@ def test_allow_reconfigure_flag_and_mode_line(tester: pytest.Pytester) -> None:
     (["--mig-cluster=eks:prod"], "*expected eks:CLUSTER@REGION*"),
     (["--mig-cluster=sim", "--mig-instance-type=p9.huge"], "*--mig-instance-type 'p9.huge' is not a known*"),
     (["--mig-cluster=sim", "--mig-config-file=/nonexistent/mig.yaml"], "*/nonexistent/mig.yaml*file not found*"),
+    (["--mig-cluster=sim", "--mig-clusters-file=nope.yaml"], "*--mig-clusters-file: clusters file *nope.yaml does*"),
+    (["--mig-cluster=sim:p9.bogus"], "*--mig-cluster sim:p9.bogus: *p9.bogus*"),
+    (["--mig-cluster=sim:p5.48xlarge*0"], "*--mig-cluster sim:p5.48xlarge*0: *"),
+    (["--mig-cluster=sim:p4d.24xlarge", "--mig-instance-type=p5.48xlarge"],
+     "*cluster sim:p4d.24xlarge: none of its 1 GPU node(s) match*p5.48xlarge*instance types there: p4d.24xlarge*"),
+    (["--mig-cluster=sim", "--mig-report=/proc/no-such/bundle"], "*--mig-report /proc/no-such/bundle: cannot create*"),
 ])
 def test_bad_values_are_usage_errors(tester: pytest.Pytester, args: list[str], message: str) -> None:
     result = tester.runpytest(*args, "test_trivial.py")
@@ -124,6 +148,27 @@ def test_no_cluster_no_header_and_fixtures_skip(tester: pytest.Pytester) -> None
     assert "mig-conformance 0.1.0:" not in result.stdout.str()
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*SKIPPED*no cluster selected*"])
+
+
+def test_a_run_that_validates_nothing_is_not_green(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_skips="import pytest\n\ndef test_later():\n    pytest.skip('not today')\n")
+    result = tester.runpytest("--mig-cluster=sim:p5.48xlarge", "test_skips.py")
+    result.stdout.fnmatch_lines(["*verdict: Failed (0 passed, 0 failed, 1 skipped, 0 errors)*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_collect_only_has_no_verdict(tester: pytest.Pytester) -> None:
+    result = tester.runpytest("--mig-cluster=sim:p5.48xlarge", "--collect-only", "-q")
+    assert "verdict:" not in result.stdout.str() and result.ret == 0
+    assert "test_single_strategy[sim-p5-48xlarge-0[p5.48xlarge]]" in result.stdout.str()
+
+
+def test_a_project_ini_with_testpaths_runs_its_own_tests(tester: pytest.Pytester) -> None:
+    tester.makeini("[pytest]\nmig_cluster = sim:p5.48xlarge\ntestpaths = test_trivial.py\n")
+    result = tester.runpytest()
+    result.assert_outcomes(passed=1)
+    result = tester.runpytest("--mig-cluster=sim:p5.48xlarge", "--collect-only", "-q")  # explicit: the suites
+    assert "test_single_strategy" in result.stdout.str()
 
 
 def test_markers_are_registered(tester: pytest.Pytester) -> None:

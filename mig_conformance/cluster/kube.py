@@ -141,7 +141,12 @@ class KubeCluster(Cluster):
         return self._node(self._call(self.core.read_node, name))
 
     def _cluster_policy(self) -> dict[str, Any]:
-        items = self._call(self.custom.list_cluster_custom_object, *CLUSTER_POLICY).get("items", [])
+        try:
+            items = self._call(self.custom.list_cluster_custom_object, *CLUSTER_POLICY).get("items", [])
+        except NotFound:
+            raise ClusterError(f"{self.name}: GPU Operator absent: the ClusterPolicy resource "
+                               "(clusterpolicies.nvidia.com) is not served; install the NVIDIA GPU Operator "
+                               "first") from None
         if not items:
             raise ClusterError(f"{self.name}: GPU Operator absent: no ClusterPolicy (clusterpolicies.nvidia.com) "
                                "exists; install the NVIDIA GPU Operator first")
