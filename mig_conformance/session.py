@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from .cluster.base import Cluster, ClusterError, RestoreIncomplete, relabelled_nodes
+from .cluster.base import (
+    KEPT_LAYOUT,
+    Cluster,
+    ClusterError,
+    RestoreIncomplete,
+    relabelled_nodes,
+    settle_problem,
+    unlabelled_nodes,
+)
 from .cluster.journal import Journal
 from .cluster.model import GpuNode
 from .k8s import labels as L
@@ -297,8 +305,8 @@ class MigSession:
         if self.collector is None or self.config.option.collectonly:
             return
         summary = self._summary(session.exitstatus)
-        if summary.verdict == "Failed" and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # nothing was validated: not a green run
+        if (summary.verdict == "Failed" or cleanup_failed(self.cleanup)) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # nothing validated, or the cluster not put back
         if self.settings.report:
             from .report.bundle import write_bundle
 
@@ -309,6 +317,7 @@ class MigSession:
         restored: list[str] = []
         failures: list[str] = []
         relabelled = relabelled_nodes(cluster.journal.changes)
+        unlabelled = unlabelled_nodes(cluster.journal.changes)
         try:
             restored = cluster.restore(namespaces=True)
         except RestoreIncomplete as exc:
@@ -317,7 +326,8 @@ class MigSession:
             failures = [f"{type(exc).__name__}: {exc}"]
         if restored:
             log.info("restored %d changes on %s", len(restored), self.target.name)
-        settled = self._settle(cluster, [] if failures else relabelled)
+        settled = self._settle(cluster, {} if failures else relabelled)
+        settled.update({node: {"state": KEPT_LAYOUT, "problem": True} for node in unlabelled})
         self.cleanup = {"mode": self.mode, "restored": restored, "restore_failures": failures, "settled": settled,
                         "leaks": self._leftovers(cluster), "journal": str(cluster.journal.path or "")}
         if failures and cluster.journal.path:
@@ -331,14 +341,16 @@ class MigSession:
         except ClusterError as exc:
             self.evidence["nodes_after_error"] = str(exc)
 
-    def _settle(self, cluster: Cluster, nodes: list[str]) -> dict[str, str]:
-        """Wait until mig-manager re-applied the restored configs (xdist workers too: each restored its own)."""
+    def _settle(self, cluster: Cluster, nodes: Mapping[str, str | None]) -> dict[str, dict[str, Any]]:
+        """Wait until mig-manager re-applied the restored configs (xdist workers too: each restored its own);
+        per node its state and whether that is a problem (see `settle_problem`)."""
         if not nodes:
             return {}
         try:
-            return cluster.wait_settled(nodes, self.timeout)
+            states = cluster.wait_settled(list(nodes), self.timeout)
         finally:
             self._status.clear()
+        return {n: {"state": s, "problem": settle_problem(s, nodes[n])} for n, s in states.items()}
 
     def _leftovers(self, cluster: Cluster) -> list[str]:
         """Objects labelled with this run still present; waits a little for namespaces that are terminating.
@@ -487,6 +499,12 @@ class DeferSignals:
         self.stop()
 
 
+def cleanup_failed(cleanup: Mapping[str, Any]) -> bool:
+    """The run left the cluster changed: something not restored, not re-applied, or leaked."""
+    return bool(cleanup.get("restore_failures") or cleanup.get("leaks")
+                or any(s["problem"] for s in cleanup.get("settled", {}).values()))
+
+
 def cleanup_lines(cleanup: Mapping[str, Any]) -> list[str]:
     """Terminal lines for the end-of-run cleanup: what was restored, what was not, what leaked."""
     if not cleanup:
@@ -499,11 +517,12 @@ def cleanup_lines(cleanup: Mapping[str, Any]) -> list[str]:
         lines.append(f"NOT RESTORED: {failure}")
     if cleanup.get("restore_command"):
         lines.append(f"restore later with: {cleanup['restore_command']}")
-    for node, state in cleanup.get("settled", {}).items():
-        if state.startswith("not settled"):
-            lines.append(f"NOT SETTLED: node {node}: mig-manager has not re-applied the original config: {state}")
+    for node, settled in cleanup.get("settled", {}).items():
+        if settled["problem"]:
+            lines.append(f"NOT SETTLED: node {node}: mig-manager did not bring back the original config: "
+                         f"{settled['state']}")
         else:
-            lines.append(f"mig-manager re-applied node {node}: {state}")
+            lines.append(f"mig-manager re-applied node {node}: {settled['state']}")
     leaks = cleanup.get("leaks", [])
     lines += [leak if leak.startswith("leak check failed") else f"LEAK: {leak} is still present" for leak in leaks]
     if not leaks:

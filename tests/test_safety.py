@@ -25,7 +25,7 @@ from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.sim import SimCluster
 from mig_conformance.k8s import labels as L
-from mig_conformance.session import RUN_LABEL, DeferSignals, cleanup_lines
+from mig_conformance.session import RUN_LABEL, DeferSignals, cleanup_failed, cleanup_lines
 from support.control_plane import control_plane_assets
 
 FAKE_TOKEN = "decoy-token-5e1d7c3b9a0f2e4d6c8b"
@@ -125,6 +125,19 @@ def test_cleanup_lines_report_failures_and_leaks() -> None:
                      "restore later with: mig-conformance restore out/journal.json",
                      "LEAK: pod default/p (Running) is still present"]
     assert cleanup_lines({"restored": [], "leaks": []})[-1] == "leak check: nothing of this run is left"
+    assert cleanup_failed({"restore_failures": ["x"]}) and cleanup_failed({"leaks": ["pod a/b"]})
+    assert not cleanup_failed({"restored": ["y"], "leaks": [], "settled": {"n": {"state": "a: success",
+                                                                                 "problem": False}}})
+
+
+def test_cleanup_lines_say_what_mig_manager_brought_back() -> None:
+    settled = {"n1": {"state": "all-disabled: success", "problem": False},
+               "n2": {"state": "all-disabled: failed", "problem": True}}
+    lines = cleanup_lines({"restored": [], "settled": settled, "leaks": []})
+    assert "mig-manager re-applied node n1: all-disabled: success" in lines
+    assert ("NOT SETTLED: node n2: mig-manager did not bring back the original config: all-disabled: failed"
+            in lines)
+    assert cleanup_failed({"settled": settled, "leaks": []})
 
 
 # ---- the local control plane shared by the subprocess runs ---------------------------------------------------------

@@ -12,7 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cluster.base import ClusterError, RestoreIncomplete, describe_change, relabelled_nodes
+from ..cluster.base import (
+    KEPT_LAYOUT,
+    ClusterError,
+    RestoreIncomplete,
+    describe_change,
+    relabelled_nodes,
+    settle_problem,
+    unlabelled_nodes,
+)
 from ..cluster.journal import Journal
 from ..errors import InputError
 from ..targets import Target, resolve_target
@@ -99,9 +107,11 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
     from ..cluster.registry import open_cluster
 
     cluster = open_cluster(target, allow_changes=True, journal=journal)
-    unsettled = []
     try:
         relabelled = relabelled_nodes(journal.changes)
+        unsettled = unlabelled_nodes(journal.changes)
+        for node in unsettled:
+            print(f"  NOT SETTLED {node}: {KEPT_LAYOUT}", file=sys.stderr)
         try:
             restored, failures = cluster.restore(namespaces=True), []
         except RestoreIncomplete as exc:
@@ -111,9 +121,9 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
         for line in failures:
             print(f"  NOT RESTORED {line}", file=sys.stderr)
         if relabelled and args.timeout > 0:
-            for node, state in cluster.wait_settled(relabelled, args.timeout).items():
+            for node, state in cluster.wait_settled(list(relabelled), args.timeout).items():
                 print(f"  mig-manager on {node}: {state}")
-                if state.startswith("not settled"):
+                if settle_problem(state, relabelled[node]):
                     unsettled.append(node)
         for leftover in _leftovers(cluster, journal.run_id):
             print(f"  note: {leftover} is still present (deletion in progress?)")
@@ -123,8 +133,8 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
         print(f"{path}: {len(failures)} change(s) remain in the journal; run this command again", file=sys.stderr)
         return EXIT_FAIL
     if unsettled:
-        print(f"{path}: labels restored, but mig-manager has not re-applied them on {', '.join(unsettled)} yet",
-              file=sys.stderr)
+        print(f"{path}: labels restored, but mig-manager did not bring back the original config on "
+              f"{', '.join(unsettled)}", file=sys.stderr)
         return EXIT_FAIL
     print(f"{path}: done")
     return EXIT_OK

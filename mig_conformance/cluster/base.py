@@ -16,6 +16,10 @@ log = logging.getLogger("mig_conformance.cluster")
 T = TypeVar("T")
 
 
+#: What `restore()` puts back first: cluster-wide settings, then node labels (2), then the run's namespaces.
+RESTORE_ORDER = {"mig-config": 0, "mig-strategy": 1, "namespace": 3}
+
+
 class ClusterError(Exception):
     """A backend failure with an actionable message (permission, connectivity, missing component)."""
 
@@ -159,7 +163,11 @@ class Cluster(abc.ABC):
         self.create_namespace(name, labels)
 
     def restore(self, namespaces: bool = False) -> list[str]:
-        """Put back every journaled original value (newest first); returns what was restored.
+        """Put back every journaled original value; returns what was restored.
+
+        Order: the mig-parted ConfigMap, then the ClusterPolicy strategy, then node labels, then namespaces, each
+        newest first, so that mig-manager re-applies a restored `nvidia.com/mig.config` with the original config
+        file (and the device plugin under the original strategy).
 
         `namespaces=True` also deletes the namespaces the run created (the session's end and
         `mig-conformance restore` do that; a test restoring in the middle of a run keeps the run namespace).
@@ -169,7 +177,7 @@ class Cluster(abc.ABC):
         done: list[str] = []
         remaining: list[Change] = []
         failures: list[str] = []
-        for change in reversed(list(self.journal.changes)):
+        for change in sorted(reversed(self.journal.changes), key=lambda c: RESTORE_ORDER.get(c.kind, 2)):
             if change.kind == "namespace" and not namespaces:
                 remaining.insert(0, change)
                 continue
@@ -299,9 +307,25 @@ class Cluster(abc.ABC):
         """Release connections/processes. Backends that started something stop it here."""
 
 
-def relabelled_nodes(changes: list[Change]) -> list[str]:
-    """Nodes whose `nvidia.com/mig.config` a restore puts back to a config (mig-manager then re-applies it)."""
-    return [c.target for c in changes if c.kind == "mig-config-label" and c.original is not None]
+def relabelled_nodes(changes: list[Change]) -> dict[str, str | None]:
+    """Nodes whose `nvidia.com/mig.config` a restore puts back to a config (mig-manager then re-applies it), with
+    the state they had before the run."""
+    return {c.target: c.original_state for c in changes if c.kind == "mig-config-label" and c.original is not None}
+
+
+#: What restoring a node that had no `nvidia.com/mig.config` label leaves (mig-manager ignores a removed label).
+KEPT_LAYOUT = "label removed again, but its GPUs keep the layout the run applied (mig-manager does not act on a " \
+              "removed label; label the node with the config you want)"
+
+
+def unlabelled_nodes(changes: list[Change]) -> list[str]:
+    """Nodes that had no `nvidia.com/mig.config` before the run labelled them: their layout cannot be restored."""
+    return [c.target for c in changes if c.kind == "mig-config-label" and c.original is None]
+
+
+def settle_problem(state: str, original_state: str | None) -> bool:
+    """A node that mig-manager did not bring back: no verdict in time, or `failed` where it had not failed before."""
+    return state.startswith("not settled") or (state.endswith(": failed") and original_state != "failed")
 
 
 def describe_change(change: Change) -> str:

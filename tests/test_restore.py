@@ -1,0 +1,67 @@
+"""Restore semantics on the sim backend: what comes back first, how a node's mig.config request is undone, and
+when a restore counts as not settled."""
+
+from __future__ import annotations
+
+from mig_conformance.cluster.base import relabelled_nodes, settle_problem, unlabelled_nodes
+from mig_conformance.cluster.sim import SimCluster
+from mig_conformance.k8s import labels as L
+
+USER_CONFIG = """version: v1
+mig-configs:
+  training:
+    - devices: all
+      mig-enabled: true
+      mig-devices:
+        "3g.40gb": 2
+"""
+
+
+def test_the_config_map_comes_back_before_the_node_label() -> None:
+    """The user's file lacks all-disabled: relabelling first would make mig-manager fail on it."""
+    cluster = SimCluster("p5.48xlarge", allow_changes=True)
+    node = cluster.list_gpu_nodes()[0].name
+    cluster.set_mig_config(USER_CONFIG)
+    cluster.set_mig_strategy("single")
+    assert cluster.request_mig_config(node, "training")
+    assert cluster.get_node(node).labels[L.MIG_CONFIG_STATE] == "success"
+    assert cluster.get_node(node).allocatable["nvidia.com/gpu"] == 16
+    assert relabelled_nodes(cluster.journal.changes) == {node: "success"}
+    done = cluster.restore()
+    assert done[:2] == ["ConfigMap default-mig-parted-config (mig-parted config, original text)",
+                        "ClusterPolicy MIG strategy=mixed"]
+    assert done[2] == f"node {node} label {L.MIG_CONFIG}=all-disabled (mig-manager re-applies it)"
+    labels = cluster.get_node(node).labels
+    assert (labels[L.MIG_CONFIG], labels[L.MIG_CONFIG_STATE]) == ("all-disabled", "success")
+    assert cluster.get_node(node).allocatable["nvidia.com/gpu"] == 8
+    assert cluster.wait_settled([node], 60) == {node: "all-disabled: success"}
+
+
+def test_a_run_killed_before_relabelling_gets_its_state_back() -> None:
+    cluster = SimCluster("p5.48xlarge", allow_changes=True)
+    node = cluster.list_gpu_nodes()[0].name
+    cluster.journal.record("mig-config-label", node, L.MIG_CONFIG, "all-disabled", "success")
+    cluster._write_node_label(node, L.MIG_CONFIG_STATE, None)  # what a run does just before it relabels
+    assert L.MIG_CONFIG_STATE not in cluster.get_node(node).labels
+    cluster.restore()
+    assert cluster.get_node(node).labels[L.MIG_CONFIG_STATE] == "success"
+
+
+def test_a_node_that_had_no_label_loses_the_kits_but_keeps_its_layout() -> None:
+    cluster = SimCluster("p5.48xlarge", allow_changes=True, default_config=None)
+    node = cluster.list_gpu_nodes()[0].name
+    assert L.MIG_CONFIG not in cluster.get_node(node).labels
+    cluster.request_mig_config(node, "all-balanced")
+    assert relabelled_nodes(cluster.journal.changes) == {}  # nothing for mig-manager to re-apply
+    assert unlabelled_nodes(cluster.journal.changes) == [node]  # reported as not settled
+    cluster.restore()
+    labels = cluster.get_node(node).labels
+    assert L.MIG_CONFIG not in labels and L.MIG_CONFIG_STATE not in labels
+    assert cluster.get_node(node).allocatable["nvidia.com/mig-3g.40gb"] == 8  # what the real mig-manager leaves
+
+
+def test_settle_problems() -> None:
+    assert not settle_problem("all-disabled: success", "success")
+    assert settle_problem("all-disabled: failed", "success")
+    assert not settle_problem("all-disabled: failed", "failed")  # it was failing before the run
+    assert settle_problem("not settled: timed out after 5s waiting for ...", "success")
