@@ -216,11 +216,26 @@ class MigSession:
         return ("no GPU nodes: the kit tests nodes labelled nvidia.com/gpu.present=true or advertising "
                 "nvidia.com/gpu / nvidia.com/mig-* resources (is the GPU Operator's feature discovery running?)")
 
+    def custom_configs(self) -> list[str]:
+        """The named configs of --mig-config-file, in file order (validated when the session started)."""
+        if self.settings.config_file is None:
+            return []
+        from .mig.spec import load_spec
+
+        return list(load_spec(self.settings.config_file).configs)
+
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "mig_node" in metafunc.fixturenames:
             nodes = self.nodes()
             metafunc.parametrize("mig_node", nodes, ids=[f"{n.name}[{n.instance_type or '?'}]" for n in nodes],
                                  scope="function")
+        if "mig_custom_config" in metafunc.fixturenames:
+            names = self.custom_configs()
+            if not names:
+                metafunc.parametrize("mig_custom_config", [pytest.param(None, marks=pytest.mark.skip(
+                    reason="no --mig-config-file given: nothing custom to test"))], ids=["no-config-file"])
+            else:
+                metafunc.parametrize("mig_custom_config", names, ids=names)
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         base: dict[str, Any] = {}

@@ -1,4 +1,8 @@
-"""Custom: every named config of the user's mig-parted file (--mig-config-file) behaves as validated offline."""
+"""Custom: every named config of the user's mig-parted file (--mig-config-file) behaves as validated offline.
+
+One test per node and config (ids like `test_custom_config[NODE[TYPE]-training]`). Each test installs the file as
+the cluster's mig-parted ConfigMap and puts the original back when it ends, so later suites see the cluster's own
+configs."""
 
 from __future__ import annotations
 
@@ -13,19 +17,21 @@ from ._helpers import apply_and_check
 pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("custom")]
 
 
-def test_custom_configs(mig_node, mig_cluster, mig_settings, mig_reconfigure, mig_expect, mig_record,
-                        subtests) -> None:
-    if mig_settings.config_file is None:
-        pytest.skip("no --mig-config-file given: nothing custom to test")
+@pytest.fixture
+def user_config_installed(mig_cluster, mig_settings):
+    """The user's file as the mig-parted ConfigMap for one test; the original text comes back afterwards."""
     spec = load_spec(mig_settings.config_file)
-    assert spec.valid, f"{mig_settings.config_file} is not a valid mig-parted file: " + \
-        "; ".join(str(p) for p in spec.problems)
-    gpus = node_gpu_models(mig_node)
-    names = configs_for_node(gpus, spec)
-    if not names:
-        pytest.skip(f"no config in {mig_settings.config_file} selects the GPUs of {mig_node.name}")
     mig_cluster.set_mig_config(mig_settings.config_file.read_text())
-    for name in names:
-        with subtests.test(config=name):
-            apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "custom", name,
-                            mig_settings.strategy)
+    yield spec
+    mig_cluster.restore(kinds={"mig-config"})
+
+
+def test_custom_config(mig_node, mig_custom_config, mig_settings, mig_reconfigure, mig_expect, mig_record,
+                       request) -> None:
+    spec = load_spec(mig_settings.config_file)
+    if mig_custom_config not in configs_for_node(node_gpu_models(mig_node), spec):
+        pytest.skip(f"config {mig_custom_config} of {mig_settings.config_file.name} selects none of the GPUs of "
+                    f"{mig_node.name}")
+    request.getfixturevalue("user_config_installed")
+    apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "custom", mig_custom_config,
+                    mig_settings.strategy)

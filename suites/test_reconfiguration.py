@@ -13,16 +13,20 @@ from ._helpers import apply_and_check
 pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("reconfiguration")]
 
 
-def test_label_change_is_followed(mig_node, mig_cluster, mig_reconfigure, mig_expect, mig_record) -> None:
+def test_label_change_is_followed(mig_node, mig_cluster, mig_reconfigure, mig_expect, mig_record,
+                                  mig_settings) -> None:
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
         pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable")
-    original = mig_cluster.get_node(mig_node.name).labels.get(L.MIG_CONFIG)
+    original = mig_cluster.original_node_label(mig_node.name, L.MIG_CONFIG)  # before this run changed the node
     strategy = mig_cluster.get_mig_strategy()
     apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "reconfiguration", "all-disabled", strategy)
     apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "reconfiguration", "all-balanced", strategy)
-    mig_cluster.restore()
+    mig_cluster.restore(targets={mig_node.name})  # this node only: the rest of the run's changes stay
     assert mig_cluster.get_node(mig_node.name).labels.get(L.MIG_CONFIG) == original, "label not restored"
+    if original is not None:  # mig-manager re-applies the original config
+        settled = mig_cluster.wait_settled([mig_node.name], mig_settings.timeout)[mig_node.name]
+        assert settled.endswith(": success"), f"{mig_node.name}: after restoring {original}: {settled}"
 
 
 def test_unknown_config_fails(mig_node, mig_cluster, mig_reconfigure, mig_record) -> None:

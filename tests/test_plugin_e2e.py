@@ -130,3 +130,45 @@ def test_xdist_run_gives_the_same_summary(tester: pytest.Pytester) -> None:
     # after: the same labels (restored); resource names kubelet keeps at 0 depend on which tests the worker ran
     assert [n["labels"] for n in evidence("parallel", "nodes_after.json")] == \
         [n["labels"] for n in evidence("serial", "nodes_after.json")]
+
+
+USER_FILE = """version: v1
+mig-configs:
+  inference:
+    - devices: all
+      mig-enabled: true
+      mig-devices:
+        "1g.10gb": 7
+  training:
+    - devices: [0, 1, 2, 3]
+      mig-enabled: false
+    - devices: [4, 5, 6, 7]
+      mig-enabled: true
+      mig-devices:
+        "3g.40gb": 2
+  a100-only:
+    - device-filter: "0x20B010DE"
+      devices: all
+      mig-enabled: true
+      mig-devices:
+        "7g.40gb": 1
+"""
+
+
+def test_custom_suite_one_test_per_config_and_the_cluster_config_comes_back(tester: pytest.Pytester) -> None:
+    """The user's file has no all-balanced: suites after the custom one must see the cluster's own ConfigMap."""
+    tester.makefile(".yaml", mine=USER_FILE)
+    result = tester.runpytest_subprocess("--mig-cluster=sim:p5.48xlarge", "--mig-config-file=mine.yaml",
+                                         "--mig-report=out", "-p", "no:cacheprovider", "-rs")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    summary = json.loads((tester.path / "out" / "summary.json").read_text())
+    custom = {t["nodeid"].split("[", 1)[1]: t for t in summary["tests"] if t["category"] == "custom"}
+    assert set(custom) == {f"sim-p5-48xlarge-0[p5.48xlarge]-{c}]" for c in ("inference", "training", "a100-only")}
+    inference = custom["sim-p5-48xlarge-0[p5.48xlarge]-inference]"]
+    assert inference["outcome"] == "passed" and inference["config"] == "inference"
+    assert inference["measured"]["allocatable"] == {"nvidia.com/mig-1g.10gb": 56}
+    training = custom["sim-p5-48xlarge-0[p5.48xlarge]-training]"]
+    assert training["measured"]["allocatable"] == {"nvidia.com/gpu": 4, "nvidia.com/mig-3g.40gb": 8}
+    assert custom["sim-p5-48xlarge-0[p5.48xlarge]-a100-only]"]["outcome"] == "skipped"
+    balanced = [t for t in summary["tests"] if t["category"] == "all-balanced"]
+    assert [t["outcome"] for t in balanced] == ["passed"]

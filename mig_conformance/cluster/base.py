@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from ..k8s import labels as L
@@ -129,6 +129,13 @@ class Cluster(abc.ABC):
         self.journal.record("node-label", node, key, self.get_node(node).labels.get(key))
         self._write_node_label(node, key, value)
 
+    def original_node_label(self, node: str, key: str) -> str | None:
+        """The label's value before this run changed it (the journal's), else its value now."""
+        for change in self.journal.changes:
+            if change.target == node and change.key == key and change.kind in ("node-label", "mig-config-label"):
+                return change.original
+        return self.get_node(node).labels.get(key)
+
     def request_mig_config(self, node: str, config: str) -> bool:
         """Ask mig-manager to apply `config` on `node`; False when the node is labelled so already.
 
@@ -162,8 +169,10 @@ class Cluster(abc.ABC):
         self.journal.record("namespace", name, None, None)
         self.create_namespace(name, labels)
 
-    def restore(self, namespaces: bool = False) -> list[str]:
-        """Put back every journaled original value; returns what was restored.
+    def restore(self, namespaces: bool = False, kinds: Collection[str] | None = None,
+                targets: Collection[str] | None = None) -> list[str]:
+        """Put back every journaled original value (only of `kinds` / of `targets` such as node names, when
+        given); returns what was restored.
 
         Order: the mig-parted ConfigMap, then the ClusterPolicy strategy, then node labels, then namespaces, each
         newest first, so that mig-manager re-applies a restored `nvidia.com/mig.config` with the original config
@@ -178,7 +187,8 @@ class Cluster(abc.ABC):
         remaining: list[Change] = []
         failures: list[str] = []
         for change in sorted(reversed(self.journal.changes), key=lambda c: RESTORE_ORDER.get(c.kind, 2)):
-            if change.kind == "namespace" and not namespaces:
+            if ((change.kind == "namespace" and not namespaces) or (kinds is not None and change.kind not in kinds)
+                    or (targets is not None and change.target not in targets)):
                 remaining.insert(0, change)
                 continue
             what = describe_change(change)
