@@ -14,13 +14,15 @@ class Location:
     config: str | None = None
     entry: int | None = None
     key: str | None = None
+    #: what `config` names: a mig-parted config, or an entry of another file (e.g. "cluster" in a clusters file)
+    subject: str = "config"
 
     def describe(self) -> str:
         parts: list[str] = []
         if self.file:
             parts.append(f"{self.file}:{self.line}" if self.line else self.file)
         if self.config is not None:
-            parts.append(f"config '{self.config}'")
+            parts.append(f"{self.subject} '{self.config}'")
         if self.entry is not None:
             parts.append(f"entry {self.entry}")
         if self.key is not None:
@@ -42,7 +44,8 @@ class Problem:
         return f"{where}: {gpu}{self.message}" if where else f"{gpu}{self.message}"
 
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self.location), "gpu": self.gpu, "message": self.message}
+        where = {k: v for k, v in asdict(self.location).items() if k != "subject"}
+        return {**where, "gpu": self.gpu, "message": self.message}
 
 
 class MigConformanceError(Exception):

@@ -36,6 +36,7 @@ class MappingReader:
     path: tuple[Hashable, ...]
     config: str | None = None
     entry: int | None = None
+    subject: str = "config"
 
     @property
     def value(self) -> Any:
@@ -46,7 +47,7 @@ class MappingReader:
 
     def location(self, key: str | None = None) -> Location:
         line = self.doc.key_line(*self.path, key) if key is not None else self.doc.line(*self.path)
-        return Location(self.doc.file, line, self.config, self.entry, key)
+        return Location(self.doc.file, line, self.config, self.entry, key, self.subject)
 
     def problem(self, message: str, key: str | None = None) -> Problem:
         return Problem(message, self.location(key))
@@ -69,7 +70,7 @@ class MappingReader:
 
     def child(self, key: Hashable, **kw: Any) -> MappingReader:
         return MappingReader(self.doc, (*self.path, key), kw.get("config", self.config),
-                             kw.get("entry", self.entry))
+                             kw.get("entry", self.entry), self.subject)
 
     def reject_unknown(self, allowed: set[str] | frozenset[str], message: str = "unexpected field: {k}") -> None:
         for k in self.value:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import signal
@@ -154,13 +155,17 @@ class MigSession:
         return project_node(node_gpu_models(n), strategy or self.cluster.get_mig_strategy(), spec, config,
                             node=n.name, instance_type=n.instance_type)
 
-    def _show_progress(self, text: str) -> None:
+    def _show_progress(self, text: str | None) -> None:
+        """The TTY status of a long wait, after pytest's progress on the current line (see `StatusLine`);
+        None erases it."""
         capman = self.config.pluginmanager.getplugin("capturemanager")
-        if capman is None:
-            self._status.update(text)
-            return
-        with capman.global_and_fixture_disabled():
-            self._status.update(text)
+        reporter = self.config.pluginmanager.getplugin("terminalreporter")
+        column = reporter._tw.width_of_current_line if reporter is not None else 0
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            if text is None:
+                self._status.clear()
+            else:
+                self._status.update(text, column)
 
     def reconfigure(self, node: GpuNode | str, config: str, strategy: str | None = None) -> GpuNode:
         """Label `node` with `config` (and set the strategy) and wait until mig-manager reports success|failed
@@ -173,10 +178,7 @@ class MigSession:
             strategy = None
         self.cluster.request_mig_config(name, config)
         what = f"node {name} to apply MIG config {config}" + (f" under strategy {strategy}" if strategy else "")
-        try:
-            return self.cluster.wait_for_node(name, lambda n: settled(n, strategy), self.timeout, what)
-        finally:
-            self._status.clear()
+        return self.cluster.wait_for_node(name, lambda n: settled(n, strategy), self.timeout, what)
 
     # ---- pytest hooks ------------------------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
@@ -361,10 +363,7 @@ class MigSession:
         per node its state and whether that is a problem (see `settle_problem`)."""
         if not nodes:
             return {}
-        try:
-            states = cluster.wait_settled(list(nodes), self.timeout)
-        finally:
-            self._status.clear()
+        states = cluster.wait_settled(list(nodes), self.timeout)
         return {n: {"state": s, "problem": settle_problem(s, nodes[n])} for n, s in states.items()}
 
     def _leftovers(self, cluster: Cluster) -> list[str]:

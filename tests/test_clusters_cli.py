@@ -9,6 +9,7 @@ import yaml
 
 from mig_conformance.cli import main
 from mig_conformance.cluster.registry import open_cluster
+from mig_conformance.errors import InputError
 from mig_conformance.targets import load_clusters_file, resolve_target
 
 GOOD = """\
@@ -165,3 +166,48 @@ def test_commands_are_registered(capsys) -> None:
         main(["--help"])
     out = capsys.readouterr().out
     assert "clusters" in out and "restore" in out
+
+
+def test_every_clusters_file_key_is_an_option_of_its_backend() -> None:
+    """One schema: what a clusters file may set for a backend is exactly what that backend's opener accepts
+    (`nodes` is the target's spec, `namespace` the GPU Operator's namespace)."""
+    from mig_conformance.cluster import eks, kind, kubeconfig, registry
+    from mig_conformance.targets import BACKEND_KEYS, COMMON_KEYS
+
+    opened = {"sim": registry.SIM_OPTIONS, "local": registry.LOCAL_OPTIONS, "kind": kind.OPTIONS,
+              "kubeconfig": kubeconfig.OPTIONS, "eks": eks.OPTIONS}
+    for backend, keys in BACKEND_KEYS.items():
+        passed = {"operator_namespace" if k == "namespace" else k for k in {*keys, *COMMON_KEYS}
+                  if k not in registry.SESSION_KEYS or k == "namespace"}
+        if backend in ("sim", "local"):
+            passed.discard("operator_namespace")
+        assert passed <= opened[backend], f"{backend}: {sorted(passed - opened[backend])} not accepted"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("p:\n  backend: eks\n  cluster: 'bad name!'\n  region: us-west-2\n",
+     "mig-clusters.yaml:3, cluster 'p', key 'cluster': 'bad name!' is not a valid EKS cluster name"),
+    ("p:\n  backend: eks\n  cluster: prod\n  region: nowhere\n",
+     "mig-clusters.yaml:4, cluster 'p', key 'region': 'nowhere' is not an AWS region like us-west-2"),
+    ("p:\n  backend: kind\n  name: Bad_Name\n", "mig-clusters.yaml:3, cluster 'p', key 'name': kind cluster name"),
+    ("p:\n  backend: local\n  nodes: p5.48xlarge\n  config_map: mine\n",
+     "mig-clusters.yaml:4, cluster 'p', key 'config_map': unknown key 'config_map' for backend local"),
+    ("p:\n  backend: sim\n  mig_manager_delay: soon\n",
+     "mig-clusters.yaml:3, cluster 'p', key 'mig_manager_delay': 'mig_manager_delay' must be"),
+])
+def test_clusters_file_values_are_checked_where_they_are_written(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "mig-clusters.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        load_clusters_file(path)
+    assert message in str(info.value)
+
+
+def test_sim_settings_from_the_clusters_file_reach_the_backend(tmp_path: Path) -> None:
+    path = tmp_path / "mig-clusters.yaml"
+    path.write_text("slow:\n  backend: sim\n  nodes: p5.48xlarge\n  mig_manager_delay: 30\n  gpu_taint: true\n")
+    cluster = open_cluster(resolve_target("slow", path), allow_changes=True)
+    node = cluster.list_gpu_nodes()[0]
+    assert cluster.delay == 30.0 and node.taints
+    cluster.request_mig_config(node.name, "all-balanced")
+    assert cluster.get_node(node.name).labels["nvidia.com/mig.config.state"] == "pending"

@@ -172,3 +172,65 @@ def test_custom_suite_one_test_per_config_and_the_cluster_config_comes_back(test
     assert custom["sim-p5-48xlarge-0[p5.48xlarge]-a100-only]"]["outcome"] == "skipped"
     balanced = [t for t in summary["tests"] if t["category"] == "all-balanced"]
     assert [t["outcome"] for t in balanced] == ["passed"]
+
+
+def _render(raw: str) -> list[str]:
+    """What a terminal shows: colours dropped, then per line carriage returns, save cursor (ESC 7), restore
+    cursor (ESC 8) and erase to end of line (ESC [K) applied."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", raw).replace("\r\n", "\n")
+    lines = []
+    for line in text.split("\n"):
+        cells: list[str] = []
+        col = saved = 0
+        for token in re.findall(r"\x1b7|\x1b8|\x1b\[K|.", line, re.S):
+            if token == "\r":
+                col = 0
+            elif token == "\x1b7":
+                saved = col
+            elif token == "\x1b8":
+                col = saved
+            elif token == "\x1b[K":
+                del cells[col:]
+            else:
+                cells[col:col + 1] = [token]
+                col += 1
+        lines.append("".join(cells).rstrip())
+    return lines
+
+
+def test_the_tty_status_line_never_overwrites_pytest_output(tester: pytest.Pytester) -> None:
+    """On a terminal, long waits show a status line; pytest's progress lines must come out whole."""
+    import os
+    import pty
+    import re
+    import subprocess
+    import sys
+
+    tester.makefile(".yaml", clusters="slow:\n  backend: sim\n  nodes: p5.48xlarge\n  mig_manager_delay: 5\n")
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIG_", "PYTEST_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mig-cluster=slow",
+                             "--mig-clusters-file=clusters.yaml", "-k", "balanced or single"],
+                            cwd=tester.path, stdin=secondary, stdout=secondary, stderr=secondary, env=env)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(primary)
+    assert proc.wait(60) == 0
+    raw = b"".join(chunks).decode(errors="replace")
+    assert "state=pending (waiting for node sim-p5-48xlarge-0" in raw, "no status line was shown"
+    shown = _render(raw)
+    progress = [ln for ln in shown if ln.startswith(("test_", "../")) or ".py " in ln]
+    assert progress, shown
+    for line in progress:
+        assert re.fullmatch(r"\S+\.py [.sFE]+\s+\[\s*\d+%\]", line), f"garbled progress line: {line!r}"
+    assert not any("waiting for" in ln for ln in shown), "a status line was left on screen"

@@ -502,8 +502,11 @@ def test_status_line_rewrites_on_a_tty_and_is_silent_otherwise() -> None:
         status.update("waiting for mig.config.state=success on sim-p5-0 (12s)")
         status.update("done")
     text = tty.getvalue()
-    assert text.startswith("\rwaiting for mig.config.state=success o")
-    assert "\rdone" in text and text.endswith("\r") and "\n" not in text
+    # saved cursor, text cut to the 39 columns left; back to the saved cursor and erase for each update and clear
+    assert text == "\x1b7waiting for mig.config.state=success on\x1b8\x1b[Kdone\x1b8\x1b[K"
+    narrow = _Tty()
+    StatusLine(narrow, width=40).update("waiting", column=30)  # 9 columns left: no room, nothing shown
+    assert narrow.getvalue() == ""
     plain = io.StringIO()
     quiet = StatusLine(plain)
     quiet.update("x")

@@ -59,8 +59,9 @@ class Cluster(abc.ABC):
 
     kind: str = ""  # sim | local | kind | eks | kubeconfig
     poll_interval: float = 0.5
-    #: Optional callback showing the state of a long wait (e.g. a one-line TTY status); called on every poll.
-    progress: Callable[[str], None] | None = None
+    #: Optional callback showing the state of a long wait (e.g. a one-line TTY status); called on every poll with
+    #: the state, and with None when the wait ends (erase the status).
+    progress: Callable[[str | None], None] | None = None
 
     def __init__(self, name: str, allow_changes: bool = False, journal: Journal | None = None) -> None:
         self.name = name
@@ -252,20 +253,28 @@ class Cluster(abc.ABC):
     def _wait(self, fetch: Callable[[], T], predicate: Callable[[T], bool], timeout: float, what: str,
               describe: Callable[[T], str]) -> T:
         """Poll fetch() until predicate holds; log each change of the described state."""
+        try:
+            return self._poll(fetch, predicate, timeout, what, describe)
+        finally:
+            if self.progress is not None:
+                self.progress(None)
+
+    def _poll(self, fetch: Callable[[], T], predicate: Callable[[T], bool], timeout: float, what: str,
+              describe: Callable[[T], str]) -> T:
         deadline = self.clock() + timeout
         last_desc = None
         while True:
             try:
                 value = fetch()
             except TransientError as exc:
-                if time.monotonic() >= deadline:
+                if self.clock() >= deadline:
                     raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last error: {exc}") from None
                 log.warning("%s: %s (retrying)", what, exc)
-                self.sleep(min(self.poll_interval * 2, max(0.0, deadline - time.monotonic())))
+                self.sleep(min(self.poll_interval * 2, max(0.0, deadline - self.clock())))
                 continue
             desc = describe(value)
-            if self.progress is not None:
-                self.progress(f"waiting for {what}: {desc}")
+            if self.progress is not None:  # the state first: a narrow status line keeps it
+                self.progress(f"{desc} (waiting for {what})")
             if desc != last_desc:
                 log.info("%s: %s", what, desc)
                 last_desc = desc

@@ -3,23 +3,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..targets import Target
+from ..errors import InputError
+from ..targets import KINDS, Target, forms, parse_spec
 from .base import Cluster, ClusterError
-
-FORMS = {
-    "sim": "sim[:SPEC]",
-    "local": "local[:SPEC]",
-    "kind": "kind[:NAME]",
-    "kubeconfig": "kubeconfig:CONTEXT",
-    "eks": "eks:CLUSTER@REGION",
-}
-_EKS_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]*$")  # EKS CreateCluster name pattern
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-_KIND_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 #: SimCluster keyword options a caller or a clusters-file entry may set.
 SIM_OPTIONS = frozenset({"name", "journal", "strategy", "config_text", "config_map", "mig_manager_delay",
@@ -33,41 +22,17 @@ LOCAL_OPTIONS = frozenset({"name", "journal", "strategy", "gpu_taint", "mig_mana
 SESSION_KEYS = frozenset({"backend", "description", "node_selector", "namespace", "nodes"})
 
 
-def _forms() -> str:
-    return ", ".join(FORMS.values())
-
-
 def parse_target(target: str) -> tuple[str, str]:
-    """(kind, arg) of a target string; ClusterError says what is malformed and shows the accepted forms."""
-    text = target.strip()
-    if not text:
-        raise ClusterError(f"empty cluster target; expected one of: {_forms()}")
-    kind, colon, arg = text.partition(":")
-    if kind not in FORMS:
-        raise ClusterError(f"unknown cluster target '{text}': backend '{kind}' is not one of "
-                           f"{', '.join(FORMS)} (forms: {_forms()})")
-    if colon and not arg.strip():
-        raise ClusterError(f"cluster target '{text}': nothing after ':'; expected {FORMS[kind]}")
-    arg = arg.strip()
-    if kind == "kubeconfig" and not arg:
-        raise ClusterError(f"cluster target '{text}': expected kubeconfig:CONTEXT, e.g. kubeconfig:my-context")
-    if kind == "kind" and arg and not _KIND_NAME.match(arg):
-        raise ClusterError(f"cluster target '{text}': kind cluster name '{arg}' must be lower-case letters, digits, "
-                           "'-' and '.'")
-    if kind == "eks":
-        _check_eks(text, arg)
-    return kind, arg
-
-
-def _check_eks(text: str, arg: str) -> None:
-    cluster, at, region = arg.partition("@")
-    if not (cluster and at and region):
-        raise ClusterError(f"cluster target '{text}': expected eks:CLUSTER@REGION, e.g. eks:prod-gpu@us-west-2")
-    if not _EKS_NAME.match(cluster) or len(cluster) > 100:
-        raise ClusterError(f"cluster target '{text}': '{cluster}' is not a valid EKS cluster name "
-                           "(letters, digits, '-' and '_', starting with a letter or digit, at most 100)")
-    if not _REGION.match(region):
-        raise ClusterError(f"cluster target '{text}': '{region}' is not an AWS region like us-west-2")
+    """(kind, arg) of a target string (the forms in `targets.FORMS`); ClusterError says what is malformed."""
+    try:
+        spec = parse_spec(target)
+    except InputError as exc:
+        raise ClusterError(str(exc)) from None
+    if spec is None:
+        text = target.strip()
+        raise ClusterError(f"unknown cluster target '{text}': backend '{text.partition(':')[0]}' is not one of "
+                           f"{', '.join(KINDS)} (forms: {forms()})")
+    return spec.kind, spec.arg
 
 
 def open_cluster(target: str | Target, allow_changes: bool = False, **options: Any) -> Cluster:
@@ -78,8 +43,8 @@ def open_cluster(target: str | Target, allow_changes: bool = False, **options: A
     """
     if isinstance(target, Target):
         kind, arg, name = target.kind, target.arg, target.name
-        if kind not in FORMS:
-            raise ClusterError(f"target '{target.name}': unknown backend '{kind}' (one of: {', '.join(FORMS)})")
+        if kind not in KINDS:
+            raise ClusterError(f"target '{target.name}': unknown backend '{kind}' (one of: {', '.join(KINDS)})")
         from_file = {k: v for k, v in target.options.items() if k not in SESSION_KEYS}
     else:
         kind, arg = parse_target(target)

@@ -31,37 +31,50 @@ def summary_table(summary: RunSummary, width: int | None = None) -> str:
 
 
 class StatusLine:
-    """Rewrites one line in place (`\\r`) while waiting, when `stream` is a TTY; writes nothing otherwise.
+    """A status shown while waiting, on a TTY only, after whatever the current line already holds: the cursor is
+    saved where the status starts (ESC 7) and every update and the final clear go back there (ESC 8) and erase to
+    the end of the line (ESC [K), so pytest's progress line is left exactly as pytest wrote it.
 
+    `column` is where the current line's text ends (pytest's `width_of_current_line`): the status is cut to the
+    room left on the line, and not shown at all when fewer than `MIN_ROOM` columns are left.
     Under pytest, update it inside `capturemanager.global_and_fixture_disabled()` so it reaches the terminal.
     """
+
+    SAVE, BACK = "\x1b7", "\x1b8\x1b[K"
+    MIN_ROOM = 20
 
     def __init__(self, stream: TextIO | None = None, width: int | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
-        self._shown = 0
+        self._shown = False
         try:
             self.enabled = bool(self.stream.isatty())
         except (AttributeError, ValueError, OSError):
             self.enabled = False
 
-    def update(self, text: str) -> None:
-        """Show `text` (one line, cut to the terminal width) in place of the previous status."""
+    @property
+    def shown(self) -> bool:
+        return self._shown
+
+    def update(self, text: str, column: int = 0) -> None:
+        """Show `text` (one line, cut to the room left after `column`) in place of the previous status."""
         if not self.enabled:
             return
         width = self.width or shutil.get_terminal_size((80, 24)).columns
-        line = " ".join(text.split())[: max(1, width - 1)]
-        pad = " " * max(0, self._shown - len(line))
-        self.stream.write(f"\r{line}{pad}")
+        room = width - column - 1
+        if room < self.MIN_ROOM and not self._shown:
+            return
+        line = " ".join(text.split())[: max(0, room)]
+        self.stream.write((self.BACK if self._shown else self.SAVE) + line)
         self.stream.flush()
-        self._shown = len(line)
+        self._shown = True
 
     def clear(self) -> None:
-        """Erase the status so normal output continues on a clean line."""
+        """Erase the status: the cursor is back where pytest left it."""
         if self.enabled and self._shown:
-            self.stream.write("\r" + " " * self._shown + "\r")
+            self.stream.write(self.BACK)
             self.stream.flush()
-        self._shown = 0
+        self._shown = False
 
     def __enter__(self) -> StatusLine:
         return self
