@@ -227,7 +227,7 @@ def test_the_tty_status_line_never_overwrites_pytest_output(tester: pytest.Pytes
     os.close(primary)
     assert proc.wait(60) == 0
     raw = b"".join(chunks).decode(errors="replace")
-    assert "state=pending (waiting for node sim-p5-48xlarge-0" in raw, "no status line was shown"
+    assert "node sim-p5-48xlarge-0 mig.config=all-1g.10gb state=pending" in raw, "no status line was shown"
     shown = _render(raw)
     progress = [ln for ln in shown if ln.startswith(("test_", "../")) or ".py " in ln]
     assert progress, shown
