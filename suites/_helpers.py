@@ -10,13 +10,30 @@ def nvidia_resources(node) -> dict[str, int]:
     return {k: v for k, v in node.allocatable.items() if k.startswith("nvidia.com/") and v}
 
 
+NOT_GFD = (L.MIG_CONFIG, L.MIG_CONFIG_STATE)  # set by the user / mig-manager, checked as the state
+
+
+def label_mismatches(node, expected_labels) -> dict[str, tuple[str | None, str | None]]:
+    """GFD's labels against the projection: every `nvidia.com/*` label the projection expects, and no
+    `nvidia.com/mig-<profile>.*` label it does not (a profile published that the layout does not have).
+    Other labels GFD may add (CUDA driver versions, ...) are not compared. Returns {label: (measured, expected)}."""
+    want = {k: v for k, v in expected_labels.items() if k.startswith("nvidia.com/") and k not in NOT_GFD}
+    out = {k: (node.labels.get(k), v) for k, v in want.items() if node.labels.get(k) != v}
+    out.update({k: (v, None) for k, v in node.labels.items() if k.startswith(L.MIG_RESOURCE_PREFIX) and k not in want})
+    return dict(sorted(out.items()))
+
+
 def apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, category: str, config: str,
                     strategy: str | None):
-    """Reconfigure a node, compare state and allocatable with the projection, record the result."""
+    """Reconfigure a node, compare state, allocatable and GFD labels with the projection, record the result."""
     expected = mig_expect(mig_node, config, strategy)
     node = mig_reconfigure(mig_node, config, strategy)
+    labels = label_mismatches(node, expected.labels) if expected.state == "success" else {}
     measured = {"state": node.labels.get(L.MIG_CONFIG_STATE), "allocatable": nvidia_resources(node)}
     want = {"state": expected.state, "allocatable": {k: v for k, v in expected.allocatable.items() if v}}
+    if labels:
+        measured["labels"] = {k: got for k, (got, _) in labels.items()}
+        want["labels"] = {k: exp for k, (_, exp) in labels.items()}
     mig_record(category=category, node=node.name, instance_type=node.instance_type,
                gpu_model=expected.gpus[0].model.key if expected.gpus else None, config=config,
                strategy=strategy, expected=want, measured=measured, layout=layout_pictures(expected.gpus))
@@ -24,4 +41,5 @@ def apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, category:
         f"{node.name}: mig.config.state is {measured['state']}, expected {want['state']} ({expected.reason or ''})"
     assert measured["allocatable"] == want["allocatable"], \
         f"{node.name} with {config}/{strategy}: allocatable {measured['allocatable']} != expected {want['allocatable']}"
+    assert not labels, f"{node.name} with {config}/{strategy}: GFD labels (measured, expected) differ: {labels}"
     return node, expected

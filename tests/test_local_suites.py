@@ -30,12 +30,11 @@ def _run(folder: Path, cluster: str) -> tuple[subprocess.CompletedProcess[str], 
 
 def _by_test(summary: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """nodeid -> (outcome, measured), node names replaced by their instance type (one node per type here)."""
+    names = {t["node"]: t["instance_type"] for t in summary["tests"] if t["node"]}
     out = {}
     for test in summary["tests"]:
-        node, kind = test["node"], test["instance_type"]
-        text = json.dumps(test["measured"], sort_keys=True)
-        key = test["nodeid"]
-        if node:
+        key, text = test["nodeid"], json.dumps(test["measured"], sort_keys=True)
+        for node, kind in names.items():
             key, text = key.replace(node, kind), text.replace(node, kind)
         out[key] = (test["outcome"], text)
     return out
