@@ -202,7 +202,10 @@ def test_non_mig_gpus() -> None:
     rebooted = reconcile(g5, None, "all-enabled", with_reboot=True)
     assert rebooted.states == ("pending", "rebooting", "failed")
     assert rebooted.reason == "MIG mode change did not take effect after rebooting"
-    assert project_node(g5, "mixed", None, "all-enabled").allocatable == {"nvidia.com/gpu": 4}
+    # what mig-manager would do there (above) never happens: the GPU Operator runs no mig-manager on such nodes
+    node = project_node(g5, "mixed", None, "all-enabled")
+    assert node.allocatable == {"nvidia.com/gpu": 4} and (node.state, node.states) == (None, ())
+    assert "nvidia.com/mig.config.state" not in node.labels and "no mig-manager runs on this node" in node.notes[0]
     assert project_node(g5, "mixed", None, None).labels["nvidia.com/mig.capable"] == "false"
 
 

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _print_text(desc: str, args: argparse.Namespace, p: NodeProjection) -> None:
     print(f"node {desc}: config {args.config or '(no nvidia.com/mig.config label)'}, strategy {args.strategy}")
     if p.state is None:
-        print("mig-manager: nothing to do (no nvidia.com/mig.config label)")
+        print("mig-manager: " + ("does not run here" if args.config else "nothing to do (no nvidia.com/mig.config "
+                                                                           "label)"))
     else:
         print(f"mig-manager: {' -> '.join(p.states)}" + (f" ({p.reason})" if p.reason else ""))
     for note in p.notes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..catalog import GpuModel
@@ -12,6 +12,11 @@ from . import device_plugin, gfd
 from .labels import INSTANCE_TYPE, MIG_CONFIG, MIG_CONFIG_STATE
 from .mig_manager import MigManagerOutcome, reconcile
 from .state import GpuMigState
+
+
+NO_MIG_MANAGER = ("no mig-manager runs on this node: none of its GPUs is MIG capable (the GPU Operator deploys it "
+                  "only on nodes labelled nvidia.com/gpu.deploy.mig-manager=true), so nvidia.com/mig.config is ignored "
+                  "and no nvidia.com/mig.config.state appears")
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,12 @@ def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, sel
     `spec` None = the shipped default ConfigMap; `current` None = a fresh node. Labels are GFD's, plus
     `nvidia.com/mig.config`/`nvidia.com/mig.config.state` and the instance-type label when those apply.
     """
-    outcome = reconcile(gpus, spec, selected, current, with_reboot, gpu_reset_works)
+    if any(g.mig_capable for g in gpus):
+        outcome = reconcile(gpus, spec, selected, current, with_reboot, gpu_reset_works)
+    else:  # the GPU Operator deploys mig-manager only on MIG-capable nodes: the label is never acted on
+        outcome = reconcile(gpus, spec, None, current)
+        if selected is not None:
+            outcome = replace(outcome, notes=(NO_MIG_MANAGER,))
     allocatable, error = _allocatable(strategy, outcome, current, device_plugin_version)
     labels = gfd.labels(strategy, outcome.gpus, driver)
     if instance_type:
