@@ -253,6 +253,7 @@ class MigSession:
             pytest.skip(f"changes the cluster {self.target.name}; run with --mig-allow-reconfigure to allow it "
                         "(every change is restored afterwards)")
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.collector is None:
             return
@@ -260,6 +261,10 @@ class MigSession:
             str(report.longrepr[2]) if report.skipped and isinstance(report.longrepr, tuple) else "")
         self.collector.add_report(report.nodeid, report.when, report.outcome, report.duration,
                                   list(report.user_properties), longrepr)
+        if report.when == "teardown":  # before junitxml writes them: one JSON property, not Python reprs
+            from .report.collector import one_record_property
+
+            report.user_properties = one_record_property(report.user_properties)
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
         if self.collector is None or config.option.collectonly:

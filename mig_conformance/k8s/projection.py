@@ -13,7 +13,6 @@ from .labels import INSTANCE_TYPE, MIG_CONFIG, MIG_CONFIG_STATE
 from .mig_manager import MigManagerOutcome, reconcile
 from .state import GpuMigState
 
-
 NO_MIG_MANAGER = ("no mig-manager runs on this node: none of its GPUs is MIG capable (the GPU Operator deploys it "
                   "only on nodes labelled nvidia.com/gpu.deploy.mig-manager=true), so nvidia.com/mig.config is ignored "
                   "and no nvidia.com/mig.config.state appears")

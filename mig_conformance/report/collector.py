@@ -6,6 +6,7 @@ so they survive xdist. The module does not import pytest.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -185,10 +186,22 @@ def _record(user_properties: Iterable[Any]) -> Mapping[str, Any] | None:
     """All result records of a test merged in order (the plugin adds a base record, the test its own)."""
     found: dict[str, Any] | None = None
     for prop in user_properties or ():
-        if isinstance(prop, (tuple, list)) and len(prop) == 2 and prop[0] == RECORD_KEY \
-                and isinstance(prop[1], Mapping):
-            found = {**(found or {}), **prop[1]}
+        if isinstance(prop, (tuple, list)) and len(prop) == 2 and prop[0] == RECORD_KEY:
+            value = json.loads(prop[1]) if isinstance(prop[1], str) else prop[1]
+            if isinstance(value, Mapping):
+                found = {**(found or {}), **value}
     return found
+
+
+def one_record_property(user_properties: Iterable[Any]) -> list[tuple[str, Any]]:
+    """The test's properties with its result records merged into one `mig_result` property holding JSON (what
+    junit.xml shows), other properties kept."""
+    props = list(user_properties or ())
+    others = [p for p in props if not (isinstance(p, (tuple, list)) and len(p) == 2 and p[0] == RECORD_KEY)]
+    record = _record(props)
+    if record is None:
+        return others
+    return [*others, (RECORD_KEY, json.dumps(canonical(record), sort_keys=True, separators=(",", ":")))]
 
 
 def _text(value: Any) -> str | None:
