@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import signal
@@ -176,9 +177,14 @@ class MigSession:
             self.cluster.set_mig_strategy(strategy)
         else:
             strategy = None
-        self.cluster.request_mig_config(name, config)
         what = f"node {name} to apply MIG config {config}" + (f" under strategy {strategy}" if strategy else "")
-        return self.cluster.wait_for_node(name, lambda n: settled(n, strategy), self.timeout, what)
+        with self.cluster.observe_label(name, L.MIG_CONFIG_STATE) as states:
+            changed = self.cluster.request_mig_config(name, config)
+            node = self.cluster.wait_for_node(name, lambda n: settled(n, strategy), self.timeout, what)
+        if not changed:
+            return node
+        # states[0] is the verdict before the request; None is the kit clearing it
+        return dataclasses.replace(node, mig_states=tuple(s for s in states[1:] if s is not None))
 
     # ---- pytest hooks ------------------------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)

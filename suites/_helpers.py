@@ -13,6 +13,13 @@ def nvidia_resources(node) -> dict[str, int]:
 NOT_GFD = (L.MIG_CONFIG, L.MIG_CONFIG_STATE)  # set by the user / mig-manager, checked as the state
 
 
+def state_sequence_ok(states, final: str) -> bool:
+    """What mig-manager writes: nothing but `final` when the config is applied already, else `pending` first,
+    `rebooting` (then `pending` again) when a mode change needs a reboot, and `final` last."""
+    *steps, last = states or ("",)
+    return last == final and all(s in ("pending", "rebooting") for s in steps) and (not steps or steps[0] == "pending")
+
+
 def label_mismatches(node, expected_labels) -> dict[str, tuple[str | None, str | None]]:
     """GFD's labels against the projection: every `nvidia.com/*` label the projection expects, and no
     `nvidia.com/mig-<profile>.*` label it does not (a profile published that the layout does not have).
@@ -31,6 +38,8 @@ def apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, category:
     labels = label_mismatches(node, expected.labels) if expected.state == "success" else {}
     measured = {"state": node.labels.get(L.MIG_CONFIG_STATE), "allocatable": nvidia_resources(node)}
     want = {"state": expected.state, "allocatable": {k: v for k, v in expected.allocatable.items() if v}}
+    if node.mig_states is not None:  # mig-manager ran: what it wrote, as watched (not when the label was set so)
+        measured["states"] = list(node.mig_states)
     if labels:
         measured["labels"] = {k: got for k, (got, _) in labels.items()}
         want["labels"] = {k: exp for k, (_, exp) in labels.items()}
@@ -39,6 +48,10 @@ def apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, category:
                strategy=strategy, expected=want, measured=measured, layout=layout_pictures(expected.gpus))
     assert measured["state"] == want["state"], \
         f"{node.name}: mig.config.state is {measured['state']}, expected {want['state']} ({expected.reason or ''})"
+    if node.mig_states is not None:
+        assert state_sequence_ok(node.mig_states, want["state"]), \
+            f"{node.name}: mig-manager wrote {' -> '.join(node.mig_states) or 'nothing'}, not pending -> " \
+            f"(rebooting ->) {want['state']}"
     assert measured["allocatable"] == want["allocatable"], \
         f"{node.name} with {config}/{strategy}: allocatable {measured['allocatable']} != expected {want['allocatable']}"
     assert not labels, f"{node.name} with {config}/{strategy}: GFD labels (measured, expected) differ: {labels}"

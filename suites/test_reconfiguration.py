@@ -1,5 +1,5 @@
-"""Reconfiguration: label change -> pending -> success and allocatable follows; unknown name -> failed;
-the original label comes back afterwards."""
+"""Reconfiguration: label change -> pending -> success (the states mig-manager writes, as watched) and allocatable
+follows; unknown name -> failed; the original label comes back afterwards."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ def test_label_change_is_followed(mig_node, mig_cluster, mig_reconfigure, mig_ex
     original = mig_cluster.original_node_label(mig_node.name, L.MIG_CONFIG)  # before this run changed the node
     strategy = mig_cluster.get_mig_strategy()
     apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "reconfiguration", "all-disabled", strategy)
-    apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "reconfiguration", "all-balanced", strategy)
+    node, expected = apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "reconfiguration",
+                                     "all-balanced", strategy)
+    # from all-disabled, a node is as fresh as the projection's: mig-manager must write exactly what it predicts
+    assert node.mig_states == expected.states, \
+        f"{node.name}: mig-manager wrote {node.mig_states}, expected {expected.states} (pending, then success)"
     mig_cluster.restore(targets={mig_node.name})  # this node only: the rest of the run's changes stay
     assert mig_cluster.get_node(mig_node.name).labels.get(L.MIG_CONFIG) == original, "label not restored"
     if original is not None:  # mig-manager re-applies the original config

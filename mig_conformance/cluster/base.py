@@ -6,6 +6,7 @@ import abc
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from ..k8s import labels as L
@@ -97,6 +98,11 @@ class Cluster(abc.ABC):
 
     @abc.abstractmethod
     def _write_mig_config(self, text: str) -> None: ...
+
+    @abc.abstractmethod
+    def observe_label(self, node: str, key: str) -> AbstractContextManager[list[str | None]]:
+        """While the context is open, every value the node's label takes, in order, as a watch delivers them
+        (None: removed; consecutive repeats dropped) — also values a poll would miss between two reads."""
 
     # ---- pods ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -324,6 +330,12 @@ class Cluster(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections/processes. Backends that started something stop it here."""
+
+
+def append_new(values: list[str | None], value: str | None) -> None:
+    """Record a label value unless it repeats the last one (a watch also delivers other changes of the node)."""
+    if not values or values[-1] != value:
+        values.append(value)
 
 
 def relabelled_nodes(changes: list[Change]) -> dict[str, str | None]:

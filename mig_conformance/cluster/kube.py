@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from .base import Cluster, ClusterError, Missing, TransientError
+from .base import Cluster, ClusterError, Missing, TransientError, append_new
 from .journal import Journal
 from .model import GpuNode, PodRequest, PodStatus, Taint
 
@@ -139,6 +141,19 @@ class KubeCluster(Cluster):
 
     def get_node(self, name: str) -> GpuNode:
         return self._node(self._call(self.core.read_node, name))
+
+    @contextlib.contextmanager
+    def observe_label(self, node: str, key: str) -> Iterator[list[str | None]]:
+        """A watch on the node (its own thread) from the resourceVersion read first; it resumes after a dropped
+        connection and relists after `410 Gone` (values between the two may then be missed)."""
+        raw = self._call(self.core.read_node, node)
+        values: list[str | None] = [(raw.metadata.labels or {}).get(key)]
+        watcher = _NodeLabelWatch(self, node, key, raw.metadata.resource_version, values)
+        watcher.start()
+        try:
+            yield values
+        finally:
+            watcher.stop()
 
     def _cluster_policy(self) -> dict[str, Any]:
         try:
@@ -280,6 +295,56 @@ def _message(exc: Any) -> str:
         return json.loads(exc.body).get("message") or exc.reason
     except Exception:
         return str(getattr(exc, "reason", exc))
+
+
+class _NodeLabelWatch(threading.Thread):
+    """Follows one node's label through watch events until stopped (see KubeCluster.observe_label). The stream is
+    read by hand, so that stop() can end a blocked read at once (urllib3's HTTPResponse.shutdown)."""
+
+    def __init__(self, cluster: KubeCluster, node: str, key: str, resource_version: str,
+                 values: list[str | None]) -> None:
+        super().__init__(name=f"watch-{node}-{key}", daemon=True)
+        self.cluster, self.node, self.key, self.rv, self.values = cluster, node, key, resource_version, values
+        self._stopped = threading.Event()
+        self._response: Any = None
+
+    def run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._follow()
+            except Exception as exc:  # connection dropped (API server restarting): resume from self.rv
+                if self._stopped.is_set():
+                    return
+                log.debug("watch of node %s: %s; resuming", self.node, exc)
+                self._stopped.wait(0.5)
+
+    def _follow(self) -> None:
+        self._response = self.cluster.core.list_node(
+            watch=True, field_selector=f"metadata.name={self.node}", resource_version=self.rv,
+            allow_watch_bookmarks=True, timeout_seconds=60, _preload_content=False)
+        for line in self._response:
+            if self._stopped.is_set():
+                return
+            event = json.loads(line)
+            obj = event.get("object") or {}
+            if event.get("type") == "ERROR":
+                if obj.get("code") == 410:  # too old: start again from the node as it is now
+                    raw = self.cluster.core.read_node(self.node)
+                    self.rv = raw.metadata.resource_version
+                    append_new(self.values, (raw.metadata.labels or {}).get(self.key))
+                return
+            meta = obj.get("metadata") or {}
+            self.rv = meta.get("resourceVersion", self.rv)
+            if event.get("type") in ("ADDED", "MODIFIED"):
+                append_new(self.values, (meta.get("labels") or {}).get(self.key))
+
+    def stop(self) -> None:
+        self._stopped.set()
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.shutdown()
+        self.join(timeout=5)
 
 
 def _is_gpu_node(node: GpuNode) -> bool:

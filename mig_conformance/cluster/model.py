@@ -37,6 +37,10 @@ class GpuNode:
     capacity: Mapping[str, int]
     allocatable: Mapping[str, int]
     taints: tuple[Taint, ...] = ()
+    #: after a reconfiguration (`mig_reconfigure`) that changed the label: the `nvidia.com/mig.config.state` values
+    #: mig-manager wrote, in order, as watched while the kit waited (the kit's own clearing of the old verdict left
+    #: out); None when the node was labelled so already (mig-manager had nothing to pick up)
+    mig_states: tuple[str, ...] | None = None
 
     @property
     def instance_type(self) -> str | None:

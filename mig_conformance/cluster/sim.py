@@ -14,6 +14,7 @@ Simulated time only moves in `sleep()`/`advance()` (and so in `wait_for_*`); not
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 from collections import Counter
@@ -30,7 +31,7 @@ from ..k8s.mig_manager import PENDING
 from ..mig.spec import Spec, parse_spec_text
 from ..simulators import nvml as nv
 from ..simulators.command_cache import CommandCache
-from .base import Cluster, ClusterError
+from .base import Cluster, ClusterError, append_new
 from .journal import Journal
 from .model import GpuNode, PodRequest, PodStatus
 from .sim_fleet import parse_fleet
@@ -85,6 +86,7 @@ class SimCluster(Cluster):
         self._namespaces: dict[str, dict[str, str]] = {}
         self._pods: dict[tuple[str, str], _Pod] = {}
         self._nodes: dict[str, SimNode] = {}
+        self._watchers: dict[tuple[str, str], list[list[str | None]]] = {}
         #: equal nodes in equal NVML states replay each other's mig-parted commands (simulators/command_cache.py)
         self.command_cache = CommandCache()
         for spec in parse_fleet(fleet):
@@ -159,12 +161,28 @@ class SimCluster(Cluster):
     # ---- writing -------------------------------------------------------------------------------------
     def _write_node_label(self, node: str, key: str, value: str | None) -> None:
         n = self._node(node)
+        self._observed(node, key, value)
         if key == L.MIG_CONFIG:
             self._set_mig_config_label(n, value)
         elif value is None:
             n.labels.pop(key, None)
         else:
             n.labels[key] = value
+
+    @contextlib.contextmanager
+    def observe_label(self, node: str, key: str) -> Iterator[list[str | None]]:
+        self._node(node)
+        values: list[str | None] = [self._nodes[node].labels.get(key)]
+        watchers = self._watchers.setdefault((node, key), [])
+        watchers.append(values)
+        try:
+            yield values
+        finally:
+            watchers.remove(values)
+
+    def _observed(self, node: str, key: str, value: str | None) -> None:
+        for values in self._watchers.get((node, key), ()):
+            append_new(values, value)
 
     def _write_mig_strategy(self, strategy: str) -> None:
         _check_strategy(strategy)
@@ -205,6 +223,7 @@ class SimCluster(Cluster):
 
         def set_state(value: str) -> None:
             node.labels[L.MIG_CONFIG_STATE] = value
+            self._observed(node.name, L.MIG_CONFIG_STATE, value)
 
         self._runs[node.name] = node.mig_manager_run(self._current_spec(), selected, self.with_reboot, self.delay,
                                                      set_state)
