@@ -46,7 +46,8 @@ def test_profile_info_by_index_equals_ref(catalog: Catalog, capture: str, key: s
         expected = row["v2"]
         if "value" in expected:
             info = node.nvmlDeviceGetGpuInstanceProfileInfo(h, row["index"])
-            assert vars(info) == expected["value"], row["index"]
+            assert nv.pynvml_fields(info) == expected["value"], row["index"]
+            assert (info.unknown, info.unconfirmed) == ((), None)  # REF rows are confirmed facts
         else:
             with pytest.raises(nv.NVMLError) as err:
                 node.nvmlDeviceGetGpuInstanceProfileInfo(h, row["index"])
@@ -69,7 +70,7 @@ def test_placements_capacity_and_instances_equal_ref(catalog: Catalog, capture: 
         assert [[p.start, p.size] for p in placements] == row["possible_placements_v2"]["value"]
         assert node.nvmlDeviceGetGpuInstanceRemainingCapacity(h, pid) == row["remaining_capacity"]["value"]
         assert len(node.nvmlDeviceGetGpuInstances(h, pid)) == row["gpu_instances"]["value"]["count"]
-        assert vars(node.nvmlDeviceGetGpuInstanceProfileInfoById(h, pid)) == row["info_by_id_v2"]["value"]
+        assert nv.pynvml_fields(node.nvmlDeviceGetGpuInstanceProfileInfoById(h, pid)) == row["info_by_id_v2"]["value"]
         checked += 1
     assert checked >= 7
 
@@ -351,7 +352,8 @@ def test_fail_nth_create(catalog: Catalog) -> None:
 
 
 def test_mode_pending_until_reset_and_reset_clears(catalog: Catalog) -> None:
-    node = _node(catalog, "H100-80GB", "H100-80GB")
+    """Ampere: SetMigMode only sets the pending mode; a GPU reset makes it current (reference §11)."""
+    node = _node(catalog, "A100-40GB", "A100-40GB")
     h0, h1 = node.nvmlDeviceGetHandleByIndex(0), node.nvmlDeviceGetHandleByIndex(1)
     assert node.nvmlDeviceSetMigMode(h0, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_SUCCESS
     assert node.nvmlDeviceGetMigMode(h0) == [0, 1]
@@ -361,6 +363,51 @@ def test_mode_pending_until_reset_and_reset_clears(catalog: Catalog) -> None:
     node.nvmlDeviceCreateGpuInstance(h0, 0)
     node.reset()
     assert node.nvmlDeviceGetGpuInstances(h0, 0) == []
+
+
+@pytest.mark.parametrize("key", ["H100-80GB", "H200-141GB", "B200-180GB", "RTXPRO6000-96GB"])
+def test_hopper_and_later_switch_mode_at_once_when_idle(catalog: Catalog, key: str) -> None:
+    """Hopper and later: no reset needed (reference §11); other GPUs keep their instances."""
+    node = _node(catalog, key, key)
+    h0, h1 = node.nvmlDeviceGetHandleByIndex(0), node.nvmlDeviceGetHandleByIndex(1)
+    assert node.nvmlDeviceSetMigMode(h0, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_SUCCESS
+    assert node.nvmlDeviceGetMigMode(h0) == [1, 1]
+    gi = node.nvmlDeviceCreateGpuInstance(h0, 0)
+    assert node.nvmlDeviceSetMigMode(h1, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_SUCCESS
+    assert node.nvmlDeviceGetMigMode(h1) == [1, 1]
+    assert node.nvmlDeviceGetGpuInstances(h0, 0) == [gi]  # nothing reset GPU 0
+    with pytest.raises(nv.NVMLError_InUse):  # instances exist: disabling is refused
+        node.nvmlDeviceSetMigMode(h0, nv.NVML_DEVICE_MIG_DISABLE)
+    assert node.nvmlDeviceSetMigMode(h1, nv.NVML_DEVICE_MIG_DISABLE) == nv.NVML_SUCCESS
+    assert node.nvmlDeviceGetMigMode(h1) == [0, 0]
+
+
+def test_hopper_not_idle_stays_pending_until_reset(catalog: Catalog) -> None:
+    node = _node(catalog, "H100-80GB")
+    h = node.nvmlDeviceGetHandleByIndex(0)
+    node.faults.in_use.add(0)
+    assert node.nvmlDeviceSetMigMode(h, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_ERROR_IN_USE
+    assert node.nvmlDeviceGetMigMode(h) == [0, 1]
+    with pytest.raises(nv.NVMLError_InUse):
+        node.reset()
+    node.faults.in_use.clear()
+    node.reset()
+    assert node.nvmlDeviceGetMigMode(h) == [1, 1]
+
+
+def test_no_gpu_reset_platform_needs_a_reboot_on_ampere_only(catalog: Catalog) -> None:
+    """Pass-through VMs: activation status RESET_REQUIRED and no reset (nvml.h, reference §1.4)."""
+    node = nv.NvmlSimulator(["A100-40GB", "H100-80GB"], catalog=catalog, gpu_reset_works=False)
+    node.nvmlInit()
+    a100, h100 = node.nvmlDeviceGetHandleByIndex(0), node.nvmlDeviceGetHandleByIndex(1)
+    assert node.nvmlDeviceSetMigMode(a100, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_ERROR_RESET_REQUIRED
+    assert node.nvmlDeviceSetMigMode(h100, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_SUCCESS
+    with pytest.raises(nv.NVMLError_ResetRequired):
+        node.reset()
+    assert node.nvmlDeviceGetMigMode(a100) == [0, 1] and node.nvmlDeviceGetMigMode(h100) == [1, 1]
+    node.reboot()
+    assert node.nvmlDeviceGetMigMode(a100) == [1, 1]
+    assert node.state_key() != nv.NvmlSimulator(["A100-40GB", "H100-80GB"], catalog=catalog).state_key()
 
 
 def test_identity_is_deterministic(catalog: Catalog) -> None:
