@@ -103,14 +103,13 @@ def test_lgi_and_lci_match_public_h100_layout(node) -> None:
     assert lci.splitlines()[:8] == public.splitlines()[:8]  # header and the 2g.20gb row
 
 
-@pytest.mark.xfail(strict=True, reason="the NVML simulator reports the 3g.40gb CI placement as 0:3; "
-                   "public H100 -lci output shows 0:4 (simulators/nvml.py CI placements)")
 def test_lci_three_g_placement_matches_public_h100(node) -> None:
+    """The whole-GI CI of a 3g.40gb GI sits at 0:4 on H100 (catalog CI placements; the formula would give 0:3)."""
     sim = node("H100-80GB")
     handle = enable_mig(sim)
     for profile_id in (9, 14):
         sim.create_default_compute_instance(nv.nvmlDeviceCreateGpuInstance(handle, profile_id))
-    assert smi.run(nv, ["mig", "-lci"]).stdout == (PUBLIC / "h100-80gb-cgi-9-14-lci.txt").read_text()
+    assert smi.run(nv, ["mig", "-lci"]) == smi.SmiResult(0, (PUBLIC / "h100-80gb-cgi-9-14-lci.txt").read_text())
 
 
 def test_lci_seven_1g_matches_public_layout(node) -> None:
@@ -159,17 +158,24 @@ def test_lgip_free_follows_remaining_capacity(node) -> None:
     assert free["7g.80gb"] == (0, 1) and free["3g.40gb"] == (1, 2) and free["1g.10gb"][0] < 7
 
 
-def test_render_parse_round_trip_every_mig_gpu(catalog: Catalog, node) -> None:
+def test_render_parse_round_trip_every_mig_gpu(catalog: Catalog) -> None:
+    """Every catalog row renders and parses back; values the catalog does not know come back as '?' (None)."""
     keys = [g.key for g in catalog.mig_capable]
-    node(*keys)
-    rows, placements = parse_lgip(smi.render_lgip(nv)), parse_lgipp(smi.render_lgipp(nv))
+    sim = nv.NvmlSimulator(keys, driver_version=nv.DRIVER_580)  # R580 lists profiles with MIG disabled
+    previous = nv.use(sim)
+    sim.nvmlInit()
+    try:
+        rows, placements = parse_lgip(smi.render_lgip(nv)), parse_lgipp(smi.render_lgipp(nv))
+    finally:
+        nv.use(previous)
     for index, key in enumerate(keys):
         gpu = catalog.get(key)
         mine = [r for r in rows if r.gpu == index]
         assert [r.id for r in mine] == [p.id for p in gpu.gi_profiles]  # catalog order = lgip order
         for r, p in zip(mine, gpu.gi_profiles, strict=True):
             assert (r.name, r.total, r.sm, r.ce, r.dec, r.enc, r.jpeg, r.ofa) == (
-                p.name, p.max_instances, p.sm or 0, *(v or 0 for v in p.engines.as_dict().values()))
+                p.name, p.max_instances, p.sm, *p.engines.as_dict().values())
+            assert r.memory_known == (p.memory_mib is not None)
         got = {(r.id, r.starts, r.size) for r in placements if r.gpu == index}
         assert got == {(p.id, p.placement_starts, p.placement_size) for p in gpu.gi_profiles}
 
