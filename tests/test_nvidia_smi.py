@@ -211,3 +211,42 @@ def test_non_mig_gpu_and_legacy_driver(node) -> None:
     assert smi.run(nv, ["mig", "-lgip"]).stdout == smi.NO_MIG + "\n"
     enable_mig(sim)
     assert len(parse_lgip(smi.run(nv, ["mig", "-lgip"]).stdout)) == 7
+
+
+def test_unknown_values_print_as_question_marks_with_notes(node) -> None:
+    """B200 3g/4g/7g: SM, memory and engines are not known (reference §3.9); nothing is invented."""
+    node("B200-180GB")
+    result = smi.run(nv, ["mig", "-lgip"])
+    rows = {r.name: r for r in parse_lgip(result.stdout)}
+    assert (rows["3g.90gb"].sm, rows["3g.90gb"].memory, rows["3g.90gb"].ce, rows["3g.90gb"].p2p) == (
+        None, "?", None, None)
+    assert (rows["2g.45gb"].sm, rows["2g.45gb"].memory, rows["2g.45gb"].ce) == (36, "44.25", 4)
+    assert {len(line) for line in result.stdout.splitlines()} == {81}  # the box keeps its width
+    err = result.stderr.splitlines()
+    assert err[0] == smi.NOTE_HEAD
+    assert any(line.startswith("note: GPU 0: MIG 3g.90gb, 7g.180gb: SM, memory and engine counts not captured")
+               for line in err)
+    placements = smi.run(nv, ["mig", "-lgipp"])
+    assert "placements not captured" in placements.stderr  # -lgipp notes the assumed 8-slot layout
+
+
+def test_variant_rows_are_flagged(node) -> None:
+    node("H100-PCIE-80GB")
+    assert smi.run(nv, ["-L"]).stdout.startswith("GPU 0: NVIDIA H100 PCIe (UUID: GPU-")
+    result = smi.run(nv, ["mig", "-lgip"])
+    rows = parse_lgip(result.stdout)
+    assert all(r.sm is None and not r.memory_known and r.ce is not None for r in rows)  # engines: the guide's
+    assert "H100-PCIE-80GB (0x233110DE): sm, memory_mib" in result.stderr
+    assert "note: GPU 0: MIG 1g.10gb, 1g.10gb+me, 1g.20gb, 2g.20gb, 3g.40gb, 4g.40gb, 7g.80gb: board H100-PCIE-80GB" \
+        in result.stderr
+    assert "naming convention" in smi.run(nv, ["-L"]).stderr
+
+
+def test_lci_notes_unconfirmed_ci_placement(node) -> None:
+    sim = node("H200-141GB")
+    handle = enable_mig(sim)
+    sim.create_default_compute_instance(nv.nvmlDeviceCreateGpuInstance(handle, 9))
+    result = smi.run(nv, ["mig", "-lci"])
+    assert re.search(r"MIG 3g\.71gb\s+2\s+0\s+0:4", result.stdout)
+    assert "note: GPU 0: MIG 3g.71gb: placements: {0}:4 by analogy with H100" in result.stderr
+    assert smi.run(nv, ["mig", "-lgi"]).stderr == ""  # the GI row itself is confirmed (REF)
