@@ -47,12 +47,10 @@ def _rev2_names(rows: list[LgipRow]) -> set[str]:
 
 def _text_profile(row: LgipRow, placements: LgippRow | None, rev2: bool, source: str) -> ObservedProfile:
     notes = ["[DERIVED] nvml_index from the profile name (go-nvlib mapping, reference §9.1)"]
-    memory: int | None = None
-    if not row.memory_known:
-        pass
-    elif row.memory_unit.lower() == "mib":
+    memory: int | None = None  # stays None for a '?' cell
+    if row.memory_known and row.memory_unit.lower() == "mib":
         memory = int(float(row.memory_value))
-    else:
+    elif row.memory_known:
         memory, note = mib_from_gib(row.memory_value)
         notes.append(note)
     index = gi_index_from_name(row.name, rev2)
