@@ -1132,6 +1132,9 @@ class NvmlSimulator:
         """What is not confirmed about a GPU as a whole (its board, memory.total); [] when everything is."""
         gpu = self._gpu(handle)
         notes = list(gpu.variant.notes)
+        if self.legacy_driver and gpu.model.mig_capable and gpu.mig_current != NVML_DEVICE_MIG_ENABLE:
+            notes.append(f"driver {self.driver_version} lists no MIG profiles while MIG mode is disabled (R535 and "
+                         "older, reference §11)")
         if not gpu.model.memory_total_mib:
             notes.append(f"{gpu.variant.key}: memory.total unknown; the simulator reports a placeholder of "
                          f"{device_memory_mib(gpu.model)} MiB")

@@ -208,9 +208,11 @@ def test_non_mig_gpu_and_legacy_driver(node) -> None:
     sim = nv.NvmlSimulator(["H100-80GB"], legacy_driver=True)  # R535: no profiles while MIG is disabled
     nv.use(sim)
     sim.nvmlInit()
-    assert smi.run(nv, ["mig", "-lgip"]).stdout == smi.NO_MIG + "\n"
+    hidden = smi.run(nv, ["mig", "-lgip"])
+    assert hidden.stdout == smi.NO_MIG + "\n" and "lists no MIG profiles while MIG mode is disabled" in hidden.stderr
     enable_mig(sim)
-    assert len(parse_lgip(smi.run(nv, ["mig", "-lgip"]).stdout)) == 7
+    shown = smi.run(nv, ["mig", "-lgip"])
+    assert len(parse_lgip(shown.stdout)) == 7 and shown.stderr == ""
 
 
 def test_unknown_values_print_as_question_marks_with_notes(node) -> None:
