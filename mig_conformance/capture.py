@@ -16,15 +16,20 @@ import yaml
 
 from .capture_text import mib_from_gib, parse_nvidia_smi_text
 from .catalog_entry import ARCHITECTURES, GI_INDEX_BY_SUFFIX, DeviceFacts, ObservedProfile, add_entry, build_entry
+from .errors import InputError
 from .nvml_calls import (
+    GiProfileInfo,
     Nvml,
     call_or_none,
+    ci_possible_placements,
     ci_profiles,
     device_handles,
     gi_profiles,
     gpu_instances,
     possible_placements,
     text,
+    unconfirmed_note,
+    unknown_fields,
 )
 from .profiles import memory_gb
 
@@ -38,6 +43,16 @@ def _placements(found: list[tuple[int, int]]) -> dict[str, Any] | None:
     return {"starts": sorted(start for start, _ in found), "size": max(sizes)}
 
 
+def _ci_placements(nvml: Nvml, gi: Any, profile_id: int, slices: int, instances: int,
+                   source: str) -> dict[str, Any] | None:
+    """A CI row's `placements` when NVML lists them and they differ from the schema formula, else None."""
+    found = ci_possible_placements(nvml, gi, profile_id)
+    if not found or found == [(i * slices, slices) for i in range(instances)] or len({z for _, z in found}) > 1:
+        return None
+    return {"starts": [s for s, _ in found], "size": found[0][1], "confirmed": True, "reason": None,
+            "source": f"{source}; nvmlGpuInstanceGetComputeInstancePossiblePlacements"}
+
+
 def _observed_cis(nvml: Nvml, gi: Any, gi_slices: int, source: str) -> list[dict[str, Any]] | None:
     """CI rows read from an existing GI; the default is the whole-GI CI with the highest index [DERIVED]."""
     found = ci_profiles(nvml, gi)
@@ -45,9 +60,22 @@ def _observed_cis(nvml: Nvml, gi: Any, gi_slices: int, source: str) -> list[dict
         return None
     whole = [c for c in found if c.slices == gi_slices]
     default_index = max(c.index for c in whole) if whole else None
-    return [{"name": c.name, "nvml_index": c.index, "id": c.id, "slices": c.slices, "max_instances": c.instances,
-             "sm": c.sm, "default": c.index == default_index, "confirmed": True, "reason": None,
-             "source": f"{source}; read from an existing GPU instance (default CI [DERIVED])"} for c in found]
+    rows = []
+    for c in found:
+        row = {"name": c.name, "nvml_index": c.index, "id": c.id, "slices": c.slices, "max_instances": c.instances,
+               "sm": None if "sm" in c.unknown else c.sm, "default": c.index == default_index,
+               "confirmed": c.unconfirmed is None, "reason": c.unconfirmed,
+               "source": f"{source}; read from an existing GPU instance (default CI [DERIVED])"}
+        placements = _ci_placements(nvml, gi, c.id, c.slices, c.instances, source)
+        if placements:
+            row["placements"] = placements
+        rows.append(row)
+    return rows
+
+
+def _value(info: GiProfileInfo, key: str) -> Any:
+    """A GI profile value, None when NVML (the kit's simulator) says it is a placeholder."""
+    return None if key in info.unknown else getattr(info, key)
 
 
 def _device_profiles(nvml: Nvml, handle: Any, total_mib: int, source: str) -> list[ObservedProfile]:
@@ -60,13 +88,26 @@ def _device_profiles(nvml: Nvml, handle: Any, total_mib: int, source: str) -> li
             notes.append("[DERIVED] name from slices, memory and NVML index (go-nvlib rules, reference §9.1-9.2)")
         existing = call_or_none(nvml, gpu_instances, nvml, handle, info.id) or []
         cis = _observed_cis(nvml, existing[0], info.slices, source) if existing else None
+        reason = None
+        if info.unconfirmed:
+            unknown = f" (unknown: {', '.join(info.unknown)})" if info.unknown else ""
+            reason = f"the NVML simulator marks this row unconfirmed{unknown}: {info.unconfirmed}"
         profiles.append(ObservedProfile(
             name=name, id=info.id, nvml_index=info.index, max_instances=info.instances, slices=info.slices,
-            sm=info.sm, memory_mib=info.memory_mib,
-            engines={"ce": info.ce, "dec": info.dec, "enc": info.enc, "jpeg": info.jpeg, "ofa": info.ofa},
-            p2p=info.p2p, placements=_placements(possible_placements(nvml, handle, info.id)),
-            source=source, notes=notes, compute_instances=cis))
+            sm=_value(info, "sm"), memory_mib=_value(info, "memory_mib"),
+            engines={k: _value(info, k) for k in ("ce", "dec", "enc", "jpeg", "ofa")},
+            p2p=_value(info, "p2p"), placements=_placements(possible_placements(nvml, handle, info.id)),
+            source=source, notes=notes, compute_instances=cis, reason=reason))
     return profiles
+
+
+def _check_profiles_visible(nvml: Nvml, handle: Any, index: int, name: str) -> None:
+    """InputError for a MIG-capable GPU whose driver lists no profiles because MIG mode is disabled (R535)."""
+    mode = call_or_none(nvml, nvml.nvmlDeviceGetMigMode, handle)
+    if mode is not None and int(mode[0]) == 0:
+        raise InputError(f"GPU {index} ({name}) is MIG capable but NVML lists no MIG profiles while MIG mode is "
+                         f"disabled (driver {text(nvml.nvmlSystemGetDriverVersion())}; R535 drivers cannot, "
+                         f"reference §11): enable MIG mode (nvidia-smi -i {index} -mig 1) and capture again")
 
 
 # FP32 cores per SM by CUDA compute capability (CUDA C++ Programming Guide, arithmetic throughput table).
@@ -105,13 +146,20 @@ def capture_nvml(nvml: Nvml, *, host: str | None = None, when: datetime | None =
     entries: dict[str, dict[str, Any]] = {}
     for index, handle in enumerate(device_handles(nvml)):
         name = text(nvml.nvmlDeviceGetName(handle))
-        total_mib = int(nvml.nvmlDeviceGetMemoryInfo(handle).total) // 2**20
+        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+        total_mib = int(memory.total) // 2**20
         pci = int(nvml.nvmlDeviceGetPciInfo(handle).pciDeviceId) & 0xFFFFFFFF
         sm_count, sm_note = _sm_count(nvml, handle)
-        facts = DeviceFacts(nvml_name=name, memory_total_mib=total_mib, pci_device_ids=[f"0x{pci:08X}"],
-                            architecture=_architecture(nvml, handle), driver=driver, source=f"{source}; {sm_note}",
-                            sm_count=sm_count)
-        entry = build_entry(facts, _device_profiles(nvml, handle, total_mib, source))
+        notes = [sm_note]
+        if "total" in unknown_fields(memory):
+            notes.append(f"memory_total_mib unknown ({unconfirmed_note(memory)})")
+        facts = DeviceFacts(nvml_name=name, memory_total_mib=None if "total" in unknown_fields(memory) else total_mib,
+                            pci_device_ids=[f"0x{pci:08X}"], architecture=_architecture(nvml, handle), driver=driver,
+                            source="; ".join([source, *notes]), sm_count=sm_count)
+        profiles = _device_profiles(nvml, handle, total_mib, source)
+        if not profiles:
+            _check_profiles_visible(nvml, handle, index, name)
+        entry = build_entry(facts, profiles)
         add_entry(entries, entry, index)
     return entries
 

@@ -2,6 +2,8 @@
 
 What the text does not carry is derived and marked [DERIVED] in each row's source: the NVML index
 (from the profile name, go-nvlib mapping) and memory in MiB (lgip prints GiB with two decimals).
+Cells printed as `?` (the kit's simulator marks unknown values so) become null with `confirmed: false`.
+Text that is not a complete table (cut off, rows without their second line) is refused with InputError.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from .catalog_entry import DeviceFacts, ObservedProfile, add_entry, build_entry, gi_index_from_name
+from .errors import InputError
 from .profiles import lgip_gib, parse_profile
-from .smi_text import LgippRow, LgipRow, parse_lgip, parse_lgipp, parse_list
+from .smi_text import LgippRow, LgipRow, lgip_problems, lgipp_problems, parse_lgip, parse_lgipp, parse_list
 
 MIB_GRANULE = 64  # every MIG memory size seen in MiB is a multiple of 64 MiB (REF, reference §3)
 
@@ -34,7 +37,7 @@ def _rev2_names(rows: list[LgipRow]) -> set[str]:
             p = parse_profile(r.name)
         except ValueError:
             continue
-        if p.g == 1 and not p.attributes:
+        if p.g == 1 and not p.attributes and r.memory_known:
             plain.append(r)
     if len(plain) < 2:
         return set()
@@ -44,15 +47,24 @@ def _rev2_names(rows: list[LgipRow]) -> set[str]:
 
 def _text_profile(row: LgipRow, placements: LgippRow | None, rev2: bool, source: str) -> ObservedProfile:
     notes = ["[DERIVED] nvml_index from the profile name (go-nvlib mapping, reference §9.1)"]
-    if row.memory_unit.lower() == "mib":
+    memory: int | None = None  # stays None for a '?' cell
+    if row.memory_known and row.memory_unit.lower() == "mib":
         memory = int(float(row.memory_value))
-    else:
+    elif row.memory_known:
         memory, note = mib_from_gib(row.memory_value)
         notes.append(note)
     index = gi_index_from_name(row.name, rev2)
-    reason = None if placements else "placements unknown: no nvidia-smi mig -lgipp output for this profile"
+    reasons = []
+    values = {"memory": row.memory if row.memory_known else None, "p2p": row.p2p, "sm": row.sm, "dec": row.dec,
+              "enc": row.enc, "ce": row.ce, "jpeg": row.jpeg, "ofa": row.ofa}
+    unknown = [k for k, v in values.items() if v is None and k != "p2p"]
+    if unknown:
+        reasons.append(f"printed as unknown ('?') in the input: {', '.join(unknown)}")
+    if not placements:
+        reasons.append("placements unknown: no nvidia-smi mig -lgipp output for this profile")
     if index is None:
-        reason = f"NVML index unknown for profile name {row.name}"
+        reasons.append(f"NVML index unknown for profile name {row.name}")
+    reason = "; ".join(reasons) or None
     return ObservedProfile(
         name=row.name, id=row.id, nvml_index=index, max_instances=row.total, slices=parse_profile(row.name).g,
         sm=row.sm, memory_mib=memory,
@@ -72,6 +84,9 @@ def parse_nvidia_smi_text(lgip_text: str, lgipp_text: str | None = None, *, list
                           pci_device_ids: Iterable[str] = (), architecture: str = "",
                           source: str = "nvidia-smi mig -lgip/-lgipp text") -> dict[str, dict[str, Any]]:
     """Catalog entries from `nvidia-smi mig -lgip` (+ `-lgipp`, + `-L` for names) text, one per GPU model."""
+    problems = lgip_problems(lgip_text) + (lgipp_problems(lgipp_text) if lgipp_text else [])
+    if problems:
+        raise InputError(f"the nvidia-smi text is not complete: {'; '.join(problems)}")
     rows = parse_lgip(lgip_text)
     placements = parse_lgipp(lgipp_text) if lgipp_text else []
     names = {g.index: g.name for g in parse_list(list_text)} if list_text else {}

@@ -5,6 +5,10 @@ The helpers call only `nvml...Get...` functions. Three pynvml calls fill caller-
 `nvmlGpuInstanceGetComputeInstances`); a module that exports the matching ctypes types
 (`c_nvmlGpuInstancePlacement_t`, ...) is called that way, any other module in the short form that
 returns a list (as `mig_conformance.simulators.nvml` does).
+
+The kit's simulator adds two fields to the structures it returns (its module doc): `unknown`, the pynvml
+fields that hold placeholders, and `unconfirmed`, the catalog's reason. The readers here carry them along
+(`GiProfileInfo.unknown`, ...); real pynvml structures have neither, so they read as () and None.
 """
 
 from __future__ import annotations
@@ -77,6 +81,24 @@ def _c_array_call(nvml: Nvml, fn: Callable[..., Any], type_name: str, *args: Any
     return list(fn(*args))
 
 
+def unknown_fields(info: Any) -> tuple[str, ...]:
+    """pynvml fields of a returned structure that hold placeholders (simulator extension; () from pynvml)."""
+    value = getattr(info, "unknown", ())
+    return tuple(value) if isinstance(value, tuple | list) else ()
+
+
+def unconfirmed_note(info: Any) -> str | None:
+    """Why a returned structure's values are not confirmed (simulator extension; None from pynvml)."""
+    value = getattr(info, "unconfirmed", None)
+    return value if isinstance(value, str) and value else None
+
+
+def device_notes(nvml: Nvml, handle: Any) -> list[str]:
+    """What the simulator cannot confirm about a GPU as a whole ([] from pynvml, which has no such call)."""
+    fn = getattr(nvml, "device_notes", None)
+    return list(fn(handle)) if callable(fn) else []
+
+
 def possible_placements(nvml: Nvml, handle: Any, profile_id: int) -> list[tuple[int, int]]:
     """(start, size) of every placement of a GI profile ID, in NVML's order."""
     found = _c_array_call(nvml, nvml.nvmlDeviceGetGpuInstancePossiblePlacements, "c_nvmlGpuInstancePlacement_t",
@@ -111,6 +133,18 @@ class GiProfileInfo:
     jpeg: int
     ofa: int
     p2p: bool
+    unknown: tuple[str, ...] = ()  # GI_UNKNOWN_KEYS of the values that are placeholders
+    unconfirmed: str | None = None
+
+    def known(self, key: str) -> bool:
+        """Whether a field (`sm`, `memory_mib`, `ce`, `dec`, `enc`, `jpeg`, `ofa`, `p2p`) is a fact."""
+        return key not in self.unknown
+
+
+# pynvml GI profile info fields -> GiProfileInfo fields.
+GI_UNKNOWN_KEYS = {"multiprocessorCount": "sm", "memorySizeMB": "memory_mib", "copyEngineCount": "ce",
+                   "decoderCount": "dec", "encoderCount": "enc", "jpegCount": "jpeg", "ofaCount": "ofa",
+                   "isP2pSupported": "p2p"}
 
 
 def _profile_name(info: Any) -> str | None:
@@ -142,7 +176,9 @@ def gi_profiles(nvml: Nvml, handle: Any) -> list[GiProfileInfo]:
             index=index, id=int(info.id), name=_profile_name(info), slices=int(info.sliceCount),
             instances=int(info.instanceCount), sm=int(info.multiprocessorCount), memory_mib=int(info.memorySizeMB),
             ce=int(info.copyEngineCount), dec=int(info.decoderCount), enc=int(info.encoderCount),
-            jpeg=int(info.jpegCount), ofa=int(info.ofaCount), p2p=bool(getattr(info, "isP2pSupported", 0))))
+            jpeg=int(info.jpegCount), ofa=int(info.ofaCount), p2p=bool(getattr(info, "isP2pSupported", 0)),
+            unknown=tuple(GI_UNKNOWN_KEYS[f] for f in unknown_fields(info) if f in GI_UNKNOWN_KEYS),
+            unconfirmed=unconfirmed_note(info)))
     return found
 
 
@@ -156,6 +192,17 @@ class CiProfileInfo:
     slices: int
     instances: int
     sm: int
+    unknown: tuple[str, ...] = ()  # "sm" when the SM count is a placeholder
+    unconfirmed: str | None = None
+
+
+def ci_possible_placements(nvml: Nvml, gi: Any, profile_id: int) -> list[tuple[int, int]] | None:
+    """(start, size) of every placement of a CI profile inside a GI; None when NVML offers no such call."""
+    if getattr(nvml, "nvmlGpuInstanceGetComputeInstancePossiblePlacements", None) is None:
+        return None
+    found = call_or_none(nvml, _c_array_call, nvml, nvml.nvmlGpuInstanceGetComputeInstancePossiblePlacements,
+                         "c_nvmlComputeInstancePlacement_t", gi, profile_id)
+    return None if found is None else [(int(p.start), int(p.size)) for p in found]
 
 
 def ci_profiles(nvml: Nvml, gi: Any) -> list[CiProfileInfo]:
@@ -170,7 +217,9 @@ def ci_profiles(nvml: Nvml, gi: Any) -> list[CiProfileInfo]:
             raise
         found.append(CiProfileInfo(index=index, id=int(info.id), name=_profile_name(info),
                                    slices=int(info.sliceCount), instances=int(info.instanceCount),
-                                   sm=int(info.multiprocessorCount)))
+                                   sm=int(info.multiprocessorCount),
+                                   unknown=("sm",) if "multiprocessorCount" in unknown_fields(info) else (),
+                                   unconfirmed=unconfirmed_note(info)))
     return found
 
 

@@ -17,7 +17,6 @@ from mig_conformance.k8s.mig_manager import (
     PENDING,
     REBOOT_DID_NOT_HELP,
     REBOOTING,
-    RESET_ARCHITECTURES,
     SUCCESS,
 )
 from mig_conformance.k8s.state import GpuMigState, creation_order
@@ -60,11 +59,13 @@ class NodeGpus:
 
     def __init__(self, nvml: nv.NvmlSimulator, clock: Callable[[], float], gpu_reset_works: bool = True,
                  cache: CommandCache | None = None) -> None:
+        """`gpu_reset_works=False`: the node exposes no GPU reset (pass-through VMs); it is set on the NVML simulator,
+        whose SetMigMode and reset model it (an Ampere mode change then needs a reboot, Hopper and later none)."""
         self.nvml = nvml
         self.clock = clock
         self.cache = cache
-        reset_all = None if gpu_reset_works else self._reset_that_needs_a_reboot
-        self.parted = MigParted(nvml, reset_all, gpu_outcomes=False, cache=cache)
+        nvml.gpu_reset_works = gpu_reset_works
+        self.parted = MigParted(nvml, gpu_outcomes=False, cache=cache)
         self.current: ActiveRun | None = None
 
     @property
@@ -129,19 +130,7 @@ class NodeGpus:
 
     def reboot(self) -> None:
         """Pending MIG modes take effect; GPU and compute instances do not survive a reboot."""
-        for gpu in self.nvml.gpus:
-            if gpu.model.mig_capable:
-                gpu.mig_current = gpu.mig_pending
-            gpu.gis.clear()
-
-    def _reset_that_needs_a_reboot(self) -> None:
-        """`nvidia-smi -r` where a reset cannot complete a mode change (some VMs): only GPUs that switch MIG mode
-        without a reset (Hopper and later) take the new mode; a pending change on the others needs a reboot."""
-        pending = [i for i, g in enumerate(self.nvml.gpus) if g.model.mig_capable and g.mig_current != g.mig_pending]
-        stuck = [i for i in pending if self.nvml.gpus[i].model.architecture in RESET_ARCHITECTURES]
-        self.nvml.reset([i for i in pending if i not in stuck])
-        if stuck:
-            raise nv.NVMLError_ResetRequired()
+        self.nvml.reboot()
 
     # ---- mig-manager ------------------------------------------------------------------------------------
     def mig_manager_run(self, spec: Spec, selected: str, with_reboot: bool, step: float,

@@ -14,6 +14,10 @@ captures and reference §4.2.
 `-L` MIG lines follow the layout of NVIDIA's MIG User Guide, "MIG Device Names" / "Device Enumeration"
 (`  MIG 1g.10gb     Device  0: (UUID: MIG-...)`); the 12-column name field is [DERIVED] from those
 examples and public copies of them. Only NVML Get calls are made: rendering never changes state.
+
+Unconfirmed values (kit simulator only; real pynvml never has any): a value the GPU catalog does not know is
+printed as `?` in its column, and `run()` puts one `note:` line on stderr per GPU and row that is not confirmed,
+with the catalog's reason (NOTE_HEAD first). Output of confirmed GPUs is unchanged and has no notes.
 Run on the real pynvml of an H100 and an H200 (driver 580.159.04, MIG disabled, .devcap/run_capture.sh),
 -L, -lgip, -lgipp, -lgi and -lci printed exactly what nvidia-smi printed there.
 """
@@ -32,6 +36,7 @@ from mig_conformance.nvml_calls import (
     compute_instances,
     constant,
     device_handles,
+    device_notes,
     gi_profiles,
     gpu_instances,
     mig_device_handles,
@@ -45,6 +50,8 @@ NO_MIG = "No MIG-enabled devices found."  # REF lgi.txt / lci.txt with MIG disab
 NO_GI = "No GPU instances found: Not Found"  # public GH200 copy (reference §4 sources); exit status [UNCONFIRMED]
 NO_CI = "No compute instances found: Not Found"  # [DERIVED] by analogy with NO_GI
 NO_DEVICE = "No devices were found"  # [UNCONFIRMED] text for an -i that matches no GPU
+UNKNOWN = "?"  # printed for a value the GPU catalog does not know
+NOTE_HEAD = "note: simulated values not confirmed by the GPU catalog ('?' = unknown):"
 
 _LGIP_RULE = "+" + "-" * 79 + "+"
 _LGIP_HEAD = (
@@ -110,8 +117,12 @@ def _profile_rows(nvml: Nvml, gpus: Sequence[int] | None) -> list[tuple[int, Any
     return [(i, h, p) for i, h in _selected(nvml, gpus) for p in _ordered(gi_profiles(nvml, h))]
 
 
+def _value(p: GiProfileInfo, key: str, text: str) -> str:
+    return text if p.known(key) else UNKNOWN
+
+
 def render_lgip(nvml: Nvml, gpus: Sequence[int] | None = None) -> str:
-    """`nvidia-smi mig -lgip`; Free = nvmlDeviceGetGpuInstanceRemainingCapacity."""
+    """`nvidia-smi mig -lgip`; Free = nvmlDeviceGetGpuInstanceRemainingCapacity; `?` = unknown value."""
     rows = _profile_rows(nvml, gpus)
     if not rows:
         return NO_MIG + "\n"
@@ -119,9 +130,12 @@ def render_lgip(nvml: Nvml, gpus: Sequence[int] | None = None) -> str:
     for i, handle, p in rows:
         free = call_or_none(nvml, nvml.nvmlDeviceGetGpuInstanceRemainingCapacity, handle, p.id)
         name = f"MIG {p.name}" if p.name else f"MIG profile {p.id}"
-        out.append(f"|{i:>4}  {name:<19}{p.id:>3}{free or 0:>6}/{p.instances:<3}      {lgip_gib(p.memory_mib):<11}"
-                   f"{'Yes' if p.p2p else 'No':<7}{p.sm:<6}{p.dec:>2}{p.enc:>6}   |")
-        out.append(f"|{'':62}{p.ce:>2}{p.jpeg:>6}{p.ofa:>6}   |")
+        v = {k: _value(p, k, t) for k, t in (("memory_mib", lgip_gib(p.memory_mib)), ("p2p", "Yes" if p.p2p else "No"),
+                                             ("sm", str(p.sm)), ("dec", str(p.dec)), ("enc", str(p.enc)),
+                                             ("ce", str(p.ce)), ("jpeg", str(p.jpeg)), ("ofa", str(p.ofa)))}
+        out.append(f"|{i:>4}  {name:<19}{p.id:>3}{free or 0:>6}/{p.instances:<3}      {v['memory_mib']:<11}"
+                   f"{v['p2p']:<7}{v['sm']:<6}{v['dec']:>2}{v['enc']:>6}   |")
+        out.append(f"|{'':62}{v['ce']:>2}{v['jpeg']:>6}{v['ofa']:>6}   |")
         out.append(_LGIP_RULE)
     return _lines(out)
 
@@ -143,8 +157,8 @@ def render_lgipp(nvml: Nvml, gpus: Sequence[int] | None = None) -> str:
     return _lines(out)
 
 
-def _gi_table(nvml: Nvml, gpus: Sequence[int] | None) -> tuple[list[tuple[int, Any, str, Any]], bool]:
-    """(gpu, GI handle, GI profile name, GI info) in -lgi order, and whether any selected GPU has MIG on."""
+def _gi_rows(nvml: Nvml, gpus: Sequence[int] | None) -> tuple[list[tuple[int, Any, GiProfileInfo, Any]], bool]:
+    """(gpu, GI handle, GI profile, GI info) in -lgi order, and whether any selected GPU has MIG on."""
     found = []
     enabled = False
     for i, handle in _selected(nvml, gpus):
@@ -154,8 +168,14 @@ def _gi_table(nvml: Nvml, gpus: Sequence[int] | None) -> tuple[list[tuple[int, A
         for p in _ordered(gi_profiles(nvml, handle)):
             gis = [(nvml.nvmlGpuInstanceGetInfo(g), g) for g in gpu_instances(nvml, handle, p.id)]
             for info, gi in sorted(gis, key=lambda x: int(x[0].id)):
-                found.append((i, gi, f"MIG {p.name}", info))
+                found.append((i, gi, p, info))
     return found, enabled
+
+
+def _gi_table(nvml: Nvml, gpus: Sequence[int] | None) -> tuple[list[tuple[int, Any, str, Any]], bool]:
+    """(gpu, GI handle, GI profile name, GI info) in -lgi order, and whether any selected GPU has MIG on."""
+    rows, enabled = _gi_rows(nvml, gpus)
+    return [(i, gi, f"MIG {p.name}", info) for i, gi, p, info in rows], enabled
 
 
 def render_lgi(nvml: Nvml, gpus: Sequence[int] | None = None) -> SmiResult:
@@ -195,6 +215,37 @@ def render_lci(nvml: Nvml, gpus: Sequence[int] | None = None) -> SmiResult:
     return SmiResult(0, _lines(out))
 
 
+def _device_notes(nvml: Nvml, gpus: Sequence[int] | None) -> list[str]:
+    return [f"GPU {i}: {n}" for i, h in _selected(nvml, gpus) for n in device_notes(nvml, h)]
+
+
+def unconfirmed_notes(nvml: Nvml, command: str, gpus: Sequence[int] | None = None) -> list[str]:
+    """The `note:` lines for one command ('-L', '-lgip', '-lgipp', '-lgi' or '-lci'); [] when all is confirmed."""
+    rows: list[tuple[int, str | None, str]] = []  # (GPU, profile name, note); rows with one note share a line
+    if command in ("-lgip", "-lgipp"):
+        rows += [(i, p.name, p.unconfirmed) for i, _, p in _profile_rows(nvml, gpus) if p.unconfirmed]
+    elif command in ("-lgi", "-lci"):
+        for i, gi, p, _ in _gi_rows(nvml, gpus)[0]:
+            if p.unconfirmed:
+                rows.append((i, p.name, p.unconfirmed))
+            if command == "-lci":
+                rows += [(i, cp.name, cp.unconfirmed) for cp in ci_profiles(nvml, gi)
+                         if cp.unconfirmed and compute_instances(nvml, gi, cp.id)]
+    grouped: dict[tuple[int, str], list[str]] = {}
+    for i, name, note in rows:
+        names = grouped.setdefault((i, note), [])
+        if name and name not in names:
+            names.append(name)
+    notes = _device_notes(nvml, gpus) + [f"GPU {i}: MIG {', '.join(names)}: {note}"
+                                         for (i, note), names in grouped.items()]
+    return [NOTE_HEAD, *(f"note: {n}" for n in dict.fromkeys(notes))] if notes else []
+
+
+def _with_notes(result: SmiResult, nvml: Nvml, command: str, gpus: Sequence[int] | None) -> SmiResult:
+    notes = unconfirmed_notes(nvml, command, gpus)
+    return SmiResult(result.code, result.stdout, result.stderr + _lines(notes)) if notes else result
+
+
 USAGE = "usage: nvidia-smi [-L] | nvidia-smi mig (-lgip | -lgipp | -lgi | -lci) [-i ID[,ID...]]"
 
 
@@ -217,7 +268,7 @@ def run(nvml: Nvml, argv: Sequence[str]) -> SmiResult:
     """Dispatch an nvidia-smi command line (without the program name)."""
     args = list(argv)
     if args == ["-L"] or args == ["--list-gpus"]:
-        return SmiResult(0, render_list(nvml))
+        return _with_notes(SmiResult(0, render_list(nvml)), nvml, "-L", None)
     if not args or args[0] != "mig":
         return SmiResult(2, "", USAGE + "\n")
     rest = args[1:]
@@ -233,10 +284,11 @@ def run(nvml: Nvml, argv: Sequence[str]) -> SmiResult:
             del rest[k:k + 2]
     commands = {"-lgip": render_lgip, "--list-gpu-instance-profiles": render_lgip,
                 "-lgipp": render_lgipp, "--list-gpu-instance-possible-placements": render_lgipp}
+    short = {"--list-gpu-instance-profiles": "-lgip", "--list-gpu-instance-possible-placements": "-lgipp"}
     if len(rest) == 1 and rest[0] in commands:
-        return SmiResult(0, commands[rest[0]](nvml, gpus))
+        return _with_notes(SmiResult(0, commands[rest[0]](nvml, gpus)), nvml, short.get(rest[0], rest[0]), gpus)
     if rest in (["-lgi"], ["--list-gpu-instances"]):
-        return render_lgi(nvml, gpus)
+        return _with_notes(render_lgi(nvml, gpus), nvml, "-lgi", gpus)
     if rest in (["-lci"], ["--list-compute-instances"]):
-        return render_lci(nvml, gpus)
+        return _with_notes(render_lci(nvml, gpus), nvml, "-lci", gpus)
     return SmiResult(2, "", USAGE + "\n")

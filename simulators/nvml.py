@@ -7,7 +7,25 @@ C out-parameters (`nvmlDeviceGetGpuInstancePossiblePlacements`, `nvmlDeviceGetGp
 `nvmlGpuInstanceGetComputeInstances`) return Python lists instead.
 
 Semantics that are observed (REF, driver 580.159.04): profile info works while MIG is disabled, indices with
-no profile give NotSupported and index 0x11 and above InvalidArgument. Choices where the reference is silent
+no profile give NotSupported and index 0x11 and above InvalidArgument. R535 drivers cannot list profiles while
+MIG is disabled (reference §11): a node whose driver is R535 or older behaves so (`legacy_driver`).
+
+MIG mode changes (reference §1.4, §11): on Ampere `nvmlDeviceSetMigMode` only sets the pending mode, which a GPU
+reset (`reset()`) or a reboot makes current. From Hopper on the new mode takes effect at once when the GPU is idle;
+a GPU in `faults.in_use` (not idle) keeps it pending and the activation status is NVML_ERROR_IN_USE. On a node
+whose platform exposes no GPU reset (`gpu_reset_works=False`: pass-through VMs) an Ampere change returns the
+activation status NVML_ERROR_RESET_REQUIRED and `reset()` raises ResetRequired: only a reboot completes it.
+
+Values the catalog does not know (docs/catalog.md: "never invented") keep pynvml's call shapes, so they come back
+as placeholder numbers, always named in the structure's `unknown` field (a tuple of field names) and explained in
+its `unconfirmed` field (the catalog reason; None when the row is confirmed):
+  * SM and engine counts, P2P: 0;
+  * memorySizeMB of a GI profile: its share of memory slots of the device memory (which reproduces the
+    profile name's "gb" under go-nvlib's naming rule, so mig-parted matches names as on hardware);
+  * device memory.total: the whole-GPU profile's "gb" in GiB, else the largest known GI memory;
+  * values of a variant (board) that the catalog marks unconfirmed: the model's values, flagged the same way.
+`device_notes(handle)` lists what is unconfirmed about a GPU as a whole. The kit's nvidia-smi renderer prints `?`
+for unknown values and these notes on stderr; `capture` writes null. Choices where the reference is silent
 are marked [CHOICE] in the docstrings.
 """
 
@@ -22,7 +40,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mig_conformance.catalog import Catalog, CiProfile, GiProfile, GpuModel, load_catalog
+from mig_conformance.catalog import (
+    MODE_CHANGE_NEEDS_RESET,
+    Catalog,
+    CiProfile,
+    GiProfile,
+    GpuModel,
+    GpuVariant,
+    load_catalog,
+)
 from mig_conformance.errors import InputError
 from mig_conformance.instance_types import get_instance_type
 from mig_conformance.placement import check_gi_multiset, choose_placement, gi_instance_id
@@ -82,6 +108,16 @@ FIRST_INVALID_GI_INDEX = NVML_GPU_INSTANCE_PROFILE_3_SLICE_GFX
 
 DRIVER_580 = "580.159.04"  # REF capture
 DRIVER_535 = "535.183.01"  # an R535 driver (A30 log of reference §3.1)
+LAST_LEGACY_BRANCH = 535  # R535 cannot list MIG profiles while MIG is disabled (reference §11)
+
+
+def is_legacy_driver(version: str) -> bool:
+    """R535 and older branches: no profile queries while MIG is disabled. [CHOICE] Branches older than R535 are
+    treated like it; those between R535 and R580 like R580 (no source says either way)."""
+    try:
+        return int(version.split(".")[0]) <= LAST_LEGACY_BRANCH
+    except ValueError:
+        return False
 
 NVML_DEVICE_ARCH_TURING = 6
 NVML_DEVICE_ARCH_AMPERE = 7
@@ -179,6 +215,15 @@ def error_code(error: type[NVMLError] | NVMLError | int) -> int:
 
 # --- returned structures (pynvml field names) --------------------------------------------------------------
 
+#: Fields the simulator adds to pynvml's structures (module doc); they take no part in equality.
+EXTENSION_FIELDS = ("unknown", "unconfirmed")
+
+
+def pynvml_fields(info: Any) -> dict[str, Any]:
+    """A returned structure's pynvml fields (without EXTENSION_FIELDS)."""
+    return {k: v for k, v in vars(info).items() if k not in EXTENSION_FIELDS}
+
+
 
 @dataclass(frozen=True)
 class PciInfo:
@@ -196,6 +241,8 @@ class Memory:
     total: int
     free: int
     used: int
+    unknown: tuple[str, ...] = field(default=(), compare=False)  # fields holding placeholders (module doc)
+    unconfirmed: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -209,6 +256,8 @@ class DeviceAttributes:
     gpuInstanceSliceCount: int
     computeInstanceSliceCount: int
     memorySizeMB: int
+    unknown: tuple[str, ...] = field(default=(), compare=False)
+    unconfirmed: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -226,6 +275,8 @@ class GpuInstanceProfileInfo:
     memorySizeMB: int
     name: str
     version: int = 0
+    unknown: tuple[str, ...] = field(default=(), compare=False)  # pynvml fields holding placeholders (module doc)
+    unconfirmed: str | None = field(default=None, compare=False)  # catalog reason; None = confirmed
 
 
 @dataclass(frozen=True)
@@ -241,6 +292,8 @@ class ComputeInstanceProfileInfo:
     sharedOfaCount: int
     name: str
     version: int = 0
+    unknown: tuple[str, ...] = field(default=(), compare=False)
+    unconfirmed: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -332,6 +385,7 @@ class GiState:
 @dataclass
 class GpuState:
     model: GpuModel
+    variant: GpuVariant
     uuid: str
     bus_id: str
     subsystem_id: int
@@ -393,8 +447,8 @@ class Faults:
 def device_memory_mib(model: GpuModel) -> int:
     """NVML memory.total in MiB.
 
-    [CHOICE] Unknown totals: the "gb" of the whole-GPU profile's name in GiB (so names computed with
-    memory_gb match the catalog), else the largest GI memory rounded up to a GiB.
+    [CHOICE] Unknown totals (a placeholder, see `device_memory_known`): the "gb" of the whole-GPU profile's name in
+    GiB (so names computed with memory_gb match the catalog), else the largest GI memory rounded up to a GiB.
     """
     if model.memory_total_mib:
         return model.memory_total_mib
@@ -405,11 +459,42 @@ def device_memory_mib(model: GpuModel) -> int:
     return math.ceil(max(known) / 1024) * 1024 if known else 0
 
 
+def device_memory_known(model: GpuModel, variant: GpuVariant | None = None) -> bool:
+    """Whether memory.total is a catalog fact for this board (else `device_memory_mib` is a placeholder)."""
+    return bool(model.memory_total_mib) and not (variant and "memory_total_mib" in variant.unconfirmed)
+
+
 def profile_memory_mib(model: GpuModel, gi: GiProfile) -> int:
-    """memorySizeMB of a GI profile. [CHOICE] Unknown values: the GI's share of memory slots."""
+    """memorySizeMB of a GI profile. [CHOICE] Unknown values (placeholders): the GI's share of memory slots."""
     if gi.memory_mib is not None:
         return gi.memory_mib
     return device_memory_mib(model) * gi.placement_size // (model.memory_slots or 1)
+
+
+# Catalog row fields -> the pynvml fields that carry them.
+GI_INFO_FIELDS = {"sm": "multiprocessorCount", "memory_mib": "memorySizeMB", "ce": "copyEngineCount",
+                  "dec": "decoderCount", "enc": "encoderCount", "jpeg": "jpegCount", "ofa": "ofaCount",
+                  "p2p": "isP2pSupported"}
+CI_INFO_FIELDS = {"sm": "multiprocessorCount", "ce": "sharedCopyEngineCount", "dec": "sharedDecoderCount",
+                  "enc": "sharedEncoderCount", "jpeg": "sharedJpegCount", "ofa": "sharedOfaCount"}
+
+
+def _join(*notes: str | None) -> str | None:
+    found = [n for n in notes if n]
+    return "; ".join(dict.fromkeys(found)) or None
+
+
+def gi_row_unknown(variant: GpuVariant, p: GiProfile) -> tuple[str, ...]:
+    """Catalog fields of a GI row whose simulated values are placeholders on this board."""
+    wanted = {*p.unknown_fields, *variant.unconfirmed_row_fields}
+    return tuple(f for f in GI_INFO_FIELDS if f in wanted)
+
+
+def gi_row_note(variant: GpuVariant, p: GiProfile) -> str | None:
+    """Why a GI row is not confirmed on this board (catalog reasons), None when it is."""
+    board = (f"board {variant.key}: {', '.join(variant.unconfirmed)} not confirmed (see its device note)"
+             if not variant.confirmed else None)
+    return _join(p.reason if not p.confirmed else None, board)
 
 
 def _ci_mask(start: int, size: int) -> int:
@@ -433,32 +518,46 @@ def _bus_numbers(count: int) -> list[int]:
 
 # Profile infos are catalog numbers only, so each is built once and shared (the info structures are frozen).
 # Keys are object ids; each entry holds the objects themselves, so an id is never reused while it is cached.
-_GI_INFOS: dict[tuple[int, int], tuple[GpuModel, GiProfile, GpuInstanceProfileInfo]] = {}
-_CI_INFOS: dict[tuple[int, int], tuple[GiProfile, CiProfile, ComputeInstanceProfileInfo]] = {}
+_GI_INFOS: dict[tuple[int, int], tuple[GpuVariant, GiProfile, GpuInstanceProfileInfo]] = {}
+_CI_INFOS: dict[tuple[int, int, int], tuple[GpuVariant, GiProfile, CiProfile, ComputeInstanceProfileInfo]] = {}
 _CI_BY_INDEX: dict[tuple[int, int], tuple[GiProfile, CiProfile | None]] = {}
 
 
 class NvmlSimulator:
     """One simulated node. Build it from GPU models (PCI order) or with `from_instance_type`."""
 
-    def __init__(self, gpus: Sequence[GpuModel | str], name: str = "sim-node", *, catalog: Catalog | None = None,
-                 legacy_driver: bool = False, driver_version: str | None = None,
-                 subsystem_id: int = 0x000010DE) -> None:
-        """`driver_version` defaults to R535 with `legacy_driver`, else the first model's catalog driver, else
-        580.159.04 (REF). `legacy_driver` makes profile queries NotSupported while MIG is disabled (§11)."""
+    def __init__(self, gpus: Sequence[GpuModel | GpuVariant | str], name: str = "sim-node", *,
+                 catalog: Catalog | None = None, legacy_driver: bool | None = None, driver_version: str | None = None,
+                 subsystem_id: int = 0x000010DE, gpu_reset_works: bool = True) -> None:
+        """GPUs as models (their primary board), variants, or GPU specs (`H100-PCIE-80GB`, catalog.resolve).
+
+        `driver_version` defaults to R535 with `legacy_driver`, else the first model's catalog driver, else
+        580.159.04 (REF). `legacy_driver` (default: whether the driver is R535 or older) makes profile queries
+        NotSupported while MIG is disabled (§11). `gpu_reset_works=False`: a platform without GPU reset (module doc).
+        """
         cat = catalog if catalog is not None else load_catalog()
-        models = [g if isinstance(g, GpuModel) else cat.get(g) for g in gpus]
+        boards = [self._board(g, cat) for g in gpus]
         self.name = name
-        self.legacy_driver = legacy_driver
-        known = [m.driver for m in models if m.driver]
+        known = [m.driver for m, _ in boards if m.driver]
         self.driver_version = driver_version or (DRIVER_535 if legacy_driver else known[0] if known else DRIVER_580)
+        self.legacy_driver = is_legacy_driver(self.driver_version) if legacy_driver is None else legacy_driver
+        self.gpu_reset_works = gpu_reset_works
         self.faults = Faults()
         self._serial = 0
         self._init_count = 0
         self.gpus: list[GpuState] = []
-        for i, (model, bus) in enumerate(zip(models, _bus_numbers(len(models)), strict=True)):
-            self.gpus.append(GpuState(model=model, uuid=f"GPU-{_stable_uuid(name, i)}",
+        for i, ((model, variant), bus) in enumerate(zip(boards, _bus_numbers(len(boards)), strict=True)):
+            self.gpus.append(GpuState(model=model, variant=variant, uuid=f"GPU-{_stable_uuid(name, i)}",
                                       bus_id=f"00000000:{bus:02X}:00.0", subsystem_id=subsystem_id))
+
+    @staticmethod
+    def _board(gpu: GpuModel | GpuVariant | str, catalog: Catalog) -> tuple[GpuModel, GpuVariant]:
+        if isinstance(gpu, GpuModel):
+            return gpu, gpu.primary_variant
+        if isinstance(gpu, GpuVariant):
+            model = catalog.gpus.get(gpu.model_key) or catalog.get(gpu.model_key)
+            return model, gpu
+        return catalog.resolve(gpu)
 
     @classmethod
     def from_instance_type(cls, instance_type: str, name: str | None = None, **kwargs: Any) -> NvmlSimulator:
@@ -632,8 +731,8 @@ class NvmlSimulator:
     def nvmlDeviceGetName(self, handle: DeviceHandle | MigDeviceHandle) -> str:
         if isinstance(handle, MigDeviceHandle):
             gpu, gi, ci = self._ci(handle)
-            return f"{gpu.model.nvml_name} MIG {self._ci_profile(gpu, gi, ci.profile_id).name}"
-        return self._gpu(handle).model.nvml_name
+            return f"{gpu.variant.nvml_name} MIG {self._ci_profile(gpu, gi, ci.profile_id).name}"
+        return self._gpu(handle).variant.nvml_name
 
     def nvmlDeviceGetUUID(self, handle: DeviceHandle | MigDeviceHandle) -> str:
         if isinstance(handle, MigDeviceHandle):
@@ -646,33 +745,41 @@ class NvmlSimulator:
         domain, bus, rest = gpu.bus_id.split(":")
         device = int(rest.split(".")[0], 16)
         return PciInfo(busId=gpu.bus_id, busIdLegacy=gpu.bus_id[4:], domain=int(domain, 16), bus=int(bus, 16),
-                       device=device, pciDeviceId=gpu.model.pci_device_id, pciSubSystemId=gpu.subsystem_id)
+                       device=device, pciDeviceId=gpu.variant.pci_device_id_int, pciSubSystemId=gpu.subsystem_id)
 
     def nvmlDeviceGetMemoryInfo(self, handle: DeviceHandle | MigDeviceHandle) -> Memory:
-        """[CHOICE] Nothing is allocated: used = 0, free = total."""
+        """[CHOICE] Nothing is allocated: used = 0, free = total. Placeholders (module doc) are flagged."""
         if isinstance(handle, MigDeviceHandle):
             gpu, gi, _ = self._ci(handle)
-            total = profile_memory_mib(gpu.model, self._gi_profile_by_id(gpu, gi.profile_id)) * 2**20
+            p = self._gi_profile_by_id(gpu, gi.profile_id)
+            total = profile_memory_mib(gpu.model, p) * 2**20
+            known = "memory_mib" not in gi_row_unknown(gpu.variant, p)
+            note = None if known else f"MIG {p.name} memory unknown: {gi_row_note(gpu.variant, p)}"
         else:
-            total = device_memory_mib(self._gpu(handle).model) * 2**20
-        return Memory(total=total, free=total, used=0)
+            gpu = self._gpu(handle)
+            total = device_memory_mib(gpu.model) * 2**20
+            known = device_memory_known(gpu.model, gpu.variant)
+            note = None if known else f"{gpu.variant.key} memory.total unknown: placeholder"
+        return Memory(total=total, free=total, used=0, unknown=() if known else ("total", "free"), unconfirmed=note)
 
     def nvmlDeviceGetArchitecture(self, handle: DeviceHandle) -> int:
         return _ARCH.get(self._gpu(handle).model.architecture, 0xFFFFFFFF)
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: DeviceHandle) -> tuple[int, int]:
         """[CHOICE] From the architecture: GA100 8.0 vs other Ampere 8.6; RTX PRO (GB202, 0x2Bxx) 12.0."""
-        model = self._gpu(handle).model
-        device = model.pci_device_id >> 16
+        gpu = self._gpu(handle)
+        model = gpu.model
+        device = gpu.variant.pci_device_id_int >> 16
         return {"turing": (7, 5), "ada": (8, 9), "hopper": (9, 0),
                 "ampere": (8, 0) if model.mig_capable else (8, 6),
                 "blackwell": (12, 0) if device & 0xFF00 == 0x2B00 else (10, 0)}.get(model.architecture, (0, 0))
 
     def nvmlDeviceGetNumGpuCores(self, handle: DeviceHandle) -> int:
-        """SMs x FP32 cores per SM; NotSupported when the catalog has no SM count."""
-        model = self._gpu(handle).model
+        """SMs x FP32 cores per SM; NotSupported when the catalog has no SM count for this board."""
+        gpu = self._gpu(handle)
+        model = gpu.model
         per_sm = _CORES_PER_SM.get(self.nvmlDeviceGetCudaComputeCapability(handle))
-        if not model.sm_count or not per_sm:
+        if not model.sm_count or not per_sm or "sm_count" in gpu.variant.unconfirmed:
             raise NVMLError_NotSupported()
         return model.sm_count * per_sm
 
@@ -685,11 +792,15 @@ class NvmlSimulator:
         gi_profile = self._gi_profile_by_id(gpu, gi.profile_id)
         ci_profile = self._ci_profile(gpu, gi, ci.profile_id)
         e = gi_profile.engines
+        unknown = [CI_INFO_FIELDS[f] for f in self._ci_unknown(gpu, gi_profile, ci_profile)]
+        if "memory_mib" in gi_row_unknown(gpu.variant, gi_profile):
+            unknown.append("memorySizeMB")
         return DeviceAttributes(
             multiprocessorCount=ci_profile.sm or 0, sharedCopyEngineCount=e.ce or 0, sharedDecoderCount=e.dec or 0,
             sharedEncoderCount=e.enc or 0, sharedJpegCount=e.jpeg or 0, sharedOfaCount=e.ofa or 0,
             gpuInstanceSliceCount=gi_profile.slices, computeInstanceSliceCount=ci_profile.slices,
-            memorySizeMB=profile_memory_mib(gpu.model, gi_profile))
+            memorySizeMB=profile_memory_mib(gpu.model, gi_profile), unknown=tuple(unknown),
+            unconfirmed=self._ci_note(gpu, gi_profile, ci_profile) if unknown else None)
 
     # -- MIG mode ----------------------------------------------------------------------------------------------
 
@@ -697,11 +808,18 @@ class NvmlSimulator:
         gpu = self._mig_gpu(handle)
         return [gpu.mig_current, gpu.mig_pending]
 
-    def nvmlDeviceSetMigMode(self, handle: DeviceHandle, mode: int) -> int:
-        """Sets the pending mode; it takes effect at `reset()`. Returns the activation status.
+    def mode_change_needs_reset(self, index: int) -> bool:
+        """Whether a MIG mode change on this GPU waits for a GPU reset (Ampere; module doc)."""
+        return self.gpus[index].model.architecture in MODE_CHANGE_NEEDS_RESET
 
-        [CHOICE] Disabling while GPU instances exist raises IN_USE. A GPU in `faults.in_use` returns
-        NVML_ERROR_IN_USE as activation status ("device not idle", reference §1.4).
+    def nvmlDeviceSetMigMode(self, handle: DeviceHandle, mode: int) -> int:
+        """Sets the mode; returns the activation status (reference §1.4, §11; module doc).
+
+        Ampere: the mode stays pending until `reset()`; activation NVML_SUCCESS, or NVML_ERROR_RESET_REQUIRED on a
+        platform without GPU reset. Hopper and later: it takes effect at once (current = pending), unless the GPU is
+        not idle (`faults.in_use`): then it stays pending and the activation status is NVML_ERROR_IN_USE.
+        [CHOICE] The Hopper source speaks of enabling; disabling is modelled the same way. Disabling while GPU
+        instances exist raises IN_USE.
         """
         gpu = self._mig_gpu(handle)
         if mode not in (NVML_DEVICE_MIG_DISABLE, NVML_DEVICE_MIG_ENABLE):
@@ -709,7 +827,13 @@ class NvmlSimulator:
         if mode == NVML_DEVICE_MIG_DISABLE and gpu.gis:
             raise NVMLError_InUse()
         gpu.mig_pending = mode
-        return NVML_ERROR_IN_USE if handle.index in self.faults.in_use else NVML_SUCCESS
+        if handle.index in self.faults.in_use:
+            return NVML_ERROR_IN_USE
+        if self.mode_change_needs_reset(handle.index):
+            pending = gpu.mig_current != gpu.mig_pending
+            return NVML_ERROR_RESET_REQUIRED if pending and not self.gpu_reset_works else NVML_SUCCESS
+        gpu.mig_current = mode
+        return NVML_SUCCESS
 
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: DeviceHandle) -> int:
         """0 when MIG is unsupported or disabled; else the compute slices (one CI per slice at most)."""
@@ -757,7 +881,8 @@ class NvmlSimulator:
 
     @staticmethod
     def _profile_info(gpu: GpuState, p: GiProfile) -> GpuInstanceProfileInfo:
-        key = (id(gpu.model), id(p))
+        """Catalog numbers; unknown ones are placeholders named in `unknown` (module doc)."""
+        key = (id(gpu.variant), id(p))
         hit = _GI_INFOS.get(key)
         if hit is None:
             e = p.engines
@@ -765,8 +890,10 @@ class NvmlSimulator:
                 id=p.id, isP2pSupported=int(bool(p.p2p)), sliceCount=p.slices, instanceCount=p.max_instances,
                 multiprocessorCount=p.sm or 0, copyEngineCount=e.ce or 0, decoderCount=e.dec or 0,
                 encoderCount=e.enc or 0, jpegCount=e.jpeg or 0, ofaCount=e.ofa or 0,
-                memorySizeMB=profile_memory_mib(gpu.model, p), name=f"MIG {p.name}")
-            hit = _GI_INFOS[key] = (gpu.model, p, info)
+                memorySizeMB=profile_memory_mib(gpu.model, p), name=f"MIG {p.name}",
+                unknown=tuple(GI_INFO_FIELDS[f] for f in gi_row_unknown(gpu.variant, p)),
+                unconfirmed=gi_row_note(gpu.variant, p))
+            hit = _GI_INFOS[key] = (gpu.variant, p, info)
         return hit[2]
 
     def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: DeviceHandle, profile: int,
@@ -870,31 +997,81 @@ class NvmlSimulator:
         gpu, gi = self._gi(handle)
         ci = self._ci_profile(gpu, gi, profile, eng_profile)
         gi_profile = self._gi_profile_by_id(gpu, gi.profile_id)
-        key = (id(gi_profile), id(ci))
+        key = (id(gpu.variant), id(gi_profile), id(ci))
         hit = _CI_INFOS.get(key)
         if hit is None:
             e = gi_profile.engines
+            unknown = self._ci_unknown(gpu, gi_profile, ci)
             info = ComputeInstanceProfileInfo(
                 id=ci.id, sliceCount=ci.slices, instanceCount=ci.max_instances, multiprocessorCount=ci.sm or 0,
                 sharedCopyEngineCount=e.ce or 0, sharedDecoderCount=e.dec or 0, sharedEncoderCount=e.enc or 0,
-                sharedJpegCount=e.jpeg or 0, sharedOfaCount=e.ofa or 0, name=f"MIG {ci.name}")
-            hit = _CI_INFOS[key] = (gi_profile, ci, info)
-        return hit[2]
+                sharedJpegCount=e.jpeg or 0, sharedOfaCount=e.ofa or 0, name=f"MIG {ci.name}",
+                unknown=tuple(CI_INFO_FIELDS[f] for f in unknown), unconfirmed=self._ci_note(gpu, gi_profile, ci))
+            hit = _CI_INFOS[key] = (gpu.variant, gi_profile, ci, info)
+        return hit[3]
+
+    @staticmethod
+    def _ci_unknown(gpu: GpuState, gi_profile: GiProfile, ci: CiProfile) -> tuple[str, ...]:
+        """Catalog fields of a CI profile whose simulated values are placeholders (SM, the GI's shared engines)."""
+        gi_unknown = gi_row_unknown(gpu.variant, gi_profile)
+        sm = ("sm",) if ci.sm is None or "sm" in gi_unknown else ()
+        return sm + tuple(f for f in CI_INFO_FIELDS if f != "sm" and f in gi_unknown)
+
+    @staticmethod
+    def _ci_note(gpu: GpuState, gi_profile: GiProfile, ci: CiProfile) -> str | None:
+        """Why a CI profile's values or placements are not confirmed (catalog reasons), None when they are."""
+        return _join(ci.reason if not ci.confirmed else None,
+                     f"placements: {ci.placements_reason}" if not ci.placements_confirmed else None,
+                     gi_row_note(gpu.variant, gi_profile))
+
+    def nvmlGpuInstanceGetComputeInstancePossiblePlacements(self, handle: GpuInstanceHandle,
+                                                            profile_id: int) -> list[ComputeInstancePlacement]:
+        """All placements (start, size in compute slices) of a CI profile inside the GI, whatever is occupied:
+        the catalog's `placements` of the CI row, else the schema formula (i x slices, slices)."""
+        gpu, gi = self._gi(handle)
+        ci = self._ci_profile(gpu, gi, profile_id)
+        return [ComputeInstancePlacement(s, z) for s, z in ci.placements]
 
     def nvmlGpuInstanceCreateComputeInstance(self, handle: GpuInstanceHandle, profile_id: int) -> ComputeInstanceHandle:
         """First free CI placement inside the GI (CiProfile.placements); CI id = lowest free id."""
         gpu, gi = self._gi(handle)
         ci_profile = self._ci_profile(gpu, gi, profile_id)
         self.faults.check_create("ci", handle.gpu)
+        used = self._ci_used(gi)
+        free = next(((s, z) for s, z in ci_profile.placements if not _ci_mask(s, z) & used), None)
+        if free is None or self._ci_count(gi, profile_id) >= ci_profile.max_instances:
+            raise NVMLError_InsufficientResources()
+        return self._add_ci(handle, gi, profile_id, *free)
+
+    def nvmlGpuInstanceCreateComputeInstanceWithPlacement(
+            self, handle: GpuInstanceHandle, profile_id: int,
+            placement: ComputeInstancePlacement | tuple[int, int]) -> ComputeInstanceHandle:
+        """A CI at one of its profile's possible placements; InvalidArgument for another one."""
+        gpu, gi = self._gi(handle)
+        ci_profile = self._ci_profile(gpu, gi, profile_id)
+        self.faults.check_create("ci", handle.gpu)
+        start, size = (placement.start, placement.size) if hasattr(placement, "start") else placement
+        if (start, size) not in ci_profile.placements:
+            raise NVMLError_InvalidArgument()
+        if _ci_mask(start, size) & self._ci_used(gi) or self._ci_count(gi, profile_id) >= ci_profile.max_instances:
+            raise NVMLError_InsufficientResources()
+        return self._add_ci(handle, gi, profile_id, start, size)
+
+    @staticmethod
+    def _ci_used(gi: GiState) -> int:
         used = 0
         for c in gi.cis.values():
             used |= _ci_mask(c.start, c.size)
-        same = sum(1 for c in gi.cis.values() if c.profile_id == profile_id)
-        start = next((s for s, z in ci_profile.placements if not _ci_mask(s, z) & used), None)
-        if start is None or same >= ci_profile.max_instances:
-            raise NVMLError_InsufficientResources()
+        return used
+
+    @staticmethod
+    def _ci_count(gi: GiState, profile_id: int) -> int:
+        return sum(1 for c in gi.cis.values() if c.profile_id == profile_id)
+
+    def _add_ci(self, handle: GpuInstanceHandle, gi: GiState, profile_id: int, start: int,
+                size: int) -> ComputeInstanceHandle:
         ci_id = next(i for i in range(len(gi.cis) + 1) if i not in gi.cis)
-        ci = CiState(ci_id, profile_id, start, ci_profile.slices, self._next_serial())
+        ci = CiState(ci_id, profile_id, start, size, self._next_serial())
         gi.cis[ci_id] = ci
         return ComputeInstanceHandle(handle.gpu, gi.id, ci_id, ci.serial)
 
@@ -926,7 +1103,9 @@ class NvmlSimulator:
     def reset(self, indices: Iterable[int] | None = None) -> None:
         """GPU reset (`nvidia-smi -r`): pending modes take effect and all GIs/CIs are gone.
 
-        [CHOICE] A GPU in `faults.in_use` refuses: NVMLError_InUse, and no GPU is reset.
+        [CHOICE] A GPU in `faults.in_use` refuses: NVMLError_InUse, and no GPU is reset. Without GPU reset
+        (`gpu_reset_works=False`, pass-through VMs) it raises NVMLError_ResetRequired and changes nothing: only a
+        reboot (`reboot()`) makes a pending mode current there.
         """
         chosen = list(range(len(self.gpus)) if indices is None else indices)
         for i in chosen:
@@ -934,11 +1113,35 @@ class NvmlSimulator:
                 raise NVMLError_InvalidArgument()
             if i in self.faults.in_use:
                 raise NVMLError_InUse()
+        if not self.gpu_reset_works:
+            raise NVMLError_ResetRequired()
         for i in chosen:
             gpu = self.gpus[i]
             if gpu.model.mig_capable:
                 gpu.mig_current = gpu.mig_pending
             gpu.gis.clear()
+
+    def reboot(self) -> None:
+        """Node reboot: pending MIG modes take effect; GPU and compute instances do not survive it."""
+        for gpu in self.gpus:
+            if gpu.model.mig_capable:
+                gpu.mig_current = gpu.mig_pending
+            gpu.gis.clear()
+
+    def device_notes(self, handle: DeviceHandle) -> list[str]:
+        """What is not confirmed about a GPU as a whole (its board, memory.total); [] when everything is."""
+        gpu = self._gpu(handle)
+        notes = list(gpu.variant.notes)
+        if self.legacy_driver and gpu.model.mig_capable and gpu.mig_current != NVML_DEVICE_MIG_ENABLE:
+            notes.append(f"driver {self.driver_version} lists no MIG profiles while MIG mode is disabled (R535 and "
+                         "older, reference §11)")
+        if not gpu.model.memory_total_mib:
+            notes.append(f"{gpu.variant.key}: memory.total unknown; the simulator reports a placeholder of "
+                         f"{device_memory_mib(gpu.model)} MiB")
+        elif not device_memory_known(gpu.model, gpu.variant):
+            notes.append(f"{gpu.variant.key}: memory.total not confirmed for this board; the simulator reports "
+                         f"{gpu.model.key}'s {device_memory_mib(gpu.model)} MiB")
+        return notes
 
     def mig_layout(self, index: int) -> list[dict[str, Any]]:
         """The GIs of one GPU with their CIs, for reports and tests."""
@@ -955,10 +1158,12 @@ class NvmlSimulator:
 
     def state_key(self) -> tuple[Any, ...]:
         """Everything an NVML client's reads and a mig-parted command's outcome depend on, faults aside: the driver,
-        and per GPU the model, PCI identity, MIG modes and the GIs/CIs (ids, profiles, placements). Serials and
+        whether GPU reset works, and per GPU the model and variant (board: PCI ID, NVML name), PCI identity, MIG
+        modes and the GIs/CIs (ids, profiles, placements). Variants and the reset flag never change in a command,
+        so `changes_since`/`replay` need not carry them. Serials and
         UUIDs are left out: no command's outcome depends on them, only on which instances exist."""
-        return (self.driver_version, self.legacy_driver, tuple(
-            (g.model.key, g.bus_id, g.subsystem_id, g.mig_current, g.mig_pending,
+        return (self.driver_version, self.legacy_driver, self.gpu_reset_works, tuple(
+            (g.model.key, g.variant.key, g.bus_id, g.subsystem_id, g.mig_current, g.mig_pending,
              tuple((gi.id, gi.profile_id, gi.start, gi.size,
                     tuple((c.id, c.profile_id, c.start, c.size) for c in gi.cis.values())) for gi in g.gis.values()))
             for g in self.gpus))
@@ -1000,9 +1205,11 @@ class NvmlSimulator:
         return {
             "kind": "mig-conformance/nvml-simulator", "version": 1, "name": self.name,
             "legacy_driver": self.legacy_driver, "driver_version": self.driver_version, "serial": self._serial,
+            "gpu_reset_works": self.gpu_reset_works,
             "faults": {"in_use": sorted(self.faults.in_use),
                        "create_failures": [vars(r).copy() for r in self.faults.create_failures]},
-            "gpus": [{"model": g.model.key, "uuid": g.uuid, "bus_id": g.bus_id, "subsystem_id": g.subsystem_id,
+            "gpus": [{"model": g.model.key, "variant": g.variant.key, "uuid": g.uuid, "bus_id": g.bus_id,
+                      "subsystem_id": g.subsystem_id,
                       "mig_mode": [g.mig_current, g.mig_pending],
                       "gpu_instances": [{"id": gi.id, "profile_id": gi.profile_id, "start": gi.start, "size": gi.size,
                                          "serial": gi.serial,
@@ -1017,8 +1224,9 @@ class NvmlSimulator:
         if not isinstance(data, dict) or data.get("kind") != "mig-conformance/nvml-simulator":
             raise InputError("not a mig-conformance NVML simulator state")
         try:
-            sim = cls([g["model"] for g in data["gpus"]], data["name"], catalog=catalog,
-                      legacy_driver=bool(data.get("legacy_driver", False)), driver_version=data.get("driver_version"))
+            sim = cls([g.get("variant", g["model"]) for g in data["gpus"]], data["name"], catalog=catalog,
+                      legacy_driver=bool(data.get("legacy_driver", False)), driver_version=data.get("driver_version"),
+                      gpu_reset_works=bool(data.get("gpu_reset_works", True)))
             sim._serial = int(data.get("serial", 0))
             faults = data.get("faults", {})
             sim.faults.in_use = set(faults.get("in_use", []))
@@ -1061,6 +1269,13 @@ class NvmlSimulator:
 
 API = tuple(n for n in dir(NvmlSimulator) if n.startswith("nvml"))
 _current: NvmlSimulator | None = None
+
+
+def device_notes(handle: DeviceHandle) -> list[str]:
+    """Simulator extension (not in pynvml): `NvmlSimulator.device_notes` of the installed node."""
+    if _current is None:
+        raise NVMLError_Uninitialized()
+    return _current.device_notes(handle)
 
 
 def use(sim: NvmlSimulator | None) -> NvmlSimulator | None:

@@ -14,6 +14,7 @@ import pytest
 from mig_conformance.capture import capture_nvml, entries_yaml, mib_from_gib, parse_nvidia_smi_text
 from mig_conformance.catalog import Catalog, GpuModel, load_gpu_file
 from mig_conformance.catalog_entry import derive_compute_instances, gi_index_from_name, suggest_key
+from mig_conformance.errors import InputError
 from mig_conformance.nvml_calls import gpu_instances, possible_placements
 from mig_conformance.profiles import lgip_gib
 from mig_conformance.simulators import nvml as nv
@@ -303,15 +304,26 @@ def test_capture_is_read_only(sim_node) -> None:
             "nvmlGpuInstanceGetComputeInstanceProfileInfo"} <= set(proxy.calls)
     with pytest.raises(AssertionError, match="nvmlDeviceCreateGpuInstance"):
         proxy.nvmlDeviceCreateGpuInstance(handle, 19)
-    # The 3g.40gb GI existed: its CI rows were read from NVML, the others derived.
+    # The 3g.40gb GI existed: its CI rows were read from NVML, the others derived. The simulator flags the
+    # derived SM counts of the smaller CIs, and they stay unconfirmed in the capture.
     rows = {p["name"]: p["compute_instances"] for p in entries["H100-80GB"]["gi_profiles"]}
-    assert all(c["confirmed"] for c in rows["3g.40gb"]) and not any(c["confirmed"] for c in rows["2g.20gb"])
+    assert [c["confirmed"] for c in rows["3g.40gb"]] == [False, False, True]
+    assert all("derived" in c["reason"] for c in rows["3g.40gb"][:2])
+    assert not any(c["confirmed"] for c in rows["2g.20gb"])
     assert [c["name"] for c in rows["3g.40gb"] if c["default"]] == ["3g.40gb"]
+    whole = rows["3g.40gb"][2]
+    assert (whole["placements"]["starts"], whole["placements"]["size"]) == ([0], 4)  # catalog CI placement, read back
+    assert all("placements" not in c for c in rows["3g.40gb"][:2])  # formula placements are not written
 
 
 @pytest.mark.parametrize("key", ["H100-80GB", "H200-141GB", "A30-24GB", "A100-40GB", "RTXPRO6000-96GB"])
 def test_capture_nvml_on_simulator_reproduces_catalog(key: str, catalog: Catalog, sim_node, tmp_path: Path) -> None:
-    sim_node(key)
+    sim = sim_node(key)
+    if sim.legacy_driver:  # A30: its catalog driver is R535, which lists profiles only with MIG enabled
+        with pytest.raises(InputError, match="enable MIG mode"):
+            capture_nvml(nv, host="sim")
+        nv.nvmlDeviceSetMigMode(nv.nvmlDeviceGetHandleByIndex(0), nv.NVML_DEVICE_MIG_ENABLE)
+        sim.reset()
     (entry,) = capture_nvml(nv, host="sim").values()
     entry["key"] = key if key == "RTXPRO6000-96GB" else entry["key"]  # RTX PRO: suggested key differs
     assert_same_table(as_model(entry, tmp_path), catalog.get(key), same_driver=False)

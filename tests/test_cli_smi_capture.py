@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -157,3 +158,68 @@ def test_capture_nvml_init_failure(monkeypatch, capsys) -> None:
     finally:
         nv.use(previous)
     assert "NVML could not be initialised" in capsys.readouterr().err
+
+
+PCIE_CONFIG = """version: v1
+mig-configs:
+  pcie-only:
+    - device-filter: "0x233110DE"
+      devices: all
+      mig-enabled: true
+      mig-devices: {"1g.10gb": 7}
+"""
+
+
+def test_smi_variant_matches_its_own_device_filter(capsys, tmp_path: Path) -> None:
+    """A config filtered on the H100 PCIe ID (0x233110DE) applies to a simulated H100 PCIe, not to the SXM5."""
+    config = tmp_path / "pcie.yaml"
+    config.write_text(PCIE_CONFIG)
+    argv = ["--config-file", str(config), "--config", "pcie-only", "-L"]
+    assert main(["smi", "--gpu", "H100-PCIE-80GB,H100-80GB", *argv]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("GPU 0: NVIDIA H100 PCIe ") and lines[8].startswith("GPU 1: NVIDIA H100 80GB HBM3 ")
+    assert [line.split()[1] for line in lines[1:8]] == ["1g.10gb"] * 7 and len(lines) == 9
+    assert "naming convention" in err
+
+
+def test_smi_b200_flags_unknown_rows(capsys) -> None:
+    assert main(["smi", "--gpu", "B200-180GB", "mig", "-lgip"]) == 0
+    out, err = capsys.readouterr()
+    rows = {r.name: r for r in parse_lgip(out)}
+    assert rows["7g.180gb"].sm is None and rows["7g.180gb"].memory == "?"
+    assert "note: GPU 0: MIG 3g.90gb, 7g.180gb:" in err and "not captured" in err
+
+
+def test_capture_refuses_cut_off_text(tmp_path: Path, capsys) -> None:
+    lgip = (CAPTURES / "h100-80gb-hbm3-580" / "lgip.txt").read_text()
+    cut = tmp_path / "cut.txt"
+    cut.write_text(lgip[:lgip.index("|   0  MIG 1g.10gb+me")] + "+-----------")
+    out = tmp_path / "never.yaml"
+    assert main(["capture", "--nvidia-smi-text", str(cut), "-o", str(out)]) == 2
+    assert "looks cut off" in capsys.readouterr().err and not out.exists()
+    no_second_line = tmp_path / "rows.txt"
+    no_second_line.write_text(re.sub(r"\n\|\s+1\s+1\s+1\s+\|", "", lgip, count=1))
+    assert main(["capture", "--nvidia-smi-text", str(no_second_line)]) == 2
+    assert "without their second line (CE/JPEG/OFA): 1g.10gb+me" in capsys.readouterr().err
+    lgipp = (CAPTURES / "h100-80gb-hbm3-580" / "lgipp.txt").read_text()
+    cut_lgipp = tmp_path / "cut-lgipp.txt"
+    cut_lgipp.write_text(lgipp.rstrip("\n")[:-3])
+    assert main(["capture", "--nvidia-smi-text", str(CAPTURES / "h100-80gb-hbm3-580" / "lgip.txt"),
+                 "--nvidia-smi-text", str(cut_lgipp)]) == 2
+    assert "incomplete -lgipp line" in capsys.readouterr().err
+
+
+def test_capture_simulate_writes_null_for_unknown_values(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "b200.yaml"
+    assert main(["capture", "--simulate", "B200-180GB", "-o", str(out)]) == 0
+    got = load_gpu_file(out)
+    row = got.profile("3g.90gb")
+    assert row is not None and (row.sm, row.memory_mib, row.engines.ce, row.p2p) == (None, None, None, None)
+    assert not row.confirmed and "SM, memory and engine counts not captured" in (row.reason or "")
+    assert got.profile("2g.45gb").sm == 36 and not got.confirmed
+    variant = tmp_path / "pcie.yaml"
+    assert main(["capture", "--simulate", "H100-PCIE-80GB", "-o", str(variant)]) == 0
+    pcie = load_gpu_file(variant)
+    assert pcie.pci_device_ids == ("0x233110DE",) and pcie.nvml_names == ("NVIDIA H100 PCIe",)
+    assert pcie.memory_total_mib is None and all(p.sm is None and p.memory_mib is None for p in pcie.gi_profiles)

@@ -42,7 +42,18 @@ def test_apply_from_disabled_then_assert_and_export(catalog: Catalog) -> None:
     assert exported == {"version": "v1", "mig-configs": {"current": [
         {"devices": "all", "mig-enabled": True, "mig-devices": devices}]}}
     debug = res.messages("debug")
-    assert "Resetting all GPUs..." in debug and "    Clearing existing MIG configuration" not in debug
+    # Hopper switches MIG mode without a reset (reference §11): nothing is pending, so no ResetAllGPUs.
+    assert "    Mode change pending: false" in debug and "Resetting all GPUs..." not in debug
+    assert "    Clearing existing MIG configuration" not in debug
+
+
+def test_ampere_apply_from_disabled_resets_all_gpus(catalog: Catalog) -> None:
+    parted = _parted(catalog, "A100-40GB", "A100-40GB")
+    devices = {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1}
+    res = parted.apply(spec_for(devices))
+    assert res.ok and [g.mig_mode for g in res.gpus] == [[1, 1], [1, 1]]
+    debug = res.messages("debug")
+    assert "    Mode change pending: true" in debug and "Resetting all GPUs..." in debug
 
 
 def test_gi_creation_follows_flatten_order(catalog: Catalog) -> None:
@@ -317,13 +328,28 @@ mig-configs:
 
 
 def test_reset_of_all_gpus_wipes_gpus_the_config_does_not_select(catalog: Catalog) -> None:
-    """ResetAllGPUs resets every GPU (reference §8.2), so GPU 1's MIG devices are gone afterwards."""
-    parted = _parted(catalog, "H100-80GB", "H100-80GB")
-    assert parted.apply(spec_for({"7g.80gb": 1}, devices=[1])).ok
+    """ResetAllGPUs resets every GPU (reference §8.2), so on Ampere GPU 1's MIG devices are gone afterwards."""
+    parted = _parted(catalog, "A100-40GB", "A100-40GB")
+    assert parted.apply(spec_for({"7g.40gb": 1}, devices=[1])).ok
     assert parted.nvml.mig_layout(1) != []
-    res = parted.apply(spec_for({"7g.80gb": 1}, devices=[0]))
+    res = parted.apply(spec_for({"7g.40gb": 1}, devices=[0]))
     assert res.ok and res.gpus[1].status == "not-selected"
     assert res.gpus[1].mig_mode == [1, 1] and parted.nvml.mig_layout(1) == []
+
+
+def test_hopper_mode_change_keeps_other_gpus_and_works_with_skip_reset(catalog: Catalog) -> None:
+    """Hopper: enabling MIG on GPU 0 needs no reset (reference §11), so GPU 1 keeps its MIG devices, and
+    `apply -s` (skip reset) applies the whole config."""
+    parted = _parted(catalog, "H100-80GB", "H100-80GB")
+    assert parted.apply(spec_for({"7g.80gb": 1}, devices=[1])).ok
+    kept = parted.nvml.mig_layout(1)
+    res = parted.apply(spec_for({"7g.80gb": 1}, devices=[0]))
+    assert res.ok and parted.nvml.mig_layout(1) == kept != []
+    fresh = _parted(catalog, "H100-80GB")
+    skipped = fresh.apply(spec_for({"3g.40gb": 2}), skip_reset=True)
+    assert skipped.ok and skipped.gpus[0].mig_devices == {"3g.40gb": 2}
+    ampere = _parted(catalog, "A100-40GB").apply(spec_for({"3g.20gb": 2}), skip_reset=True)
+    assert not ampere.ok and "MIG mode disabled" in (ampere.error or "")  # pending until a reset
 
 
 def test_unsupported_mig_device_when_names_disagree(catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from mig_conformance.catalog import Catalog
 from mig_conformance.errors import InputError
+from mig_conformance.profiles import memory_gb
 from mig_conformance.simulators import nvml as nv
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
@@ -46,7 +47,8 @@ def test_profile_info_by_index_equals_ref(catalog: Catalog, capture: str, key: s
         expected = row["v2"]
         if "value" in expected:
             info = node.nvmlDeviceGetGpuInstanceProfileInfo(h, row["index"])
-            assert vars(info) == expected["value"], row["index"]
+            assert nv.pynvml_fields(info) == expected["value"], row["index"]
+            assert (info.unknown, info.unconfirmed) == ((), None)  # REF rows are confirmed facts
         else:
             with pytest.raises(nv.NVMLError) as err:
                 node.nvmlDeviceGetGpuInstanceProfileInfo(h, row["index"])
@@ -69,7 +71,7 @@ def test_placements_capacity_and_instances_equal_ref(catalog: Catalog, capture: 
         assert [[p.start, p.size] for p in placements] == row["possible_placements_v2"]["value"]
         assert node.nvmlDeviceGetGpuInstanceRemainingCapacity(h, pid) == row["remaining_capacity"]["value"]
         assert len(node.nvmlDeviceGetGpuInstances(h, pid)) == row["gpu_instances"]["value"]["count"]
-        assert vars(node.nvmlDeviceGetGpuInstanceProfileInfoById(h, pid)) == row["info_by_id_v2"]["value"]
+        assert nv.pynvml_fields(node.nvmlDeviceGetGpuInstanceProfileInfoById(h, pid)) == row["info_by_id_v2"]["value"]
         checked += 1
     assert checked >= 7
 
@@ -351,7 +353,8 @@ def test_fail_nth_create(catalog: Catalog) -> None:
 
 
 def test_mode_pending_until_reset_and_reset_clears(catalog: Catalog) -> None:
-    node = _node(catalog, "H100-80GB", "H100-80GB")
+    """Ampere: SetMigMode only sets the pending mode; a GPU reset makes it current (reference §11)."""
+    node = _node(catalog, "A100-40GB", "A100-40GB")
     h0, h1 = node.nvmlDeviceGetHandleByIndex(0), node.nvmlDeviceGetHandleByIndex(1)
     assert node.nvmlDeviceSetMigMode(h0, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_SUCCESS
     assert node.nvmlDeviceGetMigMode(h0) == [0, 1]
@@ -361,6 +364,51 @@ def test_mode_pending_until_reset_and_reset_clears(catalog: Catalog) -> None:
     node.nvmlDeviceCreateGpuInstance(h0, 0)
     node.reset()
     assert node.nvmlDeviceGetGpuInstances(h0, 0) == []
+
+
+@pytest.mark.parametrize("key", ["H100-80GB", "H200-141GB", "B200-180GB", "RTXPRO6000-96GB"])
+def test_hopper_and_later_switch_mode_at_once_when_idle(catalog: Catalog, key: str) -> None:
+    """Hopper and later: no reset needed (reference §11); other GPUs keep their instances."""
+    node = _node(catalog, key, key)
+    h0, h1 = node.nvmlDeviceGetHandleByIndex(0), node.nvmlDeviceGetHandleByIndex(1)
+    assert node.nvmlDeviceSetMigMode(h0, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_SUCCESS
+    assert node.nvmlDeviceGetMigMode(h0) == [1, 1]
+    gi = node.nvmlDeviceCreateGpuInstance(h0, 0)
+    assert node.nvmlDeviceSetMigMode(h1, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_SUCCESS
+    assert node.nvmlDeviceGetMigMode(h1) == [1, 1]
+    assert node.nvmlDeviceGetGpuInstances(h0, 0) == [gi]  # nothing reset GPU 0
+    with pytest.raises(nv.NVMLError_InUse):  # instances exist: disabling is refused
+        node.nvmlDeviceSetMigMode(h0, nv.NVML_DEVICE_MIG_DISABLE)
+    assert node.nvmlDeviceSetMigMode(h1, nv.NVML_DEVICE_MIG_DISABLE) == nv.NVML_SUCCESS
+    assert node.nvmlDeviceGetMigMode(h1) == [0, 0]
+
+
+def test_hopper_not_idle_stays_pending_until_reset(catalog: Catalog) -> None:
+    node = _node(catalog, "H100-80GB")
+    h = node.nvmlDeviceGetHandleByIndex(0)
+    node.faults.in_use.add(0)
+    assert node.nvmlDeviceSetMigMode(h, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_ERROR_IN_USE
+    assert node.nvmlDeviceGetMigMode(h) == [0, 1]
+    with pytest.raises(nv.NVMLError_InUse):
+        node.reset()
+    node.faults.in_use.clear()
+    node.reset()
+    assert node.nvmlDeviceGetMigMode(h) == [1, 1]
+
+
+def test_no_gpu_reset_platform_needs_a_reboot_on_ampere_only(catalog: Catalog) -> None:
+    """Pass-through VMs: activation status RESET_REQUIRED and no reset (nvml.h, reference §1.4)."""
+    node = nv.NvmlSimulator(["A100-40GB", "H100-80GB"], catalog=catalog, gpu_reset_works=False)
+    node.nvmlInit()
+    a100, h100 = node.nvmlDeviceGetHandleByIndex(0), node.nvmlDeviceGetHandleByIndex(1)
+    assert node.nvmlDeviceSetMigMode(a100, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_ERROR_RESET_REQUIRED
+    assert node.nvmlDeviceSetMigMode(h100, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_SUCCESS
+    with pytest.raises(nv.NVMLError_ResetRequired):
+        node.reset()
+    assert node.nvmlDeviceGetMigMode(a100) == [0, 1] and node.nvmlDeviceGetMigMode(h100) == [1, 1]
+    node.reboot()
+    assert node.nvmlDeviceGetMigMode(a100) == [1, 1]
+    assert node.state_key() != nv.NvmlSimulator(["A100-40GB", "H100-80GB"], catalog=catalog).state_key()
 
 
 def test_identity_is_deterministic(catalog: Catalog) -> None:
@@ -404,3 +452,90 @@ def test_snapshot_round_trip(catalog: Catalog, tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(InputError):
         nv.NvmlSimulator.load(tmp_path / "bad.json", catalog=catalog)
+
+
+# --- board variants, unknown values, drivers, CI placements -------------------------------------------------
+
+
+def test_variant_reports_its_pci_id_and_name(catalog: Catalog) -> None:
+    node = nv.NvmlSimulator(["H100-PCIE-80GB", "H100-80GB", catalog.variant("NVIDIA H800")], catalog=catalog)
+    node.nvmlInit()
+    handles = [node.nvmlDeviceGetHandleByIndex(i) for i in range(3)]
+    assert [node.nvmlDeviceGetPciInfo(h).pciDeviceId for h in handles] == [0x233110DE, 0x233010DE, 0x232410DE]
+    assert [node.nvmlDeviceGetName(h) for h in handles] == ["NVIDIA H100 PCIe", "NVIDIA H100 80GB HBM3", "NVIDIA H800"]
+    pcie = node.nvmlDeviceGetGpuInstanceProfileInfo(handles[0], 0)
+    sxm = node.nvmlDeviceGetGpuInstanceProfileInfo(handles[1], 0)
+    assert pcie == sxm  # same placeholder numbers (equality ignores the extension fields) ...
+    assert set(pcie.unknown) == {"multiprocessorCount", "memorySizeMB"} and "H100-PCIE-80GB" in pcie.unconfirmed
+    assert (sxm.unknown, sxm.unconfirmed) == ((), None)  # ... but only the SXM5 numbers are facts
+    with pytest.raises(nv.NVMLError_NotSupported):  # whole-GPU SM count not known for PCIe
+        node.nvmlDeviceGetNumGpuCores(handles[0])
+    assert node.nvmlDeviceGetNumGpuCores(handles[1]) == 132 * 128
+    assert any("naming convention" in n for n in node.device_notes(handles[0]))
+    assert node.device_notes(handles[1]) == []
+    assert node.nvmlDeviceGetMemoryInfo(handles[0]).unknown == ("total", "free")
+    mig_node = nv.NvmlSimulator(["H100-PCIE-80GB"], catalog=catalog)
+    assert mig_node.state_key() != nv.NvmlSimulator(["H100-80GB"], catalog=catalog).state_key()
+
+
+def test_variant_survives_snapshot(catalog: Catalog) -> None:
+    node = nv.NvmlSimulator(["H200-NVL-141GB", "H200-141GB"], catalog=catalog, gpu_reset_works=False)
+    back = nv.NvmlSimulator.from_json(node.to_json(), catalog=catalog)
+    assert [g.variant.key for g in back.gpus] == ["H200-NVL-141GB", "H200-141GB"]
+    assert back.gpu_reset_works is False and back.state_key() == node.state_key()
+
+
+def test_unknown_b200_values_are_flagged_not_presented_as_facts(catalog: Catalog) -> None:
+    node = _node(catalog, "B200-180GB")
+    h = node.nvmlDeviceGetHandleByIndex(0)
+    model = catalog.get("B200-180GB")
+    for p in model.gi_profiles:
+        info = node.nvmlDeviceGetGpuInstanceProfileInfoById(h, p.id)
+        assert info.unconfirmed == p.reason  # every B200 row is unconfirmed, with the catalog's reason
+        if p.sm is None:
+            assert info.multiprocessorCount == 0 and {"multiprocessorCount", "memorySizeMB", "copyEngineCount",
+                                                      "isP2pSupported"} <= set(info.unknown)
+        else:
+            assert info.unknown == () and info.multiprocessorCount == p.sm
+    # memorySizeMB placeholders still give mig-parted the catalog's names (go-nvlib naming, reference §9.2)
+    total = node.nvmlDeviceGetMemoryInfo(h).total // 2**20
+    for p in model.gi_profiles:
+        info = node.nvmlDeviceGetGpuInstanceProfileInfoById(h, p.id)
+        assert memory_gb(info.memorySizeMB, total) == p.parsed.gb
+
+
+def test_r535_driver_hides_profiles_while_mig_is_disabled(catalog: Catalog) -> None:
+    """A30's catalog driver is R535 (reference §3.1), which cannot list profiles with MIG disabled (§11)."""
+    node = _node(catalog, "A30-24GB")
+    h = node.nvmlDeviceGetHandleByIndex(0)
+    assert node.driver_version == nv.DRIVER_535 and node.legacy_driver
+    with pytest.raises(nv.NVMLError_NotSupported):
+        node.nvmlDeviceGetGpuInstanceProfileInfo(h, 0)
+    node.nvmlDeviceSetMigMode(h, nv.NVML_DEVICE_MIG_ENABLE)
+    node.reset()
+    assert node.nvmlDeviceGetGpuInstanceProfileInfo(h, 0).id == 14
+    assert not _node(catalog, "A30-24GB", driver_version=nv.DRIVER_580).legacy_driver
+    assert not _node(catalog, "A30-24GB", legacy_driver=False).legacy_driver
+    assert not _node(catalog, "H100-80GB").legacy_driver
+    assert [nv.is_legacy_driver(v) for v in ("470.82.01", "535.183.01", "550.54.15", "580.159.04")] == [
+        True, True, False, False]
+
+
+def test_ci_placements_come_from_the_catalog(catalog: Catalog) -> None:
+    node = _enabled(catalog, "H100-80GB", "A100-40GB")
+    h100, a100 = node.nvmlDeviceGetHandleByIndex(0), node.nvmlDeviceGetHandleByIndex(1)
+    gi = node.nvmlDeviceCreateGpuInstance(h100, 9)  # 3g.40gb
+    place = node.nvmlGpuInstanceGetComputeInstancePossiblePlacements
+    assert [(p.start, p.size) for p in place(gi, 2)] == [(0, 4)]  # public H100 -lci
+    assert [(p.start, p.size) for p in place(gi, 0)] == [(0, 1), (1, 1), (2, 1)]  # schema formula
+    a_gi = node.nvmlDeviceCreateGpuInstance(a100, 9)  # 3g.20gb: formula, 0:3 as public A100 output
+    assert [(p.start, p.size) for p in place(a_gi, 2)] == [(0, 3)]
+    with pytest.raises(nv.NVMLError_InvalidArgument):
+        node.nvmlGpuInstanceCreateComputeInstanceWithPlacement(gi, 2, (0, 3))
+    one = node.nvmlGpuInstanceCreateComputeInstanceWithPlacement(gi, 0, nv.ComputeInstancePlacement(2, 1))
+    with pytest.raises(nv.NVMLError_InsufficientResources):  # the 3c CI would overlap the 1c CI at 2:1
+        node.nvmlGpuInstanceCreateComputeInstance(gi, 2)
+    node.nvmlComputeInstanceDestroy(one)
+    ci = node.nvmlGpuInstanceCreateComputeInstance(gi, 2)
+    assert node.nvmlComputeInstanceGetInfo(ci).placement == nv.ComputeInstancePlacement(0, 4)
+    assert node.mig_layout(0)[0]["compute_instances"] == ["3g.40gb"]

@@ -69,9 +69,9 @@ def _simulated(spec: str, host: str | None) -> dict[str, dict[str, Any]]:
     from mig_conformance.simulators import nvml as sim_nvml
     from mig_conformance.simulators.nvml import NvmlSimulator
 
-    from ..node import parse_gpu_list
+    from ..catalog import parse_gpu_specs
 
-    previous = sim_nvml.use(NvmlSimulator(parse_gpu_list([spec])))
+    previous = sim_nvml.use(NvmlSimulator(parse_gpu_specs([spec])))
     try:
         return _capture_module(sim_nvml, host or "simulator")
     finally:

@@ -1,8 +1,11 @@
 """`mig-conformance smi`: nvidia-smi `-L` and `mig -lgip/-lgipp/-lgi/-lci` printed from a simulated node.
 
-The node is --gpu GPU[xN] (times --count), or a --state FILE written by `mig-conformance mig-parted`;
---config-file F --config NAME first applies a mig-parted config with the mig-parted simulator.
+The node is --gpu GPU[xN] (times --count; a board variant such as H100-PCIE-80GB reports its own PCI ID and
+name), or a --state FILE written by `mig-conformance mig-parted`; --config-file F --config NAME first applies a
+mig-parted config with the mig-parted simulator.
 Everything after the options is the nvidia-smi command line, e.g. `smi --gpu H100-80GB mig -lgip`.
+Values the GPU catalog does not know print as `?`; a `note:` line on stderr names every GPU and row whose
+values are not confirmed, with the catalog's reason.
 Exit status: nvidia-smi's (0, or the NVML error code); 1 when the config cannot be applied; 2 for input errors.
 """
 
@@ -16,9 +19,9 @@ from mig_conformance.simulators import nvml as sim_nvml
 from mig_conformance.simulators.mig_parted import MigParted
 from mig_conformance.simulators.nvml import NvmlSimulator
 
+from ..catalog import parse_gpu_specs
 from ..errors import InputError
 from ..mig.spec import parse_spec_text
-from ..node import parse_gpu_list
 from ..yamlsource import read_text
 from . import EXIT_FAIL
 
@@ -48,7 +51,7 @@ def build_node(args: argparse.Namespace) -> NvmlSimulator:
         raise InputError("give --gpu GPU[xN] (or --state FILE)")
     if args.count < 1:
         raise InputError("--count must be at least 1")
-    return NvmlSimulator(parse_gpu_list(args.gpu) * args.count, args.node_name)
+    return NvmlSimulator(parse_gpu_specs(args.gpu) * args.count, args.node_name)
 
 
 def apply_config(node: NvmlSimulator, config_file: str, config: str | None) -> str | None:

@@ -7,11 +7,13 @@ label `rebooting` and reboot; without WITH_REBOOT the failure is ignored), `appl
 `apply`/`assert` follow `cmd/nvidia-mig-parted/{apply,assert}/*.go` (reference §8.2, §8.3), walking (entry, GPU)
 pairs in file order exactly as `WalkSelectedMigConfigForEachGPU` does, and stopping at the first error.
 
-Modelling (documented in docs/k8s-semantics.md): a MIG mode change on an `ampere` GPU stays pending until a GPU
-reset. mig-parted's `apply --mode-only` resets all GPUs itself; by default that reset takes effect (as in the
-mig-parted simulator). With `gpu_reset_works=False` (VMs where a reset cannot take effect) only a reboot
-(WITH_REBOOT) completes the change. Hopper and later switch mode without a reset
-(GoogleCloudPlatform/container-engine-accelerators `partition_gpu/partition_gpu.go` @992db812, reference §11).
+Modelling (documented in docs/k8s-semantics.md), the same as the NVML simulator's: a MIG mode change on an
+`ampere` GPU stays pending until a GPU reset. mig-parted's `apply --mode-only` then resets all GPUs itself
+(ResetAllGPUs: every GPU's MIG devices are gone afterwards); by default that reset takes effect. With
+`gpu_reset_works=False` (pass-through VMs, where NVML's activation status is RESET_REQUIRED) only a reboot
+(WITH_REBOOT) completes the change. Hopper and later switch mode at once, without a reset, so nothing is pending and
+no GPU is reset (GoogleCloudPlatform/container-engine-accelerators `partition_gpu/partition_gpu.go` @992db812,
+reference §11).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..catalog import GpuModel
+from ..catalog import MODE_CHANGE_NEEDS_RESET, GpuModel
 from ..errors import InputError
 from ..mig.device import DeviceID
 from ..mig.spec import MigConfigEntry, Spec, SpecProblem, load_spec
@@ -32,8 +34,9 @@ from ..placement import FitResult, fit
 from ..profiles import ProfileFormatError, parse_profile
 from .state import ByIdentity, GpuMigState, creation_order, initial_states, profile_key, same_models
 
-#: Architectures whose MIG mode change needs a GPU reset (MIG User Guide; GCP partition_gpu.go comment).
-RESET_ARCHITECTURES = frozenset({"ampere"})
+#: Architectures whose MIG mode change needs a GPU reset (MIG User Guide; GCP partition_gpu.go comment); the
+#: NVML simulator uses the same set (catalog.MODE_CHANGE_NEEDS_RESET).
+RESET_ARCHITECTURES = MODE_CHANGE_NEEDS_RESET
 
 PENDING, REBOOTING, SUCCESS, FAILED = "pending", "rebooting", "success", "failed"
 REBOOT_DID_NOT_HELP = "MIG mode change did not take effect after rebooting"  # reconfigure.go checkMigModeChangeRequired
@@ -153,10 +156,11 @@ def _apply_mode(node: _Node, pairs: list[Pair], reset_works: bool) -> str | None
         else:
             node.mode[i] = e.mig_enabled
     waiting = [i for i, p in enumerate(node.pending) if p is not None]
-    if waiting and reset_works:  # ResetAllGPUs makes every pending mode current
+    if waiting and reset_works:  # ResetAllGPUs makes every pending mode current and resets every GPU
         for i in waiting:
             node.mode[i] = bool(node.pending[i])
             node.pending[i] = None
+        node.devices = [() for _ in node.models]
         return None
     if waiting:
         arch = ", ".join(sorted({node.models[i].architecture for i in waiting}))
