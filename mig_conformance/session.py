@@ -49,6 +49,7 @@ class MigSession:
         self.target: Target = resolve_target(settings.cluster or "", settings.clusters_file)
         _check_settings(settings)
         _check_fleet(self.target)
+        _check_parallel(config, self.target, settings)
         worker = getattr(config, "workerinput", None)
         fresh = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.run_id = (worker or {}).get("mig_run_id") or fresh
@@ -455,6 +456,24 @@ def settled(node: GpuNode, strategy: str | None = None) -> bool:
     if strategy is None or L.GPU_PRODUCT not in node.labels:
         return True
     return node.labels.get(L.MIG_STRATEGY) == (None if strategy == "none" else strategy)
+
+
+def _check_parallel(config: pytest.Config, target: Target, settings: Settings) -> None:
+    """xdist workers each open the cluster: fine for sim and local (one cluster each) and for read-only runs, but
+    reconfiguring workers would change the cluster-wide ClusterPolicy and ConfigMap under each other, and kind
+    workers would create the same cluster."""
+    from .errors import InputError
+
+    workers = getattr(config.option, "numprocesses", None)
+    if not workers or hasattr(config, "workerinput") or target.kind in SAFE_KINDS:
+        return
+    if target.kind == "kind":
+        raise InputError(f"--mig-cluster {target.name}: a kind cluster cannot be shared by xdist workers; run "
+                         "without -n")
+    if settings.allow_reconfigure:
+        raise InputError(f"--mig-cluster {target.name}: with --mig-allow-reconfigure, xdist workers would change "
+                         "the cluster-wide MIG strategy and mig-parted ConfigMap under each other; run without -n "
+                         "(read-only runs may use -n)")
 
 
 def _check_fleet(target: Target) -> None:

@@ -113,6 +113,9 @@ def test_help_works_whatever_the_environment_holds(tester: pytest.Pytester, monk
     (["--mig-cluster=sim:p4d.24xlarge", "--mig-instance-type=p5.48xlarge"],
      "*cluster sim:p4d.24xlarge: none of its 1 GPU node(s) match*p5.48xlarge*instance types there: p4d.24xlarge*"),
     (["--mig-cluster=sim", "--mig-report=/proc/no-such/bundle"], "*--mig-report /proc/no-such/bundle: cannot create*"),
+    (["--mig-cluster=kubeconfig:ctx", "--mig-allow-reconfigure", "-n", "2"],
+     "*with --mig-allow-reconfigure, xdist workers would change the cluster-wide MIG strategy*"),
+    (["--mig-cluster=kind:lab", "-n", "2"], "*a kind cluster cannot be shared by xdist workers*"),
 ])
 def test_bad_values_are_usage_errors(tester: pytest.Pytester, args: list[str], message: str) -> None:
     result = tester.runpytest(*args, "test_trivial.py")

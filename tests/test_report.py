@@ -428,6 +428,9 @@ def test_write_bundle_and_rerender(tmp_path: Path, h100: GpuModel) -> None:
     assert rerender(out) == [out / "report.md", out / "report.html"]
     assert (out / "report.md").read_text() == md and (out / "report.html").read_text() == html
     assert "Driver version" in md  # TARGET.yaml feeds the re-rendered facts too
+    write_bundle(out, s, {}, {"nodes_after": []})  # the folder reused: no evidence of the earlier run is left
+    assert sorted(str(p.relative_to(out / "evidence")) for p in (out / "evidence").rglob("*.json")) == \
+        ["nodes_after.json"]
 
 
 def test_evidence_names_stay_inside_the_folder() -> None:

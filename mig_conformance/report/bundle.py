@@ -63,6 +63,8 @@ def write_bundle(directory: str | os.PathLike[str], summary: RunSummary, target:
     target_doc = build_target(summary, target)
     _write(d / SUMMARY_JSON, summary.to_json())
     _write(d / TARGET_YAML, target_yaml(target_doc))
+    for stale in (d / EVIDENCE_DIR).rglob("*.json"):  # a reused folder: evidence is this run's only
+        stale.unlink()
     used: set[str] = set()
     for key in sorted(evidence or {}, key=str):
         name = evidence_name(key)
