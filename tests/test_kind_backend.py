@@ -302,6 +302,24 @@ def test_reuse_an_existing_cluster_and_keep_it(plane, tools: dict[str, str]) -> 
     assert fake.existing == ["lab"]
 
 
+def test_someone_elses_kind_cluster_is_not_set_up_without_permission(plane, tools: dict[str, str]) -> None:
+    fake = FakeKind(plane.admin_kubeconfig, existing=("theirs",))
+    with plane.admin() as admin:  # a cluster the kit never set up: no lab marker on any node
+        for node in admin.list("Node"):
+            if K.LAB_LABEL in node["metadata"].get("labels", {}):
+                admin.request("PATCH", f"/api/v1/nodes/{node['metadata']['name']}",
+                              {"metadata": {"labels": {K.LAB_LABEL: None}}},
+                              content_type="application/merge-patch+json")
+    with pytest.raises(ClusterError, match=r"exists and was not set up by mig-conformance.*--mig-allow-reconfigure"):
+        K.KindCluster.open("theirs", "theirs", agents=False, runner=fake, **tools)
+    assert not any(c[1:3] == ["delete", "cluster"] for c in fake.calls), "someone else's cluster must never go"
+    cluster = K.KindCluster.open("theirs", "theirs", agents=False, allow_changes=True, keep=True, runner=fake, **tools)
+    try:
+        assert K.is_lab(cluster.api_client.sanitize_for_serialization(cluster.core.list_node().items))
+    finally:
+        cluster.close()
+
+
 def test_attach_only_never_creates(plane, tools: dict[str, str]) -> None:
     fake = FakeKind(plane.admin_kubeconfig)
     with pytest.raises(ClusterError, match=r"kind cluster 'gone' does not exist"):

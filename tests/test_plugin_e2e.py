@@ -234,3 +234,35 @@ def test_the_tty_status_line_never_overwrites_pytest_output(tester: pytest.Pytes
     for line in progress:
         assert re.fullmatch(r"\S+\.py [.sFE]+\s+\[\s*\d+%\]", line), f"garbled progress line: {line!r}"
     assert not any("waiting for" in ln for ln in shown), "a status line was left on screen"
+
+
+LEAKY = '''
+import logging
+
+URL = ("https://sts.us-west-2.amazonaws.com/?Action=GetCallerIdentity&X-Amz-Credential=ASIAZZZZZZZZZZZZZZZZ%2F2026"
+       "&X-Amz-Security-Token=IQoJsessiontokenvalue&X-Amz-Signature=0123456789abcdef")
+
+def test_leaks(mig_record):
+    logging.getLogger("x").warning("calling %s with aws_secret_access_key = wJalrXUtnFEMIsecretvalue", URL)
+    print("Authorization: Bearer k8s-aws-v1.aHR0cHM6Ly9zdHM and key AKIAIOSFODNN7EXAMPLE")
+    mig_record(category="catalog", measured={"token": "plain-token-value"}, expected={})
+    assert False, f"client-key-data: LS0tLS1CRUdJTiBQUklWQVRF {URL}"
+'''
+SECRETS = ("ASIAZZZZZZZZZZZZZZZZ", "IQoJsessiontokenvalue", "0123456789abcdef", "wJalrXUtnFEMIsecretvalue",
+           "aHR0cHM6Ly9zdHM", "AKIAIOSFODNN7EXAMPLE", "plain-token-value", "LS0tLS1CRUdJTiBQUklWQVRF")
+
+
+def test_no_secret_reaches_any_file_of_the_bundle(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_leaky=LEAKY)
+    tester.makeini("[pytest]\njunit_logging = all\n")
+    result = tester.runpytest_subprocess("--mig-cluster=sim:p5.48xlarge", "--mig-report=out", "test_leaky.py",
+                                         "-p", "no:cacheprovider")
+    assert result.ret == 1
+    files = [p for p in (tester.path / "out").rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"junit.xml", "summary.json", "report.md", "report.html", "TARGET.yaml"}
+    for path in files:
+        text = path.read_text(errors="replace")
+        leaked = [s for s in SECRETS if s in text]
+        assert not leaked, f"{path.name} holds {leaked}"
+    assert "&lt;redacted&gt;" in (tester.path / "out" / "junit.xml").read_text() or \
+        "<redacted>" in (tester.path / "out" / "junit.xml").read_text()

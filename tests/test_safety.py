@@ -408,8 +408,14 @@ def test_read_only_runs_cannot_change_anything(local: Any, kubeconfig: Path, mon
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     cluster = open_cluster("kubeconfig:kit")
     try:
-        with pytest.raises(ChangeNotAllowed):
-            cluster.set_mig_strategy("single")
+        node = cluster.list_gpu_nodes()[0].name
+        for change in (lambda: cluster.set_mig_strategy("single"), lambda: cluster.set_mig_config("x"),
+                       lambda: cluster.set_node_label(node, "example.com/a", "1"),
+                       lambda: cluster.request_mig_config(node, "all-balanced"),
+                       lambda: cluster.create_run_namespace("mig-conformance-ro", {RUN_LABEL: "r"})):
+            with pytest.raises(ChangeNotAllowed, match="read-only"):
+                change()
+        assert cluster.journal.changes == []
     finally:
         cluster.close()
 

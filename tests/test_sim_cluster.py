@@ -410,6 +410,12 @@ def test_restore_puts_labels_strategy_and_config_back() -> None:
     assert nonzero(after) == {"nvidia.com/gpu": 8}  # all-disabled applied again
 
 
+def test_read_only_cluster_refuses_pods_too() -> None:
+    cluster = SimCluster("p5.48xlarge")
+    with pytest.raises(ChangeNotAllowed, match="refusing to create namespace ns for test pods"):
+        cluster.create_run_namespace("ns", {})
+
+
 def test_read_only_cluster_refuses_changes() -> None:
     cluster = SimCluster("p5.48xlarge")
     with pytest.raises(ChangeNotAllowed):

@@ -172,7 +172,9 @@ class Cluster(abc.ABC):
         self._write_mig_config(text)
 
     def create_run_namespace(self, name: str, labels: Mapping[str, str]) -> None:
-        """Create the run's namespace, journaled first so that `restore()` (or a later restore) deletes it."""
+        """Create the run's namespace, journaled first so that `restore()` (or a later restore) deletes it.
+        Read-only clusters refuse it: pods are changes too (they take GPU slices from real workloads)."""
+        self._check_allowed(f"create namespace {name} for test pods")
         self.journal.record("namespace", name, None, None)
         self.create_namespace(name, labels)
 

@@ -158,10 +158,19 @@ def assign_instance_types(nodes: Sequence[Mapping[str, Any]], fleet: str | None)
     return {w: str(s.instance_type) for w, s in zip(workers, specs, strict=False)}
 
 
+#: On the GPU workers the kit set up: this kind cluster is a mig-conformance lab (reusing it changes nothing new).
+LAB_LABEL = "mig-conformance/kind-lab"
+
+
 def label_gpu_nodes(core: Any, assignment: Mapping[str, str]) -> None:
-    """Patch each node with its instance type and `nvidia.com/gpu.present=true`."""
+    """Patch each node with its instance type, `nvidia.com/gpu.present=true` and the lab marker."""
     for node, instance_type in sorted(assignment.items()):
-        core.patch_node(node, {"metadata": {"labels": gpu_labels(instance_type)}})
+        core.patch_node(node, {"metadata": {"labels": {**gpu_labels(instance_type), LAB_LABEL: "true"}}})
+
+
+def is_lab(raw_nodes: list[Any]) -> bool:
+    """A cluster the kit set up before (a kept lab): some node carries the lab marker."""
+    return any(LAB_LABEL in ((n.get("metadata") or {}).get("labels") or {}) for n in raw_nodes)
 
 
 def create_object(api_client: Any, obj: Mapping[str, Any], exist_ok: bool = True) -> None:
@@ -393,9 +402,14 @@ class KindCluster(KubeCluster):
         return cluster
 
     def attach(self, nodes: str | None, agents: bool = True) -> None:
-        """Install the GPU Operator objects, label the GPU workers and start the simulated agents."""
-        install_operator(self.api_client, self.operator_namespace)
+        """Install the GPU Operator objects, label the GPU workers and start the simulated agents. A cluster the kit
+        did not create and never set up (no lab marker) is someone else's: that needs --mig-allow-reconfigure."""
         raw = self.api_client.sanitize_for_serialization(self._call(self.core.list_node).items)
+        if not (self.created or is_lab(raw) or self.allow_changes):
+            raise ClusterError(f"kind cluster '{self.cluster_name}' exists and was not set up by mig-conformance: "
+                               "using it would install GPU Operator objects and label its nodes; pass "
+                               "--mig-allow-reconfigure to allow that, or name another cluster")
+        install_operator(self.api_client, self.operator_namespace)
         label_gpu_nodes(self.core, assign_instance_types(raw, nodes))
         if agents:
             self.agents = AgentsProcess(self.kubeconfig, self.workdir / "agents", namespace=self.operator_namespace)

@@ -17,7 +17,7 @@ import yaml
 from .model import ReportFormatError, RunSummary, canonical
 from .render_html import render_html
 from .render_md import render_md
-from .scrub import scrub
+from .scrub import scrub, scrub_text
 from .target import build_target, target_yaml
 
 SUMMARY_JSON = "summary.json"
@@ -74,7 +74,33 @@ def write_bundle(directory: str | os.PathLike[str], summary: RunSummary, target:
         used.add(name)
         _write(d / EVIDENCE_DIR / name, evidence_json((evidence or {})[key]))
     _render(d, summary, target_doc)
+    scrub_junit(d / JUNIT_XML)
     return d
+
+
+def scrub_junit(path: Path) -> None:
+    """pytest's junit.xml holds failure texts and captured output: redact secrets in every text and attribute."""
+    if not path.is_file():
+        return
+    from xml.etree import ElementTree
+
+    try:
+        tree = ElementTree.parse(path)
+    except ElementTree.ParseError:
+        return  # not pytest's file: leave it
+    changed = False
+    for element in tree.iter():
+        for name, value in element.attrib.items():
+            if (clean := scrub_text(value)) != value:
+                element.set(name, clean)
+                changed = True
+        for part in ("text", "tail"):
+            value = getattr(element, part)
+            if value and (clean := scrub_text(value)) != value:
+                setattr(element, part, clean)
+                changed = True
+    if changed:
+        tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
 def _render(d: Path, summary: RunSummary, target_doc: Mapping[str, Any] | None) -> list[Path]:

@@ -157,7 +157,7 @@ class ResultCollector:
             category=_text(r.get("category")) or "other", node=_text(r.get("node")),
             instance_type=_text(r.get("instance_type")), gpu_model=_text(r.get("gpu_model")),
             config=_text(r.get("config")), strategy=_text(r.get("strategy")),
-            expected=_dict(r.get("expected")), measured=_dict(r.get("measured")),
+            expected=scrub(_dict(r.get("expected"))), measured=scrub(_dict(r.get("measured"))),
             layout=[canonical(g) for g in r.get("layout") or [] if isinstance(g, Mapping)]
             if isinstance(r.get("layout"), list) else [],
             message="\n".join(messages) if messages else None)
