@@ -214,7 +214,7 @@ def test_eks_cluster_describe_adds_the_aws_facts(fleet: None, monkeypatch: pytes
     info = c.describe()
     assert info["platform"] == "eks"
     assert info["versions"]["kubernetes"] == "v1.31.4-eks-1234" and info["versions"]["eks"] == "1.31"
-    assert info["versions"]["eks_platform"].startswith("eks.")
+    assert info["versions"]["platform"].startswith("eks.")
     assert info["versions"]["ami_release"] == ["1.31.0-20261015", "1.31.0-20261101"]
     assert info["gpu_models"] == ["A100-40GB", "H100-80GB"]
     assert info["nodes"][0] | {"nodegroup": "gpu-p5", "catalog_gpu": "H100-80GB", "gpu_count": 8} == info["nodes"][0]

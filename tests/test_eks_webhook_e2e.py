@@ -437,6 +437,8 @@ def test_pytest_run_through_eks_read_only(env: Env, pytester: pytest.Pytester, m
     assert NODEGROUP in text and "H100-80GB" in text and "1.37.0-20261101" in text, text[:2000]
     assert target["versions"]["kubernetes"] == "v1.37.2", "the live API server's version, not EKS's"
     assert target["versions"]["platform"] == "eks.4"
+    # the driver the nodes run (GFD's labels), the operator's components (ClusterPolicy), the Kubernetes release
+    assert target["versions"]["driver"] == "580.159.04", target["versions"]
     facts = target["cluster"]["facts"]
     assert facts["eks"]["nodes"] == {facts["nodes"][0]["name"]: NODEGROUP}
     assert facts["identity"].endswith(f":assumed-role/mig-validator/mig-conformance-{summary['run_id']}")

@@ -100,8 +100,8 @@ class EksCluster(KubeCluster):
             return info
         aws = discovery.facts(nodes)
         info["eks"] = aws
-        info["versions"] = {"kubernetes": info.get("kubernetes_version"), "eks": aws["eks_version"],
-                            "eks_platform": aws["platform_version"],
+        info["versions"] = {"kubernetes": info.get("kubernetes_version"), **info.get("versions", {}),
+                            "eks": aws["eks_version"], "platform": aws["platform_version"],
                             "ami_release": aws["ami_release_versions"]}
         info["gpu_models"] = aws["gpu_models"]
         for entry in info.get("nodes", []):

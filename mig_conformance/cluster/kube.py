@@ -33,6 +33,7 @@ PERMISSIONS = {
     "read_namespaced_pod": "get pods", "delete_namespaced_pod": "delete pods", "list_namespaced_pod": "list pods",
     "get_code": "get /version", "list_namespace": "list namespaces", "read_namespace": "get namespaces",
     "list_pod_for_all_namespaces": "list pods in all namespaces",
+    "list_namespaced_deployment": "list deployments",
 }
 RUN_LABEL = "mig-conformance/run"
 
@@ -101,10 +102,15 @@ class KubeCluster(Cluster):
 
     # ---- reading ------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
+        """Facts for TARGET.yaml. `versions` uses the canonical names of report.target.VERSION_KEYS: Kubernetes
+        (/version), the NVIDIA driver the nodes run (GFD's `nvidia.com/cuda.driver*` labels; several are joined),
+        the GPU Operator (the ClusterPolicy's Helm chart label, else the operator Deployment's image tag) and its
+        components (the ClusterPolicy's `spec.<component>.version`, what the operator deploys)."""
         info: dict[str, Any] = {"backend": self.kind, "cluster": self.name, **self.facts}
+        versions: dict[str, Any] = {}
         try:
             v = self._call(self._client.VersionApi(self.api_client).get_code)
-            info["kubernetes_version"] = v.git_version
+            info["kubernetes_version"] = versions["kubernetes"] = v.git_version
         except ClusterError as exc:
             info["kubernetes_version_error"] = str(exc)
         try:
@@ -113,6 +119,11 @@ class KubeCluster(Cluster):
             info["gpu_operator"] = {k: spec.get(k, {}).get("version") for k in
                                     ("operator", "driver", "devicePlugin", "migManager", "gfd") if spec.get(k)}
             info["mig_strategy"] = spec.get("mig", {}).get("strategy")
+            for key, name in (("devicePlugin", "device_plugin"), ("migManager", "mig_manager"),
+                              ("gfd", "gpu_feature_discovery")):
+                if (spec.get(key) or {}).get("version"):
+                    versions[name] = spec[key]["version"]
+            versions["gpu_operator"] = self._operator_version(policy)
         except ClusterError as exc:
             info["gpu_operator_error"] = str(exc)
         nodes = []
@@ -124,7 +135,33 @@ class KubeCluster(Cluster):
             nodes.append({"name": n.name, "instance_type": n.instance_type, "driver": driver or None,
                           "gpu_product": labels.get("nvidia.com/gpu.product")})
         info["nodes"] = nodes
+        drivers = sorted({n["driver"] for n in nodes if n["driver"]})
+        if drivers:
+            versions["driver"] = ", ".join(drivers)
+        info["versions"] = {k: v for k, v in versions.items() if v}
         return info
+
+    def _operator_version(self, policy: Mapping[str, Any]) -> str | None:
+        """The GPU Operator release: its Helm chart label on the ClusterPolicy (`helm.sh/chart: gpu-operator-vX`),
+        else the tag of the operator Deployment's image (best effort: read access to deployments is optional)."""
+        labels = (policy.get("metadata") or {}).get("labels") or {}
+        chart = labels.get("helm.sh/chart", "")
+        if chart.startswith("gpu-operator-"):
+            return chart.removeprefix("gpu-operator-")
+        if labels.get("app.kubernetes.io/version"):
+            return labels["app.kubernetes.io/version"]
+        try:
+            apps = self._client.AppsV1Api(self.api_client)
+            items = self._call(apps.list_namespaced_deployment, self.operator_namespace).items
+        except ClusterError as exc:
+            log.debug("GPU Operator version: cannot list deployments in %s: %s", self.operator_namespace, exc)
+            return None
+        for deployment in items:
+            for container in deployment.spec.template.spec.containers or []:
+                image = container.image or ""
+                if "/gpu-operator:" in image or image.startswith("gpu-operator:"):
+                    return image.rsplit(":", 1)[1]
+        return None
 
     def _node(self, raw: Any) -> GpuNode:
         status = raw.status

@@ -50,11 +50,21 @@ def _component(path: tuple[str, ...]) -> tuple[str, bool]:
 
 
 def find_versions(describe: Mapping[str, Any]) -> dict[str, str]:
-    """Component versions found in a describe() dict, under canonical names (only those found)."""
+    """Component versions of a describe() dict under canonical names (only those found): its `versions` mapping
+    first (what the backend knows for sure; lists are joined), then version-like keys anywhere in it."""
     found: dict[str, str] = {}
+    given = describe.get("versions")
+    if isinstance(given, Mapping):
+        for name, value in given.items():
+            if isinstance(value, list):
+                value = ", ".join(str(v) for v in value if v not in (None, ""))
+            if value not in (None, ""):
+                found[str(name)] = str(value)
     leaves = [(p, v) for p, v in _leaves(describe)
               if p and isinstance(v, (str, int, float)) and not isinstance(v, bool) and v != ""]
     for name, aliases in VERSION_KEYS.items():
+        if name in found:
+            continue
         wanted = {_squash(a) for a in aliases}
         for path, value in leaves:
             component, explicit = _component(path)
