@@ -9,7 +9,6 @@ import logging
 import signal
 import sys
 import threading
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from .cluster.base import (
 from .cluster.journal import Journal
 from .cluster.model import GpuNode
 from .k8s import labels as L
+from .run import RUN_LABEL, new_run_id
 from .settings import Settings
 from .targets import Target, resolve_target
 
@@ -35,7 +35,6 @@ log = logging.getLogger("mig_conformance")
 
 SAFE_KINDS = ("sim", "local")  # clusters the kit itself created: changes are always allowed
 ATTACH_KINDS = ("kubeconfig", "eks")  # backends that attach to a cluster that outlives the run
-RUN_LABEL = "mig-conformance/run"
 LEAK_WAIT_S = 60.0  # how long the final check waits for the run's namespace to finish terminating
 INTERRUPT_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
@@ -51,8 +50,7 @@ class MigSession:
         _check_fleet(self.target)
         _check_parallel(config, self.target, settings)
         worker = getattr(config, "workerinput", None)
-        fresh = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        self.run_id = (worker or {}).get("mig_run_id") or fresh
+        self.run_id = (worker or {}).get("mig_run_id") or new_run_id()
         # One namespace per xdist worker: a worker deletes its own when it finishes, not the others'.
         suffix = f"-{worker['workerid']}" if worker and worker.get("workerid") else ""
         self.namespace = f"mig-conformance-{self.run_id.split('-')[-1]}{suffix}"

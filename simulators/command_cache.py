@@ -21,22 +21,6 @@ def _same(value: T) -> T:
     return value
 
 
-class Identity:
-    """A key part that stands for one object (equal only to itself), keeping it alive while the key lives: for
-    unhashable arguments such as a parsed Spec, which a cluster builds once per config version."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: object) -> None:
-        self.obj = obj
-
-    def __hash__(self) -> int:
-        return id(self.obj)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Identity) and other.obj is self.obj
-
-
 class CommandCache:
     """A bounded LRU of (key -> value); `hits` and `misses` count look-ups. Thread-safe (the local agents reconcile
     nodes in parallel); two threads that miss the same key both run, and one result is kept."""

@@ -19,13 +19,14 @@ from typing import Any
 import yaml
 
 from mig_conformance.errors import InputError
+from mig_conformance.identity import ByIdentity
 from mig_conformance.mig.device import DeviceID
 from mig_conformance.mig.spec import MigConfigEntry, Spec, SpecProblem, parse_spec_text
 from mig_conformance.placement import flatten_devices
 from mig_conformance.profiles import ProfileFormatError, ProfileName, memory_gb, parse_profile
 
 from . import nvml as nv
-from .command_cache import CommandCache, Identity
+from .command_cache import CommandCache
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -673,7 +674,7 @@ class MigParted:
             return run()
         spec, *rest = args
         reset = getattr(self._reset_all, "__func__", self._reset_all)
-        key = (command, Identity(spec), *rest, reset, self.nvml.state_key())
+        key = (command, ByIdentity(spec), *rest, reset, self.nvml.state_key())
         before = self.nvml._serial
         return self.cache.get_or_run(key, run, self.nvml.replay, lambda: self.nvml.changes_since(before),
                                      MigPartedResult.copy)

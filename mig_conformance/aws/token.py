@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..run import new_run_id
 from . import AwsError, require_boto3, translate, who
 
 log = logging.getLogger("mig_conformance.aws")
@@ -59,10 +59,6 @@ class Token:
 
     def __str__(self) -> str:
         return f"<EKS token issued at {self.issued:.0f}>"
-
-
-def new_run_id() -> str:
-    return f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 def role_session_name(run_id: str) -> str:

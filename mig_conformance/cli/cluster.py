@@ -116,18 +116,27 @@ def _up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# ---- down -------------------------------------------------------------------------------------------------
-def _down(args: argparse.Namespace) -> int:
-    from ..cluster.local import processes
+def _plane_of(args: argparse.Namespace) -> tuple[Path, Any]:
+    """The kubeconfig path given and the ControlPlane whose state lives beside it; ClusterError when none."""
     from ..cluster.local.backend import state_dir_for
     from ..cluster.local.controlplane import ControlPlane
 
     path: Path = args.kubeconfig.expanduser().absolute()
     state = state_dir_for(path)
     try:
-        plane = ControlPlane.load(state)
+        return path, ControlPlane.load(state)
     except ClusterError:
-        return _fail(f"no local cluster for {path} (no state in {state})")
+        raise ClusterError(f"no local cluster for {path} (no state in {state})") from None
+
+
+# ---- down -------------------------------------------------------------------------------------------------
+def _down(args: argparse.Namespace) -> int:
+    from ..cluster.local import processes
+
+    try:
+        path, plane = _plane_of(args)
+    except ClusterError as exc:
+        return _fail(str(exc))
     running = [p for p in plane.procs.values() if processes.alive(p)]
     t0 = time.monotonic()
     plane.stop()
@@ -143,16 +152,12 @@ def _down(args: argparse.Namespace) -> int:
 
 # ---- status -----------------------------------------------------------------------------------------------
 def _status(args: argparse.Namespace) -> int:
-    from ..cluster.local.backend import state_dir_for
-    from ..cluster.local.controlplane import ControlPlane
     from ..cluster.local.rest import RestError
 
-    path: Path = args.kubeconfig.expanduser().absolute()
-    state = state_dir_for(path)
     try:
-        plane = ControlPlane.load(state)
-    except ClusterError:
-        return _fail(f"no local cluster for {path} (no state in {state})")
+        path, plane = _plane_of(args)
+    except ClusterError as exc:
+        return _fail(str(exc))
     health = plane.health()
     procs = [{"name": n, "pid": p.pid, "health": health[n]} for n, p in plane.procs.items()]
     doc: dict[str, Any] = {"kubeconfig": str(path), "server": plane.server, "versions": plane.versions,

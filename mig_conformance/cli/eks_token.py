@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..private_files import write_private
 from . import EXIT_OK, EXIT_USAGE
 
 EXEC_API = "client.authentication.k8s.io/v1beta1"
@@ -90,18 +91,11 @@ def user_kubeconfigs() -> set[Path]:
         Path("~/.kube/config").expanduser().resolve()}
 
 
-def write_private(path: Path, text: str, force: bool) -> None:
+def write_new_private(path: Path, text: str, force: bool) -> None:
     """Create `path` with mode 0600 (replace it only with force), atomically."""
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists (pass --force to replace it)")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_private(path, text)
 
 
 def _identity(args: argparse.Namespace) -> Any:
@@ -147,7 +141,7 @@ def _kubeconfig(args: argparse.Namespace) -> int:
     import yaml
 
     try:
-        write_private(path, yaml.safe_dump(doc, sort_keys=False), args.force)
+        write_new_private(path, yaml.safe_dump(doc, sort_keys=False), args.force)
     except (FileExistsError, OSError) as exc:
         print(f"mig-conformance eks-kubeconfig: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -50,6 +50,14 @@ class RestoreIncomplete(ClusterError):
         self.failures = failures
 
 
+def check_options(backend: str, options: Collection[str], allowed: Collection[str]) -> None:
+    """A backend's opener: ClusterError naming the options it does not know, and those it does."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ClusterError(f"{backend} backend: unknown option(s) {', '.join(unknown)} "
+                           f"(allowed: {', '.join(sorted(allowed))})")
+
+
 class Cluster(abc.ABC):
     """One Kubernetes cluster with GPU nodes and the NVIDIA GPU Operator (real or simulated).
 

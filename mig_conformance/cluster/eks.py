@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .base import ClusterError
+from .base import ClusterError, check_options
 from .journal import Journal
 from .kube import KubeCluster
 
@@ -148,10 +148,7 @@ def _api_client(endpoint: str, ca_file: Path, tokens: Any) -> Any:
 
 def open_eks(name: str, arg: str, allow_changes: bool, options: Mapping[str, Any]) -> EksCluster:
     """Registry entry point: `eks:CLUSTER@REGION` or a clusters-file entry (cluster, region, profile, role_arn...)."""
-    unknown = sorted(set(options) - OPTIONS)
-    if unknown:
-        raise ClusterError(f"eks backend: unknown option(s) {', '.join(unknown)} "
-                           f"(allowed: {', '.join(sorted(OPTIONS))})")
+    check_options("eks", options, OPTIONS)
     opts = dict(options)
     from_arg, _, region_arg = arg.partition("@")
     cluster = opts.pop("cluster", None) or from_arg

@@ -8,11 +8,12 @@ journal that holds every original value the cluster may have lost.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from ..private_files import write_private
 
 SCHEMA = "mig-conformance/journal/v1"
 
@@ -73,16 +74,7 @@ class Journal:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        data = json.dumps(self.as_dict(), indent=2).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        write_private(self.path, json.dumps(self.as_dict(), indent=2), durable=True)
 
     def as_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "run_id": self.run_id, "cluster": self.cluster, "target": self.target,
@@ -118,16 +110,3 @@ def _compact(change: dict[str, Any]) -> dict[str, Any]:
     if change["kind"] != "mig-config-label":
         change.pop("original_state", None)
     return change
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the rename is still atomic there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 
 from ..k8s import labels as L
-from .base import ClusterError
+from ..private_files import write_private
+from .base import ClusterError, check_options
 from .journal import Journal
 from .kube import KubeCluster
 
@@ -317,10 +318,7 @@ class Kind:
         self.run(create_argv(self.tools, name, kubeconfig, config, image))
 
     def write_kubeconfig(self, name: str, path: Path) -> None:
-        text = self.run(get_kubeconfig_argv(self.tools, name))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        write_private(path, self.run(get_kubeconfig_argv(self.tools, name)))
 
     def wait_nodes(self, kubeconfig: str) -> None:
         self.run(wait_nodes_argv(self.tools, kubeconfig))
@@ -437,10 +435,7 @@ def _discard(kind: Kind, cluster_name: str, kubeconfig: Path, workdir: Path, del
 
 def open_kind(name: str, arg: str, allow_changes: bool, options: Mapping[str, Any]) -> KindCluster:
     """Registry entry point: `kind[:NAME]` or a clusters-file entry."""
-    unknown = sorted(set(options) - OPTIONS)
-    if unknown:
-        raise ClusterError(f"kind backend: unknown option(s) {', '.join(unknown)} "
-                           f"(allowed: {', '.join(sorted(OPTIONS))})")
+    check_options("kind", options, OPTIONS)
     opts = dict(options)
     cluster_name = opts.pop("name", None) or arg or DEFAULT_NAME
     return KindCluster.open(name, cluster_name, allow_changes=allow_changes, **opts)

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
+from ..run import RUN_LABEL
 from .base import Cluster, ClusterError, Missing, TransientError, append_new
 from .journal import Journal
 from .model import GpuNode, PodRequest, PodStatus, Taint
@@ -35,7 +36,6 @@ PERMISSIONS = {
     "list_pod_for_all_namespaces": "list pods in all namespaces",
     "list_namespaced_deployment": "list deployments",
 }
-RUN_LABEL = "mig-conformance/run"
 
 
 def _quantity(value: Any) -> int | None:

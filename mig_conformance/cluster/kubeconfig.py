@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .base import ClusterError
+from .base import ClusterError, check_options
 from .journal import Journal
 from .kube import KubeCluster
 
@@ -81,10 +81,7 @@ class KubeconfigCluster(KubeCluster):
 
 def open_kubeconfig(name: str, context: str, allow_changes: bool, options: Mapping[str, Any]) -> KubeconfigCluster:
     """Registry entry point: `kubeconfig:CONTEXT` or a clusters-file entry (context, kubeconfig, namespace...)."""
-    unknown = sorted(set(options) - OPTIONS)
-    if unknown:
-        raise ClusterError(f"kubeconfig backend: unknown option(s) {', '.join(unknown)} "
-                           f"(allowed: {', '.join(sorted(OPTIONS))})")
+    check_options("kubeconfig", options, OPTIONS)
     context = options.get("context") or context
     if not context:
         raise ClusterError(f"target '{name}': the kubeconfig backend needs a context (kubeconfig:CONTEXT)")

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..targets import KINDS, Target, forms, parse_spec
-from .base import Cluster, ClusterError
+from .base import Cluster, ClusterError, check_options
 
 #: SimCluster keyword options a caller or a clusters-file entry may set.
 SIM_OPTIONS = frozenset({"name", "journal", "strategy", "config_text", "config_map", "mig_manager_delay",
@@ -81,10 +81,7 @@ def _open_kube(kind: str, name: str, arg: str, allow_changes: bool, options: dic
 def _open_sim(name: str, fleet: str, allow_changes: bool, options: Mapping[str, Any], settings: Any) -> Cluster:
     from .sim import SimCluster
 
-    unknown = sorted(set(options) - SIM_OPTIONS)
-    if unknown:
-        raise ClusterError(f"sim backend: unknown option(s) {', '.join(unknown)} "
-                           f"(allowed: {', '.join(sorted(SIM_OPTIONS))})")
+    check_options("sim", options, SIM_OPTIONS)
     kwargs = dict(options)
     if settings is not None:
         if getattr(settings, "strategy", None) and "strategy" not in kwargs:
@@ -98,10 +95,7 @@ def _open_sim(name: str, fleet: str, allow_changes: bool, options: Mapping[str, 
 def _open_local(name: str, spec: str, allow_changes: bool, options: Mapping[str, Any], settings: Any) -> Cluster:
     """Start a local cluster (default spec p5.48xlarge), or attach to one with the `kubeconfig` option. With a
     report folder, the cluster's state and process logs go under it (evidence)."""
-    unknown = sorted(set(options) - LOCAL_OPTIONS)
-    if unknown:
-        raise ClusterError(f"local backend: unknown option(s) {', '.join(unknown)} "
-                           f"(allowed: {', '.join(sorted(LOCAL_OPTIONS))})")
+    check_options("local", options, LOCAL_OPTIONS)
     from .local.backend import LocalCluster
 
     kwargs = dict(options)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ...private_files import write_private
 
 CLUSTER = "mig-conformance-local"
 
@@ -39,12 +40,7 @@ def build(server: str, ca: Path, user: str, *, cert: Path | None = None, key: Pa
 def write(path: Path, config: dict[str, Any]) -> Path:
     """Write a kubeconfig readable only by its owner (it holds credentials); atomic replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(config, f, sort_keys=False)
-    os.replace(tmp, path)
-    return path
+    return write_private(path, yaml.safe_dump(config, sort_keys=False))
 
 
 def load(path: Path) -> dict[str, Any]:
