@@ -9,7 +9,6 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ pytest.importorskip("moto")
 
 import boto3
 import yaml
-from moto import mock_aws
 
 from mig_conformance.aws import token as T
 from mig_conformance.cli import main
@@ -28,13 +26,6 @@ from support.eks_webhook import isolate_aws_env, make_tls
 REGION = "us-west-2"
 CLUSTER = "prod-gpu"
 ENDPOINT = "https://127.0.0.1:9"  # nothing listens: no test may reach a network
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    isolate_aws_env(monkeypatch, tmp_path)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

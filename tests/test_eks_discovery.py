@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,11 @@ pytest.importorskip("moto")
 
 import boto3
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from mig_conformance.aws import AccessDenied, AwsError, ClusterNotFound
 from mig_conformance.aws.eks import EksApi, write_ca
 from mig_conformance.aws.token import AwsIdentity
 from mig_conformance.cluster.model import GpuNode, Taint
-from support.eks_webhook import isolate_aws_env
 
 REGION = "us-west-2"
 CLUSTER = "prod-gpu"
@@ -40,13 +37,6 @@ def create_nodegroup(name: str, types: list[str], cluster: str = CLUSTER, **kw: 
     boto3.client("eks", region_name=REGION).create_nodegroup(
         clusterName=cluster, nodegroupName=name, instanceTypes=types, scalingConfig=dict(SCALING),
         subnets=["subnet-1"], nodeRole="arn:aws:iam::123456789012:role/eks-node", **kw)
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    isolate_aws_env(monkeypatch, tmp_path)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,7 +16,6 @@ pytest.importorskip("moto")
 
 import botocore.auth
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from mig_conformance.aws import AccessDenied, ExpiredCredentials, NoCredentials
 from mig_conformance.aws import token as T
@@ -42,13 +40,6 @@ class FakeClock:
     def datetime(self, remove_tzinfo: bool = True) -> dt.datetime:
         d = dt.datetime.fromtimestamp(self.now, dt.UTC)
         return d.replace(tzinfo=None) if remove_tzinfo else d
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    isolate_aws_env(monkeypatch, tmp_path)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

@@ -104,13 +104,6 @@ def tamper(token: str) -> str:
 
 
 # ---- the webhook on its own -----------------------------------------------------------------------------------
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    isolate_aws_env(monkeypatch, tmp_path)
-    with mock_aws():
-        yield
-
-
 def verifier() -> Verifier:
     return Verifier(CLUSTER, REGION, moto_keys, USERS)
 
