@@ -34,7 +34,8 @@ BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "kind": {"name": str, "config": str, "keep": bool, "kind_bin": str, "kubectl_bin": str, "nodes": str,
              "image": str, "agents": bool, **_KUBE},
     "kubeconfig": {"context": str, "kubeconfig": str, **_KUBE},
-    "eks": {"cluster": str, "region": str, "profile": str, "role_arn": str, "kubeconfig_context": str, **_KUBE},
+    "eks": {"cluster": str, "region": str, "profile": str, "role_arn": str, "kubeconfig_context": str,
+            "kubeconfig": str, **_KUBE},
 }
 REQUIRED = {"eks": ("cluster", "region"), "kubeconfig": ("context",), "kind": ("name",)}
 #: File options; relative ones are taken relative to the clusters file (binaries only when they contain a '/').

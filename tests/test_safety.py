@@ -445,3 +445,19 @@ def test_restore_of_a_sim_journal_has_nothing_to_do(tmp_path: Path, capsys: pyte
     assert "a sim cluster lived only as long as its run" in capsys.readouterr().out
     assert main(["restore", "--dry-run", str(path)]) == 0
     assert "would restore ClusterPolicy MIG strategy=mixed" in capsys.readouterr().out
+
+
+def test_restore_options_for_an_eks_journal_reach_the_eks_backend(tmp_path: Path) -> None:
+    import argparse
+
+    from mig_conformance.cli.restore import target_of
+    from mig_conformance.cluster import eks
+
+    j = Journal(tmp_path / "journal.json", "r1", "eks-prod",
+                {"name": "eks-prod", "kind": "eks", "arg": "prod-gpu@us-west-2",
+                 "options": {"cluster": "prod-gpu", "region": "us-west-2", "profile": "gpu-admin"}})
+    args = argparse.Namespace(cluster=None, clusters_file=None, kubeconfig=str(tmp_path / "kc"), context="admin")
+    target = target_of(j, args)
+    assert target.kind == "eks" and target.options["kubeconfig_context"] == "admin"
+    assert target.options["kubeconfig"] == str(tmp_path / "kc") and "context" not in target.options
+    assert set(target.options) <= eks.OPTIONS

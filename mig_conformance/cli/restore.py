@@ -36,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reopen this target instead of the one the journal names")
     p.add_argument("--clusters-file", "--mig-clusters-file", dest="clusters_file", type=Path, metavar="FILE",
                    help="clusters file for names (default: the one the run used, else ./mig-clusters.yaml)")
-    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to use (kubeconfig backend)")
-    p.add_argument("--context", metavar="NAME", help="kubeconfig context to use (kubeconfig backend)")
+    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to use (kubeconfig and eks backends)")
+    p.add_argument("--context", metavar="NAME",
+                   help="kubeconfig context to use (kubeconfig backend; eks: reach the API server through it)")
     p.add_argument("--dry-run", action="store_true", help="print what would be restored; connect to nothing")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S",
                    help="seconds to wait for mig-manager to re-apply the restored configs (0: do not wait)")
@@ -77,8 +78,8 @@ def target_of(journal: Journal, args: argparse.Namespace) -> Target:
     options: dict[str, Any] = dict(target.options)
     if args.kubeconfig:
         options["kubeconfig"] = args.kubeconfig
-    if args.context:
-        options["context"] = args.context
+    if args.context:  # eks: the API server through that context instead of the kit's own tokens
+        options["kubeconfig_context" if target.kind == "eks" else "context"] = args.context
     if target.kind == "kind":
         options["attach_only"] = True  # never create a cluster or start agents to restore one
     arg = options["context"] if target.kind == "kubeconfig" and options.get("context") else target.arg

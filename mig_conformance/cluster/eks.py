@@ -22,7 +22,7 @@ log = logging.getLogger("mig_conformance.cluster")
 
 #: Options a clusters-file entry or a caller may give the eks backend.
 OPTIONS = frozenset({"cluster", "region", "profile", "role_arn", "config_map", "operator_namespace", "pod_image",
-                     "journal", "kubeconfig_context", "run_id"})
+                     "journal", "kubeconfig_context", "kubeconfig", "run_id"})
 RBAC_HINT = "bind it to ClusterRole mig-conformance-read (and -reconfigure) from deploy/rbac.yaml; see docs/eks.md"
 
 
@@ -51,7 +51,7 @@ class EksCluster(KubeCluster):
     def open(cls, name: str, cluster: str, region: str, *, profile: str | None = None, role_arn: str | None = None,
              allow_changes: bool = False, journal: Journal | None = None, config_map: str | None = None,
              operator_namespace: str | None = None, pod_image: str | None = None,
-             kubeconfig_context: str | None = None, run_id: str | None = None,
+             kubeconfig_context: str | None = None, kubeconfig: str | None = None, run_id: str | None = None,
              clock: Any = time.time) -> EksCluster:
         """Check the credentials, describe the cluster, build a client that authenticates with fresh tokens."""
         from ..aws.eks import EksApi, write_ca
@@ -67,8 +67,10 @@ class EksCluster(KubeCluster):
         if kubeconfig_context:
             from .kubeconfig import new_api_client
 
-            api_client = new_api_client(kubeconfig_context)
+            api_client = new_api_client(kubeconfig_context, kubeconfig)
             facts["kubeconfig_context"] = kubeconfig_context
+            if kubeconfig:
+                facts["kubeconfig"] = kubeconfig
             return cls(name, api_client, api=api, info=info, identity=identity, allow_changes=allow_changes,
                        journal=journal, operator_namespace=operator_namespace, config_map=config_map,
                        pod_image=pod_image, facts=facts)
