@@ -100,10 +100,21 @@ def test_target_facts(fleet: None) -> None:
     p5 = next(g for g in facts["nodegroups"] if g["name"] == "gpu-p5")
     assert p5["nodes"] == ["n1", "n2"]
     assert p5["gpus"] == [{"instance_type": "p5.48xlarge", "ec2_gpu": "H100", "manufacturer": "NVIDIA", "count": 8,
-                           "memory_mib": 81920, "catalog_gpu": "H100-80GB", "mig_capable": True}]
+                           "memory_mib": 81920, "catalog_gpu": "H100-80GB", "mig_capable": True, "partition": 1.0}]
     assert p5["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
     assert facts["nodes"] == {"n1": "gpu-p5", "n2": "gpu-p5"}
     assert facts["instance_types"]["m5.large"] is None
+
+
+def test_fractional_gpu_types_are_one_partial_gpu_without_mig(aws: None) -> None:
+    """g6f/gr6f: EC2 says Count 0, LogicalGpuCount 1 and a GpuPartitionSize below 1 (moto carries the real data)."""
+    fractional = [t for t, g in api().gpus(["g6f.large", "g6f.xlarge", "g6f.2xlarge", "g6.xlarge"]).items()
+                  if g is not None and g.partition < 1.0]
+    assert fractional, "moto should know g6f types"
+    for name in fractional:
+        gpu = api().gpus([name])[name]
+        assert gpu.count == 1 and gpu.catalog_gpu == "L4-24GB" and gpu.mig_capable is False
+    assert api().gpus(["g6.xlarge"])["g6.xlarge"].partition == 1.0
 
 
 def test_unknown_instance_types_do_not_hide_the_known_ones(fleet: None) -> None:

@@ -63,11 +63,13 @@ class Ec2Gpu:
     memory_mib: int | None
     catalog_gpu: str | None
     mig_capable: bool | None
+    #: the share of one GPU each logical GPU is (1.0: whole GPUs; g6f/gr6f: 0.125 to 0.5 of an L4, no MIG)
+    partition: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"instance_type": self.instance_type, "ec2_gpu": self.name, "manufacturer": self.manufacturer,
                 "count": self.count, "memory_mib": self.memory_mib, "catalog_gpu": self.catalog_gpu,
-                "mig_capable": self.mig_capable}
+                "mig_capable": self.mig_capable, "partition": self.partition}
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,13 @@ def ec2_gpu(instance_type: str, info: Mapping[str, Any], catalog: Catalog) -> Ec
     name = str(g.get("Name", ""))
     memory = (g.get("MemoryInfo") or {}).get("SizeInMiB")
     model = catalog.by_ec2(name, memory) or catalog.by_ec2(name)
-    count = sum(int(x.get("Count") or 0) for x in gpus)
+    # Fractional types report Count 0 and LogicalGpuCount 1 with a GpuPartitionSize below 1: the node sees one
+    # (partial) GPU, which cannot be MIG-partitioned.
+    count = sum(int(x.get("Count") or 0) or int(x.get("LogicalGpuCount") or 0) for x in gpus)
+    partition = float(g.get("GpuPartitionSize") or 1.0)
+    mig_capable = (model.mig_capable and partition >= 1.0) if model else None
     return Ec2Gpu(instance_type, name, str(g.get("Manufacturer", "")), count, memory,
-                  model.key if model else None, model.mig_capable if model else None)
+                  model.key if model else None, mig_capable, partition)
 
 
 def write_ca(pem: bytes, folder: str | Path | None = None) -> Path:
