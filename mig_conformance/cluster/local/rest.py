@@ -103,10 +103,13 @@ class Rest:
                 resp = conn.getresponse()
                 raw = resp.read()
                 break
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.close()  # a kept-alive connection the server closed: one fresh try
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                self.close()  # a kept-alive connection the server closed (a restart): one fresh try
                 if attempt:
                     raise
+            except BaseException:
+                self.close()  # never reuse a connection left in the middle of a request
+                raise
         text = raw.decode(errors="replace")
         if resp.status >= 300:
             try:
