@@ -228,7 +228,8 @@ def test_selection_and_parse_errors(catalog: Catalog) -> None:
                                        "more than one config available")
     assert parted.assert_config(two, "zz").error == "Error selecting MIG config: selected mig-config not present: zz"
     bad = _spec("version: v2\n")
-    assert parted.apply(bad).error == "Error parsing config file: unmarshal error: unknown version: v2"
+    assert parted.apply(bad).error == ("Error parsing config file: unmarshal error: error unmarshaling JSON: while "
+                                       "decoding JSON: unknown version: v2")
     odd_filter = _spec("version: v1\nmig-configs:\n  a: [{device-filter: MODEL, devices: all, mig-enabled: true, "
                        "mig-devices: {}}]\n")
     res = parted.apply(odd_filter)  # mig-parted accepts the filter; it matches no GPU
