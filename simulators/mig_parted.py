@@ -900,7 +900,7 @@ class MigParted:
             return run()
         spec, *rest = args
         reset = getattr(self._reset_all, "__func__", self._reset_all)
-        key = (command, Identity(spec), *rest, reset, self.nvml.state_key())
+        key = (command, Identity(spec), *rest, reset, self.debug_log, self.nvml.state_key())
         before = self.nvml._serial
         return self.cache.get_or_run(key, run, self.nvml.replay, lambda: self.nvml.changes_since(before),
                                      MigPartedResult.copy)

@@ -340,3 +340,16 @@ def test_unsupported_mig_device_when_names_disagree(catalog: Catalog, monkeypatc
     res = parted.apply(spec_for({"7g.81gb": 1}))
     assert "Unsupported MIG Device specified 7g.81gb, expected 7g.80gb instead" in res.messages("error")
     assert res.error.endswith(ALL_ORDERINGS) and parted.nvml.mig_layout(0) == []
+
+
+def test_cached_results_keep_debug_lines_apart(catalog: Catalog) -> None:
+    from mig_conformance.simulators.command_cache import CommandCache
+
+    cache = CommandCache()
+    spec = spec_for({"1g.10gb": 7})
+    quiet = MigParted(nv.NvmlSimulator([catalog.get("H100-80GB")], "a"), gpu_outcomes=False, cache=cache)
+    quiet.debug_log = False
+    assert quiet.apply(spec).ok and quiet.apply(spec).messages("debug") == []
+    loud = MigParted(nv.NvmlSimulator([catalog.get("H100-80GB")], "b"), gpu_outcomes=False, cache=cache)
+    res = loud.apply(spec)
+    assert res.ok and "Parsing config file..." in res.messages("debug")
