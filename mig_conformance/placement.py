@@ -161,6 +161,42 @@ def check_gi_multiset(gpu: GpuModel, counts: Counter[str]) -> str | None:
     return None
 
 
+def check_counts(gpu: GpuModel, parsed: Mapping[ProfileName, int],
+                 resolved: Mapping[ProfileName, tuple[GiProfile, CiProfile]]) -> str | None:
+    """The count rules of check_gi_multiset on the fewest GIs any packing of `parsed` needs, computed from the
+    counts alone (the devices are not expanded). Same messages; when no device is a CI smaller than its GI, the
+    fewest GIs are exactly the GIs fit() would pack, so the outcome equals check_gi_multiset's."""
+    per_gi: dict[str, list[tuple[ProfileName, int, CiProfile]]] = {}
+    profiles: dict[str, GiProfile] = {}
+    for name in flatten_order(parsed):
+        gi, ci = resolved[name]
+        per_gi.setdefault(gi.name, []).append((name, parsed[name], ci))
+        profiles[gi.name] = gi
+    fewest: Counter[str] = Counter()
+    for gi_name, wanted in per_gi.items():
+        gi = profiles[gi_name]
+        by_count = max(-(-n // max(ci.max_instances, 1)) for _, n, ci in wanted)
+        by_slices = -(-sum(n * ci.slices for _, n, ci in wanted) // max(gi.slices, 1))
+        fewest[gi_name] = max(by_count, by_slices)
+    packed = {g for g, wanted in per_gi.items() if any(ci.slices < profiles[g].slices for _, _, ci in wanted)}
+    for gi_name, n in fewest.items():
+        most = profiles[gi_name].max_instances
+        if n > most and gi_name in packed:
+            names = ", ".join(f"{c} x {p.name}" for p, c, _ in per_gi[gi_name])
+            return f"{names} need at least {n} GPU instances of {gi_name}, {gpu.key} allows {most}"
+        if n > most:
+            return f"{n} x {gi_name} exceeds the maximum of {most} instances of {gi_name} on {gpu.key}"
+    slices = sum(profiles[g].slices * n for g, n in fewest.items())
+    if gpu.compute_slices is not None and slices > gpu.compute_slices:
+        return f"needs {'at least ' if packed else ''}{slices} compute slices, {gpu.key} has {gpu.compute_slices}"
+    return None
+
+
+def flatten_order(devices: Mapping[ProfileName, int]) -> list[ProfileName]:
+    """The distinct names of `devices` in Flatten order (flatten_devices without expanding the counts)."""
+    return flatten_devices({p: 1 for p, n in devices.items() if n > 0})
+
+
 def _search(gpu: GpuModel, gis: list[GiProfile]) -> list[int] | None:
     """Backtracking: concrete non-overlapping starts for `gis` (largest first), or None."""
     order = sorted(range(len(gis)), key=lambda i: (-gis[i].placement_size, len(gis[i].placement_starts)))
@@ -242,13 +278,18 @@ def fit(gpu: GpuModel, devices: Mapping[str, int]) -> FitResult:
     if any(n < 0 for n in parsed.values()):
         return FitResult(gpu.key, wanted, reason="counts must not be negative")
     parsed = {p: n for p, n in parsed.items() if n > 0}
+    resolved_all: dict[ProfileName, tuple[GiProfile, CiProfile]] = {}
     for p in parsed:
         resolved = gpu.resolve(p)
         if resolved is None:
             known = ", ".join(g.name for g in gpu.gi_profiles)
             return FitResult(gpu.key, wanted, reason=f"profile {p.name} does not exist on {gpu.key} (known: {known})")
+        resolved_all[p] = resolved
         if not resolved[0].confirmed:
             unconfirmed.append(f"{resolved[0].name}: {resolved[0].reason}")
+    problem = check_counts(gpu, parsed, resolved_all)
+    if problem:  # before expanding one list entry per device: counts may be huge
+        return FitResult(gpu.key, wanted, reason=problem, unconfirmed=tuple(unconfirmed))
     try:
         requests = pack_compute_instances(gpu, flatten_devices(parsed))
     except KeyError as exc:

@@ -1,22 +1,35 @@
-"""Semantic validation of a named mig-parted config on a node's GPUs: what would be created, and
-what real mig-parted would do where that differs from "valid" (reference §7.2, §8.2, §8.3)."""
+"""Semantic validation of a named mig-parted config on a node's GPUs: what would be created, located problems,
+and what nvidia-mig-parted's apply and assert do with it (reference §7.2, §8.2, §8.3).
+
+The `mig_parted` fields are not predicted: the config is applied with the kit's mig-parted simulator to a
+simulated node of these GPUs, fresh (MIG disabled, no MIG devices), then asserted. The located errors and
+warnings explain every failure of either command (tests/test_validate_vs_simulator.py checks that they do).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .catalog import GpuModel
+from .catalog import CiProfile, GiProfile, GpuModel
 from .errors import InputError, Location, Problem
+from .identity import ByIdentity
 from .mig.device import DeviceID
 from .mig.spec import MigConfigEntry, Spec
 from .placement import FitResult, fit
 from .profiles import ProfileFormatError, parse_profile
+from .simulators import nvml as nv
+from .simulators.mig_parted import MigParted, MigPartedResult
+
+FRESH_NODE = "every GPU MIG-disabled, without MIG devices"
 
 
 @dataclass
 class GpuPlan:
-    """What the selected config asks of one GPU and what it yields."""
+    """What the selected config asks of one GPU, what the kit's placement yields, and what the simulated
+    mig-parted apply left on it (`after_apply`)."""
 
     index: int
     model: str
@@ -25,16 +38,22 @@ class GpuPlan:
     mig_enabled: bool | None
     devices: dict[str, int] = field(default_factory=dict)
     fit: FitResult | None = None
+    after_apply: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "model": self.model, "device_id": self.device_id, "entry": self.entry,
                 "mig_enabled": self.mig_enabled, "devices": self.devices,
-                "placement": [p.as_dict() for p in self.fit.placement] if self.fit and self.fit.fits else []}
+                "placement": [p.as_dict() for p in self.fit.placement] if self.fit and self.fit.fits else [],
+                "after_apply": self.after_apply}
 
 
 @dataclass
 class ValidationReport:
-    """Errors make a config invalid; warnings are facts the user should know (e.g. assert behaviour)."""
+    """Errors make a config invalid; warnings are facts the user should know (e.g. assert behaviour).
+
+    `input_error` marks a report whose input could not be used at all (the text is not YAML, or the named
+    config cannot be selected): the CLI exits 2 for those, 1 for other invalid configs.
+    """
 
     file: str
     config: str | None
@@ -42,8 +61,8 @@ class ValidationReport:
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     gpus: list[GpuPlan] = field(default_factory=list)
-    mig_parted: dict[str, str] = field(default_factory=dict)
-    apply_fails: bool = False
+    mig_parted: dict[str, Any] = field(default_factory=dict)
+    input_error: bool = False
 
     @property
     def valid(self) -> bool:
@@ -55,6 +74,64 @@ class ValidationReport:
                 "gpus": [g.as_dict() for g in self.gpus], "mig_parted": self.mig_parted}
 
 
+# --- the simulated node -------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _with_pci_id(model: ByIdentity, device: int) -> GpuModel:
+    """The model with another primary PCI ID (e.g. a PCIe variant), one object per (model, ID)."""
+    gpu: GpuModel = model.obj  # type: ignore[assignment]
+    return replace(gpu, pci_device_ids=(f"0x{device:08X}", *gpu.pci_device_ids))
+
+
+def simulated_node(gpus: list[GpuModel], name: str = "", device_ids: list[DeviceID] | None = None
+                   ) -> nv.NvmlSimulator:
+    """A fresh simulated node of `gpus` (PCI order), with `device_ids` as their PCI IDs where given."""
+    models = list(gpus)
+    for i, did in enumerate(device_ids or ()):
+        packed = did.device << 16 | did.vendor
+        if packed != models[i].pci_device_id:
+            models[i] = _with_pci_id(ByIdentity(models[i]), packed)
+    node = nv.NvmlSimulator(models, name or "validate")
+    for i, did in enumerate(device_ids or ()):
+        if did.subsystem_device is not None and did.subsystem_vendor is not None:
+            node.gpus[i].subsystem_id = did.subsystem_device << 16 | did.subsystem_vendor
+    return node
+
+
+def node_device_ids(node: nv.NvmlSimulator) -> list[DeviceID]:
+    """The IDs mig-parted matches device filters against (device, vendor, subsystem), in PCI order."""
+    return [DeviceID(g.model.pci_device_id >> 16, g.model.pci_device_id & 0xFFFF, g.subsystem_id >> 16,
+                     g.subsystem_id & 0xFFFF) for g in sorted(node.gpus, key=lambda g: g.bus_id)]
+
+
+def _after_apply(node: nv.NvmlSimulator, i: int) -> dict[str, Any]:
+    gpu = node.gpus[i]
+    if not gpu.model.mig_capable:
+        return {"mig_enabled": None, "devices": {}}
+    names = Counter(ci for gi in node.mig_layout(i) for ci in gi["compute_instances"])
+    return {"mig_enabled": gpu.mig_current == nv.NVML_DEVICE_MIG_ENABLE, "devices": dict(sorted(names.items()))}
+
+
+def _summary(result: MigPartedResult) -> dict[str, Any]:
+    return {"exit_code": result.exit_code, "message": result.error or (result.stdout[-1] if result.stdout else None),
+            "reason": result.detail}
+
+
+def run_mig_parted(spec: Spec, config: str | None, node: nv.NvmlSimulator) -> dict[str, Any]:
+    """`nvidia-mig-parted apply` then `assert` of the config on `node`, as the report's `mig_parted` fields."""
+    parted = MigParted(node, gpu_outcomes=False)
+    parted.debug_log = False  # the report keeps results and the assert's reason, not the debug log
+    applied = parted.apply(spec, config)
+    asserted = parted.assert_config(spec, config)
+    return {"node": FRESH_NODE, "apply": "success" if applied.ok else "failure",
+            "assert_after_apply": "success" if asserted.ok else "failure",
+            "apply_result": _summary(applied), "assert_result": _summary(asserted)}
+
+
+# --- located checks -----------------------------------------------------------------------------------------
+
+
 def _loc(spec: Spec, config: str, entry: MigConfigEntry, key: str | None = None,
          profile: str | None = None) -> Location:
     if profile:
@@ -64,60 +141,113 @@ def _loc(spec: Spec, config: str, entry: MigConfigEntry, key: str | None = None,
     return Location(spec.file, line, config, entry.index, key)
 
 
+@functools.lru_cache(maxsize=8192)
+def _resolve(model: ByIdentity, name: str) -> tuple[GiProfile, CiProfile] | None:
+    """GpuModel.resolve of a config key, memoized (a pure function of the model and the name); None if unknown
+    or not a profile name."""
+    try:
+        return model.obj.resolve(parse_profile(name))  # type: ignore[attr-defined]
+    except ProfileFormatError:
+        return None
+
+
 def _known_anywhere(name: str, gpus: list[GpuModel]) -> bool:
     """mig-parted parses profile names against every GPU of the node (global lookup)."""
-    try:
-        p = parse_profile(name)
-    except ProfileFormatError:
-        return False
-    return any(g.resolve(p) is not None for g in gpus if g.mig_capable)
+    return any(_resolve(ByIdentity(g), name) is not None for g in {id(g): g for g in gpus}.values() if g.mig_capable)
 
 
-def _check_entry_on_gpu(report: ValidationReport, spec: Spec, config: str, entry: MigConfigEntry,
-                        plan: GpuPlan, gpu: GpuModel, node: list[GpuModel]) -> None:
-    i = plan.index
-    if not gpu.mig_capable:
-        if entry.mig_enabled and entry.devices != "all":
-            report.errors.append(Problem(f"{gpu.key} is not MIG capable: mig-parted fails with 'cannot set MIG "
-                                         "mode on non MIG-capable GPU'", _loc(spec, config, entry, "mig-enabled"), i))
-            report.apply_fails = True
-        elif entry.mig_enabled:
-            report.warnings.append(Problem(f"{gpu.key} is not MIG capable; mig-parted skips it (devices: all)",
-                                           _loc(spec, config, entry, "mig-enabled"), i))
-        plan.mig_enabled = False
-        return
-    if not entry.mig_enabled:
-        return
-    devices = entry.mig_devices or {}
-    if any(v == 0 for v in devices.values()):
-        zero = [k for k, v in devices.items() if v == 0]
-        report.warnings.append(Problem(
-            f"zero count for {', '.join(zero)}: mig-parted's assert never matches such a config, so every "
-            "mig-manager run clears and recreates this GPU", _loc(spec, config, entry, "mig-devices", zero[0]), i))
-    for name in devices:
-        if devices[name] and not _known_anywhere(name, node):
-            report.errors.append(Problem(
-                f"profile {name} exists on no GPU of this node ({gpu.key} has: "
-                f"{', '.join(p.name for p in gpu.gi_profiles)}); real mig-parted apply clears this GPU and still "
-                "reports success, and a later assert fails", _loc(spec, config, entry, "mig-devices", name), i))
-            plan.fit = FitResult(gpu.key, dict(devices), reason=f"profile {name} unknown")
+class _Checker:
+    """The located errors and warnings of one config on one node."""
+
+    def __init__(self, report: ValidationReport, spec: Spec, config: str, node: list[GpuModel]) -> None:
+        self.report, self.spec, self.config, self.node = report, spec, config, node
+
+    def error(self, message: str, location: Location, gpu: int) -> None:
+        self.report.errors.append(Problem(message, location, gpu))
+
+    def warn(self, message: str, location: Location, gpu: int) -> None:
+        problem = Problem(message, location, gpu)
+        if problem not in self.report.warnings:
+            self.report.warnings.append(problem)
+
+    def gpu(self, plan: GpuPlan, gpu: GpuModel, selected: list[MigConfigEntry]) -> None:
+        last = selected[-1]
+        if len(selected) > 1:
+            self.warn(f"entries {', '.join(str(e.index) for e in selected)} all select GPU {plan.index}; the last "
+                      "one wins", _loc(self.spec, self.config, last), plan.index)
+        if gpu.mig_capable:
+            self.mode_conflict(plan.index, selected)
+        for entry in selected:
+            self.entry(plan, gpu, entry, entry is last)
+
+    def mode_conflict(self, i: int, selected: list[MigConfigEntry]) -> None:
+        """ApplyMigMode leaves the last entry's mode; ApplyMigConfig then meets every entry of the other mode."""
+        last = selected[-1]
+        other = next((e for e in selected if e.mig_enabled != last.mig_enabled), None)
+        if other is None:
             return
-    result = fit(gpu, devices)
-    plan.fit = result
-    for note in result.unconfirmed:
-        report.warnings.append(Problem(f"unconfirmed catalog data used: {note}",
-                                       _loc(spec, config, entry, "mig-devices"), i))
-    if not result.fits:
-        missing = next((n for n in devices if devices[n] and gpu.resolve(parse_profile(n)) is None), None)
+        upstream = ("unable to apply MIG config with MIG mode disabled" if other.mig_enabled else
+                    "MIG mode is currently enabled, but the configuration specifies it should be disabled")
+        self.error(f"entries {other.index} and {last.index} both select GPU {i} with different 'mig-enabled': "
+                   f"mig-parted sets the mode of entry {last.index}, then its apply fails on entry {other.index} "
+                   f"with '{upstream}'", _loc(self.spec, self.config, other, "mig-enabled"), i)
+
+    def entry(self, plan: GpuPlan, gpu: GpuModel, entry: MigConfigEntry, last: bool) -> None:
+        i, spec, config = plan.index, self.spec, self.config
+        if not gpu.mig_capable:
+            if entry.mig_enabled and entry.devices != "all":
+                self.error(f"{gpu.key} is not MIG capable: mig-parted fails with 'cannot set MIG mode on non "
+                           "MIG-capable GPU'", _loc(spec, config, entry, "mig-enabled"), i)
+            elif entry.mig_enabled:
+                self.warn(f"{gpu.key} is not MIG capable: mig-parted's apply skips it (devices: all), but its "
+                          "assert fails ('unable to assert MIG mode enabled on non MIG-capable GPU')",
+                          _loc(spec, config, entry, "mig-enabled"), i)
+            if last:
+                plan.mig_enabled = False
+            return
+        if not entry.mig_enabled:
+            return
+        devices = entry.mig_devices or {}
+        unknown = [n for n in devices if not _known_anywhere(n, self.node)]
+        if unknown:  # types.MigConfig.Flatten fails, whatever the counts
+            what = f"profile {unknown[0]} exists" if len(unknown) == 1 else f"profiles {', '.join(unknown)} exist"
+            self.error(f"{what} on no GPU of this node ({gpu.key} has: "
+                       f"{', '.join(p.name for p in gpu.gi_profiles)}); real mig-parted apply clears this GPU and "
+                       "still reports success, and a later assert fails",
+                       _loc(spec, config, entry, "mig-devices", unknown[0]), i)
+            if last:
+                plan.fit = FitResult(gpu.key, dict(devices), reason=f"profile {unknown[0]} unknown")
+            return
+        self.assert_names(i, gpu, entry, devices)
+        result = fit(gpu, devices)
+        if last:
+            plan.fit = result
+        for note in result.unconfirmed:
+            self.warn(f"unconfirmed catalog data used: {note}", _loc(spec, config, entry, "mig-devices"), i)
+        if result.fits:
+            return
+        missing = next((n for n in devices if devices[n] and _resolve(ByIdentity(gpu), n) is None), None)
         if missing:
-            msg = f'MIG profile "{missing}" not found on this GPU ({gpu.key})'
-            report.errors.append(Problem(msg, _loc(spec, config, entry, "mig-devices", missing), i))
-            report.apply_fails = True
+            self.error(f'MIG profile "{missing}" not found on this GPU ({gpu.key})',
+                       _loc(spec, config, entry, "mig-devices", missing), i)
         else:
-            report.apply_fails = True
-            report.errors.append(Problem(f"does not fit on {gpu.key}: {result.reason}; mig-parted fails with "
-                                         "'all orderings failed' and leaves the GPU empty",
-                                         _loc(spec, config, entry, "mig-devices"), i))
+            self.error(f"does not fit on {gpu.key}: {result.reason}; mig-parted fails with 'all orderings failed' "
+                       "and leaves the GPU empty", _loc(spec, config, entry, "mig-devices"), i)
+
+    def assert_names(self, i: int, gpu: GpuModel, entry: MigConfigEntry, devices: dict[str, int]) -> None:
+        """mig-parted's assert compares its read-back names with the config's keys literally (MigConfig.Equals)."""
+        spec, config = self.spec, self.config
+        zero = [k for k, v in devices.items() if v == 0]
+        if zero:
+            self.warn(f"zero count for {', '.join(zero)}: mig-parted's assert never matches such a config, so every "
+                      "mig-manager run clears and recreates this GPU", _loc(spec, config, entry, "mig-devices",
+                                                                           zero[0]), i)
+        for key, count in devices.items():
+            resolved = _resolve(ByIdentity(gpu), key) if count else None
+            if resolved is not None and resolved[1].name != key:
+                self.warn(f"'{key}' is created as {resolved[1].name}, the name mig-parted reads back; its assert "
+                          f"compares names literally and always fails: write '{resolved[1].name}'",
+                          _loc(spec, config, entry, "mig-devices", key), i)
 
 
 def validate_node(spec: Spec, config: str | None, gpus: list[GpuModel], node: str = "",
@@ -128,34 +258,36 @@ def validate_node(spec: Spec, config: str | None, gpus: list[GpuModel], node: st
     """
     report = ValidationReport(spec.file, config, node)
     report.errors.extend(spec.problems)
+    report.warnings.extend(spec.warnings)
+    sim = simulated_node(gpus, node, device_ids)
+    if spec.problems:
+        report.input_error = spec.syntax_error
+        report.mig_parted = run_mig_parted(spec, config, sim)
+        return report
     try:
         name, entries = spec.select(config)
     except InputError as exc:
         report.errors.extend(exc.problems)
+        report.input_error = bool(spec.configs)  # a usage error; a file without configs is just invalid
+        report.mig_parted = run_mig_parted(spec, config, sim)
         return report
     report.config = name
-    for i, gpu in enumerate(gpus):
-        device_id = device_ids[i] if device_ids else DeviceID.from_int(gpu.pci_device_id)
+    checker = _Checker(report, spec, name, gpus)
+    for i, (gpu, device_id) in enumerate(zip(gpus, node_device_ids(sim), strict=True)):
+        shown = device_ids[i] if device_ids and device_ids[i].subsystem_device is not None else device_id.primary
         selected = [e for e in entries if e.selects(i, device_id)]
         entry = selected[-1] if selected else None  # last match wins, as mig-parted applies in file order
-        plan = GpuPlan(i, gpu.key, str(device_id), entry.index if entry else None,
-                       entry.mig_enabled if entry else None)
+        plan = GpuPlan(i, gpu.key, str(shown), entry.index if entry else None, entry.mig_enabled if entry else None)
         report.gpus.append(plan)
         if entry is None:
             report.warnings.append(Problem(
-                f"no entry of config '{name}' selects GPU {i} ({gpu.key}, {device_id}); apply leaves it as it is "
-                "and mig-parted's full assert always fails ('not all GPUs match the specified config')",
+                f"no entry of config '{name}' selects GPU {i} ({gpu.key}, {device_id.primary}); apply leaves it as "
+                "it is and mig-parted's full assert always fails ('not all GPUs match the specified config')",
                 Location(spec.file, spec.config_lines.get(name), name), i))
             continue
-        if len(selected) > 1:
-            report.warnings.append(Problem(
-                f"entries {', '.join(str(e.index) for e in selected)} all select GPU {i}; the last one wins",
-                _loc(spec, name, entry), i))
         plan.devices = {k: v for k, v in (entry.mig_devices or {}).items() if v}
-        _check_entry_on_gpu(report, spec, name, entry, plan, gpu, gpus)
-    uncovered = any(g.entry is None for g in report.gpus)
-    report.mig_parted = {
-        "apply": "failure" if report.apply_fails or spec.problems else "success",
-        "assert_after_apply": "success" if report.valid and not uncovered else "failure",
-    }
+        checker.gpu(plan, gpu, selected)
+    report.mig_parted = run_mig_parted(spec, name, sim)
+    for plan in report.gpus:
+        plan.after_apply = _after_apply(sim, plan.index)
     return report

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from .errors import InputError, Location, Problem
 
 PathKey = tuple[Hashable, ...]
+Duplicates = Literal["error", "last"]
 
 
 @dataclass
@@ -21,6 +22,7 @@ class YamlDocument:
     data: Any
     file: str
     lines: dict[PathKey, int] = field(default_factory=dict)
+    warnings: list[Problem] = field(default_factory=list)
 
     def line(self, *path: Hashable) -> int | None:
         """Line of the value at `path`, or of its nearest ancestor."""
@@ -40,37 +42,57 @@ class _Constructor(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: igno
     """libyaml's parser where PyYAML has it (same nodes and marks, about 10x faster), else PyYAML's."""
 
 
-def _build(node: yaml.Node, path: PathKey, doc: YamlDocument, loader: _Constructor) -> Any:
+def _build(node: yaml.Node, path: PathKey, doc: YamlDocument, loader: _Constructor, duplicates: Duplicates) -> Any:
     doc.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        loader.flatten_mapping(node)  # merged keys come first; the mapping's own keys override them
         result: dict[Any, Any] = {}
+        own_lines: dict[Any, int] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
             if not isinstance(key, Hashable):
-                raise InputError(Problem("mapping keys must be scalars",
-                                         Location(doc.file, key_node.start_mark.line + 1)))
-            if key in result:
-                first = doc.lines.get(("__key__", *path, key))
-                raise InputError(Problem(f"duplicate key '{key}' (first defined on line {first})",
-                                         Location(doc.file, key_node.start_mark.line + 1, key=str(key))))
-            doc.lines[("__key__", *path, key)] = key_node.start_mark.line + 1
-            result[key] = _build(value_node, (*path, key), doc, loader)
+                raise InputError(Problem("mapping keys must be scalars", Location(doc.file, line)))
+            if id(key_node) in own:
+                if key in own_lines:
+                    problem = Problem(f"duplicate key '{key}' (first defined on line {own_lines[key]})",
+                                      Location(doc.file, line, key=str(key)))
+                    if duplicates == "error":
+                        raise InputError(problem)
+                    doc.warnings.append(Problem(f"{problem.message}; the last one is used", problem.location))
+                own_lines[key] = line
+            doc.lines[("__key__", *path, key)] = line
+            result[key] = _build(value_node, (*path, key), doc, loader, duplicates)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), doc, loader) for i, item in enumerate(node.value)]
+        return [_build(item, (*path, i), doc, loader, duplicates) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 
-def parse_yaml(text: str, file: str = "<string>") -> YamlDocument:
-    """Parse one YAML document; raise InputError with file and line on bad syntax."""
+def parse_yaml(text: str, file: str = "<string>", duplicates: Duplicates = "error",
+               first_document_only: bool = False) -> YamlDocument:
+    """Parse one YAML document; raise InputError with file and line on bad syntax.
+
+    `duplicates="error"` (the kit's own files) rejects a repeated mapping key; `"last"` keeps the last value and
+    records a located warning, as sigs.k8s.io/yaml (go.yaml.in/yaml/v2 `Unmarshal`, not strict) does for
+    mig-parted. `first_document_only` reads the first document of a stream and ignores the rest, as yaml.v2's
+    `Unmarshal` does (with a warning); otherwise a second document is an error.
+    """
     doc = YamlDocument(data=None, file=file)
     loader: _Constructor | None = None
     try:
         loader = _Constructor(text)
-        node = loader.get_single_node()
+        if first_document_only:
+            node = loader.get_node() if loader.check_node() else None
+            if node is not None and loader.check_event(yaml.DocumentStartEvent):
+                line = loader.peek_event().start_mark.line + 1
+                doc.warnings.append(Problem("only the first YAML document is read (as mig-parted does); the "
+                                            "documents after it are ignored", Location(file, line)))
+        else:
+            node = loader.get_single_node()
         if node is not None:
-            doc.data = _build(node, (), doc, loader)
+            doc.data = _build(node, (), doc, loader, duplicates)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -11,8 +11,11 @@ Messages are mig-parted's; fatal errors are capitalised like `util.Capitalize`.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
-from collections.abc import Callable, Sequence
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -29,6 +32,16 @@ from . import nvml as nv
 from .command_cache import CommandCache
 
 EXIT_OK, EXIT_FAIL = 0, 1
+
+# Bounds of the ordering walk (iteratePermutationsUntilSuccess). mig-parted tries every distinct permutation of the
+# flattened devices, by recursion. A request with more MIG devices than the GPU has compute slices fails in every
+# order, so only its first ordering is run; the rest have at most 8 devices (reference §3: at most 8 compute
+# slices), and 8! orderings cover them. Past these bounds the simulator stops (with a warning in the log) where real
+# mig-parted would keep going for hours, or overflow its stack.
+MAX_ORDERINGS = 40320
+MAX_WALK_STEPS = 1_000_000
+MAX_FLAT_DEVICES = 1024  # the cut when a model's compute slices are unknown
+MAX_LOGGED_FAILURES = 1000
 
 # go-nvlib NewMigProfile: GI index -> G and attributes, CI index -> C (reference §9.1).
 _GI_SLICES = {0: 1, 7: 1, 9: 1, 10: 1, 13: 1, 15: 1, 1: 2, 8: 2, 11: 2, 14: 2, 16: 2, 2: 3, 3: 4, 12: 4, 6: 6, 4: 7,
@@ -144,6 +157,7 @@ class MigPartedResult:
     error: str | None = None
     output: str | None = None
     gpus: list[GpuOutcome] = field(default_factory=list)
+    detail: str | None = None  # why an assert failed (mig-parted logs it at debug level only)
 
     @property
     def ok(self) -> bool:
@@ -183,6 +197,74 @@ class _Item:
     profile: DeviceProfile
 
 
+# NVML answers that depend on the GPU model only (profile infos, go-nvlib's profile list), keyed by model identity:
+# the simulator answers them from the catalog, so every command on every node reads the same. Bounded (cleared
+# when full); models are catalog objects, so in practice it holds a few hundred entries.
+_STATIC_ANSWERS: dict[tuple[Any, ...], Any] = {}
+
+
+def _remember(key: tuple[Any, ...], value: Any) -> None:
+    if len(_STATIC_ANSWERS) >= 8192:
+        _STATIC_ANSWERS.clear()
+    _STATIC_ANSWERS[key] = value
+
+
+@dataclass
+class _Attempt:
+    """Where the running ordering attempt got to: the position of the entry being created (-1: still clearing),
+    and whether it started from an empty GPU without injected faults (so its outcome depends on the order only)."""
+
+    position: int = -1
+    clean: bool = False
+
+
+def _permutations(counts: Iterable[int]) -> int:
+    """Distinct orderings of a multiset with these multiplicities."""
+    counts = list(counts)
+    result = math.factorial(sum(counts))
+    for c in counts:
+        result //= math.factorial(c)
+    return result
+
+
+def _remaining_leaves(items: list[_Item], seen: list[set[int]], start: int) -> int:
+    """Orderings the walk has still to visit below position `start` - 1 with the current entries fixed before
+    `start`: at each deeper position, one subtree per entry not yet tried there. A subtree that fixes entry k of a
+    suffix multiset M (m entries, c_k of them k) has perms(M) * c_k / m orderings; perms(M) grows entry by entry."""
+    total, suffix, perms = 0, Counter[int](), 1
+    for size, level in enumerate(range(len(items) - 1, start - 1, -1), start=1):
+        key = id(items[level])
+        suffix[key] += 1
+        perms = perms * size // suffix[key]
+        untried = sum(c for k, c in suffix.items() if k != key and k not in seen[level])
+        total += perms * untried // size
+    return total
+
+
+class _FailureLog:
+    """The ERRO line of each failed ordering; past MAX_LOGGED_FAILURES a single warning counts the rest."""
+
+    def __init__(self, parted: MigParted) -> None:
+        self.parted, self.logged, self.unlogged, self.last = parted, 0, 0, ""
+
+    def failed(self, message: str, times: int = 1) -> None:
+        self.last = message
+        shown = max(0, min(times, MAX_LOGGED_FAILURES - self.logged))
+        for _ in range(shown):
+            self.parted._log("error", message)
+        self.logged += shown
+        self.unlogged += times - shown
+
+    def repeat(self, times: int) -> None:
+        """`times` more orderings failed with the last message."""
+        if times:
+            self.failed(self.last, times)
+
+    def close(self) -> None:
+        if self.unlogged:
+            self.parted._log("warning", f"Simulator: {self.unlogged} more failed orderings not logged")
+
+
 class MigParted:
     """mig-parted against one simulated node. `reset_all` stands for `nvidia-smi -r` on every GPU.
 
@@ -190,6 +272,9 @@ class MigParted:
     (the sim backend's mig-manager) skip reading every GPU back after each command. With a `cache` (and no
     per-GPU outcomes, no injected faults) apply and assert replay what an earlier command did in the same state.
     """
+
+    prune_orderings = True  # skip orderings known to fail like one already tried (False: run every one)
+    debug_log = True  # keep DEBU lines in results (callers that never show them may turn this off)
 
     def __init__(self, node: nv.NvmlSimulator, reset_all: Callable[[], None] | None = None,
                  gpu_outcomes: bool = True, cache: CommandCache | None = None) -> None:
@@ -202,6 +287,8 @@ class MigParted:
         self._orderings: dict[int, int] = {}
         self._node_profiles: list[DeviceProfile] | None = None
         self._device_profiles: dict[int, list[DeviceProfile]] = {}
+        self._static: dict[tuple[Any, ...], Any] = {}  # NVML answers that cannot change within a command
+        self._found: dict[tuple[int, str], DeviceProfile | None] = {}  # _find_profile (lists live as long)
 
     # -- logging -------------------------------------------------------------------------------------------
 
@@ -209,7 +296,8 @@ class MigParted:
         self._result.log.append(LogEntry(level, message))
 
     def _debug(self, message: str) -> None:
-        self._log("debug", message)
+        if self.debug_log:
+            self._log("debug", message)
 
     def _set_status(self, i: int, status: str, message: str | None = None) -> None:
         self._status[i] = (status, message)
@@ -223,13 +311,17 @@ class MigParted:
             raise MigPartedFailure(f"error getting device handle: {exc}") from None
 
     def device_ids(self) -> list[DeviceID]:
-        """GPUs in PCI order with device and subsystem IDs (util.GetGPUDeviceIDs)."""
-        ids = []
-        for i in sorted(range(len(self.nvml.gpus)), key=lambda k: self.nvml.gpus[k].bus_id):
-            pci = self.nvml.nvmlDeviceGetPciInfo(self.nvml.nvmlDeviceGetHandleByPciBusId(self.nvml.gpus[i].bus_id))
-            ids.append(DeviceID(pci.pciDeviceId >> 16, pci.pciDeviceId & 0xFFFF,
-                                pci.pciSubSystemId >> 16, pci.pciSubSystemId & 0xFFFF))
-        return ids
+        """GPUs in PCI order with device and subsystem IDs (util.GetGPUDeviceIDs); read once per command."""
+        ids = self._static.get(("ids",))
+        if ids is None:
+            ids = []
+            for i in sorted(range(len(self.nvml.gpus)), key=lambda k: self.nvml.gpus[k].bus_id):
+                handle = self.nvml.nvmlDeviceGetHandleByPciBusId(self.nvml.gpus[i].bus_id)
+                pci = self.nvml.nvmlDeviceGetPciInfo(handle)
+                ids.append(DeviceID(pci.pciDeviceId >> 16, pci.pciDeviceId & 0xFFFF,
+                                    pci.pciSubSystemId >> 16, pci.pciSubSystemId & 0xFFFF))
+            self._static[("ids",)] = ids
+        return list(ids)
 
     def is_mig_capable(self, i: int) -> bool:
         try:
@@ -256,28 +348,59 @@ class MigParted:
         if current != nv.NVML_DEVICE_MIG_ENABLE:
             raise MigPartedFailure("MIG mode disabled")
 
+    def _static_key(self, kind: str, i: int, *rest: Any) -> tuple[Any, ...]:
+        """Key of an NVML answer that is a function of the GPU model alone (and, with a legacy driver, of its MIG
+        mode): shared by every command on every simulated node (see _STATIC_ANSWERS)."""
+        gpu = self.nvml.gpus[i]
+        mode = gpu.mig_current if self.nvml.legacy_driver else None
+        return (kind, ByIdentity(gpu.model), self.nvml.legacy_driver, mode, *rest)
+
+    def _gi_profile_infos(self, handle: nv.DeviceHandle) -> list[tuple[int, nv.GpuInstanceProfileInfo]]:
+        """The (index, info) of every GI profile the GPU answers for."""
+        key = self._static_key("gi", handle.index)
+        infos = _STATIC_ANSWERS.get(key)
+        if infos is None:
+            infos = []
+            for index in range(nv.NVML_GPU_INSTANCE_PROFILE_COUNT):
+                try:
+                    infos.append((index, self.nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, index)))
+                except (nv.NVMLError_NotSupported, nv.NVMLError_InvalidArgument):
+                    continue
+                except nv.NVMLError as exc:
+                    raise MigPartedFailure(f"error getting GPU instance profile info for '{index}': {exc}") from None
+            _remember(key, infos)
+        return infos
+
+    def _ci_profile_infos(self, gi: nv.GpuInstanceHandle, gi_profile_id: int) -> list[tuple[int, int, int]]:
+        """(CI index, engine index, CI profile ID) of every CI profile a GI of this profile answers for (static)."""
+        key = self._static_key("ci", gi.gpu, gi_profile_id)
+        infos = _STATIC_ANSWERS.get(key)
+        if infos is None:
+            infos = []
+            for j in range(nv.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
+                for k in range(nv.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT):
+                    try:
+                        info = self.nvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(gi, j, k)
+                    except (nv.NVMLError_NotSupported, nv.NVMLError_InvalidArgument):
+                        continue
+                    infos.append((j, k, info.id))
+            _remember(key, infos)
+        return infos
+
     def _walk_gpu_instances(self, handle: nv.DeviceHandle,
                             visit: Callable[[nv.GpuInstanceHandle, int, nv.GpuInstanceProfileInfo], None]) -> None:
-        for index in range(nv.NVML_GPU_INSTANCE_PROFILE_COUNT):
-            try:
-                info = self.nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, index)
-            except (nv.NVMLError_NotSupported, nv.NVMLError_InvalidArgument):
-                continue
-            except nv.NVMLError as exc:
-                raise MigPartedFailure(f"error getting GPU instance profile info for '{index}': {exc}") from None
+        infos = self._gi_profile_infos(handle)
+        if not self.nvml.gpus[handle.index].gis:
+            return  # every nvmlDeviceGetGpuInstances would answer [] (the profile infos above are still asked)
+        for index, info in infos:
             for gi in self.nvml.nvmlDeviceGetGpuInstances(handle, info.id):
                 visit(gi, index, info)
 
-    def _walk_compute_instances(self, gi: nv.GpuInstanceHandle,
+    def _walk_compute_instances(self, gi: nv.GpuInstanceHandle, gi_profile_id: int,
                                 visit: Callable[[nv.ComputeInstanceHandle, int, int], None]) -> None:
-        for j in range(nv.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
-            for k in range(nv.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT):
-                try:
-                    info = self.nvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(gi, j, k)
-                except (nv.NVMLError_NotSupported, nv.NVMLError_InvalidArgument):
-                    continue
-                for ci in self.nvml.nvmlGpuInstanceGetComputeInstances(gi, info.id):
-                    visit(ci, j, k)
+        for j, k, ci_profile_id in self._ci_profile_infos(gi, gi_profile_id):
+            for ci in self.nvml.nvmlGpuInstanceGetComputeInstances(gi, ci_profile_id):
+                visit(ci, j, k)
 
     # -- config manager ------------------------------------------------------------------------------------
 
@@ -296,7 +419,7 @@ class MigParted:
                 name = str(new_mig_profile(gi_index, j, k, gi_info.memorySizeMB, total))
                 config[name] = config.get(name, 0) + 1
 
-            self._walk_compute_instances(gi, visit_ci)
+            self._walk_compute_instances(gi, gi_info.id, visit_ci)
 
         self._walk_gpu_instances(handle, visit_gi)
         return config
@@ -309,7 +432,7 @@ class MigParted:
         except MigPartedFailure as exc:
             raise MigPartedFailure(f"error asserting MIG enabled: {exc}") from None
 
-        def visit_gi(gi: nv.GpuInstanceHandle, gi_index: int, _info: nv.GpuInstanceProfileInfo) -> None:
+        def visit_gi(gi: nv.GpuInstanceHandle, gi_index: int, gi_info: nv.GpuInstanceProfileInfo) -> None:
             def visit_ci(ci: nv.ComputeInstanceHandle, j: int, k: int) -> None:
                 try:
                     self.nvml.nvmlComputeInstanceDestroy(ci)
@@ -317,7 +440,7 @@ class MigParted:
                     raise MigPartedFailure(f"error destroying Compute instance for profile '({j}, {k})': "
                                            f"{exc}") from None
 
-            self._walk_compute_instances(gi, visit_ci)
+            self._walk_compute_instances(gi, gi_info.id, visit_ci)
             try:
                 self.nvml.nvmlGpuInstanceDestroy(gi)
             except nv.NVMLError as exc:
@@ -331,7 +454,12 @@ class MigParted:
         Kept per GPU for the rest of the command (go-nvlib caches a device's list), until a mode change.
         """
         if i not in self._device_profiles:
-            self._device_profiles[i] = self._read_device_profiles(i)
+            key = self._static_key("profiles", i)
+            profiles = _STATIC_ANSWERS.get(key)
+            if profiles is None:
+                profiles = self._read_device_profiles(i)
+                _remember(key, profiles)
+            self._device_profiles[i] = profiles
         return self._device_profiles[i]
 
     def _read_device_profiles(self, i: int) -> list[DeviceProfile]:
@@ -356,57 +484,146 @@ class MigParted:
                     out.append(p)
         return out
 
+    def _find_profile(self, profiles: list[DeviceProfile], name: str) -> DeviceProfile | None:
+        """The first profile of `profiles` that Matches `name` (go-nvlib), memoized for the command."""
+        key = (id(profiles), name)
+        if key not in self._found:
+            self._found[key] = next((p for p in profiles if p.matches(name)), None)
+        return self._found[key]
+
     def node_profiles(self) -> list[DeviceProfile]:
         """The union over all GPUs (first of each name wins), which mig-parted's global parse uses.
 
         Built on first use in a command and kept, as go-nvlib caches its list.
         """
         if self._node_profiles is None:
-            seen: dict[str, DeviceProfile] = {}
-            for i in range(len(self.nvml.gpus)):
-                for p in self.device_profiles(i):
-                    seen.setdefault(str(p), p)
-            self._node_profiles = list(seen.values())
+            lists = [self.device_profiles(i) for i in range(len(self.nvml.gpus))]
+            key = ("node", *(ByIdentity(lst) for lst in lists))  # the lists are shared static answers
+            union = _STATIC_ANSWERS.get(key)
+            if union is None:
+                seen: dict[str, DeviceProfile] = {}
+                for profiles in lists:
+                    for p in profiles:
+                        seen.setdefault(str(p), p)
+                union = list(seen.values())
+                _remember(key, union)
+            self._node_profiles = union
         return self._node_profiles
 
-    def flatten(self, config: dict[str, int]) -> list[_Item] | None:
-        """types.MigConfig.Flatten: None if a key is unknown on every GPU or a count is negative."""
+    def _flatten_groups(self, config: dict[str, int]) -> list[tuple[_Item, int]] | None:
+        """types.MigConfig.Flatten as (entry, count) runs in Flatten order; None if a key is unknown on every GPU
+        of the node or a count is negative (zero counts are skipped after the key is parsed)."""
         known = self.node_profiles()
-        items: list[_Item] = []
+        groups: list[tuple[_Item, int]] = []
         for key, count in config.items():
-            profile = next((p for p in known if p.matches(key)), None)
+            profile = self._find_profile(known, key)
             if profile is None or count < 0:
                 return None
             if count:
-                items.extend([_Item(key, profile)] * count)
-        order = flatten_devices({it.profile.name: 1 for it in items})
+                groups.append((_Item(key, profile), count))
+        order = flatten_devices({item.profile.name: 1 for item, _ in groups})
         rank = {name: pos for pos, name in enumerate(order)}
-        return sorted(items, key=lambda it: rank[it.profile.name])
+        return sorted(groups, key=lambda g: rank[g[0].profile.name])
 
-    def _iterate_orderings(self, i: int, items: list[_Item], attempt: Callable[[list[_Item]], None]) -> None:
-        """Flatten order first, then every distinct permutation (swap-based, duplicates by identity)."""
+    def flatten(self, config: dict[str, int]) -> list[_Item] | None:
+        """types.MigConfig.Flatten: None if a key is unknown on every GPU or a count is negative."""
+        groups = self._flatten_groups(config)
+        return None if groups is None else [item for item, n in groups for _ in range(n)]
 
-        def step(pos: int) -> MigPartedFailure | None:
-            if pos >= len(items):
-                self._orderings[i] = self._orderings.get(i, 0) + 1
-                try:
-                    attempt(items)
-                except MigPartedFailure as exc:
-                    self._log("error", capitalize(str(exc)))
-                    return exc
-                return None
-            for j in range(pos, len(items)):
-                if any(items[k] is items[j] for k in range(pos, j)):
-                    continue
-                items[pos], items[j] = items[j], items[pos]
-                if step(pos + 1) is None:
-                    return None
-                items[pos], items[j] = items[j], items[pos]
-            return MigPartedFailure("all orderings failed")
+    def _stop_walk(self, tried: int, devices: int) -> MigPartedFailure:
+        self._log("warning", f"Simulator: stopped after {tried} of the orderings of {devices} MIG devices "
+                             "(nvidia-mig-parted would go on trying every distinct permutation)")
+        return MigPartedFailure("all orderings failed")
 
-        error = step(0)
-        if error is not None:
-            raise error
+    def _iterate_orderings(self, i: int, items: list[_Item], attempt: Callable[[Iterable[_Item]], None],
+                           progress: _Attempt | None = None) -> None:
+        """iteratePermutationsUntilSuccess: Flatten order first, then every distinct permutation in the order of
+        mig-parted's recursive swap walk (an entry is swapped in at a position only if no identical entry came
+        before it in the rest of the list; Flatten's entries of one key are one object).
+
+        Walked with an explicit stack. With `progress` (no injected faults, GPU empty when the attempt started),
+        an attempt that failed at position f stands for every later ordering with the same first f+1 entries:
+        they fail the same way, so they are counted and logged without being run. Bounded by MAX_ORDERINGS
+        attempts run and MAX_WALK_STEPS list positions visited.
+        """
+        n, ran, steps = len(items), 0, 0
+        log = _FailureLog(self)
+
+        def leaf() -> MigPartedFailure | None:
+            nonlocal ran
+            ran += 1
+            self._orderings[i] = self._orderings.get(i, 0) + 1
+            try:
+                attempt(items)
+            except MigPartedFailure as exc:
+                log.failed(capitalize(str(exc)))
+                return exc
+            return None
+
+        if n == 0:  # the walk calls the creation function once, with nothing to create
+            error = leaf()
+            if error is not None:
+                raise error
+            return
+        chosen = [0] * n  # per position: the index swapped into it (the next candidate while scanning)
+        seen: list[set[int]] = [set() for _ in range(n)]  # per position: entries already tried there
+        level = 0
+        try:
+            while True:
+                j, tried_here = chosen[level], seen[level]
+                while j < n and id(items[j]) in tried_here:
+                    j += 1
+                    steps += 1
+                if steps >= MAX_WALK_STEPS:
+                    raise self._stop_walk(ran, n)
+                if j < n:
+                    chosen[level] = j
+                    items[level], items[j] = items[j], items[level]
+                    if level + 1 < n:
+                        level += 1
+                        chosen[level], seen[level] = level, set()
+                        continue
+                    if leaf() is None:
+                        return
+                    if ran >= MAX_ORDERINGS:
+                        raise self._stop_walk(ran, n)
+                    failed_at = progress.position if progress is not None and progress.clean else n - 1
+                    if failed_at < n - 1:
+                        skipped = _remaining_leaves(items, seen, failed_at + 1)
+                        self._orderings[i] += skipped
+                        log.repeat(skipped)
+                        for k in range(n - 1, failed_at, -1):
+                            items[k], items[chosen[k]] = items[chosen[k]], items[k]
+                        if failed_at < 0:
+                            raise MigPartedFailure("all orderings failed")
+                        level = failed_at
+                        j = chosen[level]
+                elif level == 0:
+                    raise MigPartedFailure("all orderings failed")
+                else:
+                    level -= 1
+                    j = chosen[level]
+                items[level], items[j] = items[j], items[level]  # undo, then try the next candidate here
+                seen[level].add(id(items[j]))
+                chosen[level] = j + 1
+                steps += 1
+        finally:
+            log.close()
+
+    def _first_ordering_only(self, i: int, groups: list[tuple[_Item, int]],
+                             attempt: Callable[[Iterable[_Item]], None], capacity: int | None) -> None:
+        """More devices than the GPU can hold in any order (each compute instance takes at least one of the GPU's
+        compute slices): the Flatten order is tried (lazily: it fails as the GPU fills up), the others are not."""
+        self._orderings[i] = 1
+        devices = sum(n for _, n in groups)
+        try:
+            attempt(itertools.chain.from_iterable(itertools.repeat(item, n) for item, n in groups))
+        except MigPartedFailure as exc:
+            self._log("error", capitalize(str(exc)))
+            room = f"the GPU's {capacity} compute slices" if capacity is not None else "a GPU"
+            self._log("warning", f"Simulator: {devices} MIG devices do not fit in {room} in any order; the other "
+                                 "orderings were not tried (nvidia-mig-parted tries every distinct permutation)")
+            raise MigPartedFailure("all orderings failed") from None
 
     def set_mig_config(self, i: int, config: dict[str, int]) -> None:
         """Clear the GPU and create `config`, trying orderings until one works; clear it if none does."""
@@ -417,21 +634,30 @@ class MigParted:
         except MigPartedFailure as exc:
             raise MigPartedFailure(f"error asserting MIG enabled: {exc}") from None
         profiles = self.device_profiles(i)
+        progress = _Attempt()
 
-        def attempt(items: list[_Item]) -> None:
+        def attempt(items: Iterable[_Item]) -> None:
+            progress.position, progress.clean = -1, False
             self._clear_before_attempt(i)
+            progress.clean = not self.nvml.gpus[i].gis and not self.nvml.faults.active
             last_index, gi = -1, None
-            for item in items:
-                resolved = next((p for p in profiles if p.matches(str(item.profile))), None)
+            for position, item in enumerate(items):
+                progress.position = position
+                resolved = self._find_profile(profiles, str(item.profile))
                 if resolved is None:
                     raise MigPartedFailure(f'MIG profile "{item.profile}" not found on this GPU')
                 gi = self._create_one(handle, resolved, total, gi, reuse=gi is not None
                                       and last_index == resolved.gi_index)
                 last_index = resolved.gi_index
 
-        items = self.flatten(config) or []
+        groups = self._flatten_groups(config) or []
+        capacity = self.nvml.gpus[i].model.compute_slices  # what the simulated NVML admits (catalog)
         try:
-            self._iterate_orderings(i, items, attempt)
+            if sum(n for _, n in groups) > min(MAX_FLAT_DEVICES, capacity or MAX_FLAT_DEVICES):
+                self._first_ordering_only(i, groups, attempt, capacity)
+            else:
+                self._iterate_orderings(i, [item for item, n in groups for _ in range(n)], attempt,
+                                        progress if self.prune_orderings else None)
         except MigPartedFailure as exc:
             try:
                 self.clear_mig_config(i)
@@ -630,6 +856,7 @@ class MigParted:
     def _begin(self, command: str) -> MigPartedResult:
         self._result = MigPartedResult(command)
         self._status, self._orderings, self._node_profiles, self._device_profiles = {}, {}, None, {}
+        self._static, self._found = {}, {}
         self.nvml.nvmlInit()
         return self._result
 
@@ -651,13 +878,12 @@ class MigParted:
         return res
 
     def _select(self, spec: Spec, selected_config: str | None) -> tuple[MigConfigEntry, ...]:
-        """Parse problems and config selection, with mig-parted's wrapping."""
+        """Parse problems and config selection, with mig-parted's wrapping (sigs.k8s.io/yaml's included)."""
         self._debug("Parsing config file...")
-        fatal = [p for p in spec.problems if not isinstance(p, SpecProblem) or p.upstream != ""]
-        if fatal:
-            first = fatal[0]
-            text = first.upstream if isinstance(first, SpecProblem) else first.message
-            raise MigPartedFailure(f"error parsing config file: unmarshal error: {text}")
+        if spec.problems:
+            first = spec.problems[0]
+            text = first.mig_parted_error if isinstance(first, SpecProblem) else None
+            raise MigPartedFailure(f"error parsing config file: {text or first.message}")
         self._debug("Selecting specific MIG config...")
         try:
             return spec.select(selected_config or None)[1]
@@ -674,7 +900,7 @@ class MigParted:
             return run()
         spec, *rest = args
         reset = getattr(self._reset_all, "__func__", self._reset_all)
-        key = (command, ByIdentity(spec), *rest, reset, self.nvml.state_key())
+        key = (command, ByIdentity(spec), *rest, reset, self.debug_log, self.nvml.state_key())
         before = self.nvml._serial
         return self.cache.get_or_run(key, run, self.nvml.replay, lambda: self.nvml.changes_since(before),
                                      MigPartedResult.copy)
@@ -731,7 +957,8 @@ class MigParted:
                 try:
                     check(entries)
                 except MigPartedFailure as exc:
-                    self._debug(capitalize(str(exc)))
+                    res.detail = capitalize(str(exc))
+                    self._debug(res.detail)
                     raise MigPartedFailure("assertion failure: selected configuration not currently applied") from None
                 if mode_only:
                     res.stdout.append("Selected MIG mode settings from configuration currently applied")

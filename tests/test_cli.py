@@ -44,6 +44,12 @@ def test_fit_exit_codes(capsys) -> None:
     assert code == 1 and not doc["fits"] and "maximum of 7" in doc["reason"]
     assert main(["fit", "H100-80GB", "1g.10gb"]) == 2
     assert "expected PROFILE=COUNT" in capsys.readouterr().err
+    assert main(["fit", "H100-80GB", "1g.10gb=-1"]) == 2
+    assert "non-negative integer COUNT" in capsys.readouterr().err
+    code, doc = run_json(capsys, "fit", "H100-80GB", "1g.10gb=99999999999999999999")
+    assert code == 1 and "exceeds the maximum of 7" in doc["reason"]
+    code, doc = run_json(capsys, "fit", "Z100", "1g.10gb=1")
+    assert code == 2 and "unknown GPU 'Z100'" in doc["error"] and doc["fits"] is False
     assert main(["fit", "Z100", "1g.10gb=1"]) == 2
     assert "unknown GPU 'Z100'" in capsys.readouterr().err
 
@@ -93,3 +99,56 @@ def test_every_command_has_help() -> None:
         out = subprocess.run([sys.executable, "-m", "mig_conformance", cmd, "--help"], capture_output=True,
                              text=True, check=True).stdout
         assert "usage: mig-conformance " + cmd in out
+
+
+def test_layouts_of_a_gpu_without_mig(capsys) -> None:
+    assert main(["layouts", "T4-16GB"]) == 1
+    assert "T4-16GB is not MIG capable" in capsys.readouterr().out
+    code, doc = run_json(capsys, "layouts", "T4-16GB")
+    assert code == 1 and doc["mig_capable"] is False and doc["count"] == 0
+    code, doc = run_json(capsys, "layouts", "Z100")
+    assert code == 2 and "unknown GPU" in doc["error"]
+
+
+def _write(tmp_path, text: str):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    return str(f)
+
+
+TWO = ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: false\n"
+       "  b:\n    - devices: all\n      mig-enabled: false\n")
+
+
+@pytest.mark.parametrize(("text", "extra", "code"), [
+    ("version: v1\nmig-configs: [\n", [], 2),  # not YAML
+    (TWO, ["--config", "nope"], 2),  # unknown config
+    (TWO, [], 2),  # several configs, no --config
+    ("version: v2\n", [], 1),  # YAML, but mig-parted rejects it
+    ("", [], 1),  # no configs at all
+    (TWO, ["--config", "a"], 0),
+])
+def test_validate_exit_codes(capsys, tmp_path, text: str, extra: list[str], code: int) -> None:
+    path = _write(tmp_path, text)
+    assert main(["validate", path, "--gpu", "H100-80GB", *extra]) == code
+    out = capsys.readouterr().out
+    assert "config 'None'" not in out
+    got, doc = run_json(capsys, "validate", path, "--gpu", "H100-80GB", *extra)
+    assert got == code and doc["valid"] is (code == 0)
+
+
+def test_parse_errors_come_alone(capsys, tmp_path) -> None:
+    path = _write(tmp_path, "version: v1\nmig-configs:\n  a:\n    - devices: some\n      mig-enabled: false\n")
+    for argv in (["validate", path, "--gpu", "H100-80GB"], ["validate", path, "--gpu", "H100-80GB", "--all-configs"]):
+        code, doc = run_json(capsys, *argv)
+        assert code == 1 and [e["message"] for e in doc["errors"]] == [
+            "invalid string input for 'devices': some (use 'all' or a list of GPU indices)"]
+        assert doc["mig_parted"]["apply_result"]["message"].startswith("Error parsing config file: unmarshal error")
+
+
+def test_validate_text_reports_the_simulated_mig_parted(capsys, tmp_path) -> None:
+    path = _write(tmp_path, "version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n"
+                            "      mig-devices: {1g.10gb: 7, 2g.20gb: 0}\n")
+    assert main(["validate", path, "--gpu", "H100-80GB"]) == 0
+    out = capsys.readouterr().out
+    assert "mig-parted on a fresh node: apply: success; assert after apply: failure (Not all GPUs match" in out

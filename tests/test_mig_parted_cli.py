@@ -105,7 +105,6 @@ def test_failure_messages_and_exit_codes(capsys, config: Path, tmp_path: Path) -
 
 def test_input_errors_exit_2(capsys, config: Path, tmp_path: Path) -> None:
     assert _run(capsys, "apply", "-f", str(config), "-c", "all-disabled", "--gpu", "NOPE-1GB")[0] == 2
-    assert _run(capsys, "apply", "-f", str(tmp_path / "missing.yaml"), "-c", "x", "--gpu", "H100")[0] == 2
     assert _run(capsys, "export")[0] == 2  # no node at all
     (tmp_path / "state.json").write_text("not json")
     assert _run(capsys, "export", "--state", str(tmp_path / "state.json"))[0] == 2
@@ -133,3 +132,46 @@ def test_python_dash_m(config: Path, tmp_path: Path) -> None:
     assert proc.stdout == "MIG configuration applied successfully\n"
     data = json.loads(state.read_text())
     assert [len(g["gpu_instances"]) for g in data["gpus"]] == [7]
+
+
+def test_unreadable_config_file_fails_like_mig_parted(capsys, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    code, out, err = _run(capsys, "apply", "-f", str(missing), "-c", "x", "--gpu", "H100")
+    assert (code, out) == (1, "")
+    assert err.strip() == f"FATA[0000] Error parsing config file: read error: open {missing}: no such file or directory"
+    code, _, err = _run(capsys, "assert", "-f", str(tmp_path), "--gpu", "H100")
+    assert code == 1 and err.strip().endswith(f"read error: read {tmp_path}: is a directory")
+    code, out, _ = _run(capsys, "apply", "-f", str(missing), "--gpu", "H100", "--json")
+    result = json.loads(out)
+    assert code == 1 and result["exit_code"] == 1 and result["error"].startswith("Error parsing config file: read")
+
+
+def test_parse_errors_carry_sigs_yaml_wrapper(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "v2.yaml"
+    bad.write_text("version: v2\n")
+    code, _, err = _run(capsys, "assert", "-a", "-f", str(bad), "--gpu", "H100")
+    assert code == 1 and err.strip() == ("FATA[0000] Error parsing config file: unmarshal error: error unmarshaling "
+                                         "JSON: while decoding JSON: unknown version: v2")
+
+
+def test_valid_config_accepts_well_formed_names_that_exist_nowhere(capsys, tmp_path: Path) -> None:
+    weird = tmp_path / "weird.yaml"
+    weird.write_text("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n"
+                     "      mig-devices: {4c.3g.40gb: 1, 0g.0gb: 1}\n")
+    assert _run(capsys, "assert", "-a", "-f", str(weird), "--gpu", "H100") == \
+        (0, "Selected MIG configuration is valid\n", "")
+
+
+def test_global_debug_flag_before_the_command(capsys, config: Path) -> None:
+    code, out, err = _run(capsys, "-d", "apply", "-f", str(config), "-c", "all-1g.10gb", "--gpu", "H100-80GB")
+    assert (code, out) == (0, "MIG configuration applied successfully\n")
+    assert "DEBU[0000] Parsing config file..." in err
+    assert "DEBU" not in _run(capsys, "apply", "-f", str(config), "-c", "all-1g.10gb", "--gpu", "H100-80GB")[2]
+
+
+def test_json_for_every_outcome(capsys, config: Path) -> None:
+    code, out, _ = _run(capsys, "apply", "-c", "x", "--gpu", "H100-80GB", "--json")
+    assert code == 1 and json.loads(out)["error"] == "Missing required flags 'config-file'"
+    code, out, _ = _run(capsys, "apply", "-f", str(config), "--gpu", "NOPE-1GB", "--json")
+    doc = json.loads(out)
+    assert code == 2 and doc["exit_code"] == 2 and "unknown GPU 'NOPE-1GB'" in doc["error"]

@@ -239,7 +239,8 @@ def test_selection_and_parse_errors(catalog: Catalog) -> None:
                                        "more than one config available")
     assert parted.assert_config(two, "zz").error == "Error selecting MIG config: selected mig-config not present: zz"
     bad = _spec("version: v2\n")
-    assert parted.apply(bad).error == "Error parsing config file: unmarshal error: unknown version: v2"
+    assert parted.apply(bad).error == ("Error parsing config file: unmarshal error: error unmarshaling JSON: while "
+                                       "decoding JSON: unknown version: v2")
     odd_filter = _spec("version: v1\nmig-configs:\n  a: [{device-filter: MODEL, devices: all, mig-enabled: true, "
                        "mig-devices: {}}]\n")
     res = parted.apply(odd_filter)  # mig-parted accepts the filter; it matches no GPU
@@ -365,3 +366,16 @@ def test_unsupported_mig_device_when_names_disagree(catalog: Catalog, monkeypatc
     res = parted.apply(spec_for({"7g.81gb": 1}))
     assert "Unsupported MIG Device specified 7g.81gb, expected 7g.80gb instead" in res.messages("error")
     assert res.error.endswith(ALL_ORDERINGS) and parted.nvml.mig_layout(0) == []
+
+
+def test_cached_results_keep_debug_lines_apart(catalog: Catalog) -> None:
+    from mig_conformance.simulators.command_cache import CommandCache
+
+    cache = CommandCache()
+    spec = spec_for({"1g.10gb": 7})
+    quiet = MigParted(nv.NvmlSimulator([catalog.get("H100-80GB")], "a"), gpu_outcomes=False, cache=cache)
+    quiet.debug_log = False
+    assert quiet.apply(spec).ok and quiet.apply(spec).messages("debug") == []
+    loud = MigParted(nv.NvmlSimulator([catalog.get("H100-80GB")], "b"), gpu_outcomes=False, cache=cache)
+    res = loud.apply(spec)
+    assert res.ok and "Parsing config file..." in res.messages("debug")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mig_conformance.catalog import Catalog, GpuModel
+from mig_conformance import placement
+from mig_conformance.catalog import Catalog, GpuModel, load_catalog
 from mig_conformance.placement import (
     choose_placement,
     enumerate_layouts,
@@ -12,6 +15,7 @@ from mig_conformance.placement import (
     gi_instance_id,
     maximal_layouts,
 )
+from mig_conformance.profiles import parse_profile
 
 EIGHT_SLOT = ["A100-40GB", "A100-80GB", "H100-80GB", "H100-NVL-94GB", "GH200-96GB", "H200-141GB", "B200-180GB"]
 
@@ -161,3 +165,38 @@ def test_nvml_placement_choice_reproduces_observed_sequences(catalog: Catalog, k
         assert got[-1] is None and len(got) == len(ids)
     else:
         assert got == expected
+
+
+MIG_MODELS = sorted(load_catalog().mig_capable, key=lambda g: g.key)
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> tuple[GpuModel, dict[str, int]]:
+    model = draw(st.sampled_from(MIG_MODELS))
+    names = sorted({ci.name for p in model.gi_profiles for ci in p.compute_instances})
+    chosen = draw(st.lists(st.sampled_from(names), min_size=1, max_size=4, unique=True))
+    return model, {n: draw(st.integers(0, 9)) for n in chosen}
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_requests())
+def test_early_count_check_keeps_fits_verdict(request_: tuple[GpuModel, dict[str, int]]) -> None:
+    """fit() checks counts before expanding one entry per device; that must not change its answer, and for
+    whole-GI devices (no CI smaller than its GI) not even its reason."""
+    model, devices = request_
+    early = fit(model, devices)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(placement, "check_counts", lambda *_: None)
+        late = fit(model, devices)
+    assert early.fits == late.fits
+    whole = all(not parse_profile(n).is_compute_instance for n in devices)
+    if whole:
+        assert early.reason == late.reason
+
+
+@given(st.integers(8, 2**100))
+def test_huge_counts_fail_on_counts_alone(n: int) -> None:
+    h100 = load_catalog().get("H100-80GB")
+    assert fit(h100, {"1g.10gb": n}).reason == \
+        f"{n} x 1g.10gb exceeds the maximum of 7 instances of 1g.10gb on H100-80GB"
+    assert "need at least" in fit(h100, {"1c.3g.40gb": n}).reason

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mig_conformance.profiles import ProfileFormatError, lgip_gib, memory_gb, parse_profile
 
@@ -21,11 +23,65 @@ def test_parse_valid(text: str, c: int, g: int, gb: int, attrs: tuple, neg: bool
     assert p.name == text
 
 
-@pytest.mark.parametrize("text", ["", "1g", "1g.10", "g.10gb", "4c.3g.40gb", "1g.10gb+", "1g.10gb+me-x",
-                                  "1g.10gb+me,me", "1g.10gb+1me", "1g.10gb+me.", "0g.1gb", "1g.10gb +me"])
-def test_parse_invalid(text: str) -> None:
-    with pytest.raises(ProfileFormatError):
+@pytest.mark.parametrize(("text", "error"), [
+    ("", "profile is the empty string"),
+    ("1g", "cannot parse fields of '1g': parsed wrong number of fields, expected 2 or 3"),
+    ("1g.10", "cannot parse fields of '1g.10': missing 'gb' from '%dgb'"),
+    ("1x.10gb", "cannot parse fields of '1x.10gb': missing 'g' from '%dg'"),
+    ("g.10gb", "cannot parse fields of 'g.10gb': malformed number in '%dg'"),
+    ("1g.1_0gb", "cannot parse fields of '1g.1_0gb': malformed number in '%dgb'"),
+    ("1g.99999999999999999999gb", "cannot parse fields of '1g.99999999999999999999gb': malformed number in '%dgb'"),
+    (" 1g.10gb", "cannot parse fields of ' 1g.10gb': leading or trailing spaces on '%dg'"),
+    ("1g.10gb +me", "cannot parse fields of '1g.10gb +me': leading or trailing spaces on '%dgb'"),
+    ("1c.2g.3g.10gb", "cannot parse fields of '1c.2g.3g.10gb': malformed number in '%dgb'"),  # SplitN(s, ".", 3)
+    ("1g.10gb+", "cannot parse attributes of '1g.10gb+': empty attribute in list"),
+    ("1g.10gb+me-x", "profile '1g.10gb+me-x' contains both '+/-' attributes"),
+    ("1g.10gb+me,me", "cannot parse attributes of '1g.10gb+me,me': non unique attribute in list"),
+    ("1g.10gb+1me", "cannot parse attributes of '1g.10gb+1me': attribute begins with a number"),
+    ("1g.10gb+me.", "cannot parse attributes of '1g.10gb+me.': attribute begins/ends with a dot"),
+    ("1g.10gb+m_e", "cannot parse attributes of '1g.10gb+m_e': non alpha-numeric character or digit in attribute"),
+    ("1g.10gb+me+gfx", "cannot parse attributes of '1g.10gb+me+gfx': non alpha-numeric character or digit in "
+                       "attribute"),
+])
+def test_parse_invalid_with_go_nvlib_text(text: str, error: str) -> None:
+    with pytest.raises(ProfileFormatError) as exc:
         parse_profile(text)
+    assert str(exc.value) == error
+
+
+@pytest.mark.parametrize(("text", "c", "g", "gb", "name"), [
+    ("4c.3g.40gb", 4, 3, 40, "4c.3g.40gb"),  # C > G: well-formed for go-nvlib, exists on no GPU
+    ("0g.0gb", 0, 0, 0, "0g.0gb"),
+    ("01g.010gb", 1, 1, 10, "1g.10gb"),  # strconv.Atoi takes leading zeros; String() drops them
+    ("1c.1g.10gb", 1, 1, 10, "1g.10gb"),  # C == G prints the 2-field form
+])
+def test_parser_is_syntactic_like_go_nvlib(text: str, c: int, g: int, gb: int, name: str) -> None:
+    p = parse_profile(text)
+    assert (p.c, p.g, p.gb, p.name) == (c, g, gb, name)
+
+
+@given(st.integers(0, 2**70), st.integers(0, 2**70), st.integers(0, 2**70),
+       st.lists(st.sampled_from(["me", "gfx", "me.all", "x1"]), max_size=2, unique=True), st.booleans())
+def test_names_round_trip_and_large_numbers_are_malformed(c: int, g: int, gb: int, attrs: list[str],
+                                                          negative: bool) -> None:
+    suffix = ("-" if negative else "+") + ",".join(attrs) if attrs else ""
+    text = f"{c}c.{g}g.{gb}gb{suffix}"
+    if max(c, g, gb) > 2**63 - 1:
+        with pytest.raises(ProfileFormatError, match="malformed number"):
+            parse_profile(text)
+        return
+    p = parse_profile(text)
+    assert (p.c, p.g, p.gb, p.attributes, p.negative) == (c, g, gb, tuple(attrs), negative and bool(attrs))
+    assert parse_profile(p.name).matches(p)
+
+
+@given(st.text(max_size=20))
+def test_any_text_parses_or_fails_with_a_go_nvlib_reason(text: str) -> None:
+    try:
+        parse_profile(text)
+    except ProfileFormatError as exc:
+        assert str(exc) == "profile is the empty string" or str(exc).startswith(
+            ("cannot parse fields of", "cannot parse attributes of", f"profile '{text}' contains both"))
 
 
 def test_ci_name_and_gi_name() -> None:

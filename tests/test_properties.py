@@ -19,7 +19,8 @@ MIG_GPUS = sorted(g.key for g in CATALOG.mig_capable)
 def gpu_and_devices(draw):
     gpu = CATALOG.get(draw(st.sampled_from(MIG_GPUS)))
     names = [p.name for p in gpu.gi_profiles] + [ci.name for p in gpu.gi_profiles for ci in p.compute_instances]
-    devices = draw(st.dictionaries(st.sampled_from(sorted(set(names))), st.integers(1, 4), min_size=1, max_size=4))
+    counts = st.one_of(st.integers(1, 4), st.integers(5, 2**70))  # beyond int64 mig-parted rejects the file
+    devices = draw(st.dictionaries(st.sampled_from(sorted(set(names))), counts, min_size=1, max_size=4))
     return gpu, devices
 
 
@@ -29,11 +30,15 @@ def test_validate_agrees_with_fit(case) -> None:
     gpu, devices = case
     text = yaml.safe_dump({"version": "v1", "mig-configs": {"c": [
         {"devices": "all", "mig-enabled": True, "mig-devices": devices}]}})
-    report = validate_node(parse_spec_text(text, "p.yaml"), "c", [gpu])
+    spec = parse_spec_text(text, "p.yaml")
+    report = validate_node(spec, "c", [gpu])
     assert report.valid == fit(gpu, devices).fits
+    if max(devices.values()) > 2**63 - 1:
+        assert not spec.valid and "64-bit" in spec.problems[0].message
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 9), st.text(max_size=8),
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 9), st.integers(-(2**80), 2**80), st.floats(),
+                    st.text(max_size=8),
                     st.sampled_from(["all", "v1", "1g.10gb", "3g.40gb", "0x233010DE", "mig-configs"]))
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(st.one_of(st.text(max_size=10), st.sampled_from(

@@ -71,14 +71,54 @@ def _problems(text: str) -> list[tuple[str, int | None, str | None, int | None, 
     ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n      mig-devices: {1g.10gb: 0}\n",
      "error validating values in 'mig-devices' field: all counts for all MigProfiles are 0"),
     ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n      mig-devices: {1x.10gb: 1}\n",
-     "error validating values in 'mig-devices' field: invalid format for '1x.10gb'"),
+     "error validating values in 'mig-devices' field: invalid format for '1x.10gb': cannot parse fields of "
+     "'1x.10gb': missing 'g' from '%dg'"),
+    ("{}\n", "unknown version: "),
+    ("version: null\nmig-configs: {}\n", "unknown version: "),
+    ("version: 1\n", "json: cannot unmarshal number into Go value of type string"),
+    ("version: [v1]\n", "json: cannot unmarshal array into Go value of type string"),
+    ("version: v1\nmig-configs: null\n", "at least one entry in 'mig-configs' is required"),
+    ("version: v1\nmig-configs: [1]\n",
+     "json: cannot unmarshal array into Go value of type map[string]v1.MigConfigSpecSlice"),
+    ("version: v1\nmig-configs:\n  a: 3\n",
+     "json: cannot unmarshal number into Go value of type v1.MigConfigSpecSlice"),
+    ("version: v1\nmig-configs:\n  a: [3]\n",
+     "json: cannot unmarshal number into Go value of type map[string]json.RawMessage"),
+    ("version: v1\nmig-configs:\n  a: [null]\n", "missing required field: devices"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n      mig-devices:\n",
+     "missing required field 'mig-devices' when 'mig-enabled' is true"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices:\n      mig-enabled: false\n",
+     "invalid string input for 'devices': "),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: [0, x]\n      mig-enabled: false\n",
+     "(json: cannot unmarshal array into Go value of type string, json: cannot unmarshal string into Go value of "
+     "type int)"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      device-filter: [\"0x2330\", 5]\n"
+     "      mig-enabled: false\n", "(json: cannot unmarshal array into Go value of type string, json: cannot "
+     "unmarshal number into Go value of type string)"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: 'yes'\n",
+     "json: cannot unmarshal string into Go value of type bool"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n      mig-devices: [1]\n",
+     "json: cannot unmarshal array into Go value of type types.MigConfig"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n"
+     "      mig-devices: {1g.10gb: 1.5}\n", "json: cannot unmarshal number 1.5 into Go value of type int"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n"
+     "      mig-devices: {1g.10gb: 99999999999999999999}\n",
+     "json: cannot unmarshal number 100000000000000000000 into Go value of type int"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n"
+     "      mig-devices: {1g.10gb: 9223372036854775808}\n",
+     "json: cannot unmarshal number 9223372036854775808 into Go value of type int"),
+    ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n      mig-devices: {1: 1}\n",
+     "error validating values in 'mig-devices' field: invalid format for '1': cannot parse fields of '1': parsed "
+     "wrong number of fields, expected 2 or 3"),
     ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n      colour: red\n"
      "      mig-devices: {}\n", "unexpected field: colour"),
 ])
 def test_mig_parted_error_texts(text: str, upstream: str) -> None:
     spec = parse_spec_text(text, "f.yaml")
     assert not spec.valid
-    assert upstream in [p.upstream for p in spec.problems]
+    assert spec.problems[0].upstream == upstream
+    wrapper = "unmarshal error: error unmarshaling JSON: while decoding JSON: "
+    assert spec.problems[0].mig_parted_error == wrapper + upstream
     assert all(p.location.file == "f.yaml" and p.location.line for p in spec.problems)
 
 
@@ -125,3 +165,66 @@ def test_configmap_manifest_is_read_with_outer_line_numbers() -> None:
     spec = parse_spec_text(text, "cm.yaml")
     (p,) = spec.problems
     assert p.location.line == 10 and p.location.config == "a"
+
+
+def _entry(body: str) -> str:
+    return "version: v1\nmig-configs:\n  a:\n    - " + body.replace("\n", "\n      ") + "\n"
+
+
+@pytest.mark.parametrize(("body", "check"), [
+    ("devices: all\nmig-enabled: null", lambda e: not e.mig_enabled),  # null: left at false
+    ("devices: all\ndevice-filter: null\nmig-enabled: false", lambda e: e.device_filter == ()),
+    ("devices: all\ndevice-filter: ''\nmig-enabled: false", lambda e: e.device_filter == ()),
+    ("devices: [0, null]\nmig-enabled: false", lambda e: e.devices == (0, 0)),
+    ("devices: all\nmig-enabled: false\nmig-devices: null", lambda e: e.mig_devices is None),
+    ("devices: all\nmig-enabled: true\nmig-devices: {1g.10gb: 1.0, 2g.20gb: null}",
+     lambda e: e.mig_devices == {"1g.10gb": 1, "2g.20gb": 0}),
+    ("devices: all\nmig-enabled: true\nmig-devices: {1g.10gb: 9223372036854775807}",
+     lambda e: e.mig_devices == {"1g.10gb": 2**63 - 1}),
+    ("devices: all\nmig-enabled: true\nmig-devices: {4c.3g.40gb: 1, 0g.0gb: 1}",  # well-formed for go-nvlib
+     lambda e: set(e.mig_devices) == {"4c.3g.40gb", "0g.0gb"}),
+])
+def test_what_mig_parted_accepts(body: str, check) -> None:
+    spec = parse_spec_text(_entry(body), "ok.yaml")
+    assert spec.valid, spec.problems
+    assert check(spec.configs["a"][0])
+
+
+def test_large_counts_are_located_problems() -> None:
+    spec = parse_spec_text(_entry("devices: all\nmig-enabled: true\nmig-devices:\n  1g.10gb: 2\n"
+                                  "  2g.20gb: 99999999999999999999"), "big.yaml")
+    (p,) = spec.problems
+    assert (p.location.line, p.location.config, p.location.entry, p.location.key) == (8, "a", 0, "mig-devices")
+    assert "2g.20gb" in p.message and "64-bit" in p.message
+    assert "a" not in spec.configs
+
+
+def test_duplicate_keys_warn_and_the_last_one_wins() -> None:
+    text = ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: true\n"
+            "      mig-devices: {1g.10gb: 1}\n  a:\n    - devices: all\n      mig-enabled: false\n")
+    spec = parse_spec_text(text, "dup.yaml")
+    assert spec.valid and not spec.configs["a"][0].mig_enabled
+    (w,) = spec.warnings
+    assert (w.location.file, w.location.line, w.location.key) == ("dup.yaml", 7, "a")
+    assert "duplicate key 'a'" in w.message and w.upstream is None
+
+
+def test_only_the_first_document_is_read() -> None:
+    spec = parse_spec_text(_entry("devices: all\nmig-enabled: false") + "---\nfoo: [\n", "multi.yaml")
+    assert spec.valid and list(spec.configs) == ["a"]
+    assert "only the first YAML document" in spec.warnings[0].message
+
+
+def test_unparsable_device_filter_is_a_warning_and_matches_nothing() -> None:
+    spec = parse_spec_text(_entry("device-filter: ['0x2330 ', '0x233010DE:']\ndevices: all\nmig-enabled: false"),
+                           "f.yaml")
+    assert spec.valid and len(spec.warnings) == 2
+    assert all(w.location.key == "device-filter" and w.location.entry == 0 for w in spec.warnings)
+    assert not spec.configs["a"][0].matches_device_filter(DeviceID(0x2330, 0x10DE))
+
+
+def test_syntax_errors_are_marked_and_wrapped_like_mig_parted() -> None:
+    spec = parse_spec_text("version: v1\nmig-configs: [\n", "s.yaml")
+    assert spec.syntax_error and not spec.configs
+    (p,) = spec.problems
+    assert p.mig_parted_error.startswith("unmarshal error: error converting YAML to JSON: yaml: line ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mig_conformance.catalog import Catalog
+from mig_conformance.mig.device import DeviceID
 from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.validation import validate_node
 
@@ -73,7 +74,10 @@ def test_does_not_fit_names_entry_key_line_and_gpu(catalog: Catalog) -> None:
 def test_uncovered_gpus_warn_that_assert_fails(catalog: Catalog) -> None:
     report = validate_node(parse_spec_text(MIXED), "partial", _h100(catalog, 2), "node")
     assert report.valid
-    assert report.mig_parted == {"apply": "success", "assert_after_apply": "failure"}
+    assert (report.mig_parted["apply"], report.mig_parted["assert_after_apply"]) == ("success", "failure")
+    assert report.mig_parted["assert_result"] == {
+        "exit_code": 1, "message": "Assertion failure: selected configuration not currently applied",
+        "reason": "Not all GPUs match the specified config"}
     assert "not all GPUs match" in report.warnings[0].message
 
 
@@ -105,3 +109,86 @@ def test_non_mig_gpu(catalog: Catalog) -> None:
 def test_unknown_config_name(catalog: Catalog) -> None:
     report = validate_node(parse_spec_text(MIXED), "nope", _h100(catalog, 1))
     assert not report.valid and "selected mig-config not present: nope" in report.errors[0].message
+
+
+def _one(text: str) -> object:
+    return parse_spec_text("version: v1\nmig-configs:\n  c:\n" + text, "v.yaml")
+
+
+def _mp(report) -> tuple[str, str]:
+    return report.mig_parted["apply"], report.mig_parted["assert_after_apply"]
+
+
+def test_overlapping_entries_with_different_modes_fail_apply(catalog: Catalog) -> None:
+    spec = _one("    - devices: all\n      mig-enabled: false\n    - devices: [0]\n      mig-enabled: true\n"
+                "      mig-devices: {1g.10gb: 7}\n")
+    report = validate_node(spec, "c", _h100(catalog, 2))
+    assert not report.valid and _mp(report) == ("failure", "failure")
+    assert report.mig_parted["apply_result"]["message"].endswith(
+        "MIG mode is currently enabled, but the configuration specifies it should be disabled")
+    (err,) = report.errors
+    assert (err.gpu, err.location.entry, err.location.key, err.location.line) == (0, 0, "mig-enabled", 5)
+
+
+def test_non_mig_gpu_enabled_for_all_devices_fails_assert(catalog: Catalog) -> None:
+    spec = _one("    - devices: all\n      mig-enabled: true\n      mig-devices: {1g.10gb: 7}\n")
+    report = validate_node(spec, "c", [catalog.get("T4-16GB"), catalog.get("H100-80GB")])
+    assert report.valid and _mp(report) == ("success", "failure")
+    assert report.mig_parted["assert_result"]["reason"] == "Unable to assert MIG mode enabled on non MIG-capable GPU"
+    assert any("unable to assert MIG mode enabled" in w.message and w.gpu == 0 for w in report.warnings)
+    assert report.gpus[1].after_apply == {"mig_enabled": True, "devices": {"1g.10gb": 7}}
+
+
+def test_zero_counts_fail_assert(catalog: Catalog) -> None:
+    report = validate_node(parse_spec_text(MIXED), "zero", _h100(catalog, 1))
+    assert report.valid and _mp(report) == ("success", "failure")
+    assert report.gpus[0].after_apply["devices"] == {"7g.80gb": 1}
+
+
+def test_non_canonical_names_are_created_but_never_asserted(catalog: Catalog) -> None:
+    spec = _one("    - devices: all\n      mig-enabled: true\n      mig-devices: {1c.1g.10gb: 3, 01g.10gb: 2}\n")
+    report = validate_node(spec, "c", _h100(catalog, 1))
+    assert report.valid and _mp(report) == ("success", "failure")
+    assert report.gpus[0].after_apply["devices"] == {"1g.10gb": 5}
+    assert sorted(w.location.key for w in report.warnings) == ["mig-devices", "mig-devices"]
+    assert all("write '1g.10gb'" in w.message for w in report.warnings)
+
+
+def test_profiles_unknown_on_the_node_even_with_zero_count(catalog: Catalog) -> None:
+    spec = _one("    - devices: all\n      mig-enabled: true\n      mig-devices: {1g.10gb: 7, 1g.5gb: 0}\n")
+    report = validate_node(spec, "c", _h100(catalog, 1))
+    assert not report.valid and _mp(report) == ("success", "failure")  # Flatten fails: the GPU is cleared
+    assert "1g.5gb exists on no GPU" in report.errors[0].message
+    assert report.gpus[0].after_apply == {"mig_enabled": True, "devices": {}}
+
+
+def test_every_selecting_entry_is_checked(catalog: Catalog) -> None:
+    spec = _one("    - devices: all\n      mig-enabled: true\n      mig-devices: {7g.80gb: 2}\n"
+                "    - devices: all\n      mig-enabled: true\n      mig-devices: {7g.80gb: 1}\n")
+    report = validate_node(spec, "c", _h100(catalog, 1))
+    assert not report.valid and _mp(report) == ("failure", "failure")
+    assert [e.location.entry for e in report.errors] == [0]
+
+
+def test_syntactically_valid_names_that_exist_nowhere(catalog: Catalog) -> None:
+    spec = _one("    - devices: all\n      mig-enabled: true\n      mig-devices: {4c.3g.40gb: 1, 0g.0gb: 1}\n")
+    assert spec.valid
+    report = validate_node(spec, "c", _h100(catalog, 1))
+    assert not report.valid and "4c.3g.40gb, 0g.0gb exist on no GPU" in report.errors[0].message
+
+
+def test_huge_counts_are_quick_errors(catalog: Catalog) -> None:
+    spec = _one("    - devices: all\n      mig-enabled: true\n      mig-devices: {1g.10gb: 3000000}\n")
+    report = validate_node(spec, "c", _h100(catalog, 2))
+    assert not report.valid and _mp(report) == ("failure", "failure")
+    assert "3000000 x 1g.10gb exceeds the maximum of 7" in report.errors[0].message
+
+
+def test_pci_id_overrides_reach_the_simulator(catalog: Catalog) -> None:
+    spec = _one("    - device-filter: '0x233110DE'\n      devices: all\n      mig-enabled: true\n"
+                "      mig-devices: {7g.80gb: 1}\n")
+    plain = validate_node(spec, "c", _h100(catalog, 1))
+    assert plain.gpus[0].entry is None and plain.gpus[0].after_apply["devices"] == {}
+    pcie = validate_node(spec, "c", _h100(catalog, 1), device_ids=[DeviceID(0x2331, 0x10DE)])
+    assert pcie.gpus[0].entry == 0 and _mp(pcie) == ("success", "success")
+    assert pcie.gpus[0].after_apply["devices"] == {"7g.80gb": 1}

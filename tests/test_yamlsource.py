@@ -39,3 +39,24 @@ def test_binary_file_is_an_input_error(tmp_path) -> None:
     f.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(InputError, match="cannot read file"):
         load_yaml_file(f)
+
+
+def test_duplicates_can_keep_the_last_value_with_a_located_warning() -> None:
+    doc = parse_yaml("a: 1\nb: 2\na: 3\n", "dup.yaml", duplicates="last")
+    assert doc.data == {"a": 3, "b": 2} and doc.key_line("a") == 3
+    (w,) = doc.warnings
+    assert (w.location.file, w.location.line, w.location.key) == ("dup.yaml", 3, "a")
+    assert "duplicate key 'a' (first defined on line 1)" in w.message
+
+
+def test_merge_keys_are_not_duplicates() -> None:
+    doc = parse_yaml("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  x: 5\n", "m.yaml")
+    assert doc.data["c"] == {"x": 5, "y": 2} and doc.warnings == []
+
+
+def test_first_document_only() -> None:
+    with pytest.raises(InputError, match="not valid YAML"):
+        parse_yaml("a: 1\n---\nb: 2\n", "multi.yaml")
+    doc = parse_yaml("a: 1\n---\nb: [\n", "multi.yaml", first_document_only=True)
+    assert doc.data == {"a": 1}
+    assert doc.warnings[0].location.line == 2 and "only the first YAML document" in doc.warnings[0].message

@@ -2,8 +2,9 @@
 
 Flags and MIG_PARTED_* variables are mig-parted's; the node comes from --gpu / --instance-type, or from
 --state FILE (JSON node state, created when missing and saved after every command) so that apply, assert
-and export see the same node across invocations. Exit codes: mig-parted's 0 and 1; 2 for input errors
-(unreadable file, unknown GPU, bad state file).
+and export see the same node across invocations. `-d` works before the command too (`mig-parted -d apply`, as
+the mig-manager runs it). Exit codes: mig-parted's 0 and 1 (a config file that cannot be read or parsed fails
+as in mig-parted: exit 1); 2 for the simulator's own input errors (unknown GPU, no node, bad state file).
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-from mig_conformance.simulators.mig_parted import LogEntry, MigParted, MigPartedResult
+from mig_conformance.simulators.mig_parted import LogEntry, MigParted, MigPartedResult, capitalize
 from mig_conformance.simulators.nvml import NvmlSimulator
 
-from ..errors import InputError
+from ..errors import InputError, MigConformanceError
 from ..mig.spec import Spec, parse_spec_text
 from ..node import node_gpus
-from ..yamlsource import read_text
 from . import EXIT_FAIL
+from .failures import input_failure
 from .output import print_json
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
@@ -60,6 +61,9 @@ def _config_flags(parser: argparse.ArgumentParser, what: str) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mig-parted", help="run nvidia-mig-parted apply/assert/export on a simulated node",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # mig-parted's global flag; its own dest, as a subcommand's default would overwrite a shared one.
+    p.add_argument("-d", "--debug", dest="global_debug", action="store_true", default=None,
+                   help="print debug log lines too (env MIG_PARTED_DEBUG)")
     cmds = p.add_subparsers(dest="mig_parted_command", metavar="COMMAND", parser_class=type(p))
     cmds.required = True
     apply = cmds.add_parser("apply", help="apply a MIG configuration from a configuration file")
@@ -106,10 +110,29 @@ def load_node(args: argparse.Namespace) -> NvmlSimulator:
     return NvmlSimulator(gpus, args.node_name)
 
 
-def _read_spec(path: str) -> Spec:
+def _read_spec(path: str) -> Spec | str:
+    """The parsed config file, or mig-parted's error when it cannot read it (ParseConfigFile, os.ReadFile)."""
     if path == "-":
         return parse_spec_text(sys.stdin.read(), "<stdin>")
-    return parse_spec_text(read_text(path), path)
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        return f"read error: read {path}: is a directory"
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return f"read error: open {path}: {reason[:1].lower()}{reason[1:]}"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:  # [CHOICE] yaml.v2 rejects it while scanning; its exact words are not modelled
+        return "unmarshal error: error converting YAML to JSON: yaml: invalid leading UTF-8 octet"
+    return parse_spec_text(text, path)
+
+
+def _failure(command: str, error: str) -> MigPartedResult:
+    """A command that failed before touching the node (mig-parted's log.Fatal)."""
+    result = MigPartedResult(command, EXIT_FAIL, error=capitalize(error))
+    result.log = [LogEntry("debug", "Parsing config file..."), LogEntry("fatal", result.error)]
+    return result
 
 
 def _print(result: MigPartedResult, debug: bool, as_json: bool) -> None:
@@ -123,30 +146,37 @@ def _print(result: MigPartedResult, debug: bool, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    node = load_node(args)
-    debug = _flag(args, "debug", "MIG_PARTED_DEBUG")
-    parted = MigParted(node)
-    command = args.mig_parted_command
-    if command == "export":
-        result = parted.export(args.output_format, args.config_label)
-    elif not args.config_file:
-        result = MigPartedResult(command, EXIT_FAIL, error="Missing required flags 'config-file'")
-        result.stdout = []
-        print(f"FATA[0000] {result.error}", file=sys.stderr)
-        return EXIT_FAIL
-    else:
-        spec = _read_spec(args.config_file)
-        mode_only = _flag(args, "mode_only", "MIG_PARTED_MODE_CHANGE_ONLY")
-        if command == "apply":
-            result = parted.apply(spec, args.selected_config, mode_only=mode_only,
-                                  skip_reset=_flag(args, "skip_reset", "MIG_PARTED_SKIP_RESET"))
-            if args.hooks_file:
-                result.log.insert(0, LogEntry("warning", f"Hooks file {args.hooks_file} ignored: hooks are not "
-                                                         "simulated"))
-        else:
-            result = parted.assert_config(spec, args.selected_config, mode_only=mode_only,
-                                          valid_config=_flag(args, "valid_config", "MIG_PARTED_VALID_CONFIG"))
+    try:
+        node = load_node(args)
+        debug = bool(args.global_debug) or _flag(args, "debug", "MIG_PARTED_DEBUG")
+        result = _command(args, node)
+    except MigConformanceError as exc:
+        return input_failure(exc, args.json, command=args.mig_parted_command, exit_code=2)
     if args.state:
         node.save(args.state)
     _print(result, debug, args.json)
     return result.exit_code
+
+
+def _command(args: argparse.Namespace, node: NvmlSimulator) -> MigPartedResult:
+    parted = MigParted(node)
+    command = args.mig_parted_command
+    if command == "export":
+        return parted.export(args.output_format, args.config_label)
+    if not args.config_file:
+        result = MigPartedResult(command, EXIT_FAIL, error="Missing required flags 'config-file'")
+        result.log = [LogEntry("fatal", result.error)]
+        return result
+    spec = _read_spec(args.config_file)
+    if isinstance(spec, str):
+        return _failure(command, f"error parsing config file: {spec}")
+    mode_only = _flag(args, "mode_only", "MIG_PARTED_MODE_CHANGE_ONLY")
+    if command == "apply":
+        result = parted.apply(spec, args.selected_config, mode_only=mode_only,
+                              skip_reset=_flag(args, "skip_reset", "MIG_PARTED_SKIP_RESET"))
+        if args.hooks_file:
+            result.log.insert(0, LogEntry("warning", f"Hooks file {args.hooks_file} ignored: hooks are not "
+                                                     "simulated"))
+        return result
+    return parted.assert_config(spec, args.selected_config, mode_only=mode_only,
+                                valid_config=_flag(args, "valid_config", "MIG_PARTED_VALID_CONFIG"))

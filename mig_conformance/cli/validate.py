@@ -1,20 +1,27 @@
-"""`mig-conformance validate CONFIG.yaml`: check a mig-parted config against a node's GPUs."""
+"""`mig-conformance validate CONFIG.yaml`: check a mig-parted config against a node's GPUs.
+
+Exit 0 valid, 1 invalid (mig-parted rejects the file, or the config cannot be applied as written), 2 for input
+that cannot be used at all: an unreadable file, text that is not YAML, an unknown or missing --config, an
+unknown GPU or instance type.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from ..errors import MigConformanceError
 from ..mig.spec import load_spec
 from ..node import node_gpus
-from ..validation import validate_node
-from . import EXIT_FAIL, EXIT_OK
+from ..validation import ValidationReport, validate_node
+from . import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from .failures import input_failure
 from .output import devices_text, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="validate a mig-parted config for a node",
-                       description="Validate a mig-parted v1 file (or a ConfigMap holding one) for a node's GPUs; "
-                                   "exit 1 if invalid.")
+                       description="Validate a mig-parted v1 file (or a ConfigMap holding one) for a node's GPUs: "
+                                   "exit 0 if valid, 1 if invalid, 2 if the input cannot be used.")
     p.add_argument("file", metavar="CONFIG.yaml")
     p.add_argument("--config", "-c", metavar="NAME", help="named config (required if the file has several)")
     p.add_argument("--gpu", action="append", metavar="GPU[xN]", help="GPU models in PCI order, e.g. H100-80GBx8")
@@ -24,25 +31,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def exit_code(reports: list[ValidationReport]) -> int:
+    if any(r.input_error for r in reports):
+        return EXIT_USAGE
+    return EXIT_OK if all(r.valid for r in reports) else EXIT_FAIL
+
+
+def _mig_parted_line(report: ValidationReport) -> str:
+    mp = report.mig_parted
+    parts = []
+    for label, key, result_key in (("apply", "apply", "apply_result"),
+                                   ("assert after apply", "assert_after_apply", "assert_result")):
+        result = mp.get(result_key) or {}
+        detail = result.get("reason") or (result.get("message") if mp.get(key) == "failure" else None)
+        parts.append(f"{label}: {mp.get(key)}" + (f" ({detail})" if detail else ""))
+    return "  mig-parted on a fresh node: " + "; ".join(parts)
+
+
+def print_text(report: ValidationReport, node: str) -> None:
+    config = f": config '{report.config}'" if report.config is not None else ""
+    print(f"{report.file}{config} on {node}: {'VALID' if report.valid else 'INVALID'}")
+    for g in report.gpus:
+        state = ("not selected" if g.mig_enabled is None else
+                 "MIG disabled" if not g.mig_enabled else devices_text(g.devices))
+        if g.fit is not None and not g.fit.fits:
+            state += " -> not applicable (see errors)"
+        print(f"  GPU {g.index} {g.model}: {state}")
+    if report.mig_parted:
+        print(_mig_parted_line(report))
+    for e in report.errors:
+        print(f"  error: {e}")
+    for w in report.warnings:
+        print(f"  warning: {w}")
+
+
 def run(args: argparse.Namespace) -> int:
-    node, gpus = node_gpus(args.gpu, args.instance_type)
-    spec = load_spec(args.file)
-    names = sorted(spec.configs) if args.all_configs else [args.config]
+    try:
+        node, gpus = node_gpus(args.gpu, args.instance_type)
+        spec = load_spec(args.file)
+    except MigConformanceError as exc:
+        return input_failure(exc, args.json, valid=False, file=args.file)
+    usable = spec.configs and not spec.problems
+    names = sorted(spec.configs) if args.all_configs and usable else [args.config]
     reports = [validate_node(spec, name, gpus, node) for name in names]
     if args.json:
         print_json(reports[0].as_dict() if len(reports) == 1 else
                    {"valid": all(r.valid for r in reports), "configs": [r.as_dict() for r in reports]})
     else:
         for r in reports:
-            print(f"{r.file}: config '{r.config}' on {node}: {'VALID' if r.valid else 'INVALID'}")
-            for g in r.gpus:
-                state = ("not selected" if g.mig_enabled is None else
-                         "MIG disabled" if not g.mig_enabled else devices_text(g.devices))
-                if g.fit is not None and not g.fit.fits:
-                    state += " -> not applicable (see errors)"
-                print(f"  GPU {g.index} {g.model}: {state}")
-            for e in r.errors:
-                print(f"  error: {e}")
-            for w in r.warnings:
-                print(f"  warning: {w}")
-    return EXIT_OK if all(r.valid for r in reports) else EXIT_FAIL
+            print_text(r, node)
+    return exit_code(reports)

@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import InputError, Location, Problem, UnknownNameError
 from ..profiles import ProfileFormatError, parse_profile
 from ..yamlsource import YamlDocument, parse_yaml, read_text
+from . import gojson
 from .device import DeviceID
 
 VERSION = "v1"
@@ -22,9 +23,26 @@ ENTRY_KEYS = frozenset({"device-filter", "devices", "mig-enabled", "mig-devices"
 
 @dataclass(frozen=True)
 class SpecProblem(Problem):
-    """A Problem plus the message nvidia-mig-parted itself would print."""
+    """A Problem plus the error nvidia-mig-parted itself would give.
+
+    `upstream` is the Go error of the failing step: for `stage="json"` what mig-parted's UnmarshalJSON (or
+    encoding/json) returns, for `stage="yaml"` the YAML syntax error, for `stage="select"` the config selection
+    error. None for warnings (mig-parted accepts the input).
+    """
 
     upstream: str | None = None
+    stage: str = "json"
+
+    @property
+    def mig_parted_error(self) -> str | None:
+        """The text after "error parsing config file: " (or "error selecting MIG config: ") in mig-parted."""
+        if self.upstream is None:
+            return None
+        if self.stage == "yaml":
+            return f"unmarshal error: error converting YAML to JSON: {self.upstream}"
+        if self.stage == "json":
+            return f"unmarshal error: error unmarshaling JSON: while decoding JSON: {self.upstream}"
+        return self.upstream
 
     def as_dict(self) -> dict[str, object]:
         return {**super().as_dict(), "mig_parted_message": self.upstream}
@@ -73,43 +91,60 @@ class MigConfigEntry:
 
 @dataclass
 class Spec:
-    """A parsed v1 file: named configs, the source document for line numbers, and format problems."""
+    """A parsed v1 file: named configs, format problems (mig-parted rejects the file) and warnings (it accepts it).
+
+    `configs` holds only configs whose every entry parsed. `syntax_error` is set when the text is not YAML at all.
+    """
 
     file: str
     version: str | None = None
     configs: dict[str, tuple[MigConfigEntry, ...]] = field(default_factory=dict)
     problems: list[SpecProblem] = field(default_factory=list)
+    warnings: list[SpecProblem] = field(default_factory=list)
     config_lines: dict[str, int | None] = field(default_factory=dict)
+    syntax_error: bool = False
 
     @property
     def valid(self) -> bool:
         return not self.problems
 
     def select(self, name: str | None) -> tuple[str, tuple[MigConfigEntry, ...]]:
-        """mig-parted's config selection, with its error texts."""
-        if name is None:
+        """mig-parted's config selection (GetSelectedMigConfig), with its error texts."""
+        if name is None or name == "":
             if len(self.configs) > 1:
-                raise InputError(SpecProblem("missing required flag 'selected-config' when more than one "
-                                             "config available", Location(self.file),
-                                             upstream="missing required flag 'selected-config' when more than "
-                                             "one config available"))
+                text = "missing required flag 'selected-config' when more than one config available"
+                raise InputError(SpecProblem(f"{text} (configs in this file: {', '.join(sorted(self.configs))})",
+                                             Location(self.file), upstream=text, stage="select"))
             if not self.configs:
                 raise InputError(SpecProblem("the file has no configs", Location(self.file),
-                                             upstream="selected mig-config not present: "))
+                                             upstream="selected mig-config not present: ", stage="select"))
             name = next(iter(self.configs))
         if name not in self.configs:
             known = ", ".join(sorted(self.configs)) or "none"
             raise UnknownNameError(SpecProblem(
                 f"selected mig-config not present: {name} (configs in this file: {known})",
-                Location(self.file, config=name), upstream=f"selected mig-config not present: {name}"))
+                Location(self.file, config=name), upstream=f"selected mig-config not present: {name}",
+                stage="select"))
         return name, self.configs[name]
 
 
 class _Parser:
+    """mig-parted's Spec / MigConfigSpec UnmarshalJSON, checking everything instead of stopping at the first error.
+
+    Go checks a mapping's keys in random (map) order and returns the first error; we report every problem in file
+    order, with mig-parted's text for each.
+    """
+
     def __init__(self, doc: YamlDocument, line_offset: int = 0) -> None:
         self.doc = doc
         self.offset = line_offset
         self.spec = Spec(file=doc.file)
+        self.spec.warnings.extend(SpecProblem(w.message, self._shift(w.location), upstream=None)
+                                  for w in doc.warnings)
+
+    def _shift(self, location: Location) -> Location:
+        line = (location.line or 1) + self.offset
+        return Location(location.file, line, location.config, location.entry, location.key)
 
     def loc(self, path: tuple, config: str | None = None, entry: int | None = None,
             key: str | None = None, key_line: bool = False) -> Location:
@@ -119,156 +154,219 @@ class _Parser:
     def add(self, message: str, location: Location, upstream: str | None = None) -> None:
         self.spec.problems.append(SpecProblem(message, location, upstream=message if upstream is None else upstream))
 
+    def warn(self, message: str, location: Location) -> None:
+        self.spec.warnings.append(SpecProblem(message, location, upstream=None))
+
     def parse(self) -> Spec:
         data = self.doc.data
         if data is None:
-            return self.spec  # an empty document parses to an empty Spec, as in mig-parted
+            return self.spec  # an empty document (or `null`) leaves the Spec empty, as in mig-parted
         if not isinstance(data, dict):
-            self.add(f"the file must be a mapping with 'version' and 'mig-configs', got {type(data).__name__}",
-                     self.loc(()), upstream="json: cannot unmarshal into Go value of type map[string]json.RawMessage")
+            err = gojson.type_error(gojson.kind(data), "map[string]json.RawMessage")
+            self.add(f"the file must be a mapping with 'version' and 'mig-configs', got {_what(data)}: {err}",
+                     self.loc(()), upstream=str(err))
             return self.spec
-        if "version" not in data:
-            self.add("unable to parse with missing 'version' field", self.loc(()))
+        keys = {gojson.map_key(k): k for k in data}
+        if "version" not in keys:
+            if data:
+                self.add("unable to parse with missing 'version' field", self.loc(()))
+            else:
+                self.add("unknown version:  (an empty mapping; the file needs 'version: v1')", self.loc(()),
+                         upstream="unknown version: ")
             return self.spec
-        version = data["version"]
+        raw_version = data[keys["version"]]
+        vloc = self.loc((keys["version"],), key="version")
+        try:
+            version = gojson.decode_str(raw_version)
+        except gojson.GoTypeError as exc:
+            self.add(f"'version' must be the string v1, got {_what(raw_version)}: {exc}", vloc, upstream=str(exc))
+            return self.spec
         if version != VERSION:
-            self.add(f"unknown version: {version} (only '{VERSION}' exists)",
-                     self.loc(("version",), key="version"), upstream=f"unknown version: {version}")
+            self.add(f"unknown version: {version} (only '{VERSION}' exists)", vloc,
+                     upstream=f"unknown version: {version}")
             return self.spec
         self.spec.version = version
-        for k in data:
-            if k not in ("version", "mig-configs"):
-                self.add(f"unexpected field: {k}", self.loc((k,), key=str(k), key_line=True))
-        configs = data.get("mig-configs")
-        if "mig-configs" not in data:
-            return self.spec
-        if not isinstance(configs, dict):
-            self.add(f"'mig-configs' must be a mapping of config name to a list of entries, got "
-                     f"{type(configs).__name__}", self.loc(("mig-configs",), key="mig-configs"),
-                     upstream="json: cannot unmarshal into map[string]v1.MigConfigSpecSlice")
-            return self.spec
-        if not configs:
-            self.add("at least one entry in 'mig-configs' is required", self.loc(("mig-configs",), key="mig-configs"))
-        for name, entries in configs.items():
-            self.spec.config_lines[str(name)] = self.doc.key_line("mig-configs", name) + self.offset
-            self.parse_config(str(name), entries)
+        for name, k in keys.items():
+            if name == "mig-configs":
+                self.parse_configs(k)
+            elif name != "version":
+                self.add(f"unexpected field: {name}", self.loc((k,), key=name, key_line=True))
         return self.spec
 
-    def parse_config(self, name: str, entries: Any) -> None:
-        path = ("mig-configs", name)
+    def parse_configs(self, k: Any) -> None:
+        configs = self.doc.data[k]
+        where = self.loc((k,), key="mig-configs")
+        if configs is not None and not isinstance(configs, dict):
+            err = gojson.type_error(gojson.kind(configs), "map[string]v1.MigConfigSpecSlice")
+            self.add(f"'mig-configs' must be a mapping of config name to a list of entries, got {_what(configs)}: "
+                     f"{err}", where, upstream=str(err))
+            return
+        if not configs:  # empty, or null (decoded into a nil map)
+            self.add("at least one entry in 'mig-configs' is required", where)
+            return
+        for name, entries in configs.items():
+            key = gojson.map_key(name)
+            self.spec.config_lines[key] = self.doc.key_line(k, name) + self.offset
+            self.parse_config(key, (k, name), entries)
+
+    def parse_config(self, name: str, path: tuple, entries: Any) -> None:
         if entries is None or entries == []:
             self.add(f"at least one entry in '{name}' is required", self.loc(path, config=name))
             return
         if not isinstance(entries, list):
-            self.add(f"config '{name}' must be a list of entries, got {type(entries).__name__}",
-                     self.loc(path, config=name), upstream="json: cannot unmarshal into v1.MigConfigSpecSlice")
+            err = gojson.type_error(gojson.kind(entries), "v1.MigConfigSpecSlice")
+            self.add(f"config '{name}' must be a list of entries, got {_what(entries)}: {err}",
+                     self.loc(path, config=name), upstream=str(err))
             return
-        parsed = []
-        for i, raw in enumerate(entries):
-            entry = self.parse_entry(name, i, raw)
-            if entry is not None:
-                parsed.append(entry)
-        self.spec.configs[name] = tuple(parsed)
+        before = len(self.spec.problems)
+        parsed = [self.parse_entry(name, (*path, i), i, raw) for i, raw in enumerate(entries)]
+        if len(self.spec.problems) == before:
+            self.spec.configs[name] = tuple(e for e in parsed if e is not None)
 
-    def parse_entry(self, name: str, i: int, raw: Any) -> MigConfigEntry | None:
-        path = ("mig-configs", name, i)
+    def parse_entry(self, name: str, path: tuple, i: int, raw: Any) -> MigConfigEntry | None:
         before = len(self.spec.problems)
 
-        def bad(msg: str, key: str | None = None, upstream: str | None = None, sub: str | None = None) -> None:
-            kpath = (*path, key) if key else path
+        def bad(msg: str, key: str | None = None, upstream: str | None = None, sub: Any = None,
+                raw_key: Any = None) -> None:
+            kpath = (*path, raw_key if raw_key is not None else key) if key else path
             if sub is not None:
                 kpath = (*kpath, sub)
             self.add(msg, self.loc(kpath, name, i, key, key_line=key is not None), upstream)
 
+        if raw is None:
+            raw = {}  # UnmarshalJSON(null): no keys at all
         if not isinstance(raw, dict):
-            bad(f"an entry must be a mapping, got {type(raw).__name__}",
-                upstream="json: cannot unmarshal into v1.MigConfigSpec")
+            err = gojson.type_error(gojson.kind(raw), "map[string]json.RawMessage")
+            bad(f"an entry must be a mapping, got {_what(raw)}: {err}", upstream=str(err))
             return None
+        keys = {gojson.map_key(k): k for k in raw}
         for required in ("devices", "mig-enabled"):
-            if required not in raw:
-                bad(f"missing required field: {required}", None)
-        for k in raw:
-            if k not in ENTRY_KEYS:
-                bad(f"unexpected field: {k}", str(k))
+            if required not in keys:
+                bad(f"missing required field: {required}")
         device_filter: tuple[str, ...] = ()
-        if "device-filter" in raw:
-            f = raw["device-filter"]
-            if isinstance(f, str):
-                device_filter = (f,) if f else ()
-            elif isinstance(f, list) and all(isinstance(x, str) for x in f):
-                device_filter = tuple(f)
-            else:
-                bad(f"'device-filter' must be a string or a list of strings, got {f!r}", "device-filter",
-                    upstream="(json: cannot unmarshal into Go value of type string, json: cannot unmarshal into "
-                    "Go value of type []string)")
-            for flt in device_filter:
-                try:
-                    DeviceID.parse(flt)
-                except ValueError:
-                    # mig-parted accepts this at parse time and silently matches nothing; we warn loudly.
-                    bad(f"device-filter '{flt}' is not a PCI ID like 0x233010DE; mig-parted accepts it but "
-                        "it matches no GPU", "device-filter", upstream="")
         devices: str | tuple[int, ...] = "all"
-        if "devices" in raw:
-            d = raw["devices"]
-            if isinstance(d, str):
-                if d != "all":
-                    bad(f"invalid string input for 'devices': {d} (use 'all' or a list of GPU indices)", "devices",
-                        upstream=f"invalid string input for 'devices': {d}")
-            elif isinstance(d, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in d):
-                devices = tuple(d)
-            else:
-                bad(f"'devices' must be 'all' or a list of GPU indices, got {d!r}", "devices",
-                    upstream="(json: cannot unmarshal into Go value of type string, json: cannot unmarshal into "
-                    "Go value of type []int)")
-        enabled = raw.get("mig-enabled", False)
-        if "mig-enabled" in raw and not isinstance(enabled, bool):
-            bad(f"'mig-enabled' must be true or false, got {enabled!r}", "mig-enabled",
-                upstream="json: cannot unmarshal into Go struct field of type bool")
-            enabled = False
+        enabled = False
         mig_devices: dict[str, int] | None = None
-        if "mig-devices" in raw:
-            mig_devices = self.parse_mig_devices(raw["mig-devices"], bad)
-        if enabled and mig_devices is None and "mig-devices" not in raw:
-            bad("missing required field 'mig-devices' when 'mig-enabled' is true", None)
-        if not enabled and mig_devices:
-            bad("MIG devices included when 'mig-enabled' is false", "mig-devices")
+        for key, k in keys.items():
+            value = raw[k]
+            if key == "device-filter":
+                text, filters, err = _string_or_list(value, "string")
+                if err:
+                    bad(f"'device-filter' must be a string or a list of strings, got {_what(value)}: {err}", key,
+                        upstream=err, raw_key=k)
+                    continue
+                device_filter = tuple(f for f in filters if f) if filters is not None else ((text,) if text else ())
+                self.check_filters(device_filter, self.loc((*path, k), name, i, key, key_line=True))
+            elif key == "devices":
+                text, indices, err = _string_or_list(value, "int")
+                if err:
+                    bad(f"'devices' must be 'all' or a list of GPU indices, got {_what(value)}: {err}", key,
+                        upstream=err, raw_key=k)
+                elif indices is not None:
+                    devices = tuple(indices)
+                elif text != "all":
+                    message = f"invalid string input for 'devices': {text}"
+                    bad(f"{message} (use 'all' or a list of GPU indices)", key, upstream=message, raw_key=k)
+            elif key == "mig-enabled":
+                try:
+                    enabled = gojson.decode_bool(value)
+                except gojson.GoTypeError as exc:
+                    bad(f"'mig-enabled' must be true or false, got {_what(value)}: {exc}", key, upstream=str(exc),
+                        raw_key=k)
+            elif key == "mig-devices":
+                mig_devices = self.parse_mig_devices(value, bad, k)
+            else:
+                bad(f"unexpected field: {key}", key, raw_key=k)
         if len(self.spec.problems) != before:
             return None
-        lines = {k: (self.doc.key_line(*path, "mig-devices", k) or 0) + self.offset for k in (mig_devices or {})}
-        key_lines = {str(k): (self.doc.key_line(*path, k) or 0) + self.offset for k in raw}
-        return MigConfigEntry(i, self.doc.line(*path) + self.offset, device_filter, devices, bool(enabled),
+        if enabled and mig_devices is None:
+            bad("missing required field 'mig-devices' when 'mig-enabled' is true",
+                "mig-devices" if "mig-devices" in keys else None, raw_key=keys.get("mig-devices"))
+        elif not enabled and mig_devices:
+            bad("MIG devices included when 'mig-enabled' is false", "mig-devices", raw_key=keys.get("mig-devices"))
+        if len(self.spec.problems) != before:
+            return None
+        md_key = keys.get("mig-devices")
+        raw_md = raw.get(md_key) if md_key is not None else None
+        lines = {gojson.map_key(k): (self.doc.key_line(*path, md_key, k) or 0) + self.offset
+                 for k in (raw_md if isinstance(raw_md, dict) else {})}
+        key_lines = {key: (self.doc.key_line(*path, k) or 0) + self.offset for key, k in keys.items()}
+        return MigConfigEntry(i, self.doc.line(*path) + self.offset, device_filter, devices, enabled,
                               mig_devices, lines, key_lines)
 
-    def parse_mig_devices(self, md: Any, bad) -> dict[str, int] | None:
+    def check_filters(self, filters: tuple[str, ...], where: Location) -> None:
+        """Filters are parsed only when matching, and a bad one silently matches nothing: a warning, not an error."""
+        for flt in filters:
+            try:
+                DeviceID.parse(flt)
+            except ValueError:
+                self.warn(f"device-filter '{flt}' is not a PCI ID like 0x233010DE (Go strconv.ParseUint(s, 0, 32)); "
+                          "mig-parted accepts it but it matches no GPU", where)
+
+    def parse_mig_devices(self, md: Any, bad: Any, raw_key: Any) -> dict[str, int] | None:
+        """types.MigConfig: JSON decoding of the counts first, then AssertValidFormat."""
         if md is None:
-            return None
+            return None  # null is decoded into a nil map: as if the key were missing
         if not isinstance(md, dict):
-            bad(f"'mig-devices' must be a mapping of profile to count, got {md!r}", "mig-devices",
-                upstream="json: cannot unmarshal into Go value of type types.MigConfig")
+            err = gojson.type_error(gojson.kind(md), "types.MigConfig")
+            bad(f"'mig-devices' must be a mapping of profile to count, got {_what(md)}: {err}", "mig-devices",
+                upstream=str(err), raw_key=raw_key)
             return None
-        out: dict[str, int] = {}
-        prefix = "error validating values in 'mig-devices' field: "
+        counts: dict[str, int] = {}
+        typed = True
         for k, v in md.items():
-            key = str(k)
+            key = gojson.map_key(k)
+            try:
+                counts[key] = gojson.decode_int(v)
+            except gojson.GoTypeError as exc:
+                typed = False
+                bad(_count_message(key, v, exc), "mig-devices", upstream=str(exc), sub=k, raw_key=raw_key)
+        if not typed:
+            return None
+        prefix = "error validating values in 'mig-devices' field: "
+        valid = True
+        for k, key in zip(md, counts, strict=True):
             try:
                 parse_profile(key)
             except ProfileFormatError as exc:
-                bad(f"{prefix}invalid format for '{key}': {exc}", "mig-devices",
-                    upstream=f"{prefix}invalid format for '{key}'", sub=k)
+                valid = False
+                text = f"{prefix}invalid format for '{key}': {exc}"
+                bad(text, "mig-devices", upstream=text, sub=k, raw_key=raw_key)
                 continue
-            if not isinstance(v, int) or isinstance(v, bool):
-                bad(f"count of '{key}' must be an integer, got {v!r}", "mig-devices",
-                    upstream="json: cannot unmarshal into Go value of type int", sub=k)
-                continue
-            if v < 0:
-                bad(f"{prefix}invalid count for '{key}': {v} (must be >= 0)", "mig-devices",
-                    upstream=f"{prefix}invalid count for '{v}': <nil>", sub=k)
-                continue
-            out[key] = v
-        if out and len(out) == len(md) and all(v == 0 for v in out.values()):
-            bad(f"{prefix}all counts for all MigProfiles are 0", "mig-devices")
-        return out
+            if counts[key] < 0:
+                valid = False
+                bad(f"{prefix}invalid count for '{key}': {counts[key]} (must be >= 0)", "mig-devices",
+                    upstream=f"{prefix}invalid count for '{counts[key]}': <nil>", sub=k, raw_key=raw_key)
+        if valid and counts and all(v == 0 for v in counts.values()):
+            bad(f"{prefix}all counts for all MigProfiles are 0", "mig-devices", raw_key=raw_key)
+        return counts
+
+
+def _string_or_list(value: Any, element: str) -> tuple[str | None, list[Any] | None, str | None]:
+    """mig-parted's "a string, else a list" decoding: (string, None, None), (None, list, None), or Go's
+    "(err1, err2)" text as the third item."""
+    try:
+        return gojson.decode_str(value), None, None
+    except gojson.GoTypeError as err1:
+        try:
+            return None, gojson.decode_list(value, element), None
+        except gojson.GoTypeError as err2:
+            return None, None, f"({err1}, {err2})"
+
+
+def _count_message(key: str, value: Any, exc: gojson.GoTypeError) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (f"count of '{key}' is out of range: mig-parted reads counts as 64-bit integers "
+                f"(at most {gojson.INT64_MAX}): {exc}")
+    return f"count of '{key}' must be an integer, got {_what(value)}: {exc}"
+
+
+def _what(value: Any) -> str:
+    """A short description of a YAML value for messages."""
+    if value is None:
+        return "null"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def _configmap_payload(doc: YamlDocument) -> tuple[str, int, str] | None:
@@ -284,25 +382,37 @@ def _configmap_payload(doc: YamlDocument) -> tuple[str, int, str] | None:
     return items[key], doc.line("data", key), key
 
 
+def _parse_document(text: str, file: str) -> YamlDocument:
+    """YAML as sigs.k8s.io/yaml reads it for mig-parted: repeated keys keep the last value, one document."""
+    return parse_yaml(text, file, duplicates="last", first_document_only=True)
+
+
+def _syntax_spec(file: str, exc: InputError, offset: int = 0) -> Spec:
+    spec = Spec(file=file, syntax_error=True)
+    for p in exc.problems:
+        line = (p.location.line or 0) + offset if p.location.line else None
+        reason = p.message.removeprefix("not valid YAML: ")
+        spec.problems.append(SpecProblem(p.message, Location(file, line), stage="yaml",
+                                         upstream=f"yaml: line {line}: {reason}" if line else f"yaml: {reason}"))
+    return spec
+
+
 def parse_spec_text(text: str, file: str = "<string>") -> Spec:
     """Parse a mig-parted file (or a ConfigMap that holds one) from text."""
     try:
-        doc = parse_yaml(text, file)
+        doc = _parse_document(text, file)
     except InputError as exc:
-        spec = Spec(file=file)
-        spec.problems.extend(SpecProblem(p.message, p.location, upstream=p.message) for p in exc.problems)
-        return spec
+        return _syntax_spec(file, exc)
     embedded = _configmap_payload(doc)
     if embedded is not None:
         inner_text, offset, _ = embedded
         try:
-            inner = parse_yaml(inner_text, file)
+            inner = _parse_document(inner_text, file)
         except InputError as exc:
-            spec = Spec(file=file)
-            spec.problems.extend(SpecProblem(p.message, Location(file, (p.location.line or 0) + offset),
-                                             upstream=p.message) for p in exc.problems)
-            return spec
-        return _Parser(inner, offset).parse()
+            return _syntax_spec(file, exc, offset)
+        spec = _Parser(inner, offset).parse()
+        spec.warnings[:0] = [SpecProblem(w.message, w.location, upstream=None) for w in doc.warnings]
+        return spec
     return _Parser(doc).parse()
 
 

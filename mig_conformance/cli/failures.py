@@ -1,0 +1,27 @@
+"""Input errors of CLI commands: exit 2, and with --json still exactly one JSON document on stdout."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..errors import InputError, MigConformanceError, Problem
+from . import EXIT_USAGE
+from .output import print_json
+
+
+def problems_of(exc: MigConformanceError) -> list[Problem]:
+    return list(exc.problems) if isinstance(exc, InputError) else [Problem(str(exc))]
+
+
+def input_failure(exc: MigConformanceError, as_json: bool, **fields: Any) -> int:
+    """Report `exc`: `{"error": ..., "errors": [...], **fields}` on stdout with --json, else `error:` lines on
+    stderr (as the CLI's main does). Returns EXIT_USAGE."""
+    problems = problems_of(exc)
+    if as_json:
+        print_json({**fields, "error": str(problems[0]) if problems else str(exc),
+                    "errors": [p.as_dict() for p in problems]})
+    else:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+    return EXIT_USAGE
