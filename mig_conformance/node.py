@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
-from .catalog import Catalog, GpuModel, load_catalog
+from .catalog import Catalog, GpuModel, load_catalog, parse_gpu_specs
 from .errors import InputError
 from .instance_types import get_instance_type
-
-_COUNT = re.compile(r"^(?P<name>.+?)(?:[x*](?P<n>\d+))?$")
+from .mig.device import DeviceID
 
 
 def parse_gpu_list(specs: Iterable[str], catalog: Catalog | None = None) -> list[GpuModel]:
-    """GPUs in PCI order from items like `H100-80GBx8`, `A100-40GB*2` or comma-separated lists."""
+    """GPU models in PCI order from items like `H100-80GBx8`, `A100-40GB*2` or comma-separated lists (the grammar
+    of `catalog.parse_gpu_specs`, which also keeps each item's board variant)."""
     cat = catalog or load_catalog()
-    gpus: list[GpuModel] = []
-    for spec in specs:
-        for item in filter(None, (s.strip() for s in spec.split(","))):
-            m = _COUNT.match(item)
-            assert m is not None
-            name, count = m["name"], int(m["n"] or 1)
-            if cat.find(item) is not None:  # a key that itself ends in x<digits>
-                name, count = item, 1
-            if count < 1:
-                raise InputError(f"GPU count must be at least 1 in '{item}'")
-            gpus.extend([cat.get(name)] * count)
-    if not gpus:
-        raise InputError("no GPUs given")
-    return gpus
+    return [cat.gpus[v.model_key] for v in parse_gpu_specs(specs, cat)]
+
+
+def gpu_device_ids(gpu: Iterable[str] | None, catalog: Catalog | None = None) -> list[DeviceID] | None:
+    """The PCI device IDs the GPUs of a `--gpu` list report (a variant's own, e.g. H100-PCIE-80GB -> 0x233110DE);
+    None without a list (instance types use the models' primary IDs)."""
+    items = list(gpu or [])
+    return [DeviceID.from_int(v.pci_device_id_int) for v in parse_gpu_specs(items, catalog)] if items else None
 
 
 def node_gpus(gpu: Iterable[str] | None = None, instance_type: str | None = None,

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .catalog import CiProfile, GiProfile, GpuModel
+from .catalog import CiProfile, GiProfile, GpuModel, GpuVariant
 from .errors import InputError, Location, Problem
 from .identity import ByIdentity
 from .mig.device import DeviceID
@@ -78,21 +78,26 @@ class ValidationReport:
 
 
 @functools.lru_cache(maxsize=256)
-def _with_pci_id(model: ByIdentity, device: int) -> GpuModel:
-    """The model with another primary PCI ID (e.g. a PCIe variant), one object per (model, ID)."""
+def _board_with_pci_id(model: ByIdentity, device: int) -> GpuVariant:
+    """The board of `model` that reports PCI ID `device`: the catalog's variant, else (an ID the catalog does not
+    know, given by the caller) the primary board with that ID, unconfirmed. One object per (model, ID)."""
     gpu: GpuModel = model.obj  # type: ignore[assignment]
-    return replace(gpu, pci_device_ids=(f"0x{device:08X}", *gpu.pci_device_ids))
+    known = next((v for v in gpu.variants if v.pci_device_id_int == device), None)
+    if known is not None:
+        return known
+    return replace(gpu.primary_variant, key=f"{gpu.key}@0x{device:08X}", pci_device_id=f"0x{device:08X}",
+                   primary=False, confirmed=False, reason="a PCI device ID the catalog does not list for this GPU")
 
 
 def simulated_node(gpus: list[GpuModel], name: str = "", device_ids: list[DeviceID] | None = None
                    ) -> nv.NvmlSimulator:
     """A fresh simulated node of `gpus` (PCI order), with `device_ids` as their PCI IDs where given."""
-    models = list(gpus)
+    boards: list[GpuModel | GpuVariant] = list(gpus)
     for i, did in enumerate(device_ids or ()):
         packed = did.device << 16 | did.vendor
-        if packed != models[i].pci_device_id:
-            models[i] = _with_pci_id(ByIdentity(models[i]), packed)
-    node = nv.NvmlSimulator(models, name or "validate")
+        if packed != gpus[i].pci_device_id:
+            boards[i] = _board_with_pci_id(ByIdentity(gpus[i]), packed)
+    node = nv.NvmlSimulator(boards, name or "validate")
     for i, did in enumerate(device_ids or ()):
         if did.subsystem_device is not None and did.subsystem_vendor is not None:
             node.gpus[i].subsystem_id = did.subsystem_device << 16 | did.subsystem_vendor
@@ -101,7 +106,7 @@ def simulated_node(gpus: list[GpuModel], name: str = "", device_ids: list[Device
 
 def node_device_ids(node: nv.NvmlSimulator) -> list[DeviceID]:
     """The IDs mig-parted matches device filters against (device, vendor, subsystem), in PCI order."""
-    return [DeviceID(g.model.pci_device_id >> 16, g.model.pci_device_id & 0xFFFF, g.subsystem_id >> 16,
+    return [DeviceID(g.variant.pci_device_id_int >> 16, g.variant.pci_device_id_int & 0xFFFF, g.subsystem_id >> 16,
                      g.subsystem_id & 0xFFFF) for g in sorted(node.gpus, key=lambda g: g.bus_id)]
 
 

@@ -175,3 +175,22 @@ def test_json_for_every_outcome(capsys, config: Path) -> None:
     code, out, _ = _run(capsys, "apply", "-f", str(config), "--gpu", "NOPE-1GB", "--json")
     doc = json.loads(out)
     assert code == 2 and doc["exit_code"] == 2 and "unknown GPU 'NOPE-1GB'" in doc["error"]
+
+
+def test_a_board_variant_keeps_its_pci_id_across_state_files(tmp_path, capsys) -> None:
+    """H100 PCIe reports 0x233110DE: a config filtered on it applies, and the saved node stays that board."""
+    from mig_conformance.cli import main
+
+    cfg = tmp_path / "pcie.yaml"
+    cfg.write_text('version: v1\nmig-configs:\n  a:\n    - device-filter: "0x233110DE"\n      devices: all\n'
+                   '      mig-enabled: true\n      mig-devices: {"1g.10gb": 7}\n')
+    state = tmp_path / "node.json"
+    args = ["-f", str(cfg), "-c", "a", "--gpu", "H100-PCIE-80GB", "--state", str(state)]
+    assert main(["mig-parted", "apply", *args]) == 0
+    assert main(["mig-parted", "assert", *args]) == 0
+    assert main(["validate", str(cfg), "--config", "a", "--gpu", "H100-PCIE-80GB"]) == 0
+    out = capsys.readouterr().out
+    assert "Selected MIG configuration currently applied" in out and "7x 1g.10gb" in out
+    assert "assert after apply: success" in out
+    assert main(["mig-parted", "assert", "-f", str(cfg), "-c", "a", "--gpu", "H100-80GB", "--state", str(state)]) == 2
+    assert "describes another node (H100-PCIE-80GB)" in capsys.readouterr().err

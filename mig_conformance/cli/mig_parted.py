@@ -17,6 +17,7 @@ from pathlib import Path
 from mig_conformance.simulators.mig_parted import LogEntry, MigParted, MigPartedResult, capitalize
 from mig_conformance.simulators.nvml import NvmlSimulator
 
+from ..catalog import parse_gpu_specs
 from ..errors import InputError, MigConformanceError
 from ..mig.spec import Spec, parse_spec_text
 from ..node import node_gpus
@@ -97,17 +98,18 @@ def load_node(args: argparse.Namespace) -> NvmlSimulator:
     if args.state and Path(args.state).exists():
         node = NvmlSimulator.load(args.state)
         if given:
-            _, gpus = node_gpus(args.gpu, args.instance_type)
-            if [g.key for g in gpus] != [g.model.key for g in node.gpus]:
+            wanted = (parse_gpu_specs(args.gpu) if args.gpu else
+                      [g.primary_variant for g in node_gpus(None, args.instance_type)[1]])
+            if [v.key for v in wanted] != [g.variant.key for g in node.gpus]:
                 raise InputError(f"state file {args.state} describes another node "
-                                 f"({', '.join(g.model.key for g in node.gpus)})")
+                                 f"({', '.join(g.variant.key for g in node.gpus)})")
         return node
     if not given:
         raise InputError("give --gpu GPU[xN] or --instance-type TYPE (or an existing --state FILE)")
-    if args.instance_type and not args.gpu:
+    node_gpus(args.gpu, args.instance_type)  # exactly one of them, and known names
+    if args.instance_type:
         return NvmlSimulator.from_instance_type(args.instance_type, args.node_name)
-    _, gpus = node_gpus(args.gpu, args.instance_type)
-    return NvmlSimulator(gpus, args.node_name)
+    return NvmlSimulator(parse_gpu_specs(args.gpu), args.node_name)  # boards: a variant reports its own PCI ID
 
 
 def _read_spec(path: str) -> Spec | str:

@@ -11,7 +11,7 @@ import argparse
 
 from ..errors import MigConformanceError
 from ..mig.spec import load_spec
-from ..node import node_gpus
+from ..node import gpu_device_ids, node_gpus
 from ..validation import ValidationReport, validate_node
 from . import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from .failures import input_failure
@@ -68,12 +68,13 @@ def print_text(report: ValidationReport, node: str) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         node, gpus = node_gpus(args.gpu, args.instance_type)
+        device_ids = gpu_device_ids(args.gpu)
         spec = load_spec(args.file)
     except MigConformanceError as exc:
         return input_failure(exc, args.json, valid=False, file=args.file)
     usable = spec.configs and not spec.problems
     names = sorted(spec.configs) if args.all_configs and usable else [args.config]
-    reports = [validate_node(spec, name, gpus, node) for name in names]
+    reports = [validate_node(spec, name, gpus, node, device_ids=device_ids) for name in names]
     if args.json:
         print_json(reports[0].as_dict() if len(reports) == 1 else
                    {"valid": all(r.valid for r in reports), "configs": [r.as_dict() for r in reports]})
