@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mig_conformance.settings import SETTINGS
 from support.control_plane import control_plane_assets
 
 SPEC = "p5.48xlarge,p4d.24xlarge"
@@ -20,12 +21,14 @@ SPEC = "p5.48xlarge,p4d.24xlarge"
 
 def _run(folder: Path, cluster: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     folder.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIG_", "PYTEST_"))}
+    settings = {s.env for s in SETTINGS if s.env}  # the run's own settings only: MIG_K8S_ASSETS must reach it
+    env = {k: v for k, v in os.environ.items() if k not in settings and not k.startswith("PYTEST_")}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--mig-cluster={cluster}",
                            "--mig-report=out", "-q"], cwd=folder, env=env, capture_output=True, text=True,
                           timeout=600)
-    summary = json.loads((folder / "out" / "summary.json").read_text())
-    return proc, summary
+    summary_file = folder / "out" / "summary.json"
+    assert summary_file.is_file(), f"no bundle written:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc, json.loads(summary_file.read_text())
 
 
 def _by_test(summary: dict[str, Any]) -> dict[str, tuple[str, str]]:
