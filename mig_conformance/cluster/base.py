@@ -17,6 +17,11 @@ log = logging.getLogger("mig_conformance.cluster")
 T = TypeVar("T")
 
 
+#: After a wait found the API server unreachable, for how many seconds other errors are retried too: a kube-apiserver
+#: that has just (re)started serves requests before its RBAC caches have synced and denies them (HTTP 403) meanwhile
+#: (kubernetes/kubernetes#121635; the window grows with the number of RBAC objects). A 404 is never retried.
+RECOVERY_S = 30.0
+
 #: What `restore()` puts back first: cluster-wide settings, then node labels (2), then the run's namespaces.
 RESTORE_ORDER = {"mig-config": 0, "mig-strategy": 1, "namespace": 3}
 
@@ -279,13 +284,24 @@ class Cluster(abc.ABC):
               describe: Callable[[T], str]) -> T:
         deadline = self.clock() + timeout
         last_desc = None
+        since = self.clock()  # when the described state last changed
+        outage: float | None = None  # when the API server was last unreachable during this wait
         while True:
             try:
                 value = fetch()
-            except TransientError as exc:
+            except ClusterError as exc:
+                transient = isinstance(exc, TransientError)
+                if transient:
+                    outage = self.clock()
+                elif (isinstance(exc, Missing) or outage is None
+                      or self.clock() - outage > RECOVERY_S):
+                    raise
                 if self.clock() >= deadline:
-                    raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last error: {exc}") from None
-                log.warning("%s: %s (retrying)", what, exc)
+                    seen = f"; last state seen: {last_desc}" if last_desc is not None else ""
+                    raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last error: {exc}{seen}") \
+                        from None
+                log.warning("%s: %s (retrying%s)", what, exc, "" if transient else
+                            ": the API server came back moments ago and may still be syncing its caches")
                 self.sleep(min(self.poll_interval * 2, max(0.0, deadline - self.clock())))
                 continue
             desc = describe(value)
@@ -294,10 +310,13 @@ class Cluster(abc.ABC):
             if desc != last_desc:
                 log.info("%s: %s", what, desc)
                 last_desc = desc
+                since = self.clock()
             if predicate(value):
                 return value
             if self.clock() >= deadline:
-                raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last state: {desc}")
+                # how long it has not moved tells a stuck component (no progress at all) from a slow one
+                raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last state: {desc} "
+                                  f"(unchanged for the last {self.clock() - since:.0f}s)")
             self.sleep(min(self.poll_interval, max(0.0, deadline - self.clock())))
 
     def clock(self) -> float:
@@ -310,11 +329,20 @@ class Cluster(abc.ABC):
 
     def wait_for_node(self, name: str, predicate: Callable[[GpuNode], bool], timeout: float,
                       what: str) -> GpuNode:
-        """Wait until predicate(node) holds; WaitTimeout names `what`, the node and its last state."""
+        """Wait until predicate(node) holds; WaitTimeout names `what`, the node and its last state; Missing says that
+        the node was deleted while waiting (and what it showed last)."""
+        seen: list[str] = []
+
         def describe(node: GpuNode) -> str:
             state = node.labels.get("nvidia.com/mig.config.state", "-")
-            return f"node {name} mig.config={node.labels.get('nvidia.com/mig.config', '-')} state={state}"
-        return self._wait(lambda: self.get_node(name), predicate, timeout, what, describe)
+            seen[:] = [f"node {name} mig.config={node.labels.get('nvidia.com/mig.config', '-')} state={state}"]
+            return seen[0]
+        try:
+            return self._wait(lambda: self.get_node(name), predicate, timeout, what, describe)
+        except Missing:
+            last = f"; last state seen: {seen[0]}" if seen else ""
+            raise Missing(f"{self.name}: node {name} is gone: it was deleted while the kit waited for {what}{last}") \
+                from None
 
     def wait_for_pod(self, namespace: str, name: str, predicate: Callable[[PodStatus], bool], timeout: float,
                      what: str) -> PodStatus:
@@ -332,8 +360,8 @@ class Cluster(abc.ABC):
                 done = self.wait_for_node(node, lambda n: n.labels.get(L.MIG_CONFIG_STATE) in ("success", "failed"),
                                           max(0.0, deadline - self.clock()), f"mig-manager to re-apply on {node}")
                 out[node] = f"{done.labels.get(L.MIG_CONFIG)}: {done.labels[L.MIG_CONFIG_STATE]}"
-            except Missing:
-                out[node] = "gone"
+            except Missing:  # nothing left to re-apply the original config on: reported, not silently passed
+                out[node] = "not settled: the node was deleted during the run (its original config was not re-applied)"
             except ClusterError as exc:
                 out[node] = f"not settled: {exc}"
         return out
