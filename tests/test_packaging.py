@@ -7,7 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 MAPPED = {"mig_conformance": "mig_conformance", "simulators": "mig_conformance.simulators",
-          "suites": "mig_conformance.suites", "fixtures": "mig_conformance.fixtures"}
+          "suites": "mig_conformance.suites", "fixtures": "mig_conformance.fixtures",
+          "deploy": "mig_conformance.deploy"}
 
 
 def test_every_package_folder_is_listed_in_pyproject() -> None:
@@ -45,7 +46,8 @@ def test_the_built_wheel_has_one_namespace_with_data_and_entry_points(tmp_path: 
     for path in ("mig_conformance/simulators/nvml.py", "mig_conformance/simulators/agents/__main__.py",
                  "mig_conformance/suites/test_scheduling.py", "mig_conformance/fixtures/instance-types.yaml",
                  "mig_conformance/fixtures/gpus/H100-80GB.yaml",
-                 "mig_conformance/fixtures/configs/default-mig-parted-config.yaml", "mig_conformance/aws/token.py"):
+                 "mig_conformance/fixtures/configs/default-mig-parted-config.yaml", "mig_conformance/aws/token.py",
+                 "mig_conformance/deploy/rbac.yaml"):
         assert path in names, f"{path} missing from {wheel.name}"
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "mig_conformance = mig_conformance.plugin" in entry_points

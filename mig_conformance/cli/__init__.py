@@ -14,7 +14,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 # Each command lives in its own module exposing register(subparsers) and run(args) -> int.
 COMMAND_MODULES = (
     "gpus", "layouts", "fit", "validate", "smi", "capture", "mig_parted", "expect", "report", "clusters", "restore",
-    "cluster", "eks_token",
+    "cluster", "eks_token", "rbac",
 )
 
 

@@ -40,10 +40,13 @@ class RuleRef:
 
 
 def rbac_file() -> Path:
-    """deploy/rbac.yaml of this checkout."""
-    path = Path(__file__).resolve().parents[3] / "deploy" / "rbac.yaml"
+    """deploy/rbac.yaml, as installed (`mig_conformance.deploy`) or in the checkout."""
+    from importlib import resources
+
+    path = Path(str(resources.files("mig_conformance.deploy").joinpath("rbac.yaml")))
     if not path.is_file():
-        raise ClusterError(f"the kit's RBAC file {path} is missing (it ships in the repository's deploy/ folder)")
+        raise ClusterError(f"the kit's RBAC file {path} is missing (deploy/rbac.yaml, shipped as "
+                           "mig_conformance.deploy)")
     return path
 
 
