@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from .cleanup import cleanup_failed, cleanup_lines
 from .cluster.base import (
     KEPT_LAYOUT,
     Cluster,
@@ -28,15 +29,15 @@ from .cluster.journal import Journal
 from .cluster.model import GpuNode
 from .k8s import labels as L
 from .run import RUN_LABEL, new_run_id
+from .session_checks import SAFE_KINDS, check_fleet, check_parallel, check_settings
 from .settings import Settings
+from .signals import INTERRUPT_SIGNALS, DeferSignals
 from .targets import Target, resolve_target
 
 log = logging.getLogger("mig_conformance")
 
-SAFE_KINDS = ("sim", "local")  # clusters the kit itself created: changes are always allowed
 ATTACH_KINDS = ("kubeconfig", "eks")  # backends that attach to a cluster that outlives the run
 LEAK_WAIT_S = 60.0  # how long the final check waits for the run's namespace to finish terminating
-INTERRUPT_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 class MigSession:
@@ -46,9 +47,9 @@ class MigSession:
         self.config = config
         self.settings = settings
         self.target: Target = resolve_target(settings.cluster or "", settings.clusters_file)
-        _check_settings(settings)
-        _check_fleet(self.target)
-        _check_parallel(config, self.target, settings)
+        check_settings(settings)
+        check_fleet(self.target)
+        check_parallel(config, self.target, settings)
         worker = getattr(config, "workerinput", None)
         self.run_id = (worker or {}).get("mig_run_id") or new_run_id()
         # One namespace per xdist worker: a worker deletes its own when it finishes, not the others'.
@@ -194,8 +195,7 @@ class MigSession:
         """Connect once, before collection, where tests run (and, under xdist, in the controller too for clusters
         that outlive the run): a cluster that cannot be opened, or that has no GPU node to test, is one clear
         error instead of a traceback per suite module."""
-        xdist_controller = self.collector is not None and self.config.pluginmanager.has_plugin("dsession")
-        if xdist_controller and self.target.kind not in ATTACH_KINDS:
+        if self._xdist_controller and self.target.kind not in ATTACH_KINDS:
             return  # sim/local/kind clusters belong to each worker
         from .errors import InputError
 
@@ -454,122 +454,6 @@ def settled(node: GpuNode, strategy: str | None = None) -> bool:
     if strategy is None or L.GPU_PRODUCT not in node.labels:
         return True
     return node.labels.get(L.MIG_STRATEGY) == (None if strategy == "none" else strategy)
-
-
-def _check_parallel(config: pytest.Config, target: Target, settings: Settings) -> None:
-    """xdist workers each open the cluster: fine for sim and local (one cluster each) and for read-only runs, but
-    reconfiguring workers would change the cluster-wide ClusterPolicy and ConfigMap under each other, and kind
-    workers would create the same cluster."""
-    from .errors import InputError
-
-    workers = getattr(config.option, "numprocesses", None)
-    if not workers or hasattr(config, "workerinput") or target.kind in SAFE_KINDS:
-        return
-    if target.kind == "kind":
-        raise InputError(f"--mig-cluster {target.name}: a kind cluster cannot be shared by xdist workers; run "
-                         "without -n")
-    if settings.allow_reconfigure:
-        raise InputError(f"--mig-cluster {target.name}: with --mig-allow-reconfigure, xdist workers would change "
-                         "the cluster-wide MIG strategy and mig-parted ConfigMap under each other; run without -n "
-                         "(read-only runs may use -n)")
-
-
-def _check_fleet(target: Target) -> None:
-    """A sim/local fleet spec is parsed before anything starts: a typo is a usage error, not a collection error."""
-    if target.kind not in SAFE_KINDS or not target.arg:
-        return
-    from .cluster.sim_fleet import parse_fleet
-    from .errors import InputError
-
-    try:
-        parse_fleet(target.arg)
-    except ClusterError as exc:
-        raise InputError(f"--mig-cluster {target.name}: {exc}") from None
-
-
-def _check_settings(settings: Settings) -> None:
-    """Reject bad combinations before anything connects (usage errors name the value)."""
-    from .errors import InputError
-    from .instance_types import load_instance_types
-    from .mig.spec import load_spec
-
-    if settings.instance_type and settings.instance_type not in load_instance_types():
-        known = ", ".join(sorted(load_instance_types()))
-        raise InputError(f"--mig-instance-type '{settings.instance_type}' is not a known GPU instance type "
-                         f"(known: {known})")
-    if settings.config_file is not None:
-        spec = load_spec(settings.config_file)  # unreadable or not YAML -> InputError naming the file
-        if spec.problems:
-            raise InputError(spec.problems)
-        if not spec.configs:
-            raise InputError(f"--mig-config-file {settings.config_file}: no named configs in the file")
-
-
-class DeferSignals:
-    """From the first interrupt until the restore is done: one more SIGINT/SIGTERM/SIGHUP only prints a notice;
-    a second one aborts (what was not restored stays in the journal for `mig-conformance restore`).
-    Usable as a context manager; start() on a worker thread does nothing (signals reach the main thread only)."""
-
-    def __init__(self) -> None:
-        self._old: dict[int, Any] = {}
-        self.received: list[int] = []
-
-    def start(self) -> None:
-        if self._old or threading.current_thread() is not threading.main_thread():
-            return
-        self._old = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, *INTERRUPT_SIGNALS)}
-
-    def stop(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        self.received.append(signum)
-        if len(self.received) == 1:
-            print("\nmig-conformance: restoring the cluster's original settings, please wait "
-                  "(signal again to abort; then run `mig-conformance restore JOURNAL`)", file=sys.__stderr__,
-                  flush=True)
-            return
-        raise KeyboardInterrupt(f"signal {signum} during restore")
-
-    def __enter__(self) -> DeferSignals:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def cleanup_failed(cleanup: Mapping[str, Any]) -> bool:
-    """The run left the cluster changed: something not restored, not re-applied, or leaked."""
-    return bool(cleanup.get("restore_failures") or cleanup.get("leaks")
-                or any(s["problem"] for s in cleanup.get("settled", {}).values()))
-
-
-def cleanup_lines(cleanup: Mapping[str, Any]) -> list[str]:
-    """Terminal lines for the end-of-run cleanup: what was restored, what was not, what leaked."""
-    if not cleanup:
-        return []
-    lines = []
-    if "restored" in cleanup:  # under xdist the workers restore; the controller reports what they left
-        restored = cleanup["restored"]
-        lines.append(f"restored {len(restored)} change(s)" + "".join(f"\n  {r}" for r in restored))
-    for failure in cleanup.get("restore_failures", []):
-        lines.append(f"NOT RESTORED: {failure}")
-    if cleanup.get("restore_command"):
-        lines.append(f"restore later with: {cleanup['restore_command']}")
-    for node, settled in cleanup.get("settled", {}).items():
-        if settled["problem"]:
-            lines.append(f"NOT SETTLED: node {node}: mig-manager did not bring back the original config: "
-                         f"{settled['state']}")
-        else:
-            lines.append(f"mig-manager re-applied node {node}: {settled['state']}")
-    leaks = cleanup.get("leaks", [])
-    lines += [leak if leak.startswith("leak check failed") else f"LEAK: {leak} is still present" for leak in leaks]
-    if not leaks:
-        lines.append("leak check: nothing of this run is left")
-    return lines
 
 
 def _node_dict(node: GpuNode) -> Mapping[str, Any]:

@@ -20,12 +20,14 @@ from typing import Any
 import pytest
 import yaml
 
+from mig_conformance.cleanup import cleanup_failed, cleanup_lines
 from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError, RestoreIncomplete
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.sim import SimCluster
 from mig_conformance.k8s import labels as L
-from mig_conformance.session import RUN_LABEL, DeferSignals, cleanup_failed, cleanup_lines
+from mig_conformance.run import RUN_LABEL
+from mig_conformance.signals import DeferSignals
 from support.control_plane import control_plane_assets
 
 FAKE_TOKEN = "decoy-token-5e1d7c3b9a0f2e4d6c8b"
