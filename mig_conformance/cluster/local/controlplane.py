@@ -386,6 +386,9 @@ class ControlPlane:
             f"--controllers={','.join(KCM_CONTROLLERS)}",
             f"--service-account-private-key-file={self.pki.sa_key}", f"--root-ca-file={self.pki.ca.cert}",
             "--use-service-account-credentials=true", "--node-monitor-period=1s",
+            # its client's default 20 QPS / burst 30 let the node lifecycle controller untaint ~5 new nodes a second
+            # (100 nodes: 20 s before the scheduler may use them); one machine's API server takes far more
+            "--kube-api-qps=200", "--kube-api-burst=400",
             f"--flex-volume-plugin-dir={self.state_dir / 'flexvolume'}",  # else it may create a folder in /usr
             f"--cluster-cidr={POD_CIDR}", f"--service-cluster-ip-range={SERVICE_CIDR}"]))
 
