@@ -382,13 +382,13 @@ class MigSession:
         xdist workers skip it (their siblings may still run pods); the controller checks after all finished."""
         if self._worker_id is not None:
             return []
-        deadline = cluster.clock() + min(LEAK_WAIT_S, self.timeout)
+        deadline = cluster.clock() + LEAK_WAIT_S  # not --mig-timeout: deleting a namespace takes seconds
         while True:
             try:
                 found = cluster.leftovers(self.run_id, (self.namespace,) if self._namespace_created else ())
             except ClusterError as exc:
                 return [f"leak check failed: {exc}"]
-            if not found or cluster.clock() >= deadline:
+            if not found or cluster.clock() >= deadline or any(f.startswith("leak check failed") for f in found):
                 return found
             cluster.sleep(min(1.0, cluster.poll_interval * 2))
 

@@ -277,3 +277,30 @@ def test_without_any_one_rule_a_named_suite_fails_naming_the_permission(local: L
         assert re.search(rf"(FAILED|ERROR) \S*suites/{proof.suite}::{proof.test}", out), out[-3000:]
     # the permission denied did not leave the cluster changed (what the kit could not do, it did not do)
     assert_left_nothing(local, tmp_path, original)
+
+
+def test_without_only_the_watch_verb_a_reconfiguration_says_so(local: LocalCluster, kubeconfig: Path,
+                                                               tmp_path: Path, full_rbac: None) -> None:
+    """One verb of a rule: the kit watches a node while mig-manager works; a missing `watch nodes` must be named,
+    not turn into a blind wait."""
+    docs = kit_rbac.documents()
+    nodes_rule = next(r for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == kit_rbac.READ
+                      for r in d["rules"] if "nodes" in r.get("resources", []))
+    nodes_rule["verbs"] = [v for v in nodes_rule["verbs"] if v != "watch"]
+    watch = {"resourceAttributes": {"group": "", "resource": "nodes", "verb": "watch", "namespace": ""}}
+    original = settled_labels(local)
+    try:
+        with local.admin() as admin:
+            kit_rbac.apply(admin, docs)
+            deadline = time.monotonic() + RBAC_WAIT_S
+            while _allowed(admin, watch):
+                assert time.monotonic() < deadline, "the RBAC change did not take effect"
+                time.sleep(0.1)
+        proof = Proof("test_reconfiguration.py", "test_label_change_is_followed", "watch nodes", reconfigure=True)
+        code, out = run_pytest(tmp_path, kubeconfig, *proof.args(tmp_path))
+    finally:
+        _apply_and_wait(local)
+    assert code == 1, out[-3000:]
+    assert "access denied: the kit needs permission to watch nodes (see deploy/rbac.yaml)" in out, out[-4000:]
+    assert "Traceback (most recent call last)" not in out
+    assert_left_nothing(local, tmp_path, original)

@@ -189,7 +189,11 @@ class Cluster(abc.ABC):
         Read-only clusters refuse it: pods are changes too (they take GPU slices from real workloads)."""
         self._check_allowed(f"create namespace {name} for test pods")
         self.journal.record("namespace", name, None, None)
-        self.create_namespace(name, labels)
+        try:
+            self.create_namespace(name, labels)
+        except BaseException:
+            self.journal.forget("namespace", name, None)  # nothing to delete later: it never existed
+            raise
 
     def restore(self, namespaces: bool = False, kinds: Collection[str] | None = None,
                 targets: Collection[str] | None = None) -> list[str]:
@@ -265,7 +269,10 @@ class Cluster(abc.ABC):
         for ns in namespaces:
             try:
                 pods = self.list_pods(ns)
-            except ClusterError:
+            except Missing:  # the namespace is gone, and its pods with it
+                continue
+            except ClusterError as exc:  # e.g. no permission: say the check is incomplete, never "nothing left"
+                out.append(f"leak check failed: cannot list the pods of namespace {ns}: {exc}")
                 continue
             out += [f"pod {ns}/{p.name}" for p in pods]
         return out

@@ -96,6 +96,10 @@ class Journal:
             raise ValueError(f"{path}: malformed change entry: {exc}") from None
         return j
 
+    def forget(self, kind: str, target: str, key: str | None) -> None:
+        """Drop a record whose change never reached the cluster (the write failed), and save."""
+        self.replace([c for c in self.changes if (c.kind, c.target, c.key) != (kind, target, key)])
+
     def replace(self, changes: list[Change]) -> None:
         """Keep only `changes` (those not restored yet) and save."""
         self.changes = changes

@@ -34,7 +34,7 @@ PERMISSIONS = {
     "read_namespaced_pod": "get pods", "delete_namespaced_pod": "delete pods", "list_namespaced_pod": "list pods",
     "get_code": "get /version", "list_namespace": "list namespaces", "read_namespace": "get namespaces",
     "list_pod_for_all_namespaces": "list pods in all namespaces",
-    "list_namespaced_deployment": "list deployments",
+    "list_namespaced_deployment": "list deployments", "watch_node": "watch nodes",
 }
 
 
@@ -188,6 +188,9 @@ class KubeCluster(Cluster):
         watcher = _NodeLabelWatch(self, node, key, raw.metadata.resource_version, values)
         watcher.start()
         try:
+            watcher.opened.wait(10)
+            if watcher.refused is not None:  # e.g. no `watch nodes` permission: say so, never wait blind
+                raise self._api_error(watcher.refused, "watch_node")
             yield values
         finally:
             watcher.stop()
@@ -344,21 +347,36 @@ class _NodeLabelWatch(threading.Thread):
         self.cluster, self.node, self.key, self.rv, self.values = cluster, node, key, resource_version, values
         self._stopped = threading.Event()
         self._response: Any = None
+        self.opened = threading.Event()  # the first watch request was answered (or refused)
+        self.refused: Any = None  # the ApiException the first request got (4xx): the watch is not possible
 
     def run(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+
         while not self._stopped.is_set():
             try:
                 self._follow()
-            except Exception as exc:  # connection dropped (API server restarting): resume from self.rv
-                if self._stopped.is_set():
+            except ApiException as exc:
+                if not self.opened.is_set() and 400 <= (exc.status or 0) < 500:
+                    self.refused = exc
+                    self.opened.set()
                     return
-                log.debug("watch of node %s: %s; resuming", self.node, exc)
-                self._stopped.wait(0.5)
+                self._retry_after(exc)
+            except Exception as exc:  # connection dropped (API server restarting): resume from self.rv
+                self._retry_after(exc)
+            finally:
+                self.opened.set()
+
+    def _retry_after(self, exc: Exception) -> None:
+        if not self._stopped.is_set():
+            log.debug("watch of node %s: %s; resuming", self.node, exc)
+            self._stopped.wait(0.5)
 
     def _follow(self) -> None:
         self._response = self.cluster.core.list_node(
             watch=True, field_selector=f"metadata.name={self.node}", resource_version=self.rv,
             allow_watch_bookmarks=True, timeout_seconds=60, _preload_content=False)
+        self.opened.set()
         for line in self._response:
             if self._stopped.is_set():
                 return

@@ -31,7 +31,7 @@ from ..k8s.mig_manager import PENDING
 from ..mig.spec import Spec, parse_spec_text
 from ..simulators import nvml as nv
 from ..simulators.command_cache import CommandCache
-from .base import Cluster, ClusterError, append_new
+from .base import Cluster, ClusterError, Missing, append_new
 from .journal import Journal
 from .model import GpuNode, PodRequest, PodStatus
 from .sim_fleet import parse_fleet
@@ -156,7 +156,7 @@ class SimCluster(Cluster):
         try:
             return self._nodes[name]
         except KeyError:
-            raise ClusterError(f'nodes "{name}" not found') from None
+            raise Missing(f'nodes "{name}" not found') from None
 
     # ---- writing -------------------------------------------------------------------------------------
     def _write_node_label(self, node: str, key: str, value: str | None) -> None:
