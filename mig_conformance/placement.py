@@ -141,9 +141,11 @@ def pack_compute_instances(gpu: GpuModel, order: list[ProfileName]) -> list[_GiR
     return gis
 
 
-def check_gi_multiset(gpu: GpuModel, counts: Counter[str]) -> str | None:
-    """Count-level rules (max instances, compute slices, co-existence); None when they hold."""
-    profiles = {p.name: p for p in gpu.gi_profiles}
+def check_gi_multiset(gpu: GpuModel, counts: Mapping[str, int],
+                      profiles: Mapping[str, GiProfile] | None = None) -> str | None:
+    """Count-level rules (max instances, compute slices, co-existence); None when they hold. `profiles` (name ->
+    profile of `gpu`) saves building the map again in loops."""
+    profiles = profiles if profiles is not None else {p.name: p for p in gpu.gi_profiles}
     for name, n in counts.items():
         p = profiles[name]
         if n > p.max_instances:
@@ -326,22 +328,17 @@ def enumerate_layouts(gpu: GpuModel, profiles: Iterable[GiProfile] | None = None
     if not gpu.mig_capable:
         return []
     plist = list(profiles if profiles is not None else gpu.gi_profiles)
+    by_name = {p.name: p for p in gpu.gi_profiles}
+    slots = {p.name: [(s, p.mask(s)) for s in p.placement_starts] for p in plist}  # (start, slot mask), once
     results: list[Layout] = []
 
-    def place_k(gi: GiProfile, k: int, states: dict[int, tuple]) -> dict[int, tuple]:
+    def place_one_more(gi: GiProfile, states: dict[int, tuple]) -> dict[int, tuple]:
+        """The occupancies reachable by adding one `gi` to each state (one placement kept per occupancy)."""
         out: dict[int, tuple] = {}
         for occ, placed in states.items():
-            free = [s for s in gi.placement_starts if not gi.mask(s) & occ]
-            for combo in itertools.combinations(free, k):
-                m = 0
-                for s in combo:
-                    if gi.mask(s) & m:
-                        break
-                    m |= gi.mask(s)
-                else:
-                    new = occ | m
-                    if new not in out:
-                        out[new] = placed + tuple((gi.name, s, gi.placement_size) for s in combo)
+            for start, mask in slots[gi.name]:
+                if not mask & occ and (new := occ | mask) not in out:
+                    out[new] = (*placed, (gi.name, start, gi.placement_size))
         return out
 
     def dfs(i: int, counts: dict[str, int], states: dict[int, tuple]) -> None:
@@ -353,14 +350,12 @@ def enumerate_layouts(gpu: GpuModel, profiles: Iterable[GiProfile] | None = None
         gi = plist[i]
         dfs(i + 1, counts, states)
         for k in range(1, gi.max_instances + 1):
-            trial = Counter(counts)
-            trial[gi.name] = k
-            if check_gi_multiset(gpu, trial):
+            if check_gi_multiset(gpu, {**counts, gi.name: k}, by_name):
                 break
-            nxt = place_k(gi, k, states)
-            if not nxt:
+            states = place_one_more(gi, states)
+            if not states:
                 break
-            dfs(i + 1, {**counts, gi.name: k}, nxt)
+            dfs(i + 1, {**counts, gi.name: k}, states)
 
     dfs(0, {}, {0: ()})
     return results

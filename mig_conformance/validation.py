@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -292,7 +293,29 @@ def validate_node(spec: Spec, config: str | None, gpus: list[GpuModel], node: st
             continue
         plan.devices = {k: v for k, v in (entry.mig_devices or {}).items() if v}
         checker.gpu(plan, gpu, selected)
+    reps = _one_per_board(entries, sim)
+    if reps is not None:
+        firsts = sorted(set(reps))
+        small = simulated_node([gpus[i] for i in firsts], node,
+                               [device_ids[i] for i in firsts] if device_ids else None)
+        result = run_mig_parted(spec, name, small)
+        if result["apply"] == "success":  # a failed apply stops at one GPU: the others' states depend on its index
+            report.mig_parted = result
+            for plan in report.gpus:
+                plan.after_apply = _after_apply(small, firsts.index(reps[plan.index]))
+            return report
     report.mig_parted = run_mig_parted(spec, name, sim)
     for plan in report.gpus:
         plan.after_apply = _after_apply(sim, plan.index)
     return report
+
+
+def _one_per_board(entries: Sequence[MigConfigEntry], node: nv.NvmlSimulator) -> list[int] | None:
+    """For each GPU, the first GPU of the same board (PCI and subsystem ID), when every entry of the config selects
+    with `devices: all`: then equal boards are selected by the same entries and mig-parted does the same on each
+    (its walk is per GPU and its messages name no GPU), so one of each is simulated when the apply succeeds.
+    None when an entry lists device indices (then the index decides)."""
+    if any(e.devices != "all" for e in entries):
+        return None
+    first: dict[tuple[str, int], int] = {}
+    return [first.setdefault((g.variant.pci_device_id, g.subsystem_id), i) for i, g in enumerate(node.gpus)]
