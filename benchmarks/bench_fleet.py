@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import platform
 import pstats
 import resource
 import sys
 import time
+
+from machine import describe
 
 from mig_conformance.cluster.sim import SimCluster
 from mig_conformance.k8s import labels as L
@@ -59,7 +60,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile run")
     args = parser.parse_args()
-    print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor() or 'cpu'}")
+    print(describe())
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()

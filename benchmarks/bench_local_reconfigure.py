@@ -13,13 +13,13 @@ Run: .venv/bin/python benchmarks/bench_local_reconfigure.py [--nodes N] [--delay
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from machine import describe
 
 from mig_conformance.cluster.local import backend
 from mig_conformance.cluster.local.backend import LocalCluster
@@ -28,15 +28,6 @@ from mig_conformance.k8s import labels as L
 TARGET_S = 30.0
 BALANCED = {"nvidia.com/mig-3g.40gb": 8, "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-1g.10gb": 16}
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def states(cluster: LocalCluster, config: str) -> dict[str, str]:
@@ -69,8 +60,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=None, help="agents' worker threads (default: theirs, 8)")
     ap.add_argument("--threads", type=int, default=16, help="threads labelling nodes (default 16)")
     args = ap.parse_args()
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; python {platform.python_version()}; {os.cpu_count()} CPUs "
-          f"({cpu_model()}); {args.nodes} x p5.48xlarge")
+    print(f"{describe()}; {args.nodes} x p5.48xlarge")
     if args.workers is not None:  # the agents' command line, as LocalCluster starts them
         real = backend.agents_command
         backend.agents_command = lambda *a, **k: [*real(*a, **k), "--workers", str(args.workers)]

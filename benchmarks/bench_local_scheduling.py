@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import platform
 import re
 import statistics
 import sys
@@ -42,6 +41,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from machine import describe
 
 from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.local.rest import Rest, RestError
@@ -53,15 +54,6 @@ PER_NODE = 56  # 8 H100 x 7 x 1g.10gb
 NAME = re.compile(rb'"metadata":\{"name":"([^"]+)"')
 RV = re.compile(rb'"resourceVersion":"(\d+)"')  # the first one of an event is the object's
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def pod(name: str, resources: dict[str, str]) -> dict[str, Any]:
@@ -246,9 +238,7 @@ def main() -> int:
     args = ap.parse_args()
     n = args.nodes * PER_NODE
     qps = f"--kube-api-qps={args.scheduler_qps:g}" if args.scheduler_qps else "default client QPS 50, burst 100"
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; python {platform.python_version()}; {os.cpu_count()} CPUs "
-          f"({cpu_model()}), load average {os.getloadavg()[0]:.2f}; {args.nodes} x p5.48xlarge, {n} pods per phase; "
-          f"kube-scheduler: {qps}")
+    print(f"{describe()}; {args.nodes} x p5.48xlarge, {n} pods per phase; kube-scheduler: {qps}")
     extra = {}
     if args.scheduler_qps:
         q = f"{args.scheduler_qps:g}"

@@ -9,14 +9,14 @@ Run: .venv/bin/python benchmarks/bench_local_up.py [--nodes SPEC] [--runs N] [--
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe
 
 from mig_conformance.cluster.local.backend import LocalCluster
 
@@ -52,7 +52,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="in-process starts (default 3)")
     ap.add_argument("--no-cli", action="store_true", help="skip the `cluster up/down` measurement")
     args = ap.parse_args()
-    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; nodes {args.nodes}")
+    print(f"{describe()}; nodes {args.nodes}")
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:
         for i in range(args.runs):

@@ -6,10 +6,11 @@ Run: .venv/bin/python benchmarks/bench_placement.py
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from importlib import resources
+
+from machine import describe
 
 from mig_conformance.catalog import load_catalog
 from mig_conformance.mig.spec import load_spec
@@ -28,7 +29,7 @@ def best_of(fn, repeat: int = 7) -> float:
 
 def main() -> None:
     catalog = load_catalog()
-    print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor() or 'cpu'}")
+    print(describe())
     print("enumerate_layouts (best / median of 7):")
     for gpu in catalog.mig_capable:
         best, med = best_of(lambda g=gpu: maximal_layouts(g, enumerate_layouts(g)))

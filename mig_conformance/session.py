@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .cleanup import cleanup_failed, cleanup_lines
+from .cleanup import cleanup_lines
 from .cluster.base import (
     KEPT_LAYOUT,
     Cluster,
@@ -29,7 +29,7 @@ from .cluster.journal import Journal
 from .cluster.model import GpuNode
 from .k8s import labels as L
 from .run import RUN_LABEL, new_run_id
-from .session_checks import SAFE_KINDS, check_fleet, check_parallel, check_settings
+from .session_checks import SAFE_KINDS, check_fleet, check_parallel, check_settings, check_unrestored_journals
 from .settings import Settings
 from .signals import INTERRUPT_SIGNALS, DeferSignals
 from .targets import Target, resolve_target
@@ -50,6 +50,7 @@ class MigSession:
         check_settings(settings)
         check_fleet(self.target)
         check_parallel(config, self.target, settings)
+        check_unrestored_journals(config, settings)
         worker = getattr(config, "workerinput", None)
         self.run_id = (worker or {}).get("mig_run_id") or new_run_id()
         # One namespace per xdist worker: a worker deletes its own when it finishes, not the others'.
@@ -332,7 +333,7 @@ class MigSession:
         if self.collector is None or self.config.option.collectonly:
             return
         summary = self._summary(session.exitstatus)
-        if (summary.verdict == "Failed" or cleanup_failed(self.cleanup)) and session.exitstatus == pytest.ExitCode.OK:
+        if summary.verdict == "Failed" and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # nothing validated, or the cluster not put back
         if self.settings.report:
             from .report.bundle import write_bundle
@@ -442,7 +443,7 @@ class MigSession:
             run_id=self.run_id, started=self.started, finished=dt.datetime.now(dt.UTC), cluster=self.target.name,
             backend=self.target.kind, command_line=" ".join(sys.argv), kit_version=__version__,
             settings={**self.settings.describe(), "mode": {"value": self.mode, "source": "derived"}},
-            exitstatus=exitstatus)
+            exitstatus=exitstatus, cleanup=self.cleanup)
 
 
 def settled(node: GpuNode, strategy: str | None = None) -> bool:

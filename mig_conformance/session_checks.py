@@ -17,8 +17,10 @@ def check_parallel(config: pytest.Config, target: Target, settings: Settings) ->
     workers would create the same cluster."""
     from .errors import InputError
 
-    workers = getattr(config.option, "numprocesses", None)
-    if not workers or hasattr(config, "workerinput") or target.kind in SAFE_KINDS:
+    option = config.option
+    distributed = getattr(option, "numprocesses", None) or (
+        getattr(option, "dist", "no") != "no" and getattr(option, "tx", None))  # -n, or --dist with --tx
+    if not distributed or hasattr(config, "workerinput") or target.kind in SAFE_KINDS:
         return
     if target.kind == "kind":
         raise InputError(f"--mig-cluster {target.name}: a kind cluster cannot be shared by xdist workers; run "
@@ -58,3 +60,25 @@ def check_settings(settings: Settings) -> None:
             raise InputError(spec.problems)
         if not spec.configs:
             raise InputError(f"--mig-config-file {settings.config_file}: no named configs in the file")
+
+
+def check_unrestored_journals(config: pytest.Config, settings: Settings) -> None:
+    """A report folder holding the journal of a run that was stopped before its restore (SIGKILL, lost CI runner):
+    this run would overwrite the only record of the cluster's original values, so it refuses to start."""
+    from .cluster.journal import Journal, gone_with_the_run
+    from .errors import InputError
+
+    if settings.report is None or hasattr(config, "workerinput") or not settings.report.is_dir():
+        return
+    for path in sorted(settings.report.glob("*journal*.json")):
+        try:
+            journal = Journal.load(path)
+        except (OSError, ValueError):
+            continue  # not a journal the kit can restore from; nothing of value is overwritten
+        target = journal.target
+        if journal.changes and not gone_with_the_run(str(target.get("kind", "")), target.get("options") or {}):
+            raise InputError(
+                f"--mig-report {settings.report}: {path.name} holds {len(journal.changes)} change(s) of run "
+                f"{journal.run_id or '?'} on cluster {journal.cluster or '?'} that were never restored (that run was "
+                f"stopped before its restore). Put them back first: mig-conformance restore {path} — or use "
+                "another --mig-report folder")

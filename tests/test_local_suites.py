@@ -15,6 +15,7 @@ from typing import Any
 
 from mig_conformance.settings import SETTINGS
 from support.control_plane import control_plane_assets
+from support.kit_runs import processes_mentioning
 
 SPEC = "p5.48xlarge,p4d.24xlarge"
 
@@ -43,21 +44,6 @@ def _by_test(summary: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _processes_under(folder: Path) -> list[str]:
-    """Command lines of live processes that mention the folder (the local cluster's state lives under out/)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(folder) in cmdline:
-            found.append(f"{proc.name}: {cmdline[:120]}")
-    return found
-
-
 def test_the_shipped_suites_pass_on_local_exactly_as_on_sim(tmp_path: Path) -> None:
     control_plane_assets()
     local, local_summary = _run(tmp_path / "local", f"local:{SPEC}")
@@ -77,7 +63,7 @@ def test_the_shipped_suites_pass_on_local_exactly_as_on_sim(tmp_path: Path) -> N
     logs = list(out.glob("local-cluster-*/logs/*.log"))
     assert {p.stem for p in logs} >= {"etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kwok",
                                       "agents"}
-    assert _processes_under(tmp_path / "local") == []
+    assert processes_mentioning(str(tmp_path / "local")) == []  # the local cluster's state lives under out/
     after = json.loads((out / "evidence" / "nodes_after.json").read_text())
     before = json.loads((out / "evidence" / "nodes_before.json").read_text())
     assert [n["labels"] for n in after] == [n["labels"] for n in before], "labels were not restored"

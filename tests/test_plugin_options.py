@@ -3,6 +3,8 @@ with the source shown in the report header; bad values are usage errors naming t
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mig_conformance.settings import SETTINGS
@@ -116,12 +118,31 @@ def test_help_works_whatever_the_environment_holds(tester: pytest.Pytester, monk
     (["--mig-cluster=kubeconfig:ctx", "--mig-allow-reconfigure", "-n", "2"],
      "*with --mig-allow-reconfigure, xdist workers would change the cluster-wide MIG strategy*"),
     (["--mig-cluster=kind:lab", "-n", "2"], "*a kind cluster cannot be shared by xdist workers*"),
+    (["--mig-cluster=kind:lab", "--dist=load", "--tx=2*popen"], "*a kind cluster cannot be shared by xdist*"),
 ])
 def test_bad_values_are_usage_errors(tester: pytest.Pytester, args: list[str], message: str) -> None:
     result = tester.runpytest(*args, "test_trivial.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_a_report_folder_with_an_unrestored_journal_is_refused(tester: pytest.Pytester) -> None:
+    """A killed run's journal is the only record of the cluster's original values: never overwritten."""
+    journal = {"schema": 1, "run_id": "r-1", "cluster": "prod", "target": {"kind": "eks", "options": {}},
+               "changes": [{"kind": "node-label", "target": "n1", "key": "nvidia.com/mig.config",
+                            "original": "all-disabled"}]}
+    (tester.path / "out").mkdir()
+    (tester.path / "out" / "journal.json").write_text(json.dumps(journal))
+    result = tester.runpytest("--mig-cluster=sim", "--mig-report=out", "test_trivial.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*out: journal.json holds 1 change(s) of run r-1 on cluster prod that were never "
+                                 "restored*mig-conformance restore */out/journal.json*"])
+    assert json.loads((tester.path / "out" / "journal.json").read_text()) == journal
+    # a sim run's journal has nothing to restore: the folder is reused
+    journal["target"]["kind"] = "sim"
+    (tester.path / "out" / "journal.json").write_text(json.dumps(journal))
+    assert tester.runpytest("--mig-cluster=sim", "--mig-report=out", "test_trivial.py").ret == 0
 
 
 def test_bad_ini_bool_is_usage_error(tester: pytest.Pytester) -> None:

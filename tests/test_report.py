@@ -155,6 +155,24 @@ def test_exit_status_and_empty_runs_fail_the_verdict() -> None:
     assert interrupted.verdict == "Failed" and "interrupted" in render_md(interrupted)
 
 
+def test_a_cluster_not_put_back_fails_the_verdict_and_is_reported() -> None:
+    c = ResultCollector()
+    c.add_report("t.py::a", "call", "passed", 1.0)
+    clean = {"mode": "reconfigure", "restored": ["node n label a=b"], "restore_failures": [], "settled": {},
+             "leaks": []}
+    ok = c.summary(started=0.0, finished=1.0, exitstatus=0, cleanup=clean)
+    assert ok.verdict == "Passed" and not ok.cleanup_failed and ok.cleanup[0].startswith("restored 1 change(s)")
+    broken = c.summary(started=0.0, finished=1.0, exitstatus=0,
+                       cleanup={**clean, "restore_failures": ["node n label x: denied"]})
+    assert broken.verdict == "Failed" and broken.cleanup_failed
+    assert any(line.startswith("NOT RESTORED") for line in broken.cleanup)
+    again = RunSummary.from_json(broken.to_json())
+    assert (again.verdict, again.cleanup, again.cleanup_failed) == ("Failed", broken.cleanup, True)
+    md, html = render_md(broken), render_html(broken)
+    assert "## Cleanup" in md and "NOT RESTORED" in md and "FAILED: the cluster was not put back" in md
+    assert '<section id="cleanup">' in html and "NOT RESTORED" in html
+
+
 def test_collector_with_real_pytest_reports(tmp_path: Path) -> None:
     """Feed the collector from a real pytest run (skip tuples, xfail, failures, records via record_property)."""
     (tmp_path / "conftest.py").write_text(textwrap.dedent("""

@@ -47,6 +47,17 @@ def test_a_run_killed_before_relabelling_gets_its_state_back() -> None:
     assert cluster.get_node(node).labels[L.MIG_CONFIG_STATE] == "success"
 
 
+def test_mig_managers_verdict_on_the_original_config_is_never_overwritten() -> None:
+    """The run relabelled the node away and back; mig-manager's latest verdict stands (here: failed)."""
+    cluster = SimCluster("p5.48xlarge", allow_changes=True)
+    node = cluster.list_gpu_nodes()[0].name
+    cluster.journal.record("mig-config-label", node, L.MIG_CONFIG, "all-disabled", "success")
+    cluster._write_node_label(node, L.MIG_CONFIG_STATE, "failed")  # mig-manager's verdict after the relabel back
+    cluster.restore()
+    assert cluster.get_node(node).labels[L.MIG_CONFIG_STATE] == "failed"
+    assert cluster.wait_settled([node], 60) == {node: "all-disabled: failed"}
+
+
 def test_a_node_that_had_no_label_loses_the_kits_but_keeps_its_layout() -> None:
     cluster = SimCluster("p5.48xlarge", allow_changes=True, default_config=None)
     node = cluster.list_gpu_nodes()[0].name

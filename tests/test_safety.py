@@ -434,7 +434,7 @@ def test_restore_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "not a journal" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["restore", str(tmp_path / "empty")]) == 2
-    assert "no journal*.json in this folder" in capsys.readouterr().err
+    assert "no *journal*.json in this folder" in capsys.readouterr().err
 
 
 def test_restore_of_a_sim_journal_has_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

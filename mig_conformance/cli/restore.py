@@ -18,10 +18,11 @@ from ..cluster.base import (
     RestoreIncomplete,
     describe_change,
     relabelled_nodes,
+    restore_sequence,
     settle_problem,
     unlabelled_nodes,
 )
-from ..cluster.journal import Journal
+from ..cluster.journal import Journal, gone_with_the_run
 from ..errors import InputError
 from ..targets import Target, resolve_target
 from . import EXIT_FAIL, EXIT_OK
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore", help="restore the changes a killed run left (from its journal.json)",
                        description=__doc__)
     p.add_argument("journals", nargs="+", metavar="JOURNAL",
-                   help="journal.json of a run, or a report folder (every journal*.json in it)")
+                   help="journal.json of a run, or a folder: every *journal*.json in it (a report folder, "
+                        ".mig-conformance/)")
     p.add_argument("--cluster", "--mig-cluster", dest="cluster", metavar="TARGET",
                    help="reopen this target instead of the one the journal names")
     p.add_argument("--clusters-file", "--mig-clusters-file", dest="clusters_file", type=Path, metavar="FILE",
@@ -51,9 +53,9 @@ def journal_files(paths: list[str]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(p.glob("journal*.json"))
+            found = sorted(p.glob("*journal*.json"))
             if not found:
-                raise InputError(f"{p}: no journal*.json in this folder")
+                raise InputError(f"{p}: no *journal*.json in this folder")
             out += found
         elif p.is_file():
             out.append(p)
@@ -98,10 +100,10 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
     print(f"{path}: {len(journal.changes)} change(s) of run {journal.run_id or '?'} on {target.name} "
           f"({target.kind})")
     if args.dry_run:
-        for change in reversed(journal.changes):
+        for change in restore_sequence(journal.changes):
             print(f"  would restore {describe_change(change)}")
         return EXIT_OK
-    if _gone_with_the_run(target) and not args.cluster:
+    if gone_with_the_run(target.kind, target.options) and not args.cluster:
         print(f"  nothing to restore: a {target.kind} cluster lived only as long as its run (pass --cluster to "
               "restore these values on another cluster)")
         return EXIT_OK
@@ -139,11 +141,6 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
         return EXIT_FAIL
     print(f"{path}: done")
     return EXIT_OK
-
-
-def _gone_with_the_run(target: Target) -> bool:
-    """sim clusters, and local ones the run started itself (not attached through `kubeconfig`), died with it."""
-    return target.kind == "sim" or (target.kind == "local" and not target.options.get("kubeconfig"))
 
 
 def _leftovers(cluster: Any, run_id: str) -> list[str]:

@@ -26,6 +26,11 @@ RECOVERY_S = 30.0
 RESTORE_ORDER = {"mig-config": 0, "mig-strategy": 1, "namespace": 3}
 
 
+def restore_sequence(changes: list[Change]) -> list[Change]:
+    """The order restore puts changes back in: the ConfigMap, the strategy, labels (newest first), namespaces."""
+    return sorted(reversed(changes), key=lambda c: RESTORE_ORDER.get(c.kind, 2))
+
+
 class ClusterError(Exception):
     """A backend failure with an actionable message (permission, connectivity, missing component)."""
 
@@ -212,7 +217,7 @@ class Cluster(abc.ABC):
         done: list[str] = []
         remaining: list[Change] = []
         failures: list[str] = []
-        for change in sorted(reversed(self.journal.changes), key=lambda c: RESTORE_ORDER.get(c.kind, 2)):
+        for change in restore_sequence(self.journal.changes):
             if ((change.kind == "namespace" and not namespaces) or (kinds is not None and change.kind not in kinds)
                     or (targets is not None and change.target not in targets)):
                 remaining.insert(0, change)
@@ -247,8 +252,9 @@ class Cluster(abc.ABC):
 
     def _restore_mig_config_label(self, change: Change) -> None:
         """Label the node back as mig-manager's user would: when the label differs, clear the verdict and relabel
-        (mig-manager re-applies the original config and writes the state); when the run died before relabelling,
-        or the node had no label (mig-manager then does nothing), put the original state back."""
+        (mig-manager re-applies the original config and writes the state). When the label is the original but the
+        verdict is gone (the run died between clearing it and relabelling), or the node had no label (mig-manager
+        then does nothing), put the original state back; a verdict mig-manager wrote is never overwritten."""
         node = change.target
         labels = self.get_node(node).labels
         if labels.get(L.MIG_CONFIG) != change.original:
@@ -257,7 +263,8 @@ class Cluster(abc.ABC):
             self._write_node_label(node, L.MIG_CONFIG, change.original)
             if change.original is not None:
                 return
-        if labels.get(L.MIG_CONFIG_STATE) != change.original_state or change.original is None:
+        verdict_gone = change.original is None or L.MIG_CONFIG_STATE not in labels
+        if verdict_gone and labels.get(L.MIG_CONFIG_STATE) != change.original_state:
             self._write_node_label(node, L.MIG_CONFIG_STATE, change.original_state)
 
     def leftovers(self, run_id: str, namespaces: tuple[str, ...] = ()) -> list[str]:

@@ -114,3 +114,9 @@ def _compact(change: dict[str, Any]) -> dict[str, Any]:
     if change["kind"] != "mig-config-label":
         change.pop("original_state", None)
     return change
+
+
+def gone_with_the_run(kind: str, options: Mapping[str, Any]) -> bool:
+    """sim clusters, and local ones a run started itself (not attached through `kubeconfig`), died with it: their
+    journals have nothing left to restore."""
+    return kind == "sim" or (kind == "local" and not options.get("kubeconfig"))

@@ -113,17 +113,22 @@ class ResultCollector:
     def summary(self, *, started: datetime | float | str, finished: datetime | float | str,
                 cluster: str | None = None, backend: str | None = None, command_line: str | None = None,
                 kit_version: str | None = None, settings: Mapping[str, Any] | None = None,
-                run_id: str | None = None, exitstatus: int | None = None) -> RunSummary:
+                run_id: str | None = None, exitstatus: int | None = None,
+                cleanup: Mapping[str, Any] | None = None) -> RunSummary:
         """The run summary.
 
         `settings` maps name -> (value, source), {value, source} or an object with both. `exitstatus` is
-        pytest's: anything but 0 (ok) or 1 (tests failed), e.g. 2 interrupted, makes the verdict Failed.
+        pytest's: anything but 0 (ok) or 1 (tests failed), e.g. 2 interrupted, makes the verdict Failed. So does
+        a `cleanup` (the session's restore and leak check) that left the cluster changed.
         """
+        from ..cleanup import cleanup_failed, cleanup_lines
+
         tests = self.results()
         totals = count_outcomes(tests)
         verdict = verdict_of(totals)
         exitstatus = None if exitstatus is None else int(exitstatus)
-        if exitstatus not in (None, 0, 1):
+        failed_cleanup = cleanup_failed(cleanup or {})
+        if exitstatus not in (None, 0, 1) or failed_cleanup:
             verdict = "Failed"
         categories: dict[str, dict[str, int]] = {}
         for t in tests:
@@ -145,7 +150,7 @@ class ResultCollector:
             command_line=scrub_text(command_line) if command_line else command_line, kit_version=kit_version,
             settings=normalize_settings(settings or {}), totals=totals,
             categories=dict(sorted(categories.items())), nodes=sorted(by_node.values(), key=lambda n: n.node),
-            tests=tests, exitstatus=exitstatus)
+            tests=tests, exitstatus=exitstatus, cleanup=cleanup_lines(cleanup or {}), cleanup_failed=failed_cleanup)
 
     @staticmethod
     def _result(nodeid: str, e: _Entry) -> TestResult:

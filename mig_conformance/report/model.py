@@ -148,6 +148,8 @@ class RunSummary:
     nodes: list[NodeSummary] = field(default_factory=list)
     tests: list[TestResult] = field(default_factory=list)
     exitstatus: int | None = None  # pytest's exit status (2 interrupted, 3 internal error, 5 nothing collected)
+    cleanup: list[str] = field(default_factory=list)  # what the end-of-run restore and leak check said
+    cleanup_failed: bool = False  # the cluster was not put back (then the verdict is Failed)
 
     @property
     def failures(self) -> list[TestResult]:
@@ -247,7 +249,9 @@ def _known(cls: type, d: Mapping[str, Any], what: str) -> dict[str, Any]:
         ok = (isinstance(value, str) if name in _STR else
               value is None or isinstance(value, str) if name in _OPTIONAL_STR else
               _is(value, (int, float)) if name == "duration_s" else
-              value is None or _is(value, int) if name == "exitstatus" else True)
+              value is None or _is(value, int) if name == "exitstatus" else
+              isinstance(value, list) and all(isinstance(x, str) for x in value) if name == "cleanup" else
+              isinstance(value, bool) if name == "cleanup_failed" else True)
         if not ok:
             raise ReportFormatError(f"{what} entry: '{name}' has the wrong type ({type(value).__name__})")
     return kw

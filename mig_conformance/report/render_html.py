@@ -78,6 +78,7 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
            f"{e(view.totals_text(summary.totals))}</p></header>",
            '<nav><a href="#run">Run</a><a href="#settings">Settings</a><a href="#categories">Categories</a>'
            '<a href="#nodes">Nodes</a><a href="#failures">Failures</a>'
+           + ('<a href="#cleanup">Cleanup</a>' if summary.cleanup else "")
            + ('<a href="#skipped">Skipped</a>' if view.skipped(summary) else "") + "</nav>"]
 
     facts = [[f"<th>{e(k)}</th>", f"<code>{e(val)}</code>" if k in ("Run ID", "Command line") else e(val)]
@@ -118,6 +119,9 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
         if t.message:
             out.append(f"<pre>{e(t.message)}</pre>")
     out.append("</section>")
+    if summary.cleanup:
+        out += ['<section id="cleanup"><h2>Cleanup</h2><ul>', *(f"<li>{e(line)}</li>" for line in summary.cleanup),
+                "</ul></section>"]
     skipped = view.skipped(summary)
     if skipped:
         rows = [[f"<code>{e(t.nodeid)}</code>", e(t.message or "-")] for t in skipped]

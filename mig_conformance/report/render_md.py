@@ -77,6 +77,8 @@ def render_md(summary: RunSummary, target: Mapping[str, Any] | None = None) -> s
                   f"{view.outcome_text(t.outcome)}: {md_text(view.where(t))}", ""]
         if t.message:
             parts += [md_block(t.message), ""]
+    if summary.cleanup:
+        parts += ["## Cleanup", "", *(f"- {md_text(line)}" for line in summary.cleanup), ""]
     skipped = view.skipped(summary)
     if skipped:
         parts += ["## Skipped", ""]

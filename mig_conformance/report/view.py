@@ -69,6 +69,9 @@ def facts(summary: RunSummary, target: Mapping[str, Any] | None) -> list[tuple[s
              ("Nodes", str(len(summary.nodes)))]
     for name, version in versions(target):
         rows.append((name, version))
+    if summary.cleanup:
+        rows.append(("Cleanup", "FAILED: the cluster was not put back (see Cleanup)" if summary.cleanup_failed
+                     else "the cluster was put back"))
     rows.append(("Kit", f"mig-conformance {summary.kit_version or '-'}"))
     rows.append(("Command line", summary.command_line or "-"))
     return rows
