@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from mig_conformance.mig.spec import load_spec
+from mig_conformance.mig.spec import load_spec, mig_parted_file_text
 from mig_conformance.node_models import node_gpu_models
 from mig_conformance.plans import configs_for_node
 
@@ -19,10 +19,11 @@ pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("custom")]
 
 @pytest.fixture
 def user_config_installed(mig_cluster, mig_settings):
-    """The user's file as the mig-parted ConfigMap for one test; the original text comes back afterwards."""
-    spec = load_spec(mig_settings.config_file)
-    mig_cluster.set_mig_config(mig_settings.config_file.read_text())
-    yield spec
+    """The user's file (or the file a ConfigMap manifest of theirs holds) as the mig-parted ConfigMap for one test;
+    the original text comes back afterwards."""
+    path = mig_settings.config_file
+    mig_cluster.set_mig_config(mig_parted_file_text(path.read_text(), str(path)))
+    yield
     mig_cluster.restore(kinds={"mig-config"})
 
 

@@ -174,6 +174,28 @@ def test_custom_suite_one_test_per_config_and_the_cluster_config_comes_back(test
     assert [t["outcome"] for t in balanced] == ["passed"]
 
 
+def test_custom_suite_installs_the_file_a_configmap_manifest_holds(tester: pytest.Pytester) -> None:
+    """mig-manager hands the ConfigMap's text to mig-parted as it is: a manifest in there would fail every config."""
+    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mine"},
+                "data": {"config.yaml": USER_FILE}}
+    tester.makefile(".yaml", mine=yaml.safe_dump(manifest))
+    result = tester.runpytest_subprocess("--mig-cluster=sim:p5.48xlarge", "--mig-config-file=mine.yaml",
+                                         "--mig-report=out", "-p", "no:cacheprovider", "-k", "custom")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    summary = json.loads((tester.path / "out" / "summary.json").read_text())
+    outcomes = {t["nodeid"].split("]-", 1)[1].rstrip("]"): t["outcome"] for t in summary["tests"]
+                if t["category"] == "custom"}
+    assert outcomes == {"a100-only": "skipped", "inference": "passed", "training": "passed"}
+    # what a manifest installed as the ConfigMap's text does: mig-manager fails the config, as the real one does
+    from mig_conformance.cluster.sim import SimCluster
+
+    cluster = SimCluster("p5.48xlarge", allow_changes=True)
+    node = cluster.list_gpu_nodes()[0].name
+    cluster.set_mig_config(yaml.safe_dump(manifest))
+    assert cluster.request_mig_config(node, "inference")
+    assert cluster.get_node(node).labels["nvidia.com/mig.config.state"] == "failed"
+
+
 def _render(raw: str) -> list[str]:
     """What a terminal shows: colours dropped, then per line carriage returns, save cursor (ESC 7), restore
     cursor (ESC 8) and erase to end of line (ESC [K) applied."""

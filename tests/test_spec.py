@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from mig_conformance.errors import InputError
 from mig_conformance.mig.device import DeviceID
-from mig_conformance.mig.spec import parse_spec_text
+from mig_conformance.mig.spec import mig_parted_file_text, parse_installed_config, parse_spec_text
 
 GOOD = """\
 version: v1
@@ -165,6 +166,21 @@ def test_configmap_manifest_is_read_with_outer_line_numbers() -> None:
     spec = parse_spec_text(text, "cm.yaml")
     (p,) = spec.problems
     assert p.location.line == 10 and p.location.config == "a"
+
+
+def test_a_yaml_error_in_a_configmap_names_the_outer_line_and_mig_parteds_inner_one() -> None:
+    text = "kind: ConfigMap\ndata:\n  config.yaml: |\n    version: v1\n    mig-configs: [\n"
+    (p,) = parse_spec_text(text, "cm.yaml").problems
+    inner = parse_spec_text("version: v1\nmig-configs: [\n", "f.yaml").problems[0]
+    assert p.upstream == inner.upstream and p.location.line == inner.location.line + 3
+
+
+def test_the_file_a_manifest_holds_is_what_goes_into_the_cluster() -> None:
+    inner = "version: v1\nmig-configs:\n  a: []\n"
+    manifest = yaml.safe_dump({"kind": "ConfigMap", "data": {"config.yaml": inner}})
+    assert mig_parted_file_text(manifest) == inner
+    assert mig_parted_file_text(inner) == inner and mig_parted_file_text("a: [") == "a: ["
+    assert parse_installed_config(manifest, "cm").problems[0].upstream == "unable to parse with missing 'version' field"
 
 
 def _entry(body: str) -> str:

@@ -28,7 +28,7 @@ import yaml
 from ..k8s import device_plugin, scheduling
 from ..k8s import labels as L
 from ..k8s.mig_manager import PENDING
-from ..mig.spec import Spec, parse_spec_text
+from ..mig.spec import Spec, parse_installed_config
 from ..simulators import nvml as nv
 from ..simulators.command_cache import CommandCache
 from .base import Cluster, ClusterError, Missing, append_new
@@ -200,7 +200,7 @@ class SimCluster(Cluster):
 
     def _current_spec(self) -> Spec:
         if self._spec is None:
-            self._spec = _parse_config(self._config_text, f"ConfigMap {self._config_map}")
+            self._spec = parse_installed_config(self._config_text, f"ConfigMap {self._config_map}")
         return self._spec
 
     # ---- mig-manager ---------------------------------------------------------------------------------
@@ -311,12 +311,6 @@ class SimCluster(Cluster):
         statuses = scheduling.schedule([p.request for p in pending], self._views(), existing=self._bound())
         for pod, status in zip(pending, statuses, strict=True):
             pod.status = status
-
-
-@functools.lru_cache(maxsize=16)
-def _parse_config(text: str, file: str) -> Spec:
-    """Parse a config version once, also across clusters (specs are never changed after parsing)."""
-    return parse_spec_text(text, file)
 
 
 def _check_strategy(strategy: str) -> None:

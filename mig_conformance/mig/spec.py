@@ -7,6 +7,7 @@ whose `data` holds the file (as the GPU Operator's `default-mig-parted-config`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -392,18 +393,19 @@ def _syntax_spec(file: str, exc: InputError, offset: int = 0) -> Spec:
     for p in exc.problems:
         line = (p.location.line or 0) + offset if p.location.line else None
         reason = p.message.removeprefix("not valid YAML: ")
+        inner = p.location.line  # mig-parted reads the embedded file: its own line numbers
         spec.problems.append(SpecProblem(p.message, Location(file, line), stage="yaml",
-                                         upstream=f"yaml: line {line}: {reason}" if line else f"yaml: {reason}"))
+                                         upstream=f"yaml: line {inner}: {reason}" if line else f"yaml: {reason}"))
     return spec
 
 
-def parse_spec_text(text: str, file: str = "<string>") -> Spec:
-    """Parse a mig-parted file (or a ConfigMap that holds one) from text."""
+def parse_spec_text(text: str, file: str = "<string>", unwrap_configmap: bool = True) -> Spec:
+    """Parse a mig-parted file (or, unless `unwrap_configmap` is false, a ConfigMap manifest that holds one)."""
     try:
         doc = _parse_document(text, file)
     except InputError as exc:
         return _syntax_spec(file, exc)
-    embedded = _configmap_payload(doc)
+    embedded = _configmap_payload(doc) if unwrap_configmap else None
     if embedded is not None:
         inner_text, offset, _ = embedded
         try:
@@ -414,6 +416,24 @@ def parse_spec_text(text: str, file: str = "<string>") -> Spec:
         spec.warnings[:0] = [SpecProblem(w.message, w.location, upstream=None) for w in doc.warnings]
         return spec
     return _Parser(doc).parse()
+
+
+def mig_parted_file_text(text: str, file: str = "<string>") -> str:
+    """The mig-parted file itself: the embedded text when `text` is a ConfigMap manifest holding one (what goes
+    into the cluster's ConfigMap, whose mig-manager hands it to mig-parted as it is), else `text`."""
+    try:
+        embedded = _configmap_payload(_parse_document(text, file))
+    except InputError:
+        return text
+    return embedded[0] if embedded is not None else text
+
+
+@functools.lru_cache(maxsize=16)
+def parse_installed_config(text: str, file: str) -> Spec:
+    """A cluster's mig-parted ConfigMap text as mig-manager hands it to mig-parted, parsed once per version (specs
+    are never changed after parsing). A ConfigMap manifest in there is not unwrapped: mig-parted reads it as a v1
+    file and rejects it."""
+    return parse_spec_text(text, file, unwrap_configmap=False)
 
 
 def load_spec(path: str | Path) -> Spec:

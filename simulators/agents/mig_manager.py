@@ -15,13 +15,12 @@ A label value that changes during a run is picked up when the run ends; an empty
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.mig_manager import FAILED, SUCCESS
-from mig_conformance.mig.spec import Spec, parse_spec_text
+from mig_conformance.mig.spec import Spec, parse_installed_config
 
 from ..node_gpus import ActiveRun
 from . import device_plugin, gfd
@@ -31,12 +30,6 @@ from .node import NodeAgent, labels
 
 log = logging.getLogger("mig_conformance.agents")
 CONFIG_KEY = "config.yaml"
-
-
-@functools.lru_cache(maxsize=8)
-def parse_config(text: str, file: str) -> Spec:
-    """A ConfigMap version is parsed once (specs are never changed after parsing)."""
-    return parse_spec_text(text, file)
 
 
 def read_config(ctx: Context) -> tuple[Spec | None, str]:
@@ -50,7 +43,7 @@ def read_config(ctx: Context) -> tuple[Spec | None, str]:
     text = (cm.get("data") or {}).get(CONFIG_KEY)
     if text is None:
         return None, f"{where} has no key {CONFIG_KEY}"
-    return parse_config(text, where), where
+    return parse_installed_config(text, where), where
 
 
 def reconcile(ctx: Context, node: NodeAgent) -> None:
