@@ -83,6 +83,22 @@ def test_up_refuses_a_kubeconfig_it_did_not_write(tmp_path: Path, capsys) -> Non
     assert kc.read_text() == "apiVersion: v1\nkind: Config\n"
 
 
+def test_up_never_deletes_a_folder_it_did_not_write(tmp_path: Path, capsys) -> None:
+    """`--kubeconfig X` keeps its state in X.d/: an unrelated X.d/ folder is refused, never removed."""
+    (tmp_path / "config.d").mkdir()
+    (tmp_path / "config.d" / "precious.conf").write_text("keep me")
+    assert main(["cluster", "up", "--kubeconfig", str(tmp_path / "config")]) == 2
+    assert "config.d exists and is not the state folder of a local cluster" in capsys.readouterr().err
+    assert (tmp_path / "config.d" / "precious.conf").read_text() == "keep me"
+
+
+def test_a_corrupt_state_file_is_an_error_not_a_traceback(tmp_path: Path, capsys) -> None:
+    (tmp_path / "kc.d").mkdir()
+    (tmp_path / "kc.d" / "controlplane.json").write_text("{not json")
+    assert main(["cluster", "up", "--kubeconfig", str(tmp_path / "kc")]) == 2
+    assert "controlplane.json cannot be read" in capsys.readouterr().err
+
+
 def test_up_names_the_missing_binaries_and_the_build_script(tmp_path: Path, monkeypatch, capsys) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

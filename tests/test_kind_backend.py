@@ -141,6 +141,19 @@ def test_open_with_missing_kind_fails_before_anything_runs(tmp_path: Path, monke
         open_cluster("kind:lab")
 
 
+def test_the_clusters_files_nodes_reach_the_kind_backend(monkeypatch) -> None:
+    """A kind entry's `nodes` are its GPU nodes (its arg is the cluster name), not a session key to drop."""
+    from mig_conformance.cluster import kind as kind_mod
+    from mig_conformance.cluster.registry import open_cluster
+    from mig_conformance.targets import Target
+
+    seen: dict = {}
+    monkeypatch.setattr(kind_mod, "open_kind", lambda name, arg, allow, options: seen.update(options) or "opened")
+    target = Target("lab", "kind", "mig-lab", {"backend": "kind", "keep": True, "nodes": "p5.48xlarge*2"})
+    assert open_cluster(target) == "opened"
+    assert seen == {"keep": True, "nodes": "p5.48xlarge*2"}
+
+
 # ---- which worker gets which instance type ---------------------------------------------------------------
 def _nodes(*names: str, control_plane: str = "lab-control-plane", labels: dict | None = None) -> list[dict]:
     out = [{"metadata": {"name": control_plane, "labels": {K.CONTROL_PLANE_ROLE: ""}}}]

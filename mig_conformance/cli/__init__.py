@@ -52,8 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     except MigConformanceError as exc:
+        from ..cluster.base import ClusterError
+
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_FAIL if isinstance(exc, ClusterError) else EXIT_USAGE  # a cluster that failed, not bad usage
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cluster.base import ClusterError
+from ..private_files import write_private
 from . import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from .output import table
 
@@ -65,13 +66,21 @@ def _up(args: argparse.Namespace) -> int:
     path: Path = args.kubeconfig.expanduser().absolute()
     state = state_dir_for(path)
     if (state / "controlplane.json").exists():
-        running = [p for p in ControlPlane.load(state).procs.values() if processes.alive(p)]
+        try:
+            running = [p for p in ControlPlane.load(state).procs.values() if processes.alive(p)]
+        except (ClusterError, OSError, ValueError) as exc:
+            return _fail(f"{state / 'controlplane.json'} cannot be read ({exc}); if no cluster runs there, remove "
+                         f"{state} and try again")
         if running:
             return _fail(f"a local cluster is already running for {path} ({len(running)} processes, e.g. "
                          f"{running[0].name} pid {running[0].pid}); stop it with: mig-conformance cluster down "
                          f"--kubeconfig {path}")
     elif path.exists():
         return _fail(f"{path} exists and is not the kubeconfig of a local cluster (no {state}); "
+                     "choose another --kubeconfig path")
+    markers = ("controlplane.json", "processes.json", CLUSTER_FILE)
+    if state.exists() and not any((state / marker).exists() for marker in markers):
+        return _fail(f"{state} exists and is not the state folder of a local cluster (it is never deleted); "
                      "choose another --kubeconfig path")
     try:
         nodes.plan(args.nodes, args.gpu_taint)
@@ -82,7 +91,7 @@ def _up(args: argparse.Namespace) -> int:
     except ClusterError as exc:
         return _fail(str(exc))
     if state.exists():
-        shutil.rmtree(state)  # a stopped cluster's leftovers
+        shutil.rmtree(state)  # a stopped cluster's leftovers (checked above to be one)
     try:
         cluster = LocalCluster.start(args.nodes, state_dir=state, strategy=args.strategy, gpu_taint=args.gpu_taint,
                                      mig_manager_delay=args.mig_manager_delay,
@@ -90,10 +99,11 @@ def _up(args: argparse.Namespace) -> int:
                                      timeout=args.timeout, name=f"local@{path}")
     except ClusterError as exc:
         return _fail(f"cluster up failed (everything it started was stopped; logs in {state / 'logs'}):\n{exc}")
+    except OSError as exc:  # e.g. the --kubeconfig folder is a file
+        return _fail(f"cluster up failed: {exc}")
     try:
         plane = cluster.plane
-        shutil.copyfile(plane.admin_kubeconfig, path)
-        path.chmod(0o600)
+        write_private(path, plane.admin_kubeconfig.read_bytes())  # never readable by others, not even briefly
         seconds = time.monotonic() - t0
         info = {"backend": "local", "nodes": args.nodes, "strategy": args.strategy, "gpu_taint": args.gpu_taint,
                 "agents": cluster.facts["local"]["agents"], "kubeconfig": str(path), "ready_seconds": round(seconds, 2)}

@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
+from ..errors import MigConformanceError
 from ..k8s import labels as L
 from .journal import Change, Journal
 from .model import GpuNode, PodRequest, PodStatus
@@ -31,7 +32,7 @@ def restore_sequence(changes: list[Change]) -> list[Change]:
     return sorted(reversed(changes), key=lambda c: RESTORE_ORDER.get(c.kind, 2))
 
 
-class ClusterError(Exception):
+class ClusterError(MigConformanceError):
     """A backend failure with an actionable message (permission, connectivity, missing component)."""
 
 

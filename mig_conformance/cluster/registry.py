@@ -65,6 +65,8 @@ def _open_kube(kind: str, name: str, arg: str, allow_changes: bool, options: dic
     """kubeconfig, kind and eks: the clusters file's `namespace` is the GPU Operator's namespace (its ConfigMap's)."""
     if isinstance(target, Target) and target.options.get("namespace"):
         options.setdefault("operator_namespace", target.options["namespace"])
+    if kind == "kind" and isinstance(target, Target) and target.options.get("nodes"):
+        options.setdefault("nodes", target.options["nodes"])  # a kind cluster's GPU nodes (its arg is its name)
     if kind == "eks":
         from .eks import open_eks
 
