@@ -415,7 +415,7 @@ def test_scrub_keys_values_and_text() -> None:
 
 def test_target_versions_and_document(h100: GpuModel) -> None:
     describe = {"kubernetes": {"gitVersion": "v1.31.2", "platform": "eks.12"}, "gpuOperatorVersion": "v24.9.2",
-                "components": {"mig-manager": {"version": "v0.10.0", "image": "example.invalid/gpu-operator/mig-manager:x"}},
+                "components": {"mig-manager": {"version": "v0.10.0", "image": "example.invalid/mig:x"}},
                 "server": "https://api.example", "driver": "570.86.15", "bearer_token": "zzz"}
     assert find_versions(describe) == {"kubernetes": "v1.31.2", "platform": "eks.12", "driver": "570.86.15",
                                        "gpu_operator": "v24.9.2", "mig_manager": "v0.10.0"}
