@@ -39,3 +39,16 @@ def test_gpus_json_variant_and_derived(capsys) -> None:
     (a30,) = json.loads(capsys.readouterr().out)["gpus"]
     assert "A30-24GB 4g.24gb: nvml_index, memory_mib derived" in a30["derived"]
     assert a30["profiles"][0]["sm"] == 14 and a30["profiles"][0]["derived"] == ["nvml_index"]
+
+
+def test_gpus_json_unknown_gpu_is_one_json_document(capsys) -> None:
+    assert main(["gpus", "BOGUS", "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["gpu"] == "BOGUS" and doc["error"].startswith("unknown GPU 'BOGUS'")
+
+
+def test_gpus_list_counts_unconfirmed_rows_and_placements_apart(capsys) -> None:
+    assert main(["gpus"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
+    assert rows["H200-141GB"].endswith("1 CI placement unconfirmed")  # every GI row confirmed
+    assert rows["H100-80GB"].endswith("yes")

@@ -115,7 +115,7 @@ def test_input_errors_exit_2(capsys, config: Path, tmp_path: Path) -> None:
 
 
 def test_stdin_config_and_json_result(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(CONFIG))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(CONFIG.encode())))
     code, out, _ = _run(capsys, "apply", "-f", "-", "-c", "all-1g.10gb", "--gpu", "A30-24GB,H100-80GB", "--json")
     result = json.loads(out)
     assert code == 1 and result["exit_code"] == 1
@@ -194,3 +194,10 @@ def test_a_board_variant_keeps_its_pci_id_across_state_files(tmp_path, capsys) -
     assert "assert after apply: success" in out
     assert main(["mig-parted", "assert", "-f", str(cfg), "-c", "a", "--gpu", "H100-80GB", "--state", str(state)]) == 2
     assert "describes another node (H100-PCIE-80GB)" in capsys.readouterr().err
+
+
+def test_an_unwritable_state_file_is_an_error_after_the_output(tmp_path: Path, capsys) -> None:
+    code = main(["mig-parted", "export", "--gpu", "H100-80GB", "--state", str(tmp_path / "no" / "s.json")])
+    captured = capsys.readouterr()
+    assert code == 2 and "version: v1" in captured.out
+    assert f"--state {tmp_path / 'no' / 's.json'}: cannot write the node state" in captured.err

@@ -191,6 +191,8 @@ def _entry(body: str) -> str:
     ("devices: all\nmig-enabled: null", lambda e: not e.mig_enabled),  # null: left at false
     ("devices: all\ndevice-filter: null\nmig-enabled: false", lambda e: e.device_filter == ()),
     ("devices: all\ndevice-filter: ''\nmig-enabled: false", lambda e: e.device_filter == ()),
+    ("devices: all\ndevice-filter: ['', null]\nmig-enabled: false",  # kept: a list's "" matches no GPU
+     lambda e: e.device_filter == ("", "") and not e.selects(0, DeviceID.parse("0x233010DE"))),
     ("devices: [0, null]\nmig-enabled: false", lambda e: e.devices == (0, 0)),
     ("devices: all\nmig-enabled: false\nmig-devices: null", lambda e: e.mig_devices is None),
     ("devices: all\nmig-enabled: true\nmig-devices: {1g.10gb: 1.0, 2g.20gb: null}",
@@ -244,3 +246,11 @@ def test_syntax_errors_are_marked_and_wrapped_like_mig_parted() -> None:
     assert spec.syntax_error and not spec.configs
     (p,) = spec.problems
     assert p.mig_parted_error.startswith("unmarshal error: error converting YAML to JSON: yaml: line ")
+
+
+def test_mig_devices_keys_equal_in_json_keep_the_last_with_a_warning() -> None:
+    text = _entry("devices: all\nmig-enabled: true\nmig-devices:\n  true: 1\n  'true': 2\n  1g.10gb: 1")
+    spec = parse_spec_text(text, "p.yaml")
+    (w,) = spec.warnings
+    assert "keys True and 'true' are the same key 'true'" in w.message and w.location.line == 8
+    assert "invalid format for 'true'" in spec.problems[0].message  # the last one, as mig-parted reads it

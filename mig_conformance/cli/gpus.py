@@ -12,6 +12,8 @@ import argparse
 from typing import Any
 
 from ..catalog import ENGINE_KEYS, Catalog, GiProfile, GpuModel, GpuVariant, load_catalog
+from ..errors import MigConformanceError
+from .failures import input_failure
 from .output import print_json, table
 
 
@@ -60,7 +62,10 @@ def _model_dict(g: GpuModel, variant: GpuVariant | None = None) -> dict[str, Any
 def run(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     if args.gpu:
-        model, variant = catalog.resolve(args.gpu)
+        try:
+            model, variant = catalog.resolve(args.gpu)
+        except MigConformanceError as exc:
+            return input_failure(exc, args.json, gpu=args.gpu)
         if args.json:
             print_json({"gpus": [_model_dict(model, variant)]})
             return 0
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 def _list(catalog: Catalog, gpus: list[GpuModel]) -> int:
     rows = [[g.key, "yes" if g.mig_capable else "no", g.pci_device_ids[0] if g.pci_device_ids else "-",
              str(g.memory_total_mib or "?"), str(g.memory_slots or "-"), str(len(g.gi_profiles)),
-             "yes" if not g.unconfirmed else f"{len(g.unconfirmed)} rows unconfirmed"] for g in gpus]
+             _confirmed_text(g)] for g in gpus]
     print(table(rows, ["GPU", "MIG", "PCI ID", "MiB", "slots", "profiles", "confirmed"]))
     variants = [v for g in gpus for v in g.variants if not v.primary]
     if variants:
@@ -119,3 +124,14 @@ def _show(g: GpuModel, variant: GpuVariant) -> int:
     for note in g.derived:
         print(f"derived: {note}")
     return 0
+
+
+def _confirmed_text(gpu: GpuModel) -> str:
+    """'yes', or what is not: GI rows and CI placements counted apart (notes are listed below the table)."""
+    rows = sum(not p.confirmed for p in gpu.gi_profiles)
+    placements = sum(not ci.placements_confirmed for p in gpu.gi_profiles for ci in p.compute_instances)
+    parts = [f"{rows} of {len(gpu.gi_profiles)} rows unconfirmed"] if rows else []
+    parts += [f"{placements} CI placement{'s' if placements != 1 else ''} unconfirmed"] if placements else []
+    if not parts and gpu.unconfirmed:
+        parts = ["table unconfirmed"]
+    return ", ".join(parts) or "yes"

@@ -114,10 +114,8 @@ def load_node(args: argparse.Namespace) -> NvmlSimulator:
 
 def _read_spec(path: str) -> Spec | str:
     """The parsed config file, or mig-parted's error when it cannot read it (ParseConfigFile, os.ReadFile)."""
-    if path == "-":
-        return parse_spec_text(sys.stdin.read(), "<stdin>")
     try:
-        data = Path(path).read_bytes()
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except IsADirectoryError:
         return f"read error: read {path}: is a directory"
     except OSError as exc:
@@ -127,7 +125,7 @@ def _read_spec(path: str) -> Spec | str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:  # [CHOICE] yaml.v2 rejects it while scanning; its exact words are not modelled
         return "unmarshal error: error converting YAML to JSON: yaml: invalid leading UTF-8 octet"
-    return parse_spec_text(text, path)
+    return parse_spec_text(text, "<stdin>" if path == "-" else path)
 
 
 def _failure(command: str, error: str) -> MigPartedResult:
@@ -155,7 +153,13 @@ def run(args: argparse.Namespace) -> int:
     except MigConformanceError as exc:
         return input_failure(exc, args.json, command=args.mig_parted_command, exit_code=2)
     if args.state:
-        node.save(args.state)
+        try:
+            node.save(args.state)
+        except OSError as exc:  # the command ran; only its state could not be kept
+            _print(result, debug, args.json)
+            print(f"error: --state {args.state}: cannot write the node state: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
     _print(result, debug, args.json)
     return result.exit_code
 

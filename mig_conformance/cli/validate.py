@@ -74,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
         return input_failure(exc, args.json, valid=False, file=args.file)
     usable = spec.configs and not spec.problems
     names = sorted(spec.configs) if args.all_configs and usable else [args.config]
-    reports = [validate_node(spec, name, gpus, node, device_ids=device_ids) for name in names]
+    try:
+        reports = [validate_node(spec, name, gpus, node, device_ids=device_ids) for name in names]
+    except MigConformanceError as exc:  # e.g. more GPUs than a node can have
+        return input_failure(exc, args.json, valid=False, file=args.file)
     if args.json:
         print_json(reports[0].as_dict() if len(reports) == 1 else
                    {"valid": all(r.valid for r in reports), "configs": [r.as_dict() for r in reports]})

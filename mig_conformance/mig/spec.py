@@ -228,11 +228,15 @@ class _Parser:
         before = len(self.spec.problems)
 
         def bad(msg: str, key: str | None = None, upstream: str | None = None, sub: Any = None,
-                raw_key: Any = None) -> None:
+                raw_key: Any = None, warning: bool = False) -> None:
             kpath = (*path, raw_key if raw_key is not None else key) if key else path
             if sub is not None:
                 kpath = (*kpath, sub)
-            self.add(msg, self.loc(kpath, name, i, key, key_line=key is not None), upstream)
+            where = self.loc(kpath, name, i, key, key_line=key is not None)
+            if warning:
+                self.warn(msg, where)
+            else:
+                self.add(msg, where, upstream)
 
         if raw is None:
             raw = {}  # UnmarshalJSON(null): no keys at all
@@ -256,7 +260,8 @@ class _Parser:
                     bad(f"'device-filter' must be a string or a list of strings, got {_what(value)}: {err}", key,
                         upstream=err, raw_key=k)
                     continue
-                device_filter = tuple(f for f in filters if f) if filters is not None else ((text,) if text else ())
+                # an empty string is no filter, but a list is kept as it is: its "" (or null) matches no GPU
+                device_filter = tuple(filters) if filters is not None else ((text,) if text else ())
                 self.check_filters(device_filter, self.loc((*path, k), name, i, key, key_line=True))
             elif key == "devices":
                 text, indices, err = _string_or_list(value, "int")
@@ -314,9 +319,14 @@ class _Parser:
                 upstream=str(err), raw_key=raw_key)
             return None
         counts: dict[str, int] = {}
+        raw_of: dict[str, Any] = {}  # JSON key -> the YAML key it came from (the last one: JSON keeps the last)
         typed = True
         for k, v in md.items():
             key = gojson.map_key(k)
+            if key in raw_of:
+                bad(f"'mig-devices' keys {raw_of[key]!r} and {k!r} are the same key '{key}' once converted to JSON; "
+                    "mig-parted keeps only the last one", "mig-devices", sub=k, raw_key=raw_key, warning=True)
+            raw_of[key] = k
             try:
                 counts[key] = gojson.decode_int(v)
             except gojson.GoTypeError as exc:
@@ -326,7 +336,7 @@ class _Parser:
             return None
         prefix = "error validating values in 'mig-devices' field: "
         valid = True
-        for k, key in zip(md, counts, strict=True):
+        for key, k in raw_of.items():
             try:
                 parse_profile(key)
             except ProfileFormatError as exc:
