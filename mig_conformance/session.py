@@ -139,9 +139,12 @@ class MigSession:
 
     def ensure_namespace(self) -> str:
         if not self._namespace_created:
-            self.cluster.create_run_namespace(self.namespace, {"app.kubernetes.io/managed-by": "mig-conformance",
-                                                              RUN_LABEL: self.run_id})
-            self._namespace_created = True
+            try:
+                self.cluster.create_run_namespace(self.namespace, {"app.kubernetes.io/managed-by": "mig-conformance",
+                                                                  RUN_LABEL: self.run_id})
+            finally:  # also when the create failed: a namespace still journaled may exist, the leak check looks
+                self._namespace_created = any(c.kind == "namespace" and c.target == self.namespace
+                                              for c in self.cluster.journal.changes)
         return self.namespace
 
     # ---- expectations and actions ------------------------------------------------------------------

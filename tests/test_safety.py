@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from mig_conformance.cleanup import cleanup_failed, cleanup_lines
-from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError, RestoreIncomplete
+from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError, RestoreIncomplete, TransientError
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.sim import SimCluster
@@ -106,6 +106,27 @@ def test_a_restore_in_the_middle_of_a_run_keeps_the_run_namespace(tmp_path: Path
     assert cluster.restore(namespaces=True) == ["namespace mig-conformance-abc (deleted)"]
     assert cluster.journal.changes == []
     cluster.create_run_namespace("mig-conformance-abc", {RUN_LABEL: "r1"})  # gone: can be created again
+
+
+@pytest.mark.parametrize(("error", "journaled"), [
+    (ClusterError("forbidden: cannot create namespaces"), False),  # the API server said no
+    (TransientError("timed out reading the response"), True),  # it may exist: restore deletes it (or finds none)
+    (KeyboardInterrupt(), True),
+])
+def test_a_namespace_whose_create_may_have_gone_through_stays_journaled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException, journaled: bool) -> None:
+    cluster = SimCluster("p5.48xlarge", allow_changes=True, journal=Journal(tmp_path / "journal.json"))
+
+    def fail(name: str, labels: dict) -> None:
+        raise error
+
+    monkeypatch.setattr(cluster, "create_namespace", fail)
+    with pytest.raises(type(error)):
+        cluster.create_run_namespace("mig-conformance-abc", {RUN_LABEL: "r1"})
+    assert [c.target for c in cluster.journal.changes] == (["mig-conformance-abc"] if journaled else [])
+    monkeypatch.undo()
+    assert cluster.restore(namespaces=True) == (["namespace mig-conformance-abc (deleted)"] if journaled else [])
+    assert cluster.journal.changes == []
 
 
 def test_a_second_signal_during_restore_aborts_it_the_first_only_warns(capsys: pytest.CaptureFixture[str]) -> None:

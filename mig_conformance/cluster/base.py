@@ -197,9 +197,10 @@ class Cluster(abc.ABC):
         self.journal.record("namespace", name, None, None)
         try:
             self.create_namespace(name, labels)
-        except BaseException:
-            self.journal.forget("namespace", name, None)  # nothing to delete later: it never existed
-            raise
+        except ClusterError as exc:
+            if not isinstance(exc, TransientError):  # the API server said no: nothing to delete later
+                self.journal.forget("namespace", name, None)
+            raise  # a timeout or an interrupt may come after the namespace exists: it stays journaled
 
     def restore(self, namespaces: bool = False, kinds: Collection[str] | None = None,
                 targets: Collection[str] | None = None) -> list[str]:
