@@ -182,6 +182,24 @@ def test_role_is_assumed_again_before_its_credentials_end(aws: None, clock: Fake
     assert identity.session() is not first and len(_assumed_roles()) == count + 1
 
 
+def test_no_token_in_use_outlives_the_role_credentials_that_signed_it(aws: None, clock: FakeClock,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto.sts.models
+
+    monkeypatch.setattr(moto.sts.models, "utcnow", clock.datetime)  # STS issues credentials on the same clock
+    identity = T.AwsIdentity("us-west-2", role_arn=ROLE, run_id="r1", clock=clock)
+    identity.session()  # the role is assumed first (e.g. for cluster discovery), tokens come later
+    clock.advance(7 * 60)
+    source = T.TokenSource("prod-gpu", identity, clock)
+    for _ in range(150):  # two and a half hours, a request a minute: the role is assumed again twice
+        token = source.token()
+        _, q = url_of(token.value)
+        signer = next(r for r in _assumed_roles() if r.session_token == q["X-Amz-Security-Token"])
+        assert token.expires <= signer.expiration.replace(tzinfo=dt.UTC).timestamp()
+        clock.advance(60)
+    assert len({r.session_token for r in _assumed_roles()}) >= 3
+
+
 def test_role_session_name_is_valid_for_sts() -> None:
     name = T.role_session_name("2026/11/24 10:15:00 " + "x" * 80)
     assert name.startswith("mig-conformance-2026-11-24-10-15-00") and len(name) == 64

@@ -31,7 +31,9 @@ REFRESH_AFTER_S = 14 * 60  # make a new one after this age (aws eks get-token re
 REFRESH_MARGIN_S = 60  # ... or when less than this is left
 MAX_TOKEN_BYTES = 4096
 ROLE_SECONDS = 3600  # assumed-role session length
-ROLE_MARGIN_S = 300  # assume the role again when its credentials have less than this left
+# Assume the role again when its credentials have less than this left: more than a token lives, so that no token
+# in use outlives the credentials that signed it (STS rejects the presigned call once they expired).
+ROLE_MARGIN_S = TOKEN_LIFETIME_S + 300
 Clock = Callable[[], float]
 #: Their DEBUG output holds credentials (signed requests, AssumeRole responses with secret keys): kept at INFO.
 QUIET_LOGGERS = ("botocore", "boto3", "s3transfer")
