@@ -283,10 +283,6 @@ class GpuModel:
     def variant_notes(self) -> list[str]:
         return [n for v in self.variants for n in v.notes]
 
-    @property
-    def full_mask(self) -> int:
-        return (1 << (self.memory_slots or 0)) - 1
-
 
 class Catalog:
     """All known GPU models with lookup by key, alias, NVML name, GFD product, PCI ID or EC2 name.

@@ -19,7 +19,6 @@ from . import gojson
 from .device import DeviceID
 
 VERSION = "v1"
-ENTRY_KEYS = frozenset({"device-filter", "devices", "mig-enabled", "mig-devices"})
 
 
 @dataclass(frozen=True)
