@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ci_run_exports_ci_before_setup_and_test() -> None:
     lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
              if line.strip() and not line.lstrip().startswith("#")]
-    assert lines.index("export CI=true") < lines.index("scripts/setup") < lines.index("scripts/test")
+    readme = (ROOT / "README.md").read_text()
+    setup_and_run = "scripts/setup && .venv/bin/pytest --mig-cluster=sim --mig-report=mig-report"
+    assert setup_and_run in readme and "\nscripts/test\n" in readme  # the README's two commands, verbatim
+    assert lines.index("export CI=true") < lines.index(setup_and_run) < lines.index("scripts/test")
     assert not [line for line in lines if "MIG_SKIP_K8S" in line], "CI must build (or reuse) the binaries"
     setup = (ROOT / "scripts" / "setup").read_text()
     assert "scripts/build-k8s-binaries" in setup  # what scripts/setup runs unless MIG_SKIP_K8S=1
