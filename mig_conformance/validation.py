@@ -311,11 +311,12 @@ def validate_node(spec: Spec, config: str | None, gpus: list[GpuModel], node: st
 
 
 def _one_per_board(entries: Sequence[MigConfigEntry], node: nv.NvmlSimulator) -> list[int] | None:
-    """For each GPU, the first GPU of the same board (PCI and subsystem ID), when every entry of the config selects
-    with `devices: all`: then equal boards are selected by the same entries and mig-parted does the same on each
+    """For each GPU, the first GPU of the same board (model, PCI and subsystem ID), when every entry of the config
+    selects with `devices: all`: then equal boards are selected by the same entries and mig-parted does the same on each
     (its walk is per GPU and its messages name no GPU), so one of each is simulated when the apply succeeds.
     None when an entry lists device indices (then the index decides)."""
     if any(e.devices != "all" for e in entries):
         return None
-    first: dict[tuple[str, int], int] = {}
-    return [first.setdefault((g.variant.pci_device_id, g.subsystem_id), i) for i, g in enumerate(node.gpus)]
+    first: dict[tuple[str, str, int], int] = {}
+    return [first.setdefault((g.model.key, g.variant.pci_device_id, g.subsystem_id), i)
+            for i, g in enumerate(node.gpus)]
