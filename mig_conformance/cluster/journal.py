@@ -105,9 +105,6 @@ class Journal:
         self.changes = changes
         self.save()
 
-    def clear(self) -> None:
-        self.replace([])
-
 
 def _compact(change: dict[str, Any]) -> dict[str, Any]:
     """A change as JSON: `original_state` only where it applies (mig-config-label)."""
