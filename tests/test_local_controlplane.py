@@ -222,7 +222,8 @@ def test_a_port_taken_meanwhile_is_retried_on_new_ports(tmp_path: Path, monkeypa
 
 
 _STARTER = textwrap.dedent("""
-    import sys
+    import signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C works also when the test run ignores SIGINT
     from pathlib import Path
     from mig_conformance.cluster.local.controlplane import ControlPlane
     ControlPlane(Path(sys.argv[1]), tie_to_parent=sys.argv[2] == "tie").start()
