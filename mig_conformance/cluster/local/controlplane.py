@@ -426,15 +426,17 @@ class ControlPlane:
             self._atexit = False
         with self._lock:
             procs = dict(self.procs)
-        stop_processes(procs, grace)
-        if self.state_dir.exists():
-            self._save()
-        if not keep_data:
-            shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
-            if self.pki is not None:
-                pki.remove_private_keys(self.pki)
-            for path in self.state_dir.glob("*.kubeconfig"):
-                path.unlink()
+        try:
+            stop_processes(procs, grace)
+        finally:  # also when a process would not stop: no credentials outlive the cluster's stop
+            if self.state_dir.exists():
+                self._save()
+            if not keep_data:
+                shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
+                if self.pki is not None:
+                    pki.remove_private_keys(self.pki)
+                for path in self.state_dir.glob("*.kubeconfig"):
+                    path.unlink(missing_ok=True)
 
     def detach(self) -> None:
         """Let the processes outlive this Python process (`cluster up`): no atexit stop.
