@@ -414,6 +414,13 @@ def test_read_only_cluster_refuses_pods_too() -> None:
     cluster = SimCluster("p5.48xlarge")
     with pytest.raises(ChangeNotAllowed, match="refusing to create namespace ns for test pods"):
         cluster.create_run_namespace("ns", {})
+    # the pod and namespace methods a test reaches through the mig_cluster fixture are refused too
+    for write, what in ((lambda: cluster.create_namespace("ns", {}), "create namespace ns"),
+                        (lambda: cluster.delete_namespace("kube-system"), "delete namespace kube-system"),
+                        (lambda: cluster.create_pod("default", pod("p", {"cpu": 1})), "create pod default/p"),
+                        (lambda: cluster.delete_pod("default", "p"), "delete pod default/p")):
+        with pytest.raises(ChangeNotAllowed, match=f"refusing to {what}: the cluster is open read-only"):
+            write()
 
 
 def test_read_only_cluster_refuses_changes() -> None:

@@ -123,22 +123,38 @@ class Cluster(abc.ABC):
         """While the context is open, every value the node's label takes, in order, as a watch delivers them
         (None: removed; consecutive repeats dropped) — also values a poll would miss between two reads."""
 
-    # ---- pods ---------------------------------------------------------------------------------
-    @abc.abstractmethod
-    def create_namespace(self, name: str, labels: Mapping[str, str]) -> None: ...
+    # ---- pods (read-only clusters refuse every write: pods take GPU slices from real workloads) -------
+    def create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
+        self._check_allowed(f"create namespace {name}")
+        self._create_namespace(name, labels)
 
-    @abc.abstractmethod
-    def delete_namespace(self, name: str) -> None: ...
+    def delete_namespace(self, name: str) -> None:
+        self._check_allowed(f"delete namespace {name}")
+        self._delete_namespace(name)
 
-    @abc.abstractmethod
     def create_pod(self, namespace: str, pod: PodRequest) -> None:
         """Create a pod; invalid specs raise ClusterError with the API server's message."""
+        self._check_allowed(f"create pod {namespace}/{pod.name}")
+        self._create_pod(namespace, pod)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self._check_allowed(f"delete pod {namespace}/{name}")
+        self._delete_pod(namespace, name)
+
+    @abc.abstractmethod
+    def _create_namespace(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+    @abc.abstractmethod
+    def _delete_namespace(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def _create_pod(self, namespace: str, pod: PodRequest) -> None: ...
+
+    @abc.abstractmethod
+    def _delete_pod(self, namespace: str, name: str) -> None: ...
 
     @abc.abstractmethod
     def get_pod(self, namespace: str, name: str) -> PodStatus: ...
-
-    @abc.abstractmethod
-    def delete_pod(self, namespace: str, name: str) -> None: ...
 
     @abc.abstractmethod
     def list_pods(self, namespace: str) -> list[PodStatus]: ...

@@ -243,16 +243,16 @@ class KubeCluster(Cluster):
                    {"data": {"config.yaml": text}})
 
     # ---- pods ---------------------------------------------------------------------------------------
-    def create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
+    def _create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
         body = self._client.V1Namespace(metadata=self._client.V1ObjectMeta(name=name, labels=dict(labels)))
         with contextlib.suppress(Conflict):
             self._call(self.core.create_namespace, body)
 
-    def delete_namespace(self, name: str) -> None:
+    def _delete_namespace(self, name: str) -> None:
         with contextlib.suppress(NotFound):
             self._call(self.core.delete_namespace, name)
 
-    def create_pod(self, namespace: str, pod: PodRequest) -> None:
+    def _create_pod(self, namespace: str, pod: PodRequest) -> None:
         c = self._client
         limits = {k: str(v) for k, v in (pod.limits if pod.limits is not None else pod.resources).items()}
         requests = {k: str(v) for k, v in pod.resources.items()}
@@ -269,7 +269,7 @@ class KubeCluster(Cluster):
     def get_pod(self, namespace: str, name: str) -> PodStatus:
         return _pod_status(self._call(self.core.read_namespaced_pod, name, namespace))
 
-    def delete_pod(self, namespace: str, name: str) -> None:
+    def _delete_pod(self, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFound):
             self._call(self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
 

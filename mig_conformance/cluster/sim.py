@@ -258,12 +258,12 @@ class SimCluster(Cluster):
             node.applied = None
 
     # ---- namespaces and pods -------------------------------------------------------------------------
-    def create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
+    def _create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
         if name in self._namespaces:
             raise ClusterError(f'namespaces "{name}" already exists')
         self._namespaces[name] = dict(labels)
 
-    def delete_namespace(self, name: str) -> None:
+    def _delete_namespace(self, name: str) -> None:
         self._namespaces.pop(name, None)
         gone = [key for key in self._pods if key[0] == name]
         for key in gone:
@@ -271,7 +271,7 @@ class SimCluster(Cluster):
         if gone:
             self._reschedule()
 
-    def create_pod(self, namespace: str, pod: PodRequest) -> None:
+    def _create_pod(self, namespace: str, pod: PodRequest) -> None:
         if namespace not in self._namespaces:
             raise ClusterError(f'namespaces "{namespace}" not found')
         if (namespace, pod.name) in self._pods:
@@ -289,7 +289,7 @@ class SimCluster(Cluster):
         except KeyError:
             raise ClusterError(f'pods "{name}" not found') from None
 
-    def delete_pod(self, namespace: str, name: str) -> None:
+    def _delete_pod(self, namespace: str, name: str) -> None:
         """Delete a pod; deleting one that does not exist is not an error (kubectl --ignore-not-found)."""
         if self._pods.pop((namespace, name), None) is not None:
             self._reschedule()
