@@ -77,35 +77,31 @@ def run_id(folder: Path) -> str | None:
     return json.loads(path.read_text())["run_id"] if path.exists() else None
 
 
+def _live(read: str) -> list[tuple[str, str]]:
+    """(pid, text of /proc/PID/`read`) of every process still readable (NULs of cmdline turned into spaces)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                found.append((proc.name, (proc / read).read_bytes().replace(b"\0", b" ").decode(errors="replace")))
+            except OSError:
+                continue
+    return found
+
+
 def processes_in_group(pgid: int) -> list[str]:
     """Live processes of a process group (a run started with start_new_session has pgid == its pid)."""
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-        except OSError:
-            continue
+    for pid, stat in _live("stat"):
         fields = stat[stat.rindex(")") + 2:].split()
         if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
-            found.append(f"{proc.name}: {stat[:stat.rindex(')') + 1]}")
+            found.append(f"{pid}: {stat[:stat.rindex(')') + 1]}")
     return found
 
 
 def processes_mentioning(text: str) -> list[str]:
     """Command lines of live processes that mention `text` (e.g. a run's state folder)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(f"{proc.name}: {cmdline[:160]}")
-    return found
+    return [f"{pid}: {cmdline[:160]}" for pid, cmdline in _live("cmdline") if text in cmdline]
 
 
 def run_objects(local: Any, run: str | None = None) -> list[str]:
