@@ -16,7 +16,7 @@ import time
 
 from machine import describe
 
-from mig_conformance.cluster.sim import SimCluster
+from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.k8s import labels as L
 
 EXPECTED = {"nvidia.com/mig-3g.40gb": 8, "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-1g.10gb": 16}

@@ -12,9 +12,9 @@ from importlib import resources
 
 from machine import describe
 
-from mig_conformance.catalog import load_catalog
+from mig_conformance.gpus.catalog import load_catalog
+from mig_conformance.mig.placement import enumerate_layouts, maximal_layouts
 from mig_conformance.mig.spec import load_spec
-from mig_conformance.placement import enumerate_layouts, maximal_layouts
 from mig_conformance.validation import validate_node
 
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from mig_conformance.cli import main
 
 sys.exit(main())

@@ -14,15 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .catalog import CiProfile, GiProfile, GpuModel, GpuVariant
-from .errors import InputError, Location, Problem
-from .identity import ByIdentity
-from .mig.device import DeviceID
-from .mig.spec import MigConfigEntry, Spec
-from .placement import FitResult, fit
-from .profiles import ProfileFormatError, parse_profile
-from .simulators import nvml as nv
-from .simulators.mig_parted import MigParted, MigPartedResult
+from mig_conformance.common.errors import InputError, Location, Problem
+from mig_conformance.common.identity import ByIdentity
+from mig_conformance.gpus.catalog import CiProfile, GiProfile, GpuModel, GpuVariant
+from mig_conformance.gpus.device_ids import DeviceID
+from mig_conformance.gpus.profile_names import ProfileFormatError, parse_profile
+from mig_conformance.mig.placement import FitResult, fit
+from mig_conformance.mig.spec import MigConfigEntry, Spec
+from mig_conformance.simulators import nvml as nv
+from mig_conformance.simulators.mig_parted import MigParted, MigPartedResult
 
 FRESH_NODE = "every GPU MIG-disabled, without MIG devices"
 

@@ -21,15 +21,15 @@ from typing import Any
 
 import yaml
 
-from mig_conformance.errors import InputError
-from mig_conformance.identity import ByIdentity
-from mig_conformance.mig.device import DeviceID
+from mig_conformance.common.errors import InputError
+from mig_conformance.common.identity import ByIdentity
+from mig_conformance.gpus.device_ids import DeviceID
+from mig_conformance.gpus.profile_names import ProfileFormatError, ProfileName, parse_profile
+from mig_conformance.mig.config import config_equals, flatten
+from mig_conformance.mig.profile_indices import UnnamedProfile, device_name, listed_by_go_nvlib
 from mig_conformance.mig.spec import MigConfigEntry, Spec, SpecProblem, parse_spec_text
-from mig_conformance.placement import flatten_devices
-from mig_conformance.profiles import ProfileFormatError, ProfileName, memory_gb, parse_profile
-
-from . import nvml as nv
-from .command_cache import CommandCache
+from mig_conformance.simulators import nvml as nv
+from mig_conformance.simulators.command_cache import CommandCache
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -42,15 +42,6 @@ MAX_ORDERINGS = 40320
 MAX_WALK_STEPS = 1_000_000
 MAX_FLAT_DEVICES = 1024  # the cut when a model's compute slices are unknown
 MAX_LOGGED_FAILURES = 1000
-
-# go-nvlib NewMigProfile: GI index -> G and attributes, CI index -> C (reference §9.1).
-_GI_SLICES = {0: 1, 7: 1, 9: 1, 10: 1, 13: 1, 15: 1, 1: 2, 8: 2, 11: 2, 14: 2, 16: 2, 2: 3, 3: 4, 12: 4, 6: 6, 4: 7,
-              5: 8}
-_CI_SLICES = {0: 1, 7: 1, 1: 2, 2: 3, 3: 4, 6: 6, 4: 7, 8: 7, 5: 8}
-_GI_ATTRS = {7: ("me",), 8: ("me",), 15: ("me.all",), 16: ("me.all",), 10: ("gfx",), 11: ("gfx",), 12: ("gfx",),
-             13: ("me",), 14: ("me",)}
-_GI_NEGATIVE = frozenset({13, 14})
-
 
 class MigPartedFailure(Exception):
     """An error as mig-parted words it (lower-case Go error text)."""
@@ -88,26 +79,13 @@ class DeviceProfile:
 @functools.lru_cache(maxsize=4096)
 def new_mig_profile(gi_index: int, ci_index: int, ci_eng: int, mig_memory_mib: int,
                     device_memory_bytes: int) -> DeviceProfile:
-    """go-nvlib NewMigProfile: the name NVML-created devices get (memory via profiles.memory_gb).
-
-    A pure function of its numbers, memoized (DeviceProfile is immutable).
-    """
-    if gi_index not in _GI_SLICES:
-        raise MigPartedFailure(f"invalid GPU Instance Profile ID: {gi_index}")
-    if ci_index not in _CI_SLICES:
-        raise MigPartedFailure(f"invalid Compute Instance Profile ID: {ci_index}")
-    gb = memory_gb(mig_memory_mib, device_memory_bytes // 2**20) if device_memory_bytes else 0
-    name = ProfileName(g=_GI_SLICES[gi_index], gb=gb, c=_CI_SLICES[ci_index],
-                       attributes=_GI_ATTRS.get(gi_index, ()), negative=gi_index in _GI_NEGATIVE)
+    """go-nvlib NewMigProfile: the name NVML-created devices get (`mig.profile_indices.device_name`), with the
+    indices that create it. Memoized: DeviceProfile is immutable."""
+    try:
+        name = device_name(gi_index, ci_index, mig_memory_mib, device_memory_bytes // 2**20)
+    except UnnamedProfile as exc:
+        raise MigPartedFailure(str(exc)) from None
     return DeviceProfile(name, gi_index, ci_index, ci_eng)
-
-
-def mig_config_equals(current: dict[str, int], desired: dict[str, int] | None) -> bool:
-    """types.MigConfig.Equals: string keys compared literally, same length, equal positive counts."""
-    desired = desired or {}
-    if len(current) != len(desired):
-        return False
-    return all(desired.get(k, 0) > 0 and desired[k] == v for k, v in current.items())
 
 
 def go_map(config: dict[str, int]) -> str:
@@ -478,8 +456,7 @@ class MigParted:
             for j in range(nv.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
                 for k in range(nv.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT):
                     p = new_mig_profile(index, j, k, info.memorySizeMB, total)
-                    c, g = p.name.c, p.name.g
-                    if c > g or (c < g and 2 * c > g + 1):
+                    if not listed_by_go_nvlib(p.name.c, p.name.g):
                         continue
                     out.append(p)
         return out
@@ -521,7 +498,7 @@ class MigParted:
                 return None
             if count:
                 groups.append((_Item(key, profile), count))
-        order = flatten_devices({item.profile.name: 1 for item, _ in groups})
+        order = flatten({item.profile.name: 1 for item, _ in groups})
         rank = {name: pos for pos, name in enumerate(order)}
         return sorted(groups, key=lambda g: rank[g[0].profile.name])
 
@@ -760,7 +737,7 @@ class MigParted:
             except MigPartedFailure as exc:
                 raise MigPartedFailure(f"error getting MIGConfig: {exc}") from None
             self._debug(f"    Asserting MIG config: {go_map(mc.mig_devices or {})}")
-            matched[i] = mig_config_equals(current, mc.mig_devices)
+            matched[i] = config_equals(current, mc.mig_devices)
 
         self._walk(entries, visit)
         if sum(matched) != len(matched):
@@ -838,7 +815,7 @@ class MigParted:
             except MigPartedFailure as exc:
                 raise MigPartedFailure(f"error getting MIGConfig: {exc}") from None
             self._debug(f"    Updating MIG config: {go_map(mc.mig_devices or {})}")
-            if mig_config_equals(current, mc.mig_devices):
+            if config_equals(current, mc.mig_devices):
                 self._debug("    Skipping -- already set to desired value")
                 self._set_status(i, "unchanged")
                 return
@@ -997,7 +974,7 @@ def merge_mig_config_specs(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     merged: list[dict[str, Any]] = []
     for s in specs:
         for m in merged:
-            if m["mig-enabled"] == s["mig-enabled"] and mig_config_equals(s["mig-devices"], m["mig-devices"]):
+            if m["mig-enabled"] == s["mig-enabled"] and config_equals(s["mig-devices"], m["mig-devices"]):
                 m["devices"] = sorted(set(m["devices"]) | set(s["devices"]))
                 m["device-filter"] = sorted(set(m["device-filter"]) | set(s["device-filter"]))
                 break

@@ -19,12 +19,11 @@ from mig_conformance.k8s.mig_manager import (
     REBOOTING,
     SUCCESS,
 )
-from mig_conformance.k8s.state import GpuMigState, creation_order
 from mig_conformance.mig.spec import Spec
-
-from . import nvml as nv
-from .command_cache import CommandCache
-from .mig_parted import MigParted, new_mig_profile
+from mig_conformance.mig.state import GpuMigState, creation_order
+from mig_conformance.simulators import nvml as nv
+from mig_conformance.simulators.command_cache import CommandCache
+from mig_conformance.simulators.mig_parted import MigParted, new_mig_profile
 
 
 class NodeGpuError(RuntimeError):

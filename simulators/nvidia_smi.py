@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mig_conformance.nvml_calls import (
+from mig_conformance.capture.nvml_queries import (
     GiProfileInfo,
     Nvml,
     call_or_none,
@@ -44,7 +44,7 @@ from mig_conformance.nvml_calls import (
     possible_placements,
     text,
 )
-from mig_conformance.profiles import lgip_gib
+from mig_conformance.gpus.profile_names import lgip_gib
 
 NO_MIG = "No MIG-enabled devices found."  # REF lgi.txt / lci.txt with MIG disabled (exit status 0)
 NO_GI = "No GPU instances found: Not Found"  # public GH200 copy (reference §4 sources); exit status [UNCONFIRMED]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mig_conformance.k8s import labels as L
-from mig_conformance.plans import layout_pictures
+from mig_conformance.mig.plans import layout_pictures
 
 
 def nvidia_resources(node) -> dict[str, int]:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from mig_conformance.k8s.node_gpus import node_gpu_models
+from mig_conformance.mig.plans import configs_for_node
 from mig_conformance.mig.spec import load_spec, mig_parted_file_text
-from mig_conformance.node_models import node_gpu_models
-from mig_conformance.plans import configs_for_node
-
-from ._helpers import apply_and_check
+from mig_conformance.suites._helpers import apply_and_check
 
 pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("custom")]
 

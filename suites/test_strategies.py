@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from mig_conformance.k8s.node_gpus import node_gpu_models
+from mig_conformance.mig.plans import single_strategy_config, uniform_configs
+from mig_conformance.mig.profile_indices import BASE_GI_INDICES
 from mig_conformance.mig.spec import parse_spec_text
-from mig_conformance.node_models import node_gpu_models
-from mig_conformance.plans import BASE_INDICES, single_strategy_config, uniform_configs
-
-from ._helpers import apply_and_check
+from mig_conformance.suites._helpers import apply_and_check
 
 pytestmark = pytest.mark.mig_disruptive
 
@@ -36,7 +36,7 @@ def test_single_strategy(mig_node, mig_cluster, mig_settings, mig_reconfigure, m
         f"{node.name}: under single strategy gpu.product should end in -MIG-<profile>, got {product}"
 
 
-MIXED_PROFILES = tuple(BASE_INDICES)
+MIXED_PROFILES = tuple(BASE_GI_INDICES)
 
 
 @pytest.mark.mig_category("mixed")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mig_conformance.catalog import Catalog, load_catalog
+from mig_conformance.gpus.catalog import Catalog, load_catalog
 
 
 @pytest.fixture(scope="session")

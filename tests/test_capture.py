@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from mig_conformance.capture import capture_nvml, entries_yaml, mib_from_gib, parse_nvidia_smi_text
-from mig_conformance.catalog import Catalog, GpuModel, load_gpu_file
-from mig_conformance.catalog_entry import derive_compute_instances, gi_index_from_name, suggest_key
-from mig_conformance.errors import InputError
-from mig_conformance.nvml_calls import gpu_instances, possible_placements
-from mig_conformance.profiles import lgip_gib
+from mig_conformance.capture.catalog_entry import derive_compute_instances, gi_index_from_name, suggest_key
+from mig_conformance.capture.nvml import capture_nvml, entries_yaml, mib_from_gib, parse_nvidia_smi_text
+from mig_conformance.capture.nvml_queries import gpu_instances, possible_placements
+from mig_conformance.capture.smi_text import detect_kind, parse_lgip, parse_list
+from mig_conformance.common.errors import InputError
+from mig_conformance.gpus.catalog import Catalog, GpuModel, load_gpu_file
+from mig_conformance.gpus.profile_names import lgip_gib
 from mig_conformance.simulators import nvml as nv
-from mig_conformance.smi_text import detect_kind, parse_lgip, parse_list
 
 DATA = Path(__file__).parent / "data"
 CAPTURES = sorted(p for p in (DATA / "captures").iterdir() if (p / "nvml.json").exists())

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mig_conformance.catalog import (
+from mig_conformance.common.errors import InputError, UnknownNameError
+from mig_conformance.gpus.catalog import (
     Catalog,
     catalog_dir,
     load_gpu_file,
@@ -15,7 +16,6 @@ from mig_conformance.catalog import (
     spec_pci_device_id,
     spec_pci_device_ids,
 )
-from mig_conformance.errors import InputError, UnknownNameError
 
 
 @pytest.mark.parametrize(("spec", "model", "variant", "pci"), [

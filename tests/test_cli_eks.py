@@ -19,8 +19,8 @@ pytest.importorskip("moto")
 import boto3
 import yaml
 
-from mig_conformance.aws import token as T
 from mig_conformance.cli import main
+from mig_conformance.cluster.eks import token as T
 from support.eks_webhook import isolate_aws_env, make_tls
 
 REGION = "us-west-2"
@@ -167,7 +167,7 @@ def test_users_kubeconfig_is_byte_identical_after_an_eks_open_and_close(cluster:
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from mig_conformance.cluster.journal import Journal
     from mig_conformance.cluster.registry import open_cluster
-    from mig_conformance.targets import resolve_target
+    from mig_conformance.cluster.targets import resolve_target
 
     home = tmp_path / "home"
     kube = home / ".kube"

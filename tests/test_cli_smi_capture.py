@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from mig_conformance.catalog import Catalog, load_gpu_file
+from mig_conformance.capture.smi_text import parse_lgip
 from mig_conformance.cli import main
 from mig_conformance.cli.capture import INSTALL_HINT
-from mig_conformance.mig.device import DeviceID
+from mig_conformance.gpus.catalog import Catalog, load_gpu_file
+from mig_conformance.gpus.device_ids import DeviceID
 from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.simulators import nvml as nv
-from mig_conformance.smi_text import parse_lgip
 
 ROOT = Path(__file__).parents[1]
 CAPTURES = ROOT / "tests" / "data" / "captures"

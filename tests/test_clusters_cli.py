@@ -9,8 +9,8 @@ import yaml
 
 from mig_conformance.cli import main
 from mig_conformance.cluster.registry import open_cluster
-from mig_conformance.errors import InputError
-from mig_conformance.targets import load_clusters_file, resolve_target
+from mig_conformance.cluster.targets import load_clusters_file, resolve_target
+from mig_conformance.common.errors import InputError
 
 GOOD = """\
 eks-prod:
@@ -171,8 +171,9 @@ def test_commands_are_registered(capsys) -> None:
 def test_every_clusters_file_key_is_an_option_of_its_backend() -> None:
     """One schema: what a clusters file may set for a backend is exactly what that backend's opener accepts
     (`nodes` is the target's spec, `namespace` the GPU Operator's namespace)."""
-    from mig_conformance.cluster import eks, kind, kubeconfig, registry
-    from mig_conformance.targets import BACKEND_KEYS, COMMON_KEYS
+    from mig_conformance.cluster import kind, kubeconfig, registry
+    from mig_conformance.cluster.eks import backend as eks
+    from mig_conformance.cluster.targets import BACKEND_KEYS, COMMON_KEYS
 
     opened = {"sim": registry.SIM_OPTIONS, "local": registry.LOCAL_OPTIONS, "kind": kind.OPTIONS,
               "kubeconfig": kubeconfig.OPTIONS, "eks": eks.OPTIONS}

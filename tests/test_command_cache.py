@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from mig_conformance.cluster import sim as sim_module
-from mig_conformance.cluster.sim import SimCluster
+from mig_conformance.cluster.sim import backend as sim_module
+from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.k8s import labels as L
 from mig_conformance.simulators.command_cache import CommandCache
 

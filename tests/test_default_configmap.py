@@ -6,10 +6,10 @@ from importlib import resources
 
 import pytest
 
-from mig_conformance.catalog import Catalog, GpuModel
-from mig_conformance.mig.device import DeviceID
+from mig_conformance.gpus.catalog import Catalog, GpuModel
+from mig_conformance.gpus.device_ids import DeviceID
+from mig_conformance.gpus.profile_names import parse_profile
 from mig_conformance.mig.spec import Spec, load_spec
-from mig_conformance.profiles import parse_profile
 from mig_conformance.validation import validate_node
 
 # Configs whose GPUs are not in the catalog, so nothing can select them (documented in docs/catalog.md):

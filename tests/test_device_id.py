@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mig_conformance.mig.device import DeviceID, parse_uint32
+from mig_conformance.gpus.device_ids import DeviceID, parse_uint32
 
 
 @pytest.mark.parametrize(("text", "value"), [

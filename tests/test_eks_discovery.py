@@ -17,10 +17,10 @@ pytest.importorskip("moto")
 import boto3
 from botocore.stub import Stubber
 
-from mig_conformance.aws import AccessDenied, AwsError, ClusterNotFound
-from mig_conformance.aws.eks import EksApi, write_ca
-from mig_conformance.aws.token import AwsIdentity
-from mig_conformance.cluster.model import GpuNode, Taint
+from mig_conformance.cluster.eks.credentials import AccessDenied, AwsError, ClusterNotFound
+from mig_conformance.cluster.eks.discovery import EksApi, write_ca
+from mig_conformance.cluster.eks.token import AwsIdentity
+from mig_conformance.k8s.model import GpuNode, Taint
 
 REGION = "us-west-2"
 CLUSTER = "prod-gpu"
@@ -201,7 +201,7 @@ def test_describe_instance_types_denied(fleet: None, monkeypatch: pytest.MonkeyP
 
 def test_eks_cluster_describe_adds_the_aws_facts(fleet: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """EksCluster.describe() on top of KubeCluster's: versions, node groups, per-node node group and GPU."""
-    from mig_conformance.cluster.eks import EksCluster
+    from mig_conformance.cluster.eks.backend import EksCluster
     from mig_conformance.cluster.kube import KubeCluster
 
     nodes = [node("ip-10-0-1-1", **{"eks.amazonaws.com/nodegroup": "gpu-p5",

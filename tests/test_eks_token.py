@@ -17,8 +17,8 @@ pytest.importorskip("moto")
 import botocore.auth
 from botocore.stub import Stubber
 
-from mig_conformance.aws import AccessDenied, ExpiredCredentials, NoCredentials
-from mig_conformance.aws import token as T
+from mig_conformance.cluster.eks import token as T
+from mig_conformance.cluster.eks.credentials import AccessDenied, ExpiredCredentials, NoCredentials
 from support.eks_webhook import Key, Rejected, User, Verifier, isolate_aws_env
 
 ROLE = "arn:aws:iam::123456789012:role/mig-validator"

@@ -35,8 +35,8 @@ import botocore.auth
 import yaml
 from moto import mock_aws
 
-from mig_conformance.aws import token as T
 from mig_conformance.cluster.base import ClusterError
+from mig_conformance.cluster.eks import token as T
 from mig_conformance.cluster.local.backend import LocalCluster
 from support.control_plane import control_plane_assets
 from support.eks_webhook import (
@@ -223,7 +223,7 @@ def _eks_in_moto(local: Any) -> None:
 
 
 def open_eks(**options: Any) -> Any:
-    from mig_conformance.cluster.eks import EksCluster
+    from mig_conformance.cluster.eks.backend import EksCluster
 
     return EksCluster.open(f"eks:{CLUSTER}@{REGION}", CLUSTER, REGION, **options)
 

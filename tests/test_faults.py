@@ -33,9 +33,9 @@ from mig_conformance.cluster.base import RECOVERY_S, ClusterError, Missing, Tran
 from mig_conformance.cluster.local import nodes as local_nodes
 from mig_conformance.cluster.local import processes
 from mig_conformance.cluster.local.backend import LocalCluster
-from mig_conformance.cluster.model import GpuNode
-from mig_conformance.cluster.sim import SimCluster
+from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s.model import GpuNode
 from support.control_plane import control_plane_assets
 from support.kit_runs import (
     assert_left_nothing,

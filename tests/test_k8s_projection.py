@@ -6,14 +6,14 @@ import time
 
 import pytest
 
-from mig_conformance.instance_types import get_instance_type
+from mig_conformance.gpus.instance_types import get_instance_type
+from mig_conformance.gpus.node_gpus import parse_gpu_list
 from mig_conformance.k8s import device_plugin, gfd
 from mig_conformance.k8s.labels import MIG_CONFIG, MIG_CONFIG_STATE, MIG_STRATEGY
 from mig_conformance.k8s.mig_manager import default_spec, reconcile
 from mig_conformance.k8s.projection import project_node
-from mig_conformance.k8s.state import GpuMigState, initial_states
 from mig_conformance.mig.spec import parse_spec_text
-from mig_conformance.node import parse_gpu_list
+from mig_conformance.mig.state import GpuMigState, initial_states
 
 P5 = get_instance_type("p5.48xlarge")
 P4D = get_instance_type("p4d.24xlarge")

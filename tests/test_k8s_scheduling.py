@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mig_conformance.cluster.model import GpuNode, PodRequest, Taint, Toleration
-from mig_conformance.instance_types import get_instance_type
+from mig_conformance.gpus.instance_types import get_instance_type
+from mig_conformance.k8s.model import GpuNode, PodRequest, Taint, Toleration
 from mig_conformance.k8s.projection import project_node
 from mig_conformance.k8s.scheduling import effective_requests, fit_error_message, schedule, validate_pod
 

@@ -145,7 +145,7 @@ def test_the_clusters_files_nodes_reach_the_kind_backend(monkeypatch) -> None:
     """A kind entry's `nodes` are its GPU nodes (its arg is the cluster name), not a session key to drop."""
     from mig_conformance.cluster import kind as kind_mod
     from mig_conformance.cluster.registry import open_cluster
-    from mig_conformance.targets import Target
+    from mig_conformance.cluster.targets import Target
 
     seen: dict = {}
     monkeypatch.setattr(kind_mod, "open_kind", lambda name, arg, allow, options: seen.update(options) or "opened")
@@ -220,7 +220,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A local control plane whose nodes look like a fresh kind cluster: no GPU labels, no GPU Operator."""
     from mig_conformance.cluster.local import nodes
     from mig_conformance.cluster.local.controlplane import ControlPlane
-    from mig_conformance.cluster.sim_fleet import parse_fleet
+    from mig_conformance.cluster.sim.fleet import parse_fleet
 
     control_plane_assets()
     spec = parse_fleet("p5.48xlarge")[0]

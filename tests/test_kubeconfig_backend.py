@@ -15,8 +15,8 @@ from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.registry import open_cluster
+from mig_conformance.cluster.targets import resolve_target
 from mig_conformance.k8s import labels as L
-from mig_conformance.targets import resolve_target
 from support.control_plane import control_plane_assets
 
 FAKE_TOKEN = "decoy-token-7f3a9c1e5b2d4f6a8c0e"

@@ -23,7 +23,7 @@ from mig_conformance.cluster.local import kit_rbac, processes
 from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.local.controlplane import ControlPlane, port_listening
 from mig_conformance.cluster.local.operator import config_map_text
-from mig_conformance.instance_types import get_instance_type
+from mig_conformance.gpus.instance_types import get_instance_type
 from support.control_plane import control_plane_assets
 
 ASSETS = control_plane_assets(module_level=True)
@@ -116,7 +116,7 @@ def test_kit_identity_reads_and_reconfigures_but_cannot_delete_nodes(local: Loca
 
 
 def test_real_scheduler_binds_and_reports_insufficient(local: LocalCluster) -> None:
-    from mig_conformance.cluster.model import PodRequest
+    from mig_conformance.k8s.model import PodRequest
 
     local.create_namespace("sched-probe", {})
     try:

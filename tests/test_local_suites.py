@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mig_conformance.settings import SETTINGS
+from mig_conformance.plugin.settings import SETTINGS
 from support.control_plane import control_plane_assets
 from support.kit_runs import processes_mentioning
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mig_conformance.catalog import GpuModel, load_catalog
+from mig_conformance.gpus.catalog import GpuModel, load_catalog
 from mig_conformance.simulators import mig_parted as mp
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.mig_parted import MigParted, MigPartedFailure, spec_for

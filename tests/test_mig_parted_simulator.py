@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from mig_conformance.catalog import Catalog
+from mig_conformance.gpus.catalog import Catalog
+from mig_conformance.gpus.profile_names import parse_profile
+from mig_conformance.mig.placement import flatten_devices
 from mig_conformance.mig.spec import parse_spec_text
-from mig_conformance.placement import flatten_devices
-from mig_conformance.profiles import parse_profile
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.mig_parted import MigParted, capitalize, merge_mig_config_specs, spec_for
 

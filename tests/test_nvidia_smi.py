@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mig_conformance.catalog import Catalog
+from mig_conformance.capture.smi_text import parse_lgip, parse_lgipp, parse_list
+from mig_conformance.gpus.catalog import Catalog
 from mig_conformance.simulators import nvidia_smi as smi
 from mig_conformance.simulators import nvml as nv
-from mig_conformance.smi_text import parse_lgip, parse_lgipp, parse_list
 
 DATA = Path(__file__).parent / "data"
 CAPTURES = sorted(p for p in (DATA / "captures").iterdir() if (p / "lgip.txt").exists())

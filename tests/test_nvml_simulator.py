@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mig_conformance.catalog import Catalog
-from mig_conformance.errors import InputError
-from mig_conformance.profiles import memory_gb
+from mig_conformance.common.errors import InputError
+from mig_conformance.gpus.catalog import Catalog
+from mig_conformance.gpus.profile_names import memory_gb
 from mig_conformance.simulators import nvml as nv
 
 CAPTURES = Path(__file__).parent / "data" / "captures"

@@ -6,16 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mig_conformance import placement
-from mig_conformance.catalog import Catalog, GpuModel, load_catalog
-from mig_conformance.placement import (
-    choose_placement,
-    enumerate_layouts,
-    fit,
-    gi_instance_id,
-    maximal_layouts,
-)
-from mig_conformance.profiles import parse_profile
+from mig_conformance.gpus.catalog import Catalog, GpuModel, load_catalog
+from mig_conformance.gpus.profile_names import parse_profile
+from mig_conformance.mig import placement
+from mig_conformance.mig.placement import choose_placement, enumerate_layouts, fit, gi_instance_id, maximal_layouts
 
 EIGHT_SLOT = ["A100-40GB", "A100-80GB", "H100-80GB", "H100-NVL-94GB", "GH200-96GB", "H200-141GB", "B200-180GB"]
 

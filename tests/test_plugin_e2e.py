@@ -88,7 +88,7 @@ def test_collect_only_shows_readable_ids(tester: pytest.Pytester) -> None:
 def test_disruptive_tests_skip_when_changes_are_not_allowed(tester: pytest.Pytester) -> None:
     tester.makeconftest("""
         import pytest
-        from mig_conformance.plugin import session_key
+        from mig_conformance.plugin.hooks import session_key
 
         @pytest.hookimpl(trylast=True)
         def pytest_configure(config):
@@ -187,7 +187,7 @@ def test_custom_suite_installs_the_file_a_configmap_manifest_holds(tester: pytes
                 if t["category"] == "custom"}
     assert outcomes == {"a100-only": "skipped", "inference": "passed", "training": "passed"}
     # what a manifest installed as the ConfigMap's text does: mig-manager fails the config, as the real one does
-    from mig_conformance.cluster.sim import SimCluster
+    from mig_conformance.cluster.sim.backend import SimCluster
 
     cluster = SimCluster("p5.48xlarge", allow_changes=True)
     node = cluster.list_gpu_nodes()[0].name

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mig_conformance.settings import SETTINGS
+from mig_conformance.plugin.settings import SETTINGS
 
 pytest_plugins = ["pytester"]
 

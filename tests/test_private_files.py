@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from mig_conformance.private_files import write_private
+from mig_conformance.common.private_files import write_private
 
 
 def test_mode_0600_and_atomic_replace(tmp_path: Path) -> None:

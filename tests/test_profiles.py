@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mig_conformance.profiles import ProfileFormatError, lgip_gib, memory_gb, parse_profile
+from mig_conformance.gpus.profile_names import ProfileFormatError, lgip_gib, memory_gb, parse_profile
 
 
 @pytest.mark.parametrize(("text", "c", "g", "gb", "attrs", "neg"), [

@@ -6,9 +6,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mig_conformance.catalog import load_catalog
+from mig_conformance.gpus.catalog import load_catalog
+from mig_conformance.mig.placement import fit
 from mig_conformance.mig.spec import parse_spec_text
-from mig_conformance.placement import fit
 from mig_conformance.validation import validate_node
 
 CATALOG = load_catalog()

@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mig_conformance.catalog import GpuModel, load_catalog
-from mig_conformance.placement import enumerate_layouts, fit
+from mig_conformance.gpus.catalog import GpuModel, load_catalog
+from mig_conformance.mig.placement import enumerate_layouts, fit
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.mig_parted import MigParted, spec_for
 

@@ -26,7 +26,7 @@ from mig_conformance.cluster.local import kit_rbac
 from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.local.operator import NAMESPACE as OPERATOR_NAMESPACE
 from mig_conformance.cluster.registry import open_cluster
-from mig_conformance.plugin import suites_dir
+from mig_conformance.plugin.hooks import suites_dir
 from support.control_plane import control_plane_assets
 from support.kit_runs import assert_left_nothing, kit_kubeconfig, run_pytest, settled_labels
 

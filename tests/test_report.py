@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from mig_conformance.catalog import Catalog, GpuModel
 from mig_conformance.cli import main
-from mig_conformance.placement import fit
+from mig_conformance.gpus.catalog import Catalog, GpuModel
+from mig_conformance.mig.placement import fit
 from mig_conformance.report import ReportFormatError, ResultCollector, RunSummary, rerender, write_bundle
 from mig_conformance.report.bundle import evidence_name
 from mig_conformance.report.collector import short_message

@@ -4,7 +4,7 @@ when a restore counts as not settled."""
 from __future__ import annotations
 
 from mig_conformance.cluster.base import relabelled_nodes, settle_problem, unlabelled_nodes
-from mig_conformance.cluster.sim import SimCluster
+from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.k8s import labels as L
 
 USER_CONFIG = """version: v1

@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 import yaml
 
-from mig_conformance.cleanup import cleanup_failed, cleanup_lines
 from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError, RestoreIncomplete, TransientError
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.local.backend import LocalCluster
-from mig_conformance.cluster.sim import SimCluster
+from mig_conformance.cluster.sim.backend import SimCluster
+from mig_conformance.common.run import RUN_LABEL
 from mig_conformance.k8s import labels as L
-from mig_conformance.run import RUN_LABEL
-from mig_conformance.signals import DeferSignals
+from mig_conformance.plugin.signals import DeferSignals
+from mig_conformance.report.cleanup import cleanup_failed, cleanup_lines
 from support.control_plane import control_plane_assets
 
 FAKE_TOKEN = "decoy-token-5e1d7c3b9a0f2e4d6c8b"
@@ -370,7 +370,7 @@ def test_a_failing_test_still_restores(local: Any, kubeconfig: Path, tmp_path: P
 # ---- a complete run: leaks are reported, no secret reaches the bundle or the terminal ------------------------------
 LEAKY_TEST = '''
 from mig_conformance.cluster.model import PodRequest
-from mig_conformance.plugin import session_key
+from mig_conformance.plugin.hooks import session_key
 
 
 def test_leaves_a_pod_behind(request, mig_cluster):
@@ -383,7 +383,7 @@ def test_leaves_a_pod_behind(request, mig_cluster):
 def full_run(local: Any, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     folder = tmp_path_factory.mktemp("full")
     (folder / "test_leaky.py").write_text(LEAKY_TEST)
-    from mig_conformance.plugin import suites_dir
+    from mig_conformance.plugin.hooks import suites_dir
 
     suites = str(suites_dir())
     proc = _pytest(folder, kubeconfig, "--mig-allow-reconfigure", "--mig-timeout=12", "-o", "junit_logging=all",
@@ -474,7 +474,7 @@ def test_restore_options_for_an_eks_journal_reach_the_eks_backend(tmp_path: Path
     import argparse
 
     from mig_conformance.cli.restore import target_of
-    from mig_conformance.cluster import eks
+    from mig_conformance.cluster.eks import backend as eks
 
     j = Journal(tmp_path / "journal.json", "r1", "eks-prod",
                 {"name": "eks-prod", "kind": "eks", "arg": "prod-gpu@us-west-2",

@@ -9,18 +9,18 @@ import pytest
 import yaml
 
 from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError, WaitTimeout
-from mig_conformance.cluster.model import PodRequest
 from mig_conformance.cluster.registry import open_cluster, parse_target
-from mig_conformance.cluster.sim import SimCluster, default_config_text
-from mig_conformance.cluster.sim_fleet import default_fleet, parse_fleet
-from mig_conformance.instance_types import load_instance_types
+from mig_conformance.cluster.sim.backend import SimCluster, default_config_text
+from mig_conformance.cluster.sim.fleet import default_fleet, parse_fleet
+from mig_conformance.cluster.targets import Target
+from mig_conformance.gpus.instance_types import load_instance_types
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.mig_manager import default_spec
+from mig_conformance.k8s.model import PodRequest
+from mig_conformance.k8s.node_gpus import node_gpu_models
 from mig_conformance.k8s.projection import project_node
 from mig_conformance.mig.spec import parse_spec_text
-from mig_conformance.node_models import node_gpu_models
 from mig_conformance.simulators.mig_parted import MigParted
-from mig_conformance.targets import Target
 
 P5 = "sim-p5-48xlarge-0"
 BALANCED_H100 = {"nvidia.com/mig-1g.10gb": 16, "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-3g.40gb": 8}
@@ -489,7 +489,7 @@ def test_every_backend_names_an_unknown_option_before_connecting(target: str) ->
 
 
 def test_open_cluster_from_a_target_and_settings() -> None:
-    from mig_conformance.settings import Settings
+    from mig_conformance.plugin.settings import Settings
 
     target = Target("lab", "sim", "p4d.24xlarge", {"backend": "sim", "nodes": "p4d.24xlarge", "strategy": "none",
                                                    "node_selector": {"a": "b"}})

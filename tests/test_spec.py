@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mig_conformance.errors import InputError
-from mig_conformance.mig.device import DeviceID
+from mig_conformance.common.errors import InputError
+from mig_conformance.gpus.device_ids import DeviceID
 from mig_conformance.mig.spec import mig_parted_file_text, parse_installed_config, parse_spec_text
 
 GOOD = """\

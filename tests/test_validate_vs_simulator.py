@@ -14,9 +14,9 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mig_conformance.catalog import GpuModel, load_catalog
+from mig_conformance.gpus.catalog import GpuModel, load_catalog
+from mig_conformance.gpus.profile_names import parse_profile
 from mig_conformance.mig.spec import parse_spec_text
-from mig_conformance.profiles import parse_profile
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.mig_parted import MigParted
 from mig_conformance.validation import validate_node

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mig_conformance.catalog import Catalog
-from mig_conformance.mig.device import DeviceID
+from mig_conformance.gpus.catalog import Catalog
+from mig_conformance.gpus.device_ids import DeviceID
 from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.validation import validate_node
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mig_conformance.errors import InputError
-from mig_conformance.yamlsource import load_yaml_file, parse_yaml
+from mig_conformance.common.errors import InputError
+from mig_conformance.common.yaml_source import load_yaml_file, parse_yaml
 
 
 def test_lines_are_recorded_for_values_and_keys() -> None:

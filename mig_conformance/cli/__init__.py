@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ..errors import InputError, MigConformanceError
+from mig_conformance.common.errors import InputError, MigConformanceError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from mig_conformance import __version__
 
     parser = _Parser(prog="mig-conformance", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mig-conformance {__version__}")
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     except MigConformanceError as exc:
-        from ..cluster.base import ClusterError
+        from mig_conformance.cluster.base import ClusterError
 
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL if isinstance(exc, ClusterError) else EXIT_USAGE  # a cluster that failed, not bad usage

@@ -18,12 +18,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..capture import capture_nvml, entries_yaml, parse_nvidia_smi_text
-from ..errors import InputError
-from ..nvml_calls import is_nvml_error
-from ..smi_text import detect_kind
-from ..yamlsource import read_text
-from . import EXIT_OK, EXIT_USAGE
+from mig_conformance.capture.nvml import capture_nvml, entries_yaml, parse_nvidia_smi_text
+from mig_conformance.capture.nvml_queries import is_nvml_error
+from mig_conformance.capture.smi_text import detect_kind
+from mig_conformance.cli import EXIT_OK, EXIT_USAGE
+from mig_conformance.common.errors import InputError
+from mig_conformance.common.yaml_source import read_text
 
 INSTALL_HINT = "pip install 'mig-conformance[nvml]'"
 
@@ -66,10 +66,9 @@ def _capture_module(nvml: Any, host: str | None) -> dict[str, dict[str, Any]]:
 
 
 def _simulated(spec: str, host: str | None) -> dict[str, dict[str, Any]]:
+    from mig_conformance.gpus.catalog import parse_gpu_specs
     from mig_conformance.simulators import nvml as sim_nvml
     from mig_conformance.simulators.nvml import NvmlSimulator
-
-    from ..catalog import parse_gpu_specs
 
     previous = sim_nvml.use(NvmlSimulator(parse_gpu_specs([spec])))
     try:

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cluster.base import ClusterError
-from ..private_files import write_private
-from . import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from .output import table
+from mig_conformance.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from mig_conformance.cli.output import table
+from mig_conformance.cluster.base import ClusterError
+from mig_conformance.common.private_files import write_private
 
 CLUSTER_FILE = "cluster.json"
 
@@ -57,10 +57,10 @@ def _fail(message: str) -> int:
 
 # ---- up ---------------------------------------------------------------------------------------------------
 def _up(args: argparse.Namespace) -> int:
-    from ..cluster.assets import find_assets
-    from ..cluster.local import nodes, processes
-    from ..cluster.local.backend import LocalCluster, state_dir_for
-    from ..cluster.local.controlplane import BINARIES, ControlPlane
+    from mig_conformance.cluster.assets import find_assets
+    from mig_conformance.cluster.local import nodes, processes
+    from mig_conformance.cluster.local.backend import LocalCluster, state_dir_for
+    from mig_conformance.cluster.local.controlplane import BINARIES, ControlPlane
 
     t0 = time.monotonic()
     path: Path = args.kubeconfig.expanduser().absolute()
@@ -128,8 +128,8 @@ def _up(args: argparse.Namespace) -> int:
 
 def _plane_of(args: argparse.Namespace) -> tuple[Path, Any]:
     """The kubeconfig path given and the ControlPlane whose state lives beside it; ClusterError when none."""
-    from ..cluster.local.backend import state_dir_for
-    from ..cluster.local.controlplane import ControlPlane
+    from mig_conformance.cluster.local.backend import state_dir_for
+    from mig_conformance.cluster.local.controlplane import ControlPlane
 
     path: Path = args.kubeconfig.expanduser().absolute()
     state = state_dir_for(path)
@@ -141,7 +141,7 @@ def _plane_of(args: argparse.Namespace) -> tuple[Path, Any]:
 
 # ---- down -------------------------------------------------------------------------------------------------
 def _down(args: argparse.Namespace) -> int:
-    from ..cluster.local import processes
+    from mig_conformance.cluster.local import processes
 
     try:
         path, plane = _plane_of(args)
@@ -162,7 +162,7 @@ def _down(args: argparse.Namespace) -> int:
 
 # ---- status -----------------------------------------------------------------------------------------------
 def _status(args: argparse.Namespace) -> int:
-    from ..cluster.local.rest import RestError
+    from mig_conformance.cluster.local.rest import RestError
 
     try:
         path, plane = _plane_of(args)

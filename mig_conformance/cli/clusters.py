@@ -9,10 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import InputError
-from ..targets import Target, load_clusters_file
-from . import EXIT_OK, EXIT_USAGE
-from .output import table
+from mig_conformance.cli import EXIT_OK, EXIT_USAGE
+from mig_conformance.cli.output import table
+from mig_conformance.cluster.targets import Target, load_clusters_file
+from mig_conformance.common.errors import InputError
 
 DEFAULT_FILE = "mig-clusters.yaml"
 

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..private_files import write_private
-from . import EXIT_OK, EXIT_USAGE
+from mig_conformance.cli import EXIT_OK, EXIT_USAGE
+from mig_conformance.common.private_files import write_private
 
 EXEC_API = "client.authentication.k8s.io/v1beta1"
 EXEC_APIS = ("client.authentication.k8s.io/v1beta1", "client.authentication.k8s.io/v1")
@@ -85,7 +85,7 @@ def kubeconfig_doc(name: str, endpoint: str, ca_data: str, args: list[str]) -> d
 
 def user_kubeconfigs() -> set[Path]:
     """The files kubectl would use by default ($KUBECONFIG, ~/.kube/config), resolved."""
-    from ..cluster.kubeconfig import default_kubeconfig
+    from mig_conformance.cluster.kubeconfig import default_kubeconfig
 
     return {Path(p).expanduser().resolve() for p in default_kubeconfig().split(os.pathsep) if p} | {
         Path("~/.kube/config").expanduser().resolve()}
@@ -99,13 +99,13 @@ def write_new_private(path: Path, text: str, force: bool) -> None:
 
 
 def _identity(args: argparse.Namespace) -> Any:
-    from ..aws.token import AwsIdentity
+    from mig_conformance.cluster.eks.token import AwsIdentity
 
     return AwsIdentity(args.region, args.profile, args.role_arn, os.environ.get("MIG_CONFORMANCE_RUN_ID"))
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cluster.base import ClusterError
+    from mig_conformance.cluster.base import ClusterError
 
     try:
         return _kubeconfig(args) if args.command == "eks-kubeconfig" else _token(args)
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from ..aws.token import TokenSource
+    from mig_conformance.cluster.eks.token import TokenSource
 
     token = TokenSource(args.cluster_name, _identity(args)).token()
     print(json.dumps(exec_credential(token, exec_api_version())))
@@ -123,7 +123,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _kubeconfig(args: argparse.Namespace) -> int:
-    from ..aws.eks import EksApi
+    from mig_conformance.cluster.eks.discovery import EksApi
 
     if args.output is not None and args.output.expanduser().resolve() in user_kubeconfigs():
         print(f"mig-conformance eks-kubeconfig: error: refusing to write {args.output}: it is your kubeconfig; "

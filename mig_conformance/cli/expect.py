@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import InputError
-from ..k8s import device_plugin
-from ..k8s.labels import STRATEGIES
-from ..k8s.mig_manager import default_config_file
-from ..k8s.projection import NodeProjection, project_node
-from ..mig.spec import load_spec
-from ..node import node_gpus
-from . import EXIT_FAIL, EXIT_OK
-from .output import devices_text, print_json
+from mig_conformance.cli import EXIT_FAIL, EXIT_OK
+from mig_conformance.cli.output import devices_text, print_json
+from mig_conformance.common.errors import InputError
+from mig_conformance.gpus.node_gpus import node_gpus
+from mig_conformance.k8s import device_plugin
+from mig_conformance.k8s.labels import STRATEGIES
+from mig_conformance.k8s.mig_manager import default_config_file
+from mig_conformance.k8s.projection import NodeProjection, project_node
+from mig_conformance.mig.spec import load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:

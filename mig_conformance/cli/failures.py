@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..errors import InputError, MigConformanceError, Problem
-from . import EXIT_USAGE
-from .output import print_json
+from mig_conformance.cli import EXIT_USAGE
+from mig_conformance.cli.output import print_json
+from mig_conformance.common.errors import InputError, MigConformanceError, Problem
 
 
 def problems_of(exc: MigConformanceError) -> list[Problem]:

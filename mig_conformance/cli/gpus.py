@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..catalog import ENGINE_KEYS, Catalog, GiProfile, GpuModel, GpuVariant, load_catalog
-from ..errors import MigConformanceError
-from .failures import input_failure
-from .output import print_json, table
+from mig_conformance.cli.failures import input_failure
+from mig_conformance.cli.output import print_json, table
+from mig_conformance.common.errors import MigConformanceError
+from mig_conformance.gpus.catalog import ENGINE_KEYS, Catalog, GiProfile, GpuModel, GpuVariant, load_catalog
 
 
 def register(sub: argparse._SubParsersAction) -> None:

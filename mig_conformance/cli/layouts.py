@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..catalog import load_catalog
-from ..errors import MigConformanceError
-from ..placement import enumerate_layouts, maximal_layouts
-from . import EXIT_FAIL, EXIT_OK
-from .failures import input_failure
-from .output import devices_text, print_json
+from mig_conformance.cli import EXIT_FAIL, EXIT_OK
+from mig_conformance.cli.failures import input_failure
+from mig_conformance.cli.output import devices_text, print_json
+from mig_conformance.common.errors import MigConformanceError
+from mig_conformance.gpus.catalog import load_catalog
+from mig_conformance.mig.placement import enumerate_layouts, maximal_layouts
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,16 +14,15 @@ import os
 import sys
 from pathlib import Path
 
+from mig_conformance.cli import EXIT_FAIL
+from mig_conformance.cli.failures import input_failure
+from mig_conformance.cli.output import print_json
+from mig_conformance.common.errors import InputError, MigConformanceError
+from mig_conformance.gpus.catalog import parse_gpu_specs
+from mig_conformance.gpus.node_gpus import node_gpus
+from mig_conformance.mig.spec import Spec, parse_spec_text
 from mig_conformance.simulators.mig_parted import LogEntry, MigParted, MigPartedResult, capitalize
 from mig_conformance.simulators.nvml import NvmlSimulator
-
-from ..catalog import parse_gpu_specs
-from ..errors import InputError, MigConformanceError
-from ..mig.spec import Spec, parse_spec_text
-from ..node import node_gpus
-from . import EXIT_FAIL
-from .failures import input_failure
-from .output import print_json
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}

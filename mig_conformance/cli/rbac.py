@@ -7,8 +7,8 @@ import argparse
 
 import yaml
 
-from ..errors import InputError
-from . import EXIT_OK
+from mig_conformance.cli import EXIT_OK
+from mig_conformance.common.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def subject(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cluster.local import kit_rbac
+    from mig_conformance.cluster.local import kit_rbac
 
     docs = kit_rbac.documents(subjects=[subject(args)], operator_namespace=args.operator_namespace,
                               reconfigure=not args.read_only)

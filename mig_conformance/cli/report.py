@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..report.bundle import rerender
-from ..report.model import ReportFormatError
-from . import EXIT_OK, EXIT_USAGE
+from mig_conformance.cli import EXIT_OK, EXIT_USAGE
+from mig_conformance.report.bundle import rerender
+from mig_conformance.report.model import ReportFormatError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

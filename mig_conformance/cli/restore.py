@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cluster.base import (
+from mig_conformance.cli import EXIT_FAIL, EXIT_OK
+from mig_conformance.cluster.base import (
     KEPT_LAYOUT,
     ClusterError,
     RestoreIncomplete,
@@ -22,10 +23,9 @@ from ..cluster.base import (
     settle_problem,
     unlabelled_nodes,
 )
-from ..cluster.journal import Journal, gone_with_the_run
-from ..errors import InputError
-from ..targets import Target, resolve_target
-from . import EXIT_FAIL, EXIT_OK
+from mig_conformance.cluster.journal import Journal, gone_with_the_run
+from mig_conformance.cluster.targets import Target, resolve_target
+from mig_conformance.common.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -107,7 +107,7 @@ def restore_one(path: Path, args: argparse.Namespace) -> int:
         print(f"  nothing to restore: a {target.kind} cluster lived only as long as its run (pass --cluster to "
               "restore these values on another cluster)")
         return EXIT_OK
-    from ..cluster.registry import open_cluster
+    from mig_conformance.cluster.registry import open_cluster
 
     cluster = open_cluster(target, allow_changes=True, journal=journal)
     try:

@@ -14,16 +14,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mig_conformance.cli import EXIT_FAIL
+from mig_conformance.common.errors import InputError
+from mig_conformance.common.yaml_source import read_text
+from mig_conformance.gpus.catalog import parse_gpu_specs
+from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.simulators import nvidia_smi
 from mig_conformance.simulators import nvml as sim_nvml
 from mig_conformance.simulators.mig_parted import MigParted
 from mig_conformance.simulators.nvml import NvmlSimulator
-
-from ..catalog import parse_gpu_specs
-from ..errors import InputError
-from ..mig.spec import parse_spec_text
-from ..yamlsource import read_text
-from . import EXIT_FAIL
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import MigConformanceError
-from ..mig.spec import load_spec
-from ..node import gpu_device_ids, node_gpus
-from ..validation import ValidationReport, validate_node
-from . import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from .failures import input_failure
-from .output import devices_text, print_json
+from mig_conformance.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from mig_conformance.cli.failures import input_failure
+from mig_conformance.cli.output import devices_text, print_json
+from mig_conformance.common.errors import MigConformanceError
+from mig_conformance.gpus.node_gpus import gpu_device_ids, node_gpus
+from mig_conformance.mig.spec import load_spec
+from mig_conformance.validation import ValidationReport, validate_node
 
 
 def register(sub: argparse._SubParsersAction) -> None:

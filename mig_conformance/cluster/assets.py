@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .base import ClusterError
+from mig_conformance.cluster.base import ClusterError
 
 BINARIES: tuple[str, ...] = (
     "etcd",

@@ -9,10 +9,10 @@ from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from ..errors import MigConformanceError
-from ..k8s import labels as L
-from .journal import Change, Journal
-from .model import GpuNode, PodRequest, PodStatus
+from mig_conformance.cluster.journal import Change, Journal
+from mig_conformance.common.errors import MigConformanceError
+from mig_conformance.k8s import labels as L
+from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
 
 log = logging.getLogger("mig_conformance.cluster")
 T = TypeVar("T")

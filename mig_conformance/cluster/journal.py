@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..private_files import write_private
+from mig_conformance.common.private_files import write_private
 
 SCHEMA = "mig-conformance/journal/v1"
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from ..k8s import labels as L
-from ..private_files import write_private
-from .base import ClusterError, check_options
-from .journal import Journal
-from .kube import KubeCluster
+from mig_conformance.cluster.base import ClusterError, check_options
+from mig_conformance.cluster.journal import Journal
+from mig_conformance.cluster.kube import KubeCluster
+from mig_conformance.common.private_files import write_private
+from mig_conformance.k8s import labels as L
 
 log = logging.getLogger("mig_conformance.cluster")
 
@@ -134,8 +134,8 @@ def gpu_labels(instance_type: str) -> dict[str, str]:
 def assign_instance_types(nodes: Sequence[Mapping[str, Any]], fleet: str | None) -> dict[str, str]:
     """Worker node name -> instance type: from `fleet` (`p5.48xlarge*2,g5.xlarge`, in worker-name order), else from
     the instance-type labels the kind config already gave them, else one p5.48xlarge on the first worker."""
-    from ..instance_types import load_instance_types
-    from .sim_fleet import parse_fleet
+    from mig_conformance.cluster.sim.fleet import parse_fleet
+    from mig_conformance.gpus.instance_types import load_instance_types
 
     workers = sorted(n["metadata"]["name"] for n in nodes
                      if CONTROL_PLANE_ROLE not in (n["metadata"].get("labels") or {}))
@@ -207,7 +207,7 @@ def install_operator(api_client: Any, namespace: str, timeout: float = 60.0) -> 
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from .local import operator
+    from mig_conformance.cluster.local import operator
 
     try:
         try:

@@ -10,10 +10,10 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from ..run import RUN_LABEL
-from .base import Cluster, ClusterError, Missing, TransientError, append_new
-from .journal import Journal
-from .model import GpuNode, PodRequest, PodStatus, Taint
+from mig_conformance.cluster.base import Cluster, ClusterError, Missing, TransientError, append_new
+from mig_conformance.cluster.journal import Journal
+from mig_conformance.common.run import RUN_LABEL
+from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus, Taint
 
 log = logging.getLogger("mig_conformance.cluster")
 

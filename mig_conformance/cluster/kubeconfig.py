@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .base import ClusterError, check_options
-from .journal import Journal
-from .kube import KubeCluster
+from mig_conformance.cluster.base import ClusterError, check_options
+from mig_conformance.cluster.journal import Journal
+from mig_conformance.cluster.kube import KubeCluster
 
 #: Options a clusters-file entry or a caller may give the kubeconfig backend.
 OPTIONS = frozenset({"context", "kubeconfig", "config_map", "operator_namespace", "pod_image", "journal"})

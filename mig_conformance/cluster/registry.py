@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InputError
-from ..targets import KINDS, Target, forms, parse_spec
-from .base import Cluster, ClusterError, check_options
+from mig_conformance.cluster.base import Cluster, ClusterError, check_options
+from mig_conformance.cluster.targets import KINDS, Target, forms, parse_spec
+from mig_conformance.common.errors import InputError
 
 #: SimCluster keyword options a caller or a clusters-file entry may set.
 SIM_OPTIONS = frozenset({"name", "journal", "strategy", "config_text", "config_map", "mig_manager_delay",
@@ -68,20 +68,20 @@ def _open_kube(kind: str, name: str, arg: str, allow_changes: bool, options: dic
     if kind == "kind" and isinstance(target, Target) and target.options.get("nodes"):
         options.setdefault("nodes", target.options["nodes"])  # a kind cluster's GPU nodes (its arg is its name)
     if kind == "eks":
-        from .eks import open_eks
+        from mig_conformance.cluster.eks.backend import open_eks
 
         return open_eks(name, arg, allow_changes, options)
     if kind == "kubeconfig":
-        from .kubeconfig import open_kubeconfig
+        from mig_conformance.cluster.kubeconfig import open_kubeconfig
 
         return open_kubeconfig(name, arg, allow_changes, options)
-    from .kind import open_kind
+    from mig_conformance.cluster.kind import open_kind
 
     return open_kind(name, arg, allow_changes, options)
 
 
 def _open_sim(name: str, fleet: str, allow_changes: bool, options: Mapping[str, Any], settings: Any) -> Cluster:
-    from .sim import SimCluster
+    from mig_conformance.cluster.sim.backend import SimCluster
 
     check_options("sim", options, SIM_OPTIONS)
     kwargs = dict(options)
@@ -98,7 +98,7 @@ def _open_local(name: str, spec: str, allow_changes: bool, options: Mapping[str,
     """Start a local cluster (default spec p5.48xlarge), or attach to one with the `kubeconfig` option. With a
     report folder, the cluster's state and process logs go under it (evidence)."""
     check_options("local", options, LOCAL_OPTIONS)
-    from .local.backend import LocalCluster
+    from mig_conformance.cluster.local.backend import LocalCluster
 
     kwargs = dict(options)
     kwargs.setdefault("name", name)

@@ -25,9 +25,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..catalog import GpuModel
-from .labels import GPU_RESOURCE, MIG_RESOURCE_PREFIX, STRATEGIES
-from .state import ByIdentity, GpuMigState, device_attributes
+from mig_conformance.gpus.catalog import GpuModel
+from mig_conformance.k8s.labels import GPU_RESOURCE, MIG_RESOURCE_PREFIX, STRATEGIES
+from mig_conformance.mig.state import ByIdentity, GpuMigState, device_attributes
 
 #: Version modelled by default: the device plugin of GPU Operator v26.3.x (v0.19.3), whose mixed-strategy names drop
 #: MIG attributes. GPU Operator v26.7.0 ships v0.20.0 (deployments/gpu-operator/values.yaml at tag v26.7.0).

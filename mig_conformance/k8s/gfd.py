@@ -22,9 +22,9 @@ import functools
 import re
 from collections.abc import Sequence
 
-from ..catalog import GpuModel
-from .labels import MIG_CAPABLE, MIG_RESOURCE_PREFIX, MIG_STRATEGY, STRATEGIES
-from .state import GpuMigState, device_attributes
+from mig_conformance.gpus.catalog import GpuModel
+from mig_conformance.k8s.labels import MIG_CAPABLE, MIG_RESOURCE_PREFIX, MIG_STRATEGY, STRATEGIES
+from mig_conformance.mig.state import GpuMigState, device_attributes
 
 GPU_PREFIX = "nvidia.com/gpu"
 #: lm/resource.go getArchFamily names by catalog architecture (CUDA compute capability -> family).

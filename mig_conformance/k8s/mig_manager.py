@@ -19,20 +19,20 @@ reference §11).
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..catalog import MODE_CHANGE_NEEDS_RESET, GpuModel
-from ..errors import InputError
-from ..mig.device import DeviceID
-from ..mig.spec import MigConfigEntry, Spec, SpecProblem, load_spec
-from ..placement import FitResult, fit
-from ..profiles import ProfileFormatError, parse_profile
-from .state import ByIdentity, GpuMigState, creation_order, initial_states, profile_key, same_models
+from mig_conformance.common.errors import InputError
+from mig_conformance.gpus.catalog import MODE_CHANGE_NEEDS_RESET, GpuModel
+from mig_conformance.gpus.device_ids import DeviceID
+from mig_conformance.gpus.profile_names import ProfileFormatError, parse_profile
+from mig_conformance.mig.config import creation_order, devices_equal, matches_key
+from mig_conformance.mig.placement import FitResult, fit
+from mig_conformance.mig.spec import MigConfigEntry, Spec, SpecProblem, load_spec
+from mig_conformance.mig.state import ByIdentity, GpuMigState, initial_states, same_models
 
 #: Architectures whose MIG mode change needs a GPU reset (MIG User Guide; GCP partition_gpu.go comment); the
 #: NVML simulator uses the same set (catalog.MODE_CHANGE_NEEDS_RESET).
@@ -96,20 +96,13 @@ def _pairs(entries: Sequence[MigConfigEntry], models: Sequence[GpuModel]) -> lis
 
 def _known_keys(models: Sequence[GpuModel]) -> frozenset[tuple[int, int, int, bool, frozenset[str]]]:
     """Every MIG device name some GPU of the node offers (mig-parted's global ParseMigProfile, reference §8.2)."""
-    return frozenset(profile_key(ci.name) for g in models if g.mig_capable
+    return frozenset(matches_key(ci.name) for g in models if g.mig_capable
                      for gi in g.gi_profiles for ci in gi.compute_instances)
 
 
 @functools.lru_cache(maxsize=4096)
 def _fit(model: ByIdentity, devices: tuple[tuple[str, int], ...]) -> FitResult:
     return fit(model.obj, dict(devices))  # type: ignore[arg-type]
-
-
-def _equals(current: tuple[str, ...], desired: dict[str, int]) -> bool:
-    """types.MigConfig.Equals: same length and counts, so a zero count never matches (reference §8.2)."""
-    have = Counter(profile_key(d) for d in current)
-    want = {profile_key(k): v for k, v in desired.items()}
-    return len(have) == len(desired) and all(have.get(k, 0) == v for k, v in want.items())
 
 
 def _assert_mode(node: _Node, pairs: list[Pair]) -> str | None:
@@ -135,7 +128,7 @@ def _assert_config(node: _Node, pairs: list[Pair]) -> bool:
         elif not e.mig_enabled and not node.mode[i]:
             matched[i] = True
         else:
-            matched[i] = _equals(node.devices[i], e.mig_devices or {})
+            matched[i] = devices_equal(node.devices[i], e.mig_devices)
     return all(matched)
 
 
@@ -174,7 +167,7 @@ def _set_config(node: _Node, i: int, desired: dict[str, int]) -> str | None:
     model = node.models[i]
     for name in desired:
         try:
-            unknown = profile_key(name) not in node.known
+            unknown = matches_key(name) not in node.known
         except ProfileFormatError:
             unknown = True
         if unknown:
@@ -205,7 +198,7 @@ def _apply_config(node: _Node, pairs: list[Pair]) -> str | None:
         if not e.mig_enabled and node.mode[i]:
             return f"GPU {i}: MIG mode is currently enabled, but the configuration specifies it should be disabled"
         desired = e.mig_devices or {}
-        if not e.mig_enabled or _equals(node.devices[i], desired):
+        if not e.mig_enabled or devices_equal(node.devices[i], desired):
             continue
         error = _set_config(node, i, desired)
         if error:

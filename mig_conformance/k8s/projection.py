@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..catalog import GpuModel
-from ..mig.spec import Spec
-from . import device_plugin, gfd
-from .labels import INSTANCE_TYPE, MIG_CONFIG, MIG_CONFIG_STATE
-from .mig_manager import MigManagerOutcome, reconcile
-from .state import GpuMigState
+from mig_conformance.gpus.catalog import GpuModel
+from mig_conformance.k8s import device_plugin, gfd
+from mig_conformance.k8s.labels import INSTANCE_TYPE, MIG_CONFIG, MIG_CONFIG_STATE
+from mig_conformance.k8s.mig_manager import MigManagerOutcome, reconcile
+from mig_conformance.mig.spec import Spec
+from mig_conformance.mig.state import GpuMigState
 
 NO_MIG_MANAGER = ("no mig-manager runs on this node: none of its GPUs is MIG capable (the GPU Operator deploys it "
                   "only on nodes labelled nvidia.com/gpu.deploy.mig-manager=true), so nvidia.com/mig.config is ignored "

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..cluster.model import GpuNode, PodRequest, PodStatus
+from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
 
 CONTAINER = "spec.containers[0].resources"
 STANDARD_CONTAINER_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, Location, Problem, UnknownNameError
-from ..profiles import ProfileFormatError, parse_profile
-from ..yamlsource import YamlDocument, parse_yaml, read_text
-from . import gojson
-from .device import DeviceID
+from mig_conformance.common.errors import InputError, Location, Problem, UnknownNameError
+from mig_conformance.common.yaml_source import YamlDocument, parse_yaml, read_text
+from mig_conformance.gpus.device_ids import DeviceID
+from mig_conformance.gpus.profile_names import ProfileFormatError, parse_profile
+from mig_conformance.mig import gojson
 
 VERSION = "v1"
 

@@ -5,8 +5,8 @@ Pure Python, no pytest import: the plugin feeds `ResultCollector` on the control
 
 from __future__ import annotations
 
-from .bundle import rerender, write_bundle
-from .collector import ResultCollector
-from .model import ReportFormatError, RunSummary, TestResult
+from mig_conformance.report.bundle import rerender, write_bundle
+from mig_conformance.report.collector import ResultCollector
+from mig_conformance.report.model import ReportFormatError, RunSummary, TestResult
 
 __all__ = ["ReportFormatError", "ResultCollector", "RunSummary", "TestResult", "rerender", "write_bundle"]

@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .model import OUTCOMES, NodeSummary, RunSummary, TestResult, canonical, count_outcomes, verdict_of
-from .scrub import REDACTED, SECRET_KEY, scrub, scrub_text
+from mig_conformance.report.model import (
+    OUTCOMES,
+    NodeSummary,
+    RunSummary,
+    TestResult,
+    canonical,
+    count_outcomes,
+    verdict_of,
+)
+from mig_conformance.report.scrub import REDACTED, SECRET_KEY, scrub, scrub_text
 
 RECORD_KEY = "mig_result"
 MAX_MESSAGE_LINES = 3
@@ -121,7 +129,7 @@ class ResultCollector:
         pytest's: anything but 0 (ok) or 1 (tests failed), e.g. 2 interrupted, makes the verdict Failed. So does
         a `cleanup` (the session's restore and leak check) that left the cluster changed.
         """
-        from ..cleanup import cleanup_failed, cleanup_lines
+        from mig_conformance.report.cleanup import cleanup_failed, cleanup_lines
 
         tests = self.results()
         totals = count_outcomes(tests)
@@ -143,7 +151,7 @@ class ResultCollector:
             ns.gpu_model = ns.gpu_model or t.gpu_model
             ns.results.append(t)
         if kit_version is None:
-            from .. import __version__ as kit_version
+            from mig_conformance import __version__ as kit_version
         return RunSummary(
             run_id=run_id or self.run_id, verdict=verdict, started=iso_utc(started), finished=iso_utc(finished),
             duration_s=_seconds_between(started, finished), cluster=cluster, backend=backend,

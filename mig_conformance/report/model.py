@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any
 
-from ..errors import MigConformanceError
+from mig_conformance.common.errors import MigConformanceError
 
 OUTCOMES = ("passed", "failed", "skipped", "error")
 VERDICTS = ("Passed", "Failed")

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from . import view
-from .model import RunSummary, TestResult
-from .svg import colour_for, gpu_svg, gpus_caption, group_gpus, text_colour
-from .values import checks, show
+from mig_conformance.report import view
+from mig_conformance.report.model import RunSummary, TestResult
+from mig_conformance.report.svg import colour_for, gpu_svg, gpus_caption, group_gpus, text_colour
+from mig_conformance.report.values import checks, show
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #111827; background: #FFFFFF;

@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import view
-from .model import RunSummary
+from mig_conformance.report import view
+from mig_conformance.report.model import RunSummary
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#~!])")
 

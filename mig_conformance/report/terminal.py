@@ -6,9 +6,9 @@ import shutil
 import sys
 from typing import TextIO
 
-from .model import RunSummary
-from .values import short_comparison
-from .view import totals_text
+from mig_conformance.report.model import RunSummary
+from mig_conformance.report.values import short_comparison
+from mig_conformance.report.view import totals_text
 
 HEADERS = ("node", "instance type", "category", "config", "strategy", "result", "measured (!= expected)")
 

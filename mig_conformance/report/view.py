@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .model import OUTCOMES, NodeSummary, RunSummary, TestResult
-from .values import short_comparison
+from mig_conformance.report.model import OUTCOMES, NodeSummary, RunSummary, TestResult
+from mig_conformance.report.values import short_comparison
 
 OUTCOME_MARK = {"passed": "✅", "failed": "❌", "error": "💥", "skipped": "⏭️",
                 "Passed": "✅", "Failed": "❌", "Skipped": "⏭️"}

@@ -15,11 +15,10 @@ from types import FrameType
 
 from mig_conformance.k8s import device_plugin as dp
 from mig_conformance.k8s import labels as L
-
-from .. import nvml as nv
-from .api import KubeApi
-from .context import Context, Options
-from .runner import Agents
+from mig_conformance.simulators import nvml as nv
+from mig_conformance.simulators.agents.api import KubeApi
+from mig_conformance.simulators.agents.context import Context, Options
+from mig_conformance.simulators.agents.runner import Agents
 
 log = logging.getLogger("mig_conformance.agents")
 

@@ -13,11 +13,10 @@ from typing import Any, TypeVar
 
 from mig_conformance.k8s import device_plugin as dp
 from mig_conformance.k8s import labels as L
-
-from .. import nvml as nv
-from ..command_cache import CommandCache
-from .api import Api, Unavailable
-from .workqueue import WorkQueue
+from mig_conformance.simulators import nvml as nv
+from mig_conformance.simulators.agents.api import Api, Unavailable
+from mig_conformance.simulators.agents.workqueue import WorkQueue
+from mig_conformance.simulators.command_cache import CommandCache
 
 log = logging.getLogger("mig_conformance.agents")
 T = TypeVar("T")

@@ -14,11 +14,10 @@ from typing import Any
 
 from mig_conformance.k8s import device_plugin as dp
 from mig_conformance.k8s.labels import GPU_RESOURCE, MIG_RESOURCE_PREFIX
-from mig_conformance.k8s.state import GpuMigState
-
-from .api import Obj
-from .context import Context
-from .node import NodeAgent
+from mig_conformance.mig.state import GpuMigState
+from mig_conformance.simulators.agents.api import Obj
+from mig_conformance.simulators.agents.context import Context
+from mig_conformance.simulators.agents.node import NodeAgent
 
 log = logging.getLogger("mig_conformance.agents")
 

@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mig_conformance.k8s import gfd
-from mig_conformance.k8s.state import GpuMigState
-
-from .api import Obj
-from .node import annotations, labels
+from mig_conformance.mig.state import GpuMigState
+from mig_conformance.simulators.agents.api import Obj
+from mig_conformance.simulators.agents.node import annotations, labels
 
 FEATURE_LABELS = "nfd.node.kubernetes.io/feature-labels"
 

@@ -8,8 +8,7 @@ when the node has no `nvidia.com/mig.config` label, the ClusterPolicy's `spec.mi
 from __future__ import annotations
 
 from mig_conformance.k8s import labels as L
-
-from .node import NodeAgent, labels
+from mig_conformance.simulators.agents.node import NodeAgent, labels
 
 DEPLOY_MIG_MANAGER = "nvidia.com/gpu.deploy.mig-manager"
 

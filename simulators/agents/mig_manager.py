@@ -21,12 +21,11 @@ from typing import Any
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.mig_manager import FAILED, SUCCESS
 from mig_conformance.mig.spec import Spec, parse_installed_config
-
-from ..node_gpus import ActiveRun
-from . import device_plugin, gfd
-from .api import NotFound
-from .context import Context
-from .node import NodeAgent, labels
+from mig_conformance.simulators.agents import device_plugin, gfd
+from mig_conformance.simulators.agents.api import NotFound
+from mig_conformance.simulators.agents.context import Context
+from mig_conformance.simulators.agents.node import NodeAgent, labels
+from mig_conformance.simulators.node_gpus import ActiveRun
 
 log = logging.getLogger("mig_conformance.agents")
 CONFIG_KEY = "config.yaml"

@@ -17,16 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mig_conformance.catalog import GpuModel
-from mig_conformance.errors import InputError
-from mig_conformance.instance_types import load_instance_types
+from mig_conformance.common.errors import InputError
+from mig_conformance.gpus.catalog import GpuModel
+from mig_conformance.gpus.instance_types import load_instance_types
+from mig_conformance.gpus.node_gpus import parse_gpu_list
 from mig_conformance.k8s import labels as L
-from mig_conformance.node import parse_gpu_list
-
-from .. import nvml as nv
-from ..node_gpus import NodeGpus, RunRecord
-from .api import Obj
-from .context import Context
+from mig_conformance.simulators import nvml as nv
+from mig_conformance.simulators.agents.api import Obj
+from mig_conformance.simulators.agents.context import Context
+from mig_conformance.simulators.node_gpus import NodeGpus, RunRecord
 
 log = logging.getLogger("mig_conformance.agents")
 GPUS_ANNOTATION = "mig-conformance.io/gpus"

@@ -14,10 +14,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 
-from . import device_plugin, gfd, gpu_operator, mig_manager
-from .api import ApiError, Gone, NotFound, Obj, Unavailable
-from .context import BACKOFF_MAX, BACKOFF_START, Context, Policy, Stopped
-from .node import GPUS_ANNOTATION, NodeAgent, forget_nvml
+from mig_conformance.simulators.agents import device_plugin, gfd, gpu_operator, mig_manager
+from mig_conformance.simulators.agents.api import ApiError, Gone, NotFound, Obj, Unavailable
+from mig_conformance.simulators.agents.context import BACKOFF_MAX, BACKOFF_START, Context, Policy, Stopped
+from mig_conformance.simulators.agents.node import GPUS_ANNOTATION, NodeAgent, forget_nvml
 
 log = logging.getLogger("mig_conformance.agents")
 ERROR_RETRY = 2.0  # seconds before a node whose reconcile failed is tried again

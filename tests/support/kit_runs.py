@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from mig_conformance.k8s import labels as L
-from mig_conformance.session import RUN_LABEL
+from mig_conformance.plugin.session import RUN_LABEL
 
 #: The kubeconfig context of the kit's ServiceAccount.
 CONTEXT = "kit"

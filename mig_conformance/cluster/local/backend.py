@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..base import ClusterError
-from ..journal import Journal
-from ..kube import KubeCluster
-from . import kit_rbac, kubeconfig, nodes, operator, processes
-from .controlplane import ControlPlane, interruptible
-from .rest import Rest
+from mig_conformance.cluster.base import ClusterError
+from mig_conformance.cluster.journal import Journal
+from mig_conformance.cluster.kube import KubeCluster
+from mig_conformance.cluster.local import kit_rbac, kubeconfig, nodes, operator, processes
+from mig_conformance.cluster.local.controlplane import ControlPlane, interruptible
+from mig_conformance.cluster.local.rest import Rest
 
 log = logging.getLogger("mig_conformance.cluster.local")
 

@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..assets import find_assets
-from ..base import ClusterError
-from . import kubeconfig, kwok_stages, pki, processes
-from .processes import Managed
-from .rest import Rest, RestError, tls_context
+from mig_conformance.cluster.assets import find_assets
+from mig_conformance.cluster.base import ClusterError
+from mig_conformance.cluster.local import kubeconfig, kwok_stages, pki, processes
+from mig_conformance.cluster.local.processes import Managed
+from mig_conformance.cluster.local.rest import Rest, RestError, tls_context
 
 log = logging.getLogger("mig_conformance.cluster.local")
 

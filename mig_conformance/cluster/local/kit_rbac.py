@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ..base import ClusterError
+from mig_conformance.cluster.base import ClusterError
 
 KIT_NAMESPACE = "mig-conformance"
 KIT_SA = "mig-conformance"

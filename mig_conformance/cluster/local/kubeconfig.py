@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from ...private_files import write_private
+from mig_conformance.common.private_files import write_private
 
 CLUSTER = "mig-conformance-local"
 

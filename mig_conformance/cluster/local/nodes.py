@@ -16,11 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ...k8s import labels as L
-from ..base import ClusterError
-from ..sim_fleet import REGION, ZONES, NodeSpec, parse_fleet
-from ..sim_node import DEFAULT_PODS
-from .kwok_stages import NODE_ANNOTATION
+from mig_conformance.cluster.base import ClusterError
+from mig_conformance.cluster.local.kwok_stages import NODE_ANNOTATION
+from mig_conformance.cluster.sim.fleet import REGION, ZONES, NodeSpec, parse_fleet
+from mig_conformance.cluster.sim.node import DEFAULT_PODS
+from mig_conformance.k8s import labels as L
 
 GPUS_ANNOTATION = "mig-conformance.io/gpus"
 NODEGROUP = "eks.amazonaws.com/nodegroup"

@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from ...k8s import device_plugin
-from ...simulators import nvml as nv
-from .rest import RestError, path_of
+from mig_conformance.cluster.local.rest import RestError, path_of
+from mig_conformance.k8s import device_plugin
+from mig_conformance.simulators import nvml as nv
 
 NAMESPACE = "gpu-operator"
 CONFIG_MAP = "default-mig-parted-config"

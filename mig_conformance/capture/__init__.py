@@ -1,0 +1,1 @@
+"""Turning a real GPU (NVML or saved nvidia-smi text) into a catalog entry."""

@@ -1,0 +1,1 @@
+"""The `eks` backend: Amazon EKS reached with AWS credentials alone (token scheme, discovery)."""

@@ -1,0 +1,81 @@
+"""Fleet specs of the sim backend: `p5.48xlarge*4,p4d.24xlarge` or GPU lists such as `H100-80GBx2+A10G-24GB`.
+
+Each comma-separated item is `NODE[*COUNT]`. NODE is an EC2 instance type from fixtures/instance-types.yaml, or
+a GPU list of catalog GPUs joined with `+`, each optionally `xN` (`H100-80GBx7+A10G-24GB`). An empty spec is one
+node of every MIG-capable instance type.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mig_conformance.cluster.base import ClusterError
+from mig_conformance.common.errors import InputError
+from mig_conformance.gpus.catalog import GpuModel, load_catalog
+from mig_conformance.gpus.instance_types import load_instance_types
+from mig_conformance.gpus.node_gpus import parse_gpu_list
+
+ZONES = ("us-west-2a", "us-west-2b", "us-west-2c")
+REGION = "us-west-2"
+MAX_NODES = 100_000
+_COUNT = re.compile(r"^(?P<node>.+?)\*(?P<n>\d+)$")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One simulated node: name, EC2 instance type (None for a GPU list), GPUs in PCI order, zone."""
+
+    name: str
+    instance_type: str | None
+    gpus: tuple[GpuModel, ...]
+    zone: str
+    vcpus: int | None = None
+    memory_mib: int | None = None
+
+
+def default_fleet() -> str:
+    """One node of each MIG-capable instance type, in file order."""
+    return ",".join(name for name, it in load_instance_types().items() if it.gpu_model().mig_capable)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _gpus(node: str) -> tuple[GpuModel, ...]:
+    try:
+        return tuple(parse_gpu_list(node.split("+"), load_catalog()))
+    except InputError as exc:
+        known = ", ".join(sorted(load_instance_types()))
+        raise ClusterError(f"sim fleet item '{node}': not an instance type ({known}) and not a GPU list: "
+                           f"{exc}") from None
+
+
+def parse_fleet(spec: str) -> list[NodeSpec]:
+    """Nodes of a fleet spec, named `sim-<instance-type>-<n>` (n counts per type), zones round-robin."""
+    text = spec.strip() or default_fleet()
+    types = load_instance_types()
+    nodes: list[NodeSpec] = []
+    per_slug: dict[str, int] = {}
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            raise ClusterError(f"sim fleet '{spec}': empty item (expected e.g. p5.48xlarge*4,p4d.24xlarge)")
+        m = _COUNT.match(item)
+        node, count = (m["node"], int(m["n"])) if m else (item, 1)
+        if count < 1:
+            raise ClusterError(f"sim fleet item '{item}': the node count must be at least 1")
+        if len(nodes) + count > MAX_NODES:
+            raise ClusterError(f"sim fleet '{spec}': more than {MAX_NODES} nodes")
+        if node in types:
+            it = types[node]
+            gpus, itype, vcpus, memory = tuple(it.gpus()), node, it.vcpus, it.memory_mib
+        else:
+            gpus, itype, vcpus, memory = _gpus(node), None, None, None
+        slug = _slug(node)
+        for _ in range(count):
+            n = per_slug.get(slug, 0)
+            per_slug[slug] = n + 1
+            nodes.append(NodeSpec(f"sim-{slug}-{n}", itype, gpus, ZONES[len(nodes) % len(ZONES)], vcpus, memory))
+    return nodes

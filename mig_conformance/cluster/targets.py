@@ -1,0 +1,179 @@
+"""What `--mig-cluster` names: a backend spec (`sim:SPEC`, `eks:CLUSTER@REGION`, ...) or a clusters-file entry.
+
+This module is the one schema of targets: the forms of a spec string and, per backend, the keys a clusters-file
+entry may set (each is an option that backend's opener accepts; `namespace` is the GPU Operator's namespace).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mig_conformance.common.errors import InputError, Location, Problem
+from mig_conformance.common.fields import MappingReader
+from mig_conformance.common.yaml_source import load_yaml_file
+
+FORMS = {"sim": "sim[:SPEC]", "local": "local[:SPEC]", "kind": "kind[:NAME]", "kubeconfig": "kubeconfig:CONTEXT",
+         "eks": "eks:CLUSTER@REGION"}
+KINDS = tuple(FORMS)
+_EKS_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]*$")  # EKS CreateCluster name pattern
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_KIND_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+NUMBER = (int, float)
+COMMON_KEYS: dict[str, type | tuple[type, ...]] = {"backend": str, "description": str, "node_selector": dict}
+_SIMULATED = {"nodes": str, "strategy": str, "mig_manager_delay": NUMBER, "with_reboot": bool,
+              "gpu_reset_works": bool, "gpu_taint": bool, "default_config": str}
+_KUBE = {"config_map": str, "namespace": str, "pod_image": str}
+BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "sim": {**_SIMULATED, "config_map": str, "driver": str, "device_plugin_version": str},
+    "local": {**_SIMULATED, "agents": bool, "timeout": NUMBER, "kubeconfig": str},
+    "kind": {"name": str, "config": str, "keep": bool, "kind_bin": str, "kubectl_bin": str, "nodes": str,
+             "image": str, "agents": bool, **_KUBE},
+    "kubeconfig": {"context": str, "kubeconfig": str, **_KUBE},
+    "eks": {"cluster": str, "region": str, "profile": str, "role_arn": str, "kubeconfig_context": str,
+            "kubeconfig": str, **_KUBE},
+}
+REQUIRED = {"eks": ("cluster", "region"), "kubeconfig": ("context",), "kind": ("name",)}
+#: File options; relative ones are taken relative to the clusters file (binaries only when they contain a '/').
+PATH_KEYS = ("kubeconfig", "config")
+BINARY_KEYS = ("kind_bin", "kubectl_bin")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved cluster target."""
+
+    name: str
+    kind: str
+    arg: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "option"
+
+    @property
+    def node_selector(self) -> Mapping[str, str]:
+        return self.options.get("node_selector") or {}
+
+
+def forms() -> str:
+    return ", ".join(FORMS.values())
+
+
+def eks_problem(cluster: str, region: str) -> str | None:
+    """What is wrong with an EKS cluster name and region, or None."""
+    if not _EKS_NAME.match(cluster) or len(cluster) > 100:
+        return (f"'{cluster}' is not a valid EKS cluster name (letters, digits, '-' and '_', starting with a letter "
+                "or digit, at most 100)")
+    if not _REGION.match(region):
+        return f"'{region}' is not an AWS region like us-west-2"
+    return None
+
+
+def kind_name_problem(name: str) -> str | None:
+    if not _KIND_NAME.match(name):
+        return f"kind cluster name '{name}' must be lower-case letters, digits, '-' and '.'"
+    return None
+
+
+def parse_spec(value: str) -> Target | None:
+    """`sim`, `sim:p5.48xlarge*2`, `local:SPEC`, `kind:NAME`, `kubeconfig:CONTEXT`, `eks:CLUSTER@REGION`; None for
+    what is no backend spec (a clusters-file name); InputError says what is malformed and shows the forms."""
+    text = value.strip()
+    if not text:
+        raise InputError(f"empty cluster target; expected one of: {forms()}")
+    kind, colon, arg = text.partition(":")
+    if kind not in KINDS:
+        return None
+    arg = arg.strip()
+    if colon and not arg:
+        raise InputError(f"cluster target '{text}': nothing after ':'; expected {FORMS[kind]}")
+    if kind == "eks":
+        cluster, at, region = arg.partition("@")
+        if not (cluster and at and region):
+            raise InputError(f"cluster target '{text}': expected eks:CLUSTER@REGION, e.g. eks:prod-gpu@us-west-2")
+        problem = eks_problem(cluster, region)
+        if problem:
+            raise InputError(f"cluster target '{text}': {problem}")
+        return Target(text, kind, arg, {"cluster": cluster, "region": region})
+    if kind == "kubeconfig" and not arg:
+        raise InputError(f"cluster target '{text}': expected kubeconfig:CONTEXT, e.g. kubeconfig:my-context")
+    if kind == "kind" and arg and (problem := kind_name_problem(arg)):
+        raise InputError(f"cluster target '{text}': {problem}")
+    value = text
+    options: dict[str, Any] = {}
+    if kind in ("sim", "local") and arg:
+        options["nodes"] = arg
+    if kind == "kind":
+        options["name"] = arg or "mig-conformance"
+    if kind == "kubeconfig":
+        options["context"] = arg
+    return Target(value, kind, arg, options)
+
+
+def load_clusters_file(path: Path) -> dict[str, Target]:
+    """Named targets from a clusters file; errors name the file, line and key."""
+    doc = load_yaml_file(path)
+    if doc.data is None:
+        return {}
+    if not isinstance(doc.data, dict):
+        raise InputError(Problem("a clusters file maps names to cluster settings", Location(str(path), 1)))
+    targets = {}
+    for name, entry in doc.data.items():
+        r = MappingReader(doc, (name,), config=str(name), subject="cluster")
+        if not isinstance(entry, dict):
+            raise r.fail(f"cluster '{name}' must be a mapping with at least 'backend'")
+        backend = r.get("backend", str)
+        if backend not in KINDS:
+            raise r.fail(f"unknown backend '{backend}' (one of: {', '.join(KINDS)})", "backend")
+        allowed = {**COMMON_KEYS, **BACKEND_KEYS[backend]}
+        r.reject_unknown(set(allowed), f"unknown key '{{k}}' for backend {backend} "
+                                       f"(allowed: {', '.join(sorted(allowed))})")
+        options = {k: r.get(k, t) for k, t in allowed.items() if k in entry}
+        for req in REQUIRED.get(backend, ()):
+            if req not in options:
+                raise r.fail(f"missing required key '{req}' for backend {backend}", req)
+        selector = options.get("node_selector", {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items()):
+            raise r.fail("node_selector must map label names to string values", "node_selector")
+        if backend == "eks" and (problem := eks_problem(options["cluster"], options["region"])):
+            raise r.fail(problem, "region" if "region" in problem else "cluster")
+        if backend == "kind" and (problem := kind_name_problem(options["name"])):
+            raise r.fail(problem, "name")
+        _resolve_paths(options, path.parent)
+        arg = options.get("nodes") or options.get("name") or options.get("context") or options.get("cluster", "")
+        if backend == "kind":
+            arg = options["name"]
+        targets[str(name)] = Target(str(name), backend, str(arg), options, source=f"clusters file {path}")
+    return targets
+
+
+def _resolve_paths(options: dict[str, Any], base: Path) -> None:
+    """Make relative file options absolute, relative to the clusters file's folder."""
+    for key in (*PATH_KEYS, *BINARY_KEYS):
+        value = options.get(key)
+        if not value or (key in BINARY_KEYS and "/" not in value):
+            continue
+        p = Path(value).expanduser()
+        options[key] = str(p if p.is_absolute() else (base / p).absolute())
+
+
+def resolve_target(value: str, clusters_file: Path) -> Target:
+    """Resolve `--mig-cluster`: backend spec first, then a name from the clusters file."""
+    value = value.strip()
+    if not value:
+        raise InputError("--mig-cluster is empty")
+    spec = parse_spec(value)
+    if spec is not None:
+        return spec
+    if not clusters_file.exists():
+        raise InputError(f"unknown --mig-cluster '{value}': not a backend ({', '.join(KINDS)}) and the clusters "
+                         f"file {clusters_file} does not exist")
+    targets = load_clusters_file(clusters_file)
+    if value not in targets:
+        known = ", ".join(sorted(targets)) or "none"
+        raise InputError(f"unknown --mig-cluster '{value}': not a backend ({', '.join(KINDS)}) and not a name in "
+                         f"{clusters_file} (names there: {known})")
+    return targets[value]

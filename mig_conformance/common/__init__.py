@@ -1,0 +1,2 @@
+"""Utilities every layer may use: located errors, bounded YAML with line numbers, typed field readers, private
+files, run ids."""

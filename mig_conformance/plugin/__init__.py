@@ -1,0 +1,1 @@
+"""The pytest plugin: options and settings, the run session, fixtures, safety checks and signal handling."""

@@ -1,0 +1,84 @@
+"""Bad settings and combinations, rejected before anything connects (usage errors that name the value)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mig_conformance.cluster.base import ClusterError
+from mig_conformance.cluster.targets import Target
+from mig_conformance.plugin.settings import Settings
+
+SAFE_KINDS = ("sim", "local")  # clusters the kit itself created: changes are always allowed
+
+
+def check_parallel(config: pytest.Config, target: Target, settings: Settings) -> None:
+    """xdist workers each open the cluster: fine for sim and local (one cluster each) and for read-only runs, but
+    reconfiguring workers would change the cluster-wide ClusterPolicy and ConfigMap under each other, and kind
+    workers would create the same cluster."""
+    from mig_conformance.common.errors import InputError
+
+    option = config.option
+    distributed = getattr(option, "numprocesses", None) or (
+        getattr(option, "dist", "no") != "no" and getattr(option, "tx", None))  # -n, or --dist with --tx
+    if not distributed or hasattr(config, "workerinput") or target.kind in SAFE_KINDS:
+        return
+    if target.kind == "kind":
+        raise InputError(f"--mig-cluster {target.name}: a kind cluster cannot be shared by xdist workers; run "
+                         "without -n")
+    if settings.allow_reconfigure:
+        raise InputError(f"--mig-cluster {target.name}: with --mig-allow-reconfigure, xdist workers would change "
+                         "the cluster-wide MIG strategy and mig-parted ConfigMap under each other; run without -n "
+                         "(read-only runs may use -n)")
+
+
+def check_fleet(target: Target) -> None:
+    """A sim/local fleet spec is parsed before anything starts: a typo is a usage error, not a collection error."""
+    if target.kind not in SAFE_KINDS or not target.arg:
+        return
+    from mig_conformance.cluster.sim.fleet import parse_fleet
+    from mig_conformance.common.errors import InputError
+
+    try:
+        parse_fleet(target.arg)
+    except ClusterError as exc:
+        raise InputError(f"--mig-cluster {target.name}: {exc}") from None
+
+
+def check_settings(settings: Settings) -> None:
+    """Reject bad combinations before anything connects (usage errors name the value)."""
+    from mig_conformance.common.errors import InputError
+    from mig_conformance.gpus.instance_types import load_instance_types
+    from mig_conformance.mig.spec import load_spec
+
+    if settings.instance_type and settings.instance_type not in load_instance_types():
+        known = ", ".join(sorted(load_instance_types()))
+        raise InputError(f"--mig-instance-type '{settings.instance_type}' is not a known GPU instance type "
+                         f"(known: {known})")
+    if settings.config_file is not None:
+        spec = load_spec(settings.config_file)  # unreadable or not YAML -> InputError naming the file
+        if spec.problems:
+            raise InputError(spec.problems)
+        if not spec.configs:
+            raise InputError(f"--mig-config-file {settings.config_file}: no named configs in the file")
+
+
+def check_unrestored_journals(config: pytest.Config, settings: Settings) -> None:
+    """A report folder holding the journal of a run that was stopped before its restore (SIGKILL, lost CI runner):
+    this run would overwrite the only record of the cluster's original values, so it refuses to start."""
+    from mig_conformance.cluster.journal import Journal, gone_with_the_run
+    from mig_conformance.common.errors import InputError
+
+    if settings.report is None or hasattr(config, "workerinput") or not settings.report.is_dir():
+        return
+    for path in sorted(settings.report.glob("*journal*.json")):
+        try:
+            journal = Journal.load(path)
+        except (OSError, ValueError):
+            continue  # not a journal the kit can restore from; nothing of value is overwritten
+        target = journal.target
+        if journal.changes and not gone_with_the_run(str(target.get("kind", "")), target.get("options") or {}):
+            raise InputError(
+                f"--mig-report {settings.report}: {path.name} holds {len(journal.changes)} change(s) of run "
+                f"{journal.run_id or '?'} on cluster {journal.cluster or '?'} that were never restored (that run was "
+                f"stopped before its restore). Put them back first: mig-conformance restore {path} — or use "
+                "another --mig-report folder")

@@ -1,0 +1,187 @@
+"""pytest plugin (pytest11 entry point `mig_conformance`).
+
+Thin by design: it wires options/ini/env into frozen Settings, opens one Cluster per session, exposes fixtures,
+registers markers, and feeds the report collector. All logic lives in the plain modules it imports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from mig_conformance.common.errors import InputError
+from mig_conformance.plugin.settings import SETTINGS, Settings
+
+if TYPE_CHECKING:
+    from mig_conformance.plugin.session import MigSession
+
+settings_key = pytest.StashKey[Settings]()
+session_key = pytest.StashKey["MigSession"]()
+
+MARKERS = (
+    "mig_disruptive: the test changes the cluster (node labels, ClusterPolicy, config ConfigMap); skipped unless "
+    "--mig-allow-reconfigure (always allowed on sim and local); every change is restored afterwards",
+    "mig_category(name): report category of a test: catalog, single, mixed, all-balanced, custom, scheduling, "
+    "reconfiguration",
+)
+
+
+def suites_dir() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("mig_conformance.suites")))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mig-conformance", "NVIDIA MIG conformance (mig-conformance)")
+    for spec in SETTINGS:
+        env = f" [env {spec.env}]" if spec.env else ""
+        if spec.kind == "bool":
+            group.addoption(spec.option, action="store_true", default=None, dest=spec.dest,
+                            help=f"{spec.help} (ini {spec.ini}){env}")
+            group.addoption(spec.negative_option, action="store_false", dest=spec.dest,
+                            help=f"the opposite of {spec.option}, overriding ini and env")
+        else:
+            group.addoption(spec.option, dest=spec.dest, default=None, metavar=spec.name.upper(),
+                            help=f"{spec.help} (ini {spec.ini}){env}")
+        parser.addini(spec.ini, help=spec.help, default=None)
+
+
+def _wants_suites(config: pytest.Config) -> bool:
+    """A cluster is selected and no test paths are given. A project whose ini sets `mig_cluster` together with
+    `testpaths` runs its own testpaths (it can add `--pyargs mig_conformance.suites`)."""
+    ns = config.known_args_namespace
+    if ns.file_or_dir:
+        return False
+    if getattr(ns, "mig_cluster", None) or os.environ.get("MIG_CLUSTER"):
+        return True
+    return bool(config.getini("mig_cluster")) and not config.getini("testpaths")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """With a cluster to test and no test paths, collect the shipped suites (works from an empty folder)."""
+    for marker in MARKERS:
+        early_config.addinivalue_line("markers", marker)
+    if _wants_suites(early_config):
+        args.append(str(suites_dir()))
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    from mig_conformance.plugin.settings import resolve
+
+    return resolve(option=lambda s: config.getoption(s.dest), ini=lambda s: config.getini(s.ini),
+                   env=os.environ, rootdir=Path(config.rootpath), invocation_dir=Path(config.invocation_params.dir))
+
+
+def is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.help or config.option.version:
+        return  # `pytest --help` must work whatever MIG_* variables hold
+    try:
+        settings = resolve_settings(config)
+    except InputError as exc:
+        raise pytest.UsageError(f"mig-conformance: {exc}") from None
+    config.stash[settings_key] = settings
+    if settings.cluster is None:
+        return
+    from mig_conformance.plugin.session import MigSession
+
+    try:
+        session = MigSession(config, settings)
+    except InputError as exc:
+        raise pytest.UsageError(f"mig-conformance: {exc}") from None
+    config.stash[session_key] = session
+    config.pluginmanager.register(session, "mig_conformance_session")
+    if settings.report and is_controller(config):
+        try:
+            settings.report.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise pytest.UsageError(f"mig-conformance: --mig-report {settings.report}: cannot create the report "
+                                    f"folder: {exc.strerror or exc}") from None
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(settings.report / "junit.xml")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash.get(settings_key, None)
+    if settings is None or settings.cluster is None:
+        return []
+    from mig_conformance import __version__
+
+    shown = ("cluster", "clusters_file", "config_file", "strategy", "instance_type", "allow_reconfigure", "report",
+             "timeout")
+    parts = [f"{name}={d['value']} (from {d['source']})" for name, d in settings.describe().items()
+             if name in shown and ((d["value"] is not None and d["source"] != "default") or name == "cluster")]
+    session = config.stash.get(session_key, None)
+    mode = session.mode_line() if session else ""
+    return [f"mig-conformance {__version__}: " + ", ".join(parts), f"mig-conformance mode: {mode}"]
+
+
+# ---- fixtures: thin wrappers over MigSession -------------------------------------------------------
+
+
+def _session(request: pytest.FixtureRequest) -> MigSession:
+    session = request.config.stash.get(session_key, None)
+    if session is None:
+        pytest.skip("no cluster selected: pass --mig-cluster (e.g. --mig-cluster=sim)")
+    return session
+
+
+@pytest.fixture(scope="session")
+def mig_settings(request: pytest.FixtureRequest) -> Settings:
+    """The resolved run settings (values and their sources)."""
+    return request.config.stash[settings_key]
+
+
+@pytest.fixture(scope="session")
+def mig_cluster(request: pytest.FixtureRequest):
+    """The Cluster under test (one per session); journaled changes are restored when the session ends."""
+    return _session(request).cluster
+
+
+@pytest.fixture(scope="session")
+def mig_nodes(request: pytest.FixtureRequest):
+    """GPU nodes under test (filtered by --mig-instance-type / the clusters file's node selector)."""
+    return _session(request).nodes()
+
+
+@pytest.fixture(scope="session")
+def mig_expect(request: pytest.FixtureRequest):
+    """Callable (node, config, strategy=None) -> NodeProjection: what the cluster should show."""
+    return _session(request).expect
+
+
+@pytest.fixture
+def mig_pods(request: pytest.FixtureRequest) -> Iterator:
+    """Pod factory in the run namespace; deletes what it created when the test ends."""
+    from mig_conformance.plugin.pods import PodFactory
+
+    factory = PodFactory(_session(request))
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture
+def mig_reconfigure(request: pytest.FixtureRequest):
+    """Callable (node, config, strategy=None) -> final GpuNode: relabel a node and wait for success|failed."""
+    return _session(request).reconfigure
+
+
+@pytest.fixture
+def mig_record(request: pytest.FixtureRequest):
+    """Callable(**fields) attaching this test's result record (category, node, expected, measured, layout).
+
+    Records travel as a `user_properties` entry, so they reach the controller under xdist."""
+    def record(**fields) -> None:
+        request.node.user_properties.append(("mig_result", fields))
+    return record
+

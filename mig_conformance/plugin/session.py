@@ -1,0 +1,471 @@
+"""The per-run object the plugin registers: owns the cluster connection, the run namespace and the results."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mig_conformance.cluster.base import (
+    KEPT_LAYOUT,
+    Cluster,
+    ClusterError,
+    RestoreIncomplete,
+    relabelled_nodes,
+    settle_problem,
+    unlabelled_nodes,
+)
+from mig_conformance.cluster.journal import Journal
+from mig_conformance.cluster.targets import Target, resolve_target
+from mig_conformance.common.run import RUN_LABEL, new_run_id
+from mig_conformance.k8s import labels as L
+from mig_conformance.k8s.model import GpuNode
+from mig_conformance.plugin.checks import (
+    SAFE_KINDS,
+    check_fleet,
+    check_parallel,
+    check_settings,
+    check_unrestored_journals,
+)
+from mig_conformance.plugin.settings import Settings
+from mig_conformance.plugin.signals import INTERRUPT_SIGNALS, DeferSignals
+from mig_conformance.report.cleanup import cleanup_lines
+
+log = logging.getLogger("mig_conformance")
+
+ATTACH_KINDS = ("kubeconfig", "eks")  # backends that attach to a cluster that outlives the run
+LEAK_WAIT_S = 60.0  # how long the final check waits for the run's namespace to finish terminating
+
+
+class MigSession:
+    """Run-wide state and the pytest hooks that need it (registered as a plugin object)."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.target: Target = resolve_target(settings.cluster or "", settings.clusters_file)
+        check_settings(settings)
+        check_fleet(self.target)
+        check_parallel(config, self.target, settings)
+        check_unrestored_journals(config, settings)
+        worker = getattr(config, "workerinput", None)
+        self.run_id = (worker or {}).get("mig_run_id") or new_run_id()
+        # One namespace per xdist worker: a worker deletes its own when it finishes, not the others'.
+        suffix = f"-{worker['workerid']}" if worker and worker.get("workerid") else ""
+        self.namespace = f"mig-conformance-{self.run_id.split('-')[-1]}{suffix}"
+        self.timeout = settings.timeout
+        self.started = dt.datetime.now(dt.UTC)
+        self._cluster: Cluster | None = None
+        self._namespace_created = False
+        self.evidence: dict[str, Any] = {}
+        self.cleanup: dict[str, Any] = {}
+        self.collector = None
+        self._worker_target: dict[str, Any] = {}
+        self._worker_evidence: dict[str, Any] = {}
+        self._old_signals: dict[int, Any] = {}
+        self._defer = DeferSignals()
+        self._worker_id = (worker or {}).get("workerid")
+        from mig_conformance.report.terminal import StatusLine
+
+        self._status = StatusLine(sys.__stderr__)
+        if worker is None:
+            from mig_conformance.report.collector import ResultCollector
+
+            self.collector = ResultCollector()
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, *INTERRUPT_SIGNALS):
+                    self._old_signals[sig] = signal.signal(sig, self._interrupt)
+
+    # ---- cluster ---------------------------------------------------------------------------------
+    @property
+    def allow_changes(self) -> bool:
+        return self.target.kind in SAFE_KINDS or self.settings.allow_reconfigure
+
+    @property
+    def mode(self) -> str:
+        """kit-owned | reconfigure | read-only."""
+        if self.target.kind in SAFE_KINDS:
+            return "kit-owned"
+        return "reconfigure" if self.settings.allow_reconfigure else "read-only"
+
+    def mode_line(self) -> str:
+        if self.mode == "kit-owned":
+            return f"{self.target.kind} (kit-owned cluster: reconfiguration allowed)"
+        if self.mode == "reconfigure":
+            where = self.journal_path()
+            if where is not None and self.config.pluginmanager.has_plugin("dsession"):
+                where = where.with_name(where.name.replace("journal.json", "journal.gw*.json"))  # one per worker
+            return f"{self.target.kind}: RECONFIGURE allowed (every change is journaled to {where} and restored)"
+        return f"{self.target.kind}: read-only (mig_disruptive tests are skipped; --mig-allow-reconfigure enables them)"
+
+    def journal_path(self) -> Path | None:
+        """Where changes are journaled: the report folder, else (on real clusters) .mig-conformance/ in rootdir."""
+        name = f"journal.{self._worker_id}.json" if self._worker_id else "journal.json"
+        if self.settings.report:
+            return self.settings.report / name
+        if self.target.kind == "sim":
+            return None
+        return Path(self.config.rootpath) / ".mig-conformance" / f"{self.run_id}.{name}"
+
+    def _journal_target(self) -> dict[str, Any]:
+        """How `mig-conformance restore` reopens this cluster (no secrets: options are scrubbed)."""
+        from mig_conformance.report.scrub import scrub
+
+        options = {k: v for k, v in self.target.options.items() if k != "description"}
+        return {"name": self.target.name, "kind": self.target.kind, "arg": self.target.arg,
+                "options": scrub(options), "clusters_file": str(self.settings.clusters_file)}
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            from mig_conformance.cluster.registry import open_cluster
+
+            journal = Journal(self.journal_path(), self.run_id, self.target.name, self._journal_target())
+            self._cluster = open_cluster(self.target, allow_changes=self.allow_changes, journal=journal,
+                                         settings=self.settings)
+            if self.collector is not None and self._status.enabled:
+                self._cluster.progress = self._show_progress
+            self.evidence["nodes_before"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
+        return self._cluster
+
+    def nodes(self) -> list[GpuNode]:
+        selector = dict(self.target.node_selector)
+        if self.settings.instance_type:
+            selector[L.INSTANCE_TYPE] = self.settings.instance_type
+        return sorted(self.cluster.list_gpu_nodes(selector or None), key=lambda n: n.name)
+
+    def ensure_namespace(self) -> str:
+        if not self._namespace_created:
+            try:
+                self.cluster.create_run_namespace(self.namespace, {"app.kubernetes.io/managed-by": "mig-conformance",
+                                                                  RUN_LABEL: self.run_id})
+            finally:  # also when the create failed: a namespace still journaled may exist, the leak check looks
+                self._namespace_created = any(c.kind == "namespace" and c.target == self.namespace
+                                              for c in self.cluster.journal.changes)
+        return self.namespace
+
+    # ---- expectations and actions ------------------------------------------------------------------
+    def expect(self, node: GpuNode | str, config: str | None, strategy: str | None = None):
+        """What `node` should show with `config` and `strategy` (default: the cluster's), from the projection."""
+        from mig_conformance.k8s.node_gpus import node_gpu_models
+        from mig_conformance.k8s.projection import project_node
+        from mig_conformance.mig.spec import parse_spec_text
+
+        n = self.cluster.get_node(node) if isinstance(node, str) else node
+        name, text = self.cluster.get_mig_config()
+        spec = parse_spec_text(text, f"ConfigMap {name}")
+        return project_node(node_gpu_models(n), strategy or self.cluster.get_mig_strategy(), spec, config,
+                            node=n.name, instance_type=n.instance_type)
+
+    def _show_progress(self, text: str | None) -> None:
+        """The TTY status of a long wait, after pytest's progress on the current line (see `StatusLine`);
+        None erases it."""
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        reporter = self.config.pluginmanager.getplugin("terminalreporter")
+        column = reporter._tw.width_of_current_line if reporter is not None else 0
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            if text is None:
+                self._status.clear()
+            else:
+                self._status.update(text, column)
+
+    def reconfigure(self, node: GpuNode | str, config: str, strategy: str | None = None) -> GpuNode:
+        """Label `node` with `config` (and set the strategy) and wait until mig-manager reports success|failed
+        and, after a strategy change, until GFD publishes the new strategy (the device plugin and GFD restart on
+        it; the plugin's resources come first)."""
+        name = node if isinstance(node, str) else node.name
+        if strategy and strategy != self.cluster.get_mig_strategy():
+            self.cluster.set_mig_strategy(strategy)
+        else:
+            strategy = None
+        what = f"node {name} to apply MIG config {config}" + (f" under strategy {strategy}" if strategy else "")
+        with self.cluster.observe_label(name, L.MIG_CONFIG_STATE) as states:
+            changed = self.cluster.request_mig_config(name, config)
+            node = self.cluster.wait_for_node(name, lambda n: settled(n, strategy), self.timeout, what)
+        if not changed:
+            return node
+        # states[0] is the verdict before the request; None is the kit clearing it
+        return dataclasses.replace(node, mig_states=tuple(s for s in states[1:] if s is not None))
+
+    # ---- pytest hooks ------------------------------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:  # xdist: hand the run id to workers
+        node.workerinput["mig_run_id"] = self.run_id
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Connect once, before collection, where tests run (and, under xdist, in the controller too for clusters
+        that outlive the run): a cluster that cannot be opened, or that has no GPU node to test, is one clear
+        error instead of a traceback per suite module."""
+        if self._xdist_controller and self.target.kind not in ATTACH_KINDS:
+            return  # sim/local/kind clusters belong to each worker
+        from mig_conformance.common.errors import InputError
+
+        try:
+            nodes = self.nodes()
+        except (ClusterError, InputError) as exc:
+            raise pytest.UsageError(f"mig-conformance: cluster {self.target.name} ({self.target.kind}): {exc}") \
+                from None
+        if not nodes:
+            raise pytest.UsageError(f"mig-conformance: cluster {self.target.name}: {self._no_nodes_reason()}")
+
+    def _no_nodes_reason(self) -> str:
+        """Why there is nothing to test, with what the kit looked for."""
+        selection = dict(self.target.node_selector)
+        if self.settings.instance_type:
+            selection[L.INSTANCE_TYPE] = self.settings.instance_type
+        try:
+            every = self.cluster.list_gpu_nodes()
+        except ClusterError:
+            every = []
+        if selection and every:
+            types = sorted({n.instance_type or "?" for n in every})
+            return (f"none of its {len(every)} GPU node(s) match {selection} (instance types there: "
+                    f"{', '.join(types)})")
+        return ("no GPU nodes: the kit tests nodes labelled nvidia.com/gpu.present=true or advertising "
+                "nvidia.com/gpu / nvidia.com/mig-* resources (is the GPU Operator's feature discovery running?)")
+
+    def custom_configs(self) -> list[str]:
+        """The named configs of --mig-config-file, in file order (validated when the session started)."""
+        if self.settings.config_file is None:
+            return []
+        from mig_conformance.mig.spec import load_spec
+
+        return list(load_spec(self.settings.config_file).configs)
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "mig_node" in metafunc.fixturenames:
+            nodes = self.nodes()
+            metafunc.parametrize("mig_node", nodes, ids=[f"{n.name}[{n.instance_type or '?'}]" for n in nodes],
+                                 scope="function")
+        if "mig_custom_config" in metafunc.fixturenames:
+            names = self.custom_configs()
+            if not names:
+                metafunc.parametrize("mig_custom_config", [pytest.param(None, marks=pytest.mark.skip(
+                    reason="no --mig-config-file given: nothing custom to test"))], ids=["no-config-file"])
+            else:
+                metafunc.parametrize("mig_custom_config", names, ids=names)
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        base: dict[str, Any] = {}
+        category = item.get_closest_marker("mig_category")
+        if category and category.args:
+            base["category"] = category.args[0]
+        node = getattr(item, "callspec", None) and item.callspec.params.get("mig_node")
+        if isinstance(node, GpuNode):
+            base.update(node=node.name, instance_type=node.instance_type)
+        if base:
+            item.user_properties.append(("mig_result", base))
+        if item.get_closest_marker("mig_disruptive") and not self.allow_changes:
+            pytest.skip(f"changes the cluster {self.target.name}; run with --mig-allow-reconfigure to allow it "
+                        "(every change is restored afterwards)")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.collector is None:
+            return
+        longrepr = report.longreprtext if report.failed else (
+            str(report.longrepr[2]) if report.skipped and isinstance(report.longrepr, tuple) else "")
+        self.collector.add_report(report.nodeid, report.when, report.outcome, report.duration,
+                                  list(report.user_properties), longrepr)
+        if report.when == "teardown":  # before junitxml writes them: one JSON property, not Python reprs
+            from mig_conformance.report.collector import one_record_property
+
+            report.user_properties = one_record_property(report.user_properties)
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
+        if self.collector is None or config.option.collectonly:
+            return
+        from mig_conformance.report.terminal import summary_table
+
+        summary = self._summary(exitstatus)
+        terminalreporter.write_sep("=", "mig-conformance summary")
+        terminalreporter.write_line(summary_table(summary))
+        terminalreporter.write_line(f"mode: {self.mode_line()}")
+        for line in cleanup_lines(self.cleanup):
+            red = line.startswith(("LEAK", "NOT RESTORED", "NOT SETTLED", "restore later", "leak check failed"))
+            terminalreporter.write_line(line, red=red, bold=red)
+        if self.settings.report:
+            terminalreporter.write_line(f"report bundle: {self.settings.report}")
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        """SIGINT/SIGTERM/SIGHUP end the run like Ctrl-C, so that the session's restore runs. Signals are deferred
+        from this moment on: one arriving while pytest unwinds (before any hook of ours runs) cannot skip the
+        restore."""
+        self._defer.start()
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Interrupted some other way (a KeyboardInterrupt raised by code): defer signals from now on too."""
+        self._defer.start()
+
+    @property
+    def _xdist_controller(self) -> bool:
+        return self.collector is not None and self.config.pluginmanager.has_plugin("dsession")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: keep what the first worker to finish saw of its cluster (TARGET.yaml, evidence)."""
+        out = getattr(node, "workeroutput", None) or {}
+        if out.get("mig_target") and not self._worker_target:
+            self._worker_target, self._worker_evidence = out["mig_target"], out.get("mig_evidence") or {}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        target: dict[str, Any] = {}
+        if self._xdist_controller:
+            self._check_leaks_after_workers()
+            target = self._describe_target() if self._cluster is not None else dict(self._worker_target)
+            self.evidence = {**self._worker_evidence, **self.evidence}
+            if self._cluster is not None:
+                self._cluster.close()
+        elif self._cluster is not None:
+            try:
+                with self._defer:
+                    self._clean_up(self._cluster)
+            finally:
+                target = self._describe_target()
+                self._cluster.close()
+            if hasattr(self.config, "workeroutput"):  # an xdist worker: the controller writes the bundle
+                self.config.workeroutput["mig_target"] = target
+                self.config.workeroutput["mig_evidence"] = {k: v for k, v in self.evidence.items()
+                                                            if k in ("nodes_before", "nodes_after")}
+        if self.collector is None or self.config.option.collectonly:
+            return
+        summary = self._summary(session.exitstatus)
+        if summary.verdict == "Failed" and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # nothing validated, or the cluster not put back
+        if self.settings.report:
+            from mig_conformance.report.bundle import write_bundle
+
+            write_bundle(self.settings.report, summary, target, self.evidence)
+
+    def _clean_up(self, cluster: Cluster) -> None:
+        """Restore every journaled change (also the run namespace), then look for leftovers of this run."""
+        restored: list[str] = []
+        failures: list[str] = []
+        relabelled = relabelled_nodes(cluster.journal.changes)
+        unlabelled = unlabelled_nodes(cluster.journal.changes)
+        try:
+            restored = cluster.restore(namespaces=True)
+        except RestoreIncomplete as exc:
+            restored, failures = exc.restored, exc.failures
+        except Exception as exc:  # e.g. the API server is gone: the journal stays for `mig-conformance restore`
+            failures = [f"{type(exc).__name__}: {exc}"]
+        if restored:
+            log.info("restored %d changes on %s", len(restored), self.target.name)
+        settled = self._settle(cluster, {} if failures else relabelled)
+        settled.update({node: {"state": KEPT_LAYOUT, "problem": True} for node in unlabelled})
+        self.cleanup = {"mode": self.mode, "restored": restored, "restore_failures": failures, "settled": settled,
+                        "leaks": self._leftovers(cluster), "journal": str(cluster.journal.path or "")}
+        if failures and cluster.journal.path:
+            self.cleanup["restore_command"] = f"mig-conformance restore {cluster.journal.path}"
+        elif cluster.journal.path and not self.settings.report:
+            cluster.journal.path.unlink(missing_ok=True)  # nothing left to restore: no stray journal
+        self.evidence["restored"] = restored
+        self.evidence["cleanup"] = self.cleanup
+        try:
+            self.evidence["nodes_after"] = [_node_dict(n) for n in cluster.list_gpu_nodes()]
+        except ClusterError as exc:
+            self.evidence["nodes_after_error"] = str(exc)
+
+    def _settle(self, cluster: Cluster, nodes: Mapping[str, str | None]) -> dict[str, dict[str, Any]]:
+        """Wait until mig-manager re-applied the restored configs (xdist workers too: each restored its own);
+        per node its state and whether that is a problem (see `settle_problem`)."""
+        if not nodes:
+            return {}
+        states = cluster.wait_settled(list(nodes), self.timeout)
+        return {n: {"state": s, "problem": settle_problem(s, nodes[n])} for n, s in states.items()}
+
+    def _leftovers(self, cluster: Cluster) -> list[str]:
+        """Objects labelled with this run still present; waits a little for namespaces that are terminating.
+
+        xdist workers skip it (their siblings may still run pods); the controller checks after all finished."""
+        if self._worker_id is not None:
+            return []
+        deadline = cluster.clock() + LEAK_WAIT_S  # not --mig-timeout: deleting a namespace takes seconds
+        while True:
+            try:
+                found = cluster.leftovers(self.run_id, (self.namespace,) if self._namespace_created else ())
+            except ClusterError as exc:
+                return [f"leak check failed: {exc}"]
+            if not found or cluster.clock() >= deadline or any(f.startswith("leak check failed") for f in found):
+                return found
+            cluster.sleep(min(1.0, cluster.poll_interval * 2))
+
+    def _check_leaks_after_workers(self) -> None:
+        """xdist controller: every worker has restored and cleaned up; report what their journals still hold and
+        look for this run's leftovers once."""
+        failures: list[str] = []
+        command = ""
+        if self.settings.report:
+            from mig_conformance.cluster.base import describe_change
+
+            for path in sorted(self.settings.report.glob("journal.*.json")):
+                try:
+                    left = Journal.load(path).changes
+                except (OSError, ValueError) as exc:
+                    failures.append(f"{path}: unreadable ({exc})")
+                    continue
+                failures += [f"{describe_change(c)} ({path.name})" for c in left]
+                if left:
+                    command = f"mig-conformance restore {self.settings.report}"
+        self.cleanup = {"mode": self.mode, "restore_failures": failures, "leaks": []}
+        if command:
+            self.cleanup["restore_command"] = command
+        self.evidence["cleanup"] = self.cleanup
+        if self._cluster is None:
+            return  # sim/local/kind clusters are per process: each worker's ended with it
+        self.cleanup["leaks"] = self._leftovers(self._cluster)
+        try:
+            self.evidence["nodes_after"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
+        except ClusterError as exc:
+            self.evidence["nodes_after_error"] = str(exc)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        for sig, old in self._old_signals.items():
+            signal.signal(sig, old)
+
+    # ---- helpers -----------------------------------------------------------------------------------
+    def _describe_target(self) -> dict[str, Any]:
+        try:
+            info = dict(self._cluster.describe()) if self._cluster else {}
+        except Exception as exc:  # describing is best effort; the run's verdict does not depend on it
+            info = {"describe_error": str(exc)}
+        info.setdefault("cluster", self.target.name)
+        info.setdefault("backend", self.target.kind)
+        return info
+
+    def _summary(self, exitstatus: int):
+        from mig_conformance import __version__
+
+        return self.collector.summary(
+            run_id=self.run_id, started=self.started, finished=dt.datetime.now(dt.UTC), cluster=self.target.name,
+            backend=self.target.kind, command_line=" ".join(sys.argv), kit_version=__version__,
+            settings={**self.settings.describe(), "mode": {"value": self.mode, "source": "derived"}},
+            exitstatus=exitstatus, cleanup=self.cleanup)
+
+
+def settled(node: GpuNode, strategy: str | None = None) -> bool:
+    """mig-manager has a verdict for the node's config and, when `strategy` is given, GFD publishes it (GFD labels
+    `nvidia.com/mig.strategy` under single and mixed, none under `none`; nodes without GFD labels only need the
+    verdict)."""
+    if node.labels.get(L.MIG_CONFIG_STATE) not in ("success", "failed"):
+        return False
+    if strategy is None or L.GPU_PRODUCT not in node.labels:
+        return True
+    return node.labels.get(L.MIG_STRATEGY) == (None if strategy == "none" else strategy)
+
+
+def _node_dict(node: GpuNode) -> Mapping[str, Any]:
+    return {"name": node.name, "labels": dict(node.labels), "capacity": dict(node.capacity),
+            "allocatable": dict(node.allocatable), "taints": [t.__dict__ for t in node.taints]}

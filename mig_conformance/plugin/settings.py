@@ -1,0 +1,140 @@
+"""Run settings: every `--mig-*` option has an ini key `mig_*` and (where useful) an env var.
+
+Precedence: command-line option > environment variable > ini file > default. The resolved values are frozen
+into `Settings` together with where each came from, for the report header and summary.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mig_conformance.common.errors import InputError
+from mig_conformance.k8s.labels import STRATEGIES
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its option, ini key, env var, kind and help text."""
+
+    name: str  # attribute of Settings and ini key suffix: ini key is f"mig_{name}"
+    option: str
+    env: str | None
+    kind: str  # str | path | bool | float | strategy
+    default: Any
+    help: str
+
+    @property
+    def ini(self) -> str:
+        return f"mig_{self.name}"
+
+    @property
+    def negative_option(self) -> str:
+        """For bools: the option that switches off what ini or env switched on (`--no-mig-allow-reconfigure`)."""
+        return "--no-" + self.option[2:]
+
+    @property
+    def dest(self) -> str:
+        return f"mig_{self.name}"
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("cluster", "--mig-cluster", "MIG_CLUSTER", "str", None,
+                "cluster to test: a name from the clusters file, or sim[:SPEC], local[:SPEC], kind[:NAME], "
+                "kubeconfig:CONTEXT, eks:CLUSTER@REGION"),
+    SettingSpec("clusters_file", "--mig-clusters-file", "MIG_CLUSTERS_FILE", "path", "mig-clusters.yaml",
+                "YAML file of named clusters (default: mig-clusters.yaml beside the rootdir)"),
+    SettingSpec("config_file", "--mig-config-file", "MIG_CONFIG_FILE", "path", None,
+                "your mig-parted config file (or ConfigMap manifest); its named configs feed the custom suite"),
+    SettingSpec("strategy", "--mig-strategy", "MIG_STRATEGY", "strategy", None,
+                "MIG strategy to expect/apply: none, single or mixed (default: what the cluster has)"),
+    SettingSpec("instance_type", "--mig-instance-type", "MIG_INSTANCE_TYPE", "str", None,
+                "only test nodes of this EC2 instance type (for sim: the fleet to simulate)"),
+    SettingSpec("allow_reconfigure", "--mig-allow-reconfigure", "MIG_ALLOW_RECONFIGURE", "bool", False,
+                "allow tests marked mig_disruptive to change node labels, the ClusterPolicy and the config "
+                "ConfigMap (always allowed on sim and local); every change is restored afterwards"),
+    SettingSpec("report", "--mig-report", "MIG_REPORT", "path", None,
+                "write the report bundle (summary.json, junit.xml, report.md, report.html, TARGET.yaml) here"),
+    SettingSpec("timeout", "--mig-timeout", "MIG_TIMEOUT", "float", 900.0,
+                "seconds to wait for a reconfiguration or a pod binding before failing"),
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved, frozen run settings with the source of each value."""
+
+    cluster: str | None = None
+    clusters_file: Path = Path("mig-clusters.yaml")
+    config_file: Path | None = None
+    strategy: str | None = None
+    instance_type: str | None = None
+    allow_reconfigure: bool = False
+    report: Path | None = None
+    timeout: float = 900.0
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """{name: {value, source}} for reports."""
+        return {s.name: {"value": _plain(getattr(self, s.name)), "source": self.sources.get(s.name, "default")}
+                for s in SETTINGS}
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+def _convert(spec: SettingSpec, raw: Any, base: Path, origin: str) -> Any:
+    if raw is None:
+        return None
+    if spec.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise InputError(f"{origin}: {spec.ini} must be true or false, got '{raw}'")
+    if spec.kind == "float":
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise InputError(f"{origin}: {spec.ini} must be a number of seconds, got '{raw}'") from None
+        if value <= 0:
+            raise InputError(f"{origin}: {spec.ini} must be positive, got '{raw}'")
+        return value
+    if spec.kind == "path":
+        p = Path(str(raw)).expanduser()
+        return p if p.is_absolute() else base / p
+    text = str(raw).strip()
+    if spec.kind == "strategy" and text not in STRATEGIES:
+        raise InputError(f"{origin}: {spec.ini} must be one of {', '.join(STRATEGIES)}, got '{raw}'")
+    return text or None
+
+
+def resolve(option: Callable[[SettingSpec], Any], ini: Callable[[SettingSpec], Any], env: Mapping[str, str],
+            rootdir: Path, invocation_dir: Path) -> Settings:
+    """Resolve every setting from option/env/ini/default; InputError names the bad value and where it came from."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for spec in SETTINGS:
+        raw, source, base = option(spec), "option", invocation_dir  # None: not given (bools: --no-mig-... = False)
+        if raw is None and spec.env and spec.env in env:
+            raw, source, base = env[spec.env], f"env {spec.env}", invocation_dir
+        if raw in (None, "", []) and ini(spec) not in (None, ""):
+            raw, source, base = ini(spec), "ini", rootdir
+        if raw in (None, "", []):
+            raw, source, base = spec.default, "default", rootdir
+        origin = {"option": spec.option}.get(source, source)
+        values[spec.name] = _convert(spec, raw, base, origin)
+        sources[spec.name] = source
+    if sources["clusters_file"] != "default" and not values["clusters_file"].is_file():
+        origin = {"option": "--mig-clusters-file"}.get(sources["clusters_file"], sources["clusters_file"])
+        raise InputError(f"{origin}: clusters file {values['clusters_file']} does not exist")
+    return Settings(**values, sources=sources)
