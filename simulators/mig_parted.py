@@ -21,13 +21,12 @@ from typing import Any
 
 import yaml
 
-from mig_conformance.common.errors import InputError
 from mig_conformance.common.identity import ByIdentity
 from mig_conformance.gpus.device_ids import DeviceID
 from mig_conformance.gpus.profile_names import ProfileFormatError, ProfileName, parse_profile
 from mig_conformance.mig.config import config_equals, flatten
 from mig_conformance.mig.profile_indices import UnnamedProfile, device_name, listed_by_go_nvlib
-from mig_conformance.mig.spec import MigConfigEntry, Spec, SpecProblem, parse_spec_text
+from mig_conformance.mig.spec import MigConfigEntry, Spec, parse_spec_text
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.command_cache import CommandCache
 
@@ -858,16 +857,12 @@ class MigParted:
         """Parse problems and config selection, with mig-parted's wrapping (sigs.k8s.io/yaml's included)."""
         self._debug("Parsing config file...")
         if spec.problems:
-            first = spec.problems[0]
-            text = first.mig_parted_error if isinstance(first, SpecProblem) else None
-            raise MigPartedFailure(f"error parsing config file: {text or first.message}")
+            raise MigPartedFailure(spec.selection_error(selected_config or None) or "")
         self._debug("Selecting specific MIG config...")
-        try:
-            return spec.select(selected_config or None)[1]
-        except InputError as exc:
-            first = exc.problems[0]
-            text = first.upstream if isinstance(first, SpecProblem) and first.upstream else first.message
-            raise MigPartedFailure(f"error selecting MIG config: {text}") from None
+        error = spec.selection_error(selected_config or None)
+        if error is not None:
+            raise MigPartedFailure(error)
+        return spec.select(selected_config or None)[1]
 
     def _cached(self, command: str, args: tuple[Any, ...], run: Callable[[], MigPartedResult]) -> MigPartedResult:
         """Run a command, or replay it from the cache (see the class doc). The spec is keyed by identity (a

@@ -12,15 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from mig_conformance.k8s.mig_manager import (
-    FAILED,
-    PENDING,
-    REBOOT_DID_NOT_HELP,
-    REBOOTING,
-    SUCCESS,
-)
+from mig_conformance.mig.config import creation_order
+from mig_conformance.mig.reconfigure import PENDING, REBOOTING, reconfigure
 from mig_conformance.mig.spec import Spec
-from mig_conformance.mig.state import GpuMigState, creation_order
+from mig_conformance.mig.state import GpuMigState
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.command_cache import CommandCache
 from mig_conformance.simulators.mig_parted import MigParted, new_mig_profile
@@ -134,45 +129,41 @@ class NodeGpus:
     # ---- mig-manager ------------------------------------------------------------------------------------
     def mig_manager_run(self, spec: Spec, selected: str, with_reboot: bool, step: float,
                         set_state: Callable[[str], None]) -> Iterator[float]:
-        """Reconfigure.Run on this node; yields the seconds each step takes (see module doc).
-
-        `pending` and `rebooting` each last `step` seconds; the final state follows at once otherwise.
-        """
+        """Reconfigure.Run on this node (`mig.reconfigure.reconfigure` over the mig-parted simulator); yields the
+        seconds each step takes (see module doc): `pending` and `rebooting` each last `step` seconds."""
         run = self.current
         assert run is not None
-        parted = self.parted
-
-        def state(value: str, reason: str | None = None) -> None:
-            run.states.append((self.clock(), value))
-            if reason:
-                run.reason = reason
-            set_state(value)
-
-        rebooted = False
-        while True:
-            valid = parted.assert_config(spec, selected, valid_config=True)
-            if not valid.ok:
-                state(FAILED, valid.error)
-                return
-            if parted.assert_config(spec, selected).ok:
-                state(SUCCESS)
-                return
-            mode_change = not parted.assert_config(spec, selected, mode_only=True).ok
-            run.mode_change = run.mode_change or mode_change
-            if mode_change and rebooted:
-                state(FAILED, REBOOT_DID_NOT_HELP)
-                return
-            state(PENDING)
-            yield step
-            error = parted.apply(spec, selected, mode_only=True).error
-            if error is None:
-                error = parted.assert_config(spec, selected, mode_only=True).error
-            if error and with_reboot:
-                state(REBOOTING, error)
+        for transition in reconfigure(_SimulatedCommands(self, spec, selected), with_reboot):
+            run.states.append((self.clock(), transition.state))
+            run.mode_change = transition.mode_change
+            if transition.reason:
+                run.reason = transition.reason
+            set_state(transition.state)
+            if transition.state in (PENDING, REBOOTING):
                 yield step
-                self.reboot()
-                rebooted = True
-                continue
-            applied = parted.apply(spec, selected)  # a failed mode change without WITH_REBOOT is ignored
-            state(FAILED if applied.error else SUCCESS, applied.error)
-            return
+
+
+class _SimulatedCommands:
+    """mig-parted's commands for one selected config, run by the mig-parted simulator on the node's NVML
+    (`mig.reconfigure.MigPartedCommands`)."""
+
+    def __init__(self, node: NodeGpus, spec: Spec, selected: str) -> None:
+        self.node, self.spec, self.selected = node, spec, selected
+
+    def assert_valid(self) -> str | None:
+        return self.node.parted.assert_config(self.spec, self.selected, valid_config=True).error
+
+    def assert_applied(self) -> bool:
+        return self.node.parted.assert_config(self.spec, self.selected).ok
+
+    def assert_mode(self) -> str | None:
+        return self.node.parted.assert_config(self.spec, self.selected, mode_only=True).error
+
+    def apply_mode(self) -> str | None:
+        return self.node.parted.apply(self.spec, self.selected, mode_only=True).error
+
+    def apply(self) -> str | None:
+        return self.node.parted.apply(self.spec, self.selected).error
+
+    def reboot(self) -> None:
+        self.node.reboot()

@@ -27,10 +27,10 @@ from mig_conformance.cluster.base import append_new
 from mig_conformance.cluster.local import kubeconfig, nodes, operator, processes
 from mig_conformance.cluster.local.backend import AGENTS, LocalCluster
 from mig_conformance.cluster.local.rest import path_of
-from mig_conformance.cluster.sim.backend import default_config_text
 from mig_conformance.cluster.sim.fleet import parse_fleet
 from mig_conformance.gpus.instance_types import load_instance_types
 from mig_conformance.k8s import labels as L
+from mig_conformance.mig.default_config import default_config_text
 from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.mig.state import GpuMigState
 from mig_conformance.simulators import nvml as nv

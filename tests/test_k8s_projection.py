@@ -10,8 +10,9 @@ from mig_conformance.gpus.instance_types import get_instance_type
 from mig_conformance.gpus.node_gpus import parse_gpu_list
 from mig_conformance.k8s import device_plugin, gfd
 from mig_conformance.k8s.labels import MIG_CONFIG, MIG_CONFIG_STATE, MIG_STRATEGY
-from mig_conformance.k8s.mig_manager import default_spec, reconcile
+from mig_conformance.k8s.mig_manager import reconcile
 from mig_conformance.k8s.projection import project_node
+from mig_conformance.mig.default_config import default_spec
 from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.mig.state import GpuMigState, initial_states
 

@@ -16,14 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.local import kit_rbac, processes
 from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.local.controlplane import ControlPlane, port_listening
-from mig_conformance.cluster.local.operator import config_map_text
 from mig_conformance.gpus.instance_types import get_instance_type
+from mig_conformance.mig.default_config import default_config_text
 from support.control_plane import control_plane_assets
 
 ASSETS = control_plane_assets(module_level=True)
@@ -100,7 +99,7 @@ def test_cluster_policy_json_patch_with_kubectl(local: LocalCluster) -> None:
 def test_config_map_is_the_shipped_default(local: LocalCluster) -> None:
     name, text = local.get_mig_config()
     assert name == "default-mig-parted-config"
-    assert text == yaml.safe_load(config_map_text())["data"]["config.yaml"]
+    assert text == default_config_text()
 
 
 def test_kit_identity_reads_and_reconfigures_but_cannot_delete_nodes(local: LocalCluster) -> None:

@@ -10,7 +10,7 @@ import yaml
 
 from mig_conformance.gpus.catalog import Catalog
 from mig_conformance.gpus.profile_names import parse_profile
-from mig_conformance.mig.placement import flatten_devices
+from mig_conformance.mig.config import flatten
 from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.mig_parted import MigParted, capitalize, merge_mig_config_specs, spec_for
@@ -65,7 +65,7 @@ def test_gi_creation_follows_flatten_order(catalog: Catalog) -> None:
     gis = sorted(parted.nvml.gpus[0].gis.values(), key=lambda g: g.serial)
     model = catalog.get("H100-80GB")
     order = [model.profile_by_id(g.profile_id).name for g in gis]
-    expected = [p.name for p in flatten_devices({parse_profile(k): n for k, n in devices.items()})]
+    expected = [p.name for p in flatten({parse_profile(k): n for k, n in devices.items()})]
     assert order == expected == ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -21,6 +22,7 @@ from mig_conformance.mig.placement import fit
 from mig_conformance.report import ReportFormatError, ResultCollector, RunSummary, rerender, write_bundle
 from mig_conformance.report.bundle import evidence_name
 from mig_conformance.report.collector import short_message
+from mig_conformance.report.records import CleanupOutcome
 from mig_conformance.report.render_html import render_html
 from mig_conformance.report.render_md import md_code, md_text, render_md
 from mig_conformance.report.scrub import REDACTED, scrub, scrub_text
@@ -158,12 +160,11 @@ def test_exit_status_and_empty_runs_fail_the_verdict() -> None:
 def test_a_cluster_not_put_back_fails_the_verdict_and_is_reported() -> None:
     c = ResultCollector()
     c.add_report("t.py::a", "call", "passed", 1.0)
-    clean = {"mode": "reconfigure", "restored": ["node n label a=b"], "restore_failures": [], "settled": {},
-             "leaks": []}
+    clean = CleanupOutcome("reconfigure", restored=["node n label a=b"])
     ok = c.summary(started=0.0, finished=1.0, exitstatus=0, cleanup=clean)
     assert ok.verdict == "Passed" and not ok.cleanup_failed and ok.cleanup[0].startswith("restored 1 change(s)")
     broken = c.summary(started=0.0, finished=1.0, exitstatus=0,
-                       cleanup={**clean, "restore_failures": ["node n label x: denied"]})
+                       cleanup=dataclasses.replace(clean, restore_failures=["node n label x: denied"]))
     assert broken.verdict == "Failed" and broken.cleanup_failed
     assert any(line.startswith("NOT RESTORED") for line in broken.cleanup)
     again = RunSummary.from_json(broken.to_json())

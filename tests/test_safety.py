@@ -27,7 +27,7 @@ from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.common.run import RUN_LABEL
 from mig_conformance.k8s import labels as L
 from mig_conformance.plugin.signals import DeferSignals
-from mig_conformance.report.cleanup import cleanup_failed, cleanup_lines
+from mig_conformance.report.records import CleanupOutcome, Settled
 from support.control_plane import control_plane_assets
 
 FAKE_TOKEN = "decoy-token-5e1d7c3b9a0f2e4d6c8b"
@@ -141,26 +141,25 @@ def test_a_second_signal_during_restore_aborts_it_the_first_only_warns(capsys: p
 
 
 def test_cleanup_lines_report_failures_and_leaks() -> None:
-    lines = cleanup_lines({"restored": ["node n label a(removed)"], "restore_failures": ["x: denied"],
-                           "restore_command": "mig-conformance restore out/journal.json",
-                           "leaks": ["pod default/p (Running)"]})
+    lines = CleanupOutcome(restored=["node n label a(removed)"], restore_failures=["x: denied"],
+                           restore_command="mig-conformance restore out/journal.json",
+                           leaks=["pod default/p (Running)"]).lines()
     assert lines == ["restored 1 change(s)\n  node n label a(removed)", "NOT RESTORED: x: denied",
                      "restore later with: mig-conformance restore out/journal.json",
                      "LEAK: pod default/p (Running) is still present"]
-    assert cleanup_lines({"restored": [], "leaks": []})[-1] == "leak check: nothing of this run is left"
-    assert cleanup_failed({"restore_failures": ["x"]}) and cleanup_failed({"leaks": ["pod a/b"]})
-    assert not cleanup_failed({"restored": ["y"], "leaks": [], "settled": {"n": {"state": "a: success",
-                                                                                 "problem": False}}})
+    assert CleanupOutcome(restored=[]).lines()[-1] == "leak check: nothing of this run is left"
+    assert CleanupOutcome(restore_failures=["x"]).failed and CleanupOutcome(leaks=["pod a/b"]).failed
+    assert not CleanupOutcome(restored=["y"], settled={"n": Settled("a: success", problem=False)}).failed
 
 
 def test_cleanup_lines_say_what_mig_manager_brought_back() -> None:
-    settled = {"n1": {"state": "all-disabled: success", "problem": False},
-               "n2": {"state": "all-disabled: failed", "problem": True}}
-    lines = cleanup_lines({"restored": [], "settled": settled, "leaks": []})
+    settled = {"n1": Settled("all-disabled: success", problem=False),
+               "n2": Settled("all-disabled: failed", problem=True)}
+    lines = CleanupOutcome(restored=[], settled=settled).lines()
     assert "mig-manager re-applied node n1: all-disabled: success" in lines
     assert ("NOT SETTLED: node n2: mig-manager did not bring back the original config: all-disabled: failed"
             in lines)
-    assert cleanup_failed({"settled": settled, "leaks": []})
+    assert CleanupOutcome(settled=settled).failed
 
 
 # ---- the local control plane shared by the subprocess runs ---------------------------------------------------------

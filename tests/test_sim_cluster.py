@@ -10,15 +10,15 @@ import yaml
 
 from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError, WaitTimeout
 from mig_conformance.cluster.registry import open_cluster, parse_target
-from mig_conformance.cluster.sim.backend import SimCluster, default_config_text
+from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.cluster.sim.fleet import default_fleet, parse_fleet
 from mig_conformance.cluster.targets import Target
 from mig_conformance.gpus.instance_types import load_instance_types
 from mig_conformance.k8s import labels as L
-from mig_conformance.k8s.mig_manager import default_spec
 from mig_conformance.k8s.model import PodRequest
 from mig_conformance.k8s.node_gpus import node_gpu_models
 from mig_conformance.k8s.projection import project_node
+from mig_conformance.mig.default_config import default_config_text, default_spec
 from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.simulators.mig_parted import MigParted
 

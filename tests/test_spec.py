@@ -7,7 +7,7 @@ import yaml
 
 from mig_conformance.common.errors import InputError
 from mig_conformance.gpus.device_ids import DeviceID
-from mig_conformance.mig.spec import mig_parted_file_text, parse_installed_config, parse_spec_text
+from mig_conformance.mig.spec import parse_installed_config, parse_spec_text, read_config_source
 
 GOOD = """\
 version: v1
@@ -178,8 +178,9 @@ def test_a_yaml_error_in_a_configmap_names_the_outer_line_and_mig_parteds_inner_
 def test_the_file_a_manifest_holds_is_what_goes_into_the_cluster() -> None:
     inner = "version: v1\nmig-configs:\n  a: []\n"
     manifest = yaml.safe_dump({"kind": "ConfigMap", "data": {"config.yaml": inner}})
-    assert mig_parted_file_text(manifest) == inner
-    assert mig_parted_file_text(inner) == inner and mig_parted_file_text("a: [") == "a: ["
+    assert read_config_source(manifest).mig_parted_text == inner
+    assert read_config_source(inner).mig_parted_text == inner
+    assert read_config_source("a: [").mig_parted_text == "a: ["
     assert parse_installed_config(manifest, "cm").problems[0].upstream == "unable to parse with missing 'version' field"
 
 

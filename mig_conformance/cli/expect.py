@@ -10,8 +10,8 @@ from mig_conformance.common.errors import InputError
 from mig_conformance.gpus.node_gpus import node_gpus
 from mig_conformance.k8s import device_plugin
 from mig_conformance.k8s.labels import STRATEGIES
-from mig_conformance.k8s.mig_manager import default_config_file
 from mig_conformance.k8s.projection import NodeProjection, project_node
+from mig_conformance.mig.default_config import default_config_file
 from mig_conformance.mig.spec import load_spec
 
 

@@ -1,21 +1,60 @@
-"""One node end to end: mig-manager run -> GPU state -> device-plugin allocatable and GFD labels."""
+"""One node end to end: mig-manager run -> GPU state -> device-plugin allocatable and GFD labels.
+
+A projection starts from what the kit knows of the node (`NodeState`: its GPUs' MIG state, its
+`nvidia.com/mig.config` label and verdict, the resource names its device plugin registered so far) and answers
+what the node shows once the label is set to a value: the states mig-manager writes, allocatable and labels, and the
+`NodeState` afterwards, so that a sequence of reconfigurations is projected step by step.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mig_conformance.gpus.catalog import GpuModel
 from mig_conformance.k8s import device_plugin, gfd
 from mig_conformance.k8s.labels import INSTANCE_TYPE, MIG_CONFIG, MIG_CONFIG_STATE
 from mig_conformance.k8s.mig_manager import MigManagerOutcome, reconcile
+from mig_conformance.mig.reconfigure import PENDING, SUCCESS
 from mig_conformance.mig.spec import Spec
-from mig_conformance.mig.state import GpuMigState
+from mig_conformance.mig.state import GpuMigState, initial_states
 
 NO_MIG_MANAGER = ("no mig-manager runs on this node: none of its GPUs is MIG capable (the GPU Operator deploys it "
                   "only on nodes labelled nvidia.com/gpu.deploy.mig-manager=true), so nvidia.com/mig.config is ignored "
                   "and no nvidia.com/mig.config.state appears")
+SAME_LABEL = ("the node carries this nvidia.com/mig.config value already: mig-manager acts only on a change of the "
+              "value, so nothing runs and the state stays as it is")
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What the kit knows of a node between reconfigurations."""
+
+    gpus: tuple[GpuMigState, ...]
+    label: str | None = None  # nvidia.com/mig.config
+    verdict: str | None = None  # nvidia.com/mig.config.state
+    registered: frozenset[str] = field(default=frozenset())  # resources kubelet keeps (at 0 when gone)
+
+    @classmethod
+    def fresh(cls, gpus: Sequence[GpuModel]) -> NodeState:
+        """A node as it boots: MIG disabled, no label, nothing registered yet."""
+        return cls(initial_states(gpus))
+
+    @classmethod
+    def applied(cls, gpus: Sequence[GpuModel], spec: Spec | None, label: str | None, verdict: str | None,
+                registered: frozenset[str] = frozenset()) -> NodeState:
+        """A node first seen carrying `label` with `verdict`: after `success` its GPUs are taken to hold what the
+        config creates on a fresh node (the kit cannot read a real node's NVML); otherwise they are taken fresh."""
+        states = initial_states(gpus)
+        if label is not None and verdict == SUCCESS and any(g.mig_capable for g in gpus):
+            states = reconcile(gpus, spec, label).gpus
+        return cls(states, label, verdict, registered)
+
+    def advertised(self, strategy: str, version: str) -> NodeState:
+        """The device plugin restarted under `strategy`: what it registers joins what kubelet keeps."""
+        now = device_plugin.advertise(strategy, self.gpus, version=version).resources
+        return replace(self, registered=self.registered | frozenset(now))
 
 
 @dataclass(frozen=True)
@@ -33,6 +72,7 @@ class NodeProjection:
     plugin_error: str | None
     notes: tuple[str, ...] = ()
     mode_change: bool = False
+    after: NodeState | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"node": self.node, "instance_type": self.instance_type, "state": self.state,
@@ -42,35 +82,44 @@ class NodeProjection:
                 "gpus": [{"index": i, **g.as_dict()} for i, g in enumerate(self.gpus)]}
 
 
-def _allocatable(strategy: str, outcome: MigManagerOutcome, current: Sequence[GpuMigState] | None,
-                 version: str) -> tuple[dict[str, int], str | None]:
-    """Plugin resources; names it registered before (for `current`) but not now show as 0, as kubelet keeps them."""
-    now = device_plugin.advertise(strategy, outcome.gpus, version=version)
-    allocatable = dict(now.resources)
-    if current is not None:
-        before = device_plugin.advertise(strategy, current, version=version)
-        for name in before.resources:
-            allocatable.setdefault(name, 0)
-    return dict(sorted(allocatable.items())), now.error
+def _before(gpus: Sequence[GpuModel], current: NodeState | Sequence[GpuMigState] | None, strategy: str,
+            version: str) -> NodeState:
+    if isinstance(current, NodeState):
+        return current
+    states = tuple(current) if current is not None else initial_states(gpus)
+    return NodeState(states).advertised(strategy, version)
+
+
+def _run(gpus: Sequence[GpuModel], spec: Spec | None, selected: str | None, before: NodeState, with_reboot: bool,
+         gpu_reset_works: bool) -> MigManagerOutcome:
+    if not any(g.mig_capable for g in gpus):  # the GPU Operator deploys mig-manager only on MIG-capable nodes
+        outcome = reconcile(gpus, spec, None, before.gpus)
+        return replace(outcome, notes=(NO_MIG_MANAGER,)) if selected is not None else outcome
+    if selected is not None and selected == before.label:
+        return MigManagerOutcome((), before.verdict, None, before.gpus, False, (SAME_LABEL,))
+    return reconcile(gpus, spec, selected, before.gpus, with_reboot, gpu_reset_works)
 
 
 def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, selected: str | None, node: str = "",
                  instance_type: str | None = None, with_reboot: bool = False,
-                 current: Sequence[GpuMigState] | None = None, *, driver: str | None = None,
+                 current: NodeState | Sequence[GpuMigState] | None = None, *, driver: str | None = None,
                  device_plugin_version: str = device_plugin.DEFAULT_VERSION,
                  gpu_reset_works: bool = True) -> NodeProjection:
-    """Project a node whose GPUs are `gpus` (PCI order) and whose `nvidia.com/mig.config` label is `selected`.
+    """Project a node whose GPUs are `gpus` (PCI order) once its `nvidia.com/mig.config` label is `selected`.
 
-    `spec` None = the shipped default ConfigMap; `current` None = a fresh node. Labels are GFD's, plus
-    `nvidia.com/mig.config`/`nvidia.com/mig.config.state` and the instance-type label when those apply.
+    `current`: where the node starts — a `NodeState`, just its GPU states, or None for a fresh node. `spec` None =
+    the shipped default ConfigMap. Labels are GFD's, plus `nvidia.com/mig.config`/`nvidia.com/mig.config.state` and
+    the instance-type label when those apply. Under a strategy other than the one `current` was advertised with,
+    pass `current.advertised(strategy, version)`: the device plugin restarts on a strategy change.
     """
-    if any(g.mig_capable for g in gpus):
-        outcome = reconcile(gpus, spec, selected, current, with_reboot, gpu_reset_works)
-    else:  # the GPU Operator deploys mig-manager only on MIG-capable nodes: the label is never acted on
-        outcome = reconcile(gpus, spec, None, current)
-        if selected is not None:
-            outcome = replace(outcome, notes=(NO_MIG_MANAGER,))
-    allocatable, error = _allocatable(strategy, outcome, current, device_plugin_version)
+    before = _before(gpus, current, strategy, device_plugin_version)
+    outcome = _run(gpus, spec, selected, before, with_reboot, gpu_reset_works)
+    after = before
+    if PENDING in outcome.states:  # mig-manager restarted the device plugin and GFD
+        after = replace(before, gpus=outcome.gpus).advertised(strategy, device_plugin_version)
+    after = replace(after, label=before.label if selected is None else selected, verdict=outcome.state)
+    advertised = device_plugin.advertise(strategy, outcome.gpus, version=device_plugin_version)
+    allocatable = {**dict.fromkeys(after.registered, 0), **advertised.resources}
     labels = gfd.labels(strategy, outcome.gpus, driver)
     if instance_type:
         labels[INSTANCE_TYPE] = instance_type
@@ -79,4 +128,5 @@ def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, sel
     if outcome.state is not None:
         labels[MIG_CONFIG_STATE] = outcome.state
     return NodeProjection(node, instance_type, outcome.gpus, outcome.state, outcome.states, outcome.reason,
-                          allocatable, dict(sorted(labels.items())), error, outcome.notes, outcome.mode_change)
+                          dict(sorted(allocatable.items())), dict(sorted(labels.items())), advertised.error,
+                          outcome.notes, outcome.mode_change, after)

@@ -127,6 +127,20 @@ class Spec:
                 stage="select"))
         return name, self.configs[name]
 
+    def selection_error(self, name: str | None) -> str | None:
+        """What mig-parted says when it cannot use this file for config `name` (parse, then select; the text of
+        `assert --valid-config`, uncapitalised), or None when it can."""
+        if self.problems:
+            first = self.problems[0]
+            return f"error parsing config file: {first.mig_parted_error or first.message}"
+        try:
+            self.select(name)
+        except InputError as exc:
+            problem = exc.problems[0]
+            text = problem.upstream if isinstance(problem, SpecProblem) and problem.upstream else problem.message
+            return f"error selecting MIG config: {text}"
+        return None
+
 
 class _Parser:
     """mig-parted's Spec / MigConfigSpec UnmarshalJSON, checking everything instead of stopping at the first error.
@@ -408,43 +422,70 @@ def _syntax_spec(file: str, exc: InputError, offset: int = 0) -> Spec:
     return spec
 
 
-def parse_spec_text(text: str, file: str = "<string>", unwrap_configmap: bool = True) -> Spec:
-    """Parse a mig-parted file (or, unless `unwrap_configmap` is false, a ConfigMap manifest that holds one)."""
+def parse_mig_parted_file(text: str, file: str = "<string>") -> Spec:
+    """A mig-parted v1 file exactly as mig-parted reads it (a ConfigMap manifest in there is not unwrapped:
+    mig-parted rejects it)."""
+    try:
+        return _Parser(_parse_document(text, file)).parse()
+    except InputError as exc:
+        return _syntax_spec(file, exc)
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """A user's config input, read once: a mig-parted file, or a ConfigMap manifest that holds one (such as the GPU
+    Operator's `default-mig-parted-config`).
+
+    `spec` is what the kit validates, with the input's own line numbers; `mig_parted_text` is the file mig-parted
+    is given (the manifest's `config.yaml`, or the input itself), which is what goes into a cluster's ConfigMap."""
+
+    file: str
+    text: str
+    mig_parted_text: str
+    spec: Spec
+    manifest_key: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """The named configs, in file order."""
+        return list(self.spec.configs)
+
+
+def read_config_source(text: str, file: str = "<string>") -> ConfigSource:
+    """Parse a user's mig-parted file or ConfigMap manifest (see ConfigSource)."""
     try:
         doc = _parse_document(text, file)
     except InputError as exc:
-        return _syntax_spec(file, exc)
-    embedded = _configmap_payload(doc) if unwrap_configmap else None
-    if embedded is not None:
-        inner_text, offset, _ = embedded
-        try:
-            inner = _parse_document(inner_text, file)
-        except InputError as exc:
-            return _syntax_spec(file, exc, offset)
-        spec = _Parser(inner, offset).parse()
-        spec.warnings[:0] = [SpecProblem(w.message, w.location, upstream=None) for w in doc.warnings]
-        return spec
-    return _Parser(doc).parse()
-
-
-def mig_parted_file_text(text: str, file: str = "<string>") -> str:
-    """The mig-parted file itself: the embedded text when `text` is a ConfigMap manifest holding one (what goes
-    into the cluster's ConfigMap, whose mig-manager hands it to mig-parted as it is), else `text`."""
+        return ConfigSource(file, text, text, _syntax_spec(file, exc))
+    embedded = _configmap_payload(doc)
+    if embedded is None:
+        return ConfigSource(file, text, text, _Parser(doc).parse())
+    inner_text, offset, key = embedded
     try:
-        embedded = _configmap_payload(_parse_document(text, file))
-    except InputError:
-        return text
-    return embedded[0] if embedded is not None else text
+        spec = _Parser(_parse_document(inner_text, file), offset).parse()
+    except InputError as exc:
+        return ConfigSource(file, text, inner_text, _syntax_spec(file, exc, offset), key)
+    spec.warnings[:0] = [SpecProblem(w.message, w.location, upstream=None) for w in doc.warnings]
+    return ConfigSource(file, text, inner_text, spec, key)
+
+
+def load_config_source(path: str | Path) -> ConfigSource:
+    """Read a user's config file; an unreadable file raises InputError naming it."""
+    return read_config_source(read_text(path), str(path))
+
+
+def parse_spec_text(text: str, file: str = "<string>") -> Spec:
+    """The Spec of a user's mig-parted file or ConfigMap manifest (`read_config_source(...).spec`)."""
+    return read_config_source(text, file).spec
 
 
 @functools.lru_cache(maxsize=16)
 def parse_installed_config(text: str, file: str) -> Spec:
-    """A cluster's mig-parted ConfigMap text as mig-manager hands it to mig-parted, parsed once per version (specs
-    are never changed after parsing). A ConfigMap manifest in there is not unwrapped: mig-parted reads it as a v1
-    file and rejects it."""
-    return parse_spec_text(text, file, unwrap_configmap=False)
+    """A cluster's mig-parted ConfigMap text as mig-manager hands it to mig-parted (`parse_mig_parted_file`),
+    parsed once per version (specs are never changed after parsing)."""
+    return parse_mig_parted_file(text, file)
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Read a mig-parted config file; unreadable files raise InputError naming the file."""
-    return parse_spec_text(read_text(path), str(path))
+    """The Spec of a user's config file (`load_config_source(path).spec`)."""
+    return load_config_source(path).spec

@@ -25,9 +25,12 @@ class GpuMigState:
     model: GpuModel = field(hash=False, repr=False)
     mig_enabled: bool = False
     devices: tuple[str, ...] = ()
+    #: a MIG mode set but not yet in effect (Ampere until a GPU reset or reboot); None when nothing is pending
+    pending: bool | None = None
 
     def __repr__(self) -> str:
-        return f"GpuMigState({self.model.key}, mig_enabled={self.mig_enabled}, devices={self.devices!r})"
+        pending = "" if self.pending is None else f", pending={self.pending}"
+        return f"GpuMigState({self.model.key}, mig_enabled={self.mig_enabled}, devices={self.devices!r}{pending})"
 
     @property
     def mig_capable(self) -> bool:

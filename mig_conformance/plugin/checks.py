@@ -6,6 +6,7 @@ import pytest
 
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.targets import Target
+from mig_conformance.mig.spec import ConfigSource
 from mig_conformance.plugin.settings import Settings
 
 SAFE_KINDS = ("sim", "local")  # clusters the kit itself created: changes are always allowed
@@ -48,18 +49,26 @@ def check_settings(settings: Settings) -> None:
     """Reject bad combinations before anything connects (usage errors name the value)."""
     from mig_conformance.common.errors import InputError
     from mig_conformance.gpus.instance_types import load_instance_types
-    from mig_conformance.mig.spec import load_spec
-
     if settings.instance_type and settings.instance_type not in load_instance_types():
         known = ", ".join(sorted(load_instance_types()))
         raise InputError(f"--mig-instance-type '{settings.instance_type}' is not a known GPU instance type "
                          f"(known: {known})")
-    if settings.config_file is not None:
-        spec = load_spec(settings.config_file)  # unreadable or not YAML -> InputError naming the file
-        if spec.problems:
-            raise InputError(spec.problems)
-        if not spec.configs:
-            raise InputError(f"--mig-config-file {settings.config_file}: no named configs in the file")
+
+
+def read_user_config(settings: Settings) -> ConfigSource | None:
+    """`--mig-config-file`, read and parsed once for the whole run; a file mig-parted would reject, or one without
+    named configs, is a usage error naming the file (and line, config, entry, key)."""
+    from mig_conformance.common.errors import InputError
+    from mig_conformance.mig.spec import load_config_source
+
+    if settings.config_file is None:
+        return None
+    source = load_config_source(settings.config_file)  # unreadable or not YAML -> InputError naming the file
+    if source.spec.problems:
+        raise InputError(source.spec.problems)
+    if not source.spec.configs:
+        raise InputError(f"--mig-config-file {settings.config_file}: no named configs in the file")
+    return source
 
 
 def check_unrestored_journals(config: pytest.Config, settings: Settings) -> None:

@@ -7,7 +7,6 @@ registers markers, and feeds the report collector. All logic lives in the plain 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,7 @@ from mig_conformance.common.errors import InputError
 from mig_conformance.plugin.settings import SETTINGS, Settings
 
 if TYPE_CHECKING:
-    from mig_conformance.plugin.session import MigSession
+    pass
 
 settings_key = pytest.StashKey[Settings]()
 session_key = pytest.StashKey["MigSession"]()
@@ -124,64 +123,3 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash.get(session_key, None)
     mode = session.mode_line() if session else ""
     return [f"mig-conformance {__version__}: " + ", ".join(parts), f"mig-conformance mode: {mode}"]
-
-
-# ---- fixtures: thin wrappers over MigSession -------------------------------------------------------
-
-
-def _session(request: pytest.FixtureRequest) -> MigSession:
-    session = request.config.stash.get(session_key, None)
-    if session is None:
-        pytest.skip("no cluster selected: pass --mig-cluster (e.g. --mig-cluster=sim)")
-    return session
-
-
-@pytest.fixture(scope="session")
-def mig_settings(request: pytest.FixtureRequest) -> Settings:
-    """The resolved run settings (values and their sources)."""
-    return request.config.stash[settings_key]
-
-
-@pytest.fixture(scope="session")
-def mig_cluster(request: pytest.FixtureRequest):
-    """The Cluster under test (one per session); journaled changes are restored when the session ends."""
-    return _session(request).cluster
-
-
-@pytest.fixture(scope="session")
-def mig_nodes(request: pytest.FixtureRequest):
-    """GPU nodes under test (filtered by --mig-instance-type / the clusters file's node selector)."""
-    return _session(request).nodes()
-
-
-@pytest.fixture(scope="session")
-def mig_expect(request: pytest.FixtureRequest):
-    """Callable (node, config, strategy=None) -> NodeProjection: what the cluster should show."""
-    return _session(request).expect
-
-
-@pytest.fixture
-def mig_pods(request: pytest.FixtureRequest) -> Iterator:
-    """Pod factory in the run namespace; deletes what it created when the test ends."""
-    from mig_conformance.plugin.pods import PodFactory
-
-    factory = PodFactory(_session(request))
-    yield factory
-    factory.cleanup()
-
-
-@pytest.fixture
-def mig_reconfigure(request: pytest.FixtureRequest):
-    """Callable (node, config, strategy=None) -> final GpuNode: relabel a node and wait for success|failed."""
-    return _session(request).reconfigure
-
-
-@pytest.fixture
-def mig_record(request: pytest.FixtureRequest):
-    """Callable(**fields) attaching this test's result record (category, node, expected, measured, layout).
-
-    Records travel as a `user_properties` entry, so they reach the controller under xdist."""
-    def record(**fields) -> None:
-        request.node.user_properties.append(("mig_result", fields))
-    return record
-

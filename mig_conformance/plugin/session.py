@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,16 +29,22 @@ from mig_conformance.cluster.targets import Target, resolve_target
 from mig_conformance.common.run import RUN_LABEL, new_run_id
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode
+from mig_conformance.k8s.node_gpus import node_gpu_models
+from mig_conformance.mig.spec import Spec, parse_installed_config
 from mig_conformance.plugin.checks import (
     SAFE_KINDS,
     check_fleet,
     check_parallel,
     check_settings,
     check_unrestored_journals,
+    read_user_config,
 )
 from mig_conformance.plugin.settings import Settings
 from mig_conformance.plugin.signals import INTERRUPT_SIGNALS, DeferSignals
-from mig_conformance.report.cleanup import cleanup_lines
+from mig_conformance.report.records import RECORD_PROPERTY, CleanupOutcome, Settled
+
+if TYPE_CHECKING:
+    from mig_conformance.k8s.projection import NodeProjection, NodeState
 
 log = logging.getLogger("mig_conformance")
 
@@ -54,6 +60,7 @@ class MigSession:
         self.settings = settings
         self.target: Target = resolve_target(settings.cluster or "", settings.clusters_file)
         check_settings(settings)
+        self.user_config = read_user_config(settings)
         check_fleet(self.target)
         check_parallel(config, self.target, settings)
         check_unrestored_journals(config, settings)
@@ -67,7 +74,8 @@ class MigSession:
         self._cluster: Cluster | None = None
         self._namespace_created = False
         self.evidence: dict[str, Any] = {}
-        self.cleanup: dict[str, Any] = {}
+        self._node_states: dict[str, NodeState] = {}  # the projection's view of reconfigured nodes
+        self.cleanup: CleanupOutcome | None = None
         self.collector = None
         self._worker_target: dict[str, Any] = {}
         self._worker_evidence: dict[str, Any] = {}
@@ -154,17 +162,39 @@ class MigSession:
         return self.namespace
 
     # ---- expectations and actions ------------------------------------------------------------------
-    def expect(self, node: GpuNode | str, config: str | None, strategy: str | None = None):
-        """What `node` should show with `config` and `strategy` (default: the cluster's), from the projection."""
-        from mig_conformance.k8s.node_gpus import node_gpu_models
-        from mig_conformance.k8s.projection import project_node
-        from mig_conformance.mig.spec import parse_spec_text
-
+    def expect(self, node: GpuNode | str, config: str | None, strategy: str | None = None) -> NodeProjection:
+        """What `node` should show once labelled `config` under `strategy` (default: the cluster's), projected
+        from what the kit knows of the node now (see `_node_state`)."""
         n = self.cluster.get_node(node) if isinstance(node, str) else node
+        return self._project(n, config, strategy)
+
+    def _project(self, node: GpuNode, config: str | None, strategy: str | None) -> NodeProjection:
+        from mig_conformance.k8s.device_plugin import DEFAULT_VERSION
+        from mig_conformance.k8s.projection import project_node
+
+        now = self.cluster.get_mig_strategy()
+        before = self._node_state(node)
+        if strategy and strategy != now:  # the device plugin restarts under the new strategy first
+            before = before.advertised(strategy, DEFAULT_VERSION)
+        return project_node(node_gpu_models(node), strategy or now, self._cluster_spec(), config, node=node.name,
+                            instance_type=node.instance_type, current=before)
+
+    def _cluster_spec(self) -> Spec:
+        """The cluster's mig-parted ConfigMap as mig-manager reads it (parsed once per version)."""
         name, text = self.cluster.get_mig_config()
-        spec = parse_spec_text(text, f"ConfigMap {name}")
-        return project_node(node_gpu_models(n), strategy or self.cluster.get_mig_strategy(), spec, config,
-                            node=n.name, instance_type=n.instance_type)
+        return parse_installed_config(text, f"ConfigMap {name}")
+
+    def _node_state(self, node: GpuNode) -> NodeState:
+        """What the projection knows of a node: the state its last projected reconfiguration left, or, for a node
+        not reconfigured in this run yet, what its labels and registered resources say."""
+        from mig_conformance.k8s.projection import NodeState
+
+        known = self._node_states.get(node.name)
+        if known is not None:
+            return known
+        registered = frozenset(k for k in node.capacity if k.startswith("nvidia.com/"))
+        return NodeState.applied(node_gpu_models(node), self._cluster_spec(), node.labels.get(L.MIG_CONFIG),
+                                 node.labels.get(L.MIG_CONFIG_STATE), registered)
 
     def _show_progress(self, text: str | None) -> None:
         """The TTY status of a long wait, after pytest's progress on the current line (see `StatusLine`);
@@ -181,16 +211,23 @@ class MigSession:
     def reconfigure(self, node: GpuNode | str, config: str, strategy: str | None = None) -> GpuNode:
         """Label `node` with `config` (and set the strategy) and wait until mig-manager reports success|failed
         and, after a strategy change, until GFD publishes the new strategy (the device plugin and GFD restart on
-        it; the plugin's resources come first)."""
+        it; the plugin's resources come first). The projection's view of the node follows (see `expect`)."""
+        from mig_conformance.k8s.device_plugin import DEFAULT_VERSION
+
         name = node if isinstance(node, str) else node.name
+        before = self.cluster.get_node(name)
+        projected = self._project(before, config, strategy)
         if strategy and strategy != self.cluster.get_mig_strategy():
             self.cluster.set_mig_strategy(strategy)
+            self._node_states = {n: s.advertised(strategy, DEFAULT_VERSION) for n, s in self._node_states.items()}
         else:
             strategy = None
         what = f"node {name} to apply MIG config {config}" + (f" under strategy {strategy}" if strategy else "")
         with self.cluster.observe_label(name, L.MIG_CONFIG_STATE) as states:
             changed = self.cluster.request_mig_config(name, config)
             node = self.cluster.wait_for_node(name, lambda n: settled(n, strategy), self.timeout, what)
+        if projected.after is not None:
+            self._node_states[name] = projected.after
         if not changed:
             return node
         # states[0] is the verdict before the request; None is the kit clearing it
@@ -234,12 +271,8 @@ class MigSession:
                 "nvidia.com/gpu / nvidia.com/mig-* resources (is the GPU Operator's feature discovery running?)")
 
     def custom_configs(self) -> list[str]:
-        """The named configs of --mig-config-file, in file order (validated when the session started)."""
-        if self.settings.config_file is None:
-            return []
-        from mig_conformance.mig.spec import load_spec
-
-        return list(load_spec(self.settings.config_file).configs)
+        """The named configs of --mig-config-file, in file order (read once when the session started)."""
+        return self.user_config.names if self.user_config is not None else []
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "mig_node" in metafunc.fixturenames:
@@ -263,7 +296,7 @@ class MigSession:
         if isinstance(node, GpuNode):
             base.update(node=node.name, instance_type=node.instance_type)
         if base:
-            item.user_properties.append(("mig_result", base))
+            item.user_properties.append((RECORD_PROPERTY, base))
         if item.get_closest_marker("mig_disruptive") and not self.allow_changes:
             pytest.skip(f"changes the cluster {self.target.name}; run with --mig-allow-reconfigure to allow it "
                         "(every change is restored afterwards)")
@@ -290,7 +323,7 @@ class MigSession:
         terminalreporter.write_sep("=", "mig-conformance summary")
         terminalreporter.write_line(summary_table(summary))
         terminalreporter.write_line(f"mode: {self.mode_line()}")
-        for line in cleanup_lines(self.cleanup):
+        for line in self.cleanup.lines() if self.cleanup else []:
             red = line.startswith(("LEAK", "NOT RESTORED", "NOT SETTLED", "restore later", "leak check failed"))
             terminalreporter.write_line(line, red=red, bold=red)
         if self.settings.report:
@@ -364,27 +397,27 @@ class MigSession:
         if restored:
             log.info("restored %d changes on %s", len(restored), self.target.name)
         settled = self._settle(cluster, {} if failures else relabelled)
-        settled.update({node: {"state": KEPT_LAYOUT, "problem": True} for node in unlabelled})
-        self.cleanup = {"mode": self.mode, "restored": restored, "restore_failures": failures, "settled": settled,
-                        "leaks": self._leftovers(cluster), "journal": str(cluster.journal.path or "")}
+        settled.update({node: Settled(KEPT_LAYOUT, problem=True) for node in unlabelled})
+        self.cleanup = CleanupOutcome(self.mode, restored, failures, settled, self._leftovers(cluster),
+                                      str(cluster.journal.path or ""))
         if failures and cluster.journal.path:
-            self.cleanup["restore_command"] = f"mig-conformance restore {cluster.journal.path}"
+            self.cleanup.restore_command = f"mig-conformance restore {cluster.journal.path}"
         elif cluster.journal.path and not self.settings.report:
             cluster.journal.path.unlink(missing_ok=True)  # nothing left to restore: no stray journal
         self.evidence["restored"] = restored
-        self.evidence["cleanup"] = self.cleanup
+        self.evidence["cleanup"] = self.cleanup.as_dict()
         try:
             self.evidence["nodes_after"] = [_node_dict(n) for n in cluster.list_gpu_nodes()]
         except ClusterError as exc:
             self.evidence["nodes_after_error"] = str(exc)
 
-    def _settle(self, cluster: Cluster, nodes: Mapping[str, str | None]) -> dict[str, dict[str, Any]]:
+    def _settle(self, cluster: Cluster, nodes: Mapping[str, str | None]) -> dict[str, Settled]:
         """Wait until mig-manager re-applied the restored configs (xdist workers too: each restored its own);
         per node its state and whether that is a problem (see `settle_problem`)."""
         if not nodes:
             return {}
         states = cluster.wait_settled(list(nodes), self.timeout)
-        return {n: {"state": s, "problem": settle_problem(s, nodes[n])} for n, s in states.items()}
+        return {n: Settled(s, settle_problem(s, nodes[n])) for n, s in states.items()}
 
     def _leftovers(self, cluster: Cluster) -> list[str]:
         """Objects labelled with this run still present; waits a little for namespaces that are terminating.
@@ -419,13 +452,12 @@ class MigSession:
                 failures += [f"{describe_change(c)} ({path.name})" for c in left]
                 if left:
                     command = f"mig-conformance restore {self.settings.report}"
-        self.cleanup = {"mode": self.mode, "restore_failures": failures, "leaks": []}
-        if command:
-            self.cleanup["restore_command"] = command
-        self.evidence["cleanup"] = self.cleanup
+        self.cleanup = CleanupOutcome(self.mode, None, failures, restore_command=command or None)
+        if self._cluster is not None:  # sim/local/kind clusters are per process: each worker's ended with it
+            self.cleanup.leaks = self._leftovers(self._cluster)
+        self.evidence["cleanup"] = self.cleanup.as_dict()
         if self._cluster is None:
-            return  # sim/local/kind clusters are per process: each worker's ended with it
-        self.cleanup["leaks"] = self._leftovers(self._cluster)
+            return
         try:
             self.evidence["nodes_after"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
         except ClusterError as exc:

@@ -1,6 +1,6 @@
 """Turns pytest test reports (setup/call/teardown) plus suite records into a RunSummary.
 
-Fed on the controller only; records arrive as the `("mig_result", {...})` entry of `user_properties`,
+Fed on the controller only; records arrive as the `(RECORD_PROPERTY, {...})` entry of `user_properties`,
 so they survive xdist. The module does not import pytest.
 """
 
@@ -22,9 +22,9 @@ from mig_conformance.report.model import (
     count_outcomes,
     verdict_of,
 )
+from mig_conformance.report.records import RECORD_PROPERTY, CleanupOutcome
 from mig_conformance.report.scrub import REDACTED, SECRET_KEY, scrub, scrub_text
 
-RECORD_KEY = "mig_result"
 MAX_MESSAGE_LINES = 3
 MAX_LINE_CHARS = 240
 
@@ -122,20 +122,18 @@ class ResultCollector:
                 cluster: str | None = None, backend: str | None = None, command_line: str | None = None,
                 kit_version: str | None = None, settings: Mapping[str, Any] | None = None,
                 run_id: str | None = None, exitstatus: int | None = None,
-                cleanup: Mapping[str, Any] | None = None) -> RunSummary:
+                cleanup: CleanupOutcome | None = None) -> RunSummary:
         """The run summary.
 
         `settings` maps name -> (value, source), {value, source} or an object with both. `exitstatus` is
         pytest's: anything but 0 (ok) or 1 (tests failed), e.g. 2 interrupted, makes the verdict Failed. So does
         a `cleanup` (the session's restore and leak check) that left the cluster changed.
         """
-        from mig_conformance.report.cleanup import cleanup_failed, cleanup_lines
-
         tests = self.results()
         totals = count_outcomes(tests)
         verdict = verdict_of(totals)
         exitstatus = None if exitstatus is None else int(exitstatus)
-        failed_cleanup = cleanup_failed(cleanup or {})
+        failed_cleanup = cleanup is not None and cleanup.failed
         if exitstatus not in (None, 0, 1) or failed_cleanup:
             verdict = "Failed"
         categories: dict[str, dict[str, int]] = {}
@@ -158,7 +156,8 @@ class ResultCollector:
             command_line=scrub_text(command_line) if command_line else command_line, kit_version=kit_version,
             settings=normalize_settings(settings or {}), totals=totals,
             categories=dict(sorted(categories.items())), nodes=sorted(by_node.values(), key=lambda n: n.node),
-            tests=tests, exitstatus=exitstatus, cleanup=cleanup_lines(cleanup or {}), cleanup_failed=failed_cleanup)
+            tests=tests, exitstatus=exitstatus, cleanup=cleanup.lines() if cleanup is not None else [],
+            cleanup_failed=failed_cleanup)
 
     @staticmethod
     def _result(nodeid: str, e: _Entry) -> TestResult:
@@ -199,7 +198,7 @@ def _record(user_properties: Iterable[Any]) -> Mapping[str, Any] | None:
     """All result records of a test merged in order (the plugin adds a base record, the test its own)."""
     found: dict[str, Any] | None = None
     for prop in user_properties or ():
-        if isinstance(prop, (tuple, list)) and len(prop) == 2 and prop[0] == RECORD_KEY:
+        if isinstance(prop, (tuple, list)) and len(prop) == 2 and prop[0] == RECORD_PROPERTY:
             value = json.loads(prop[1]) if isinstance(prop[1], str) else prop[1]
             if isinstance(value, Mapping):
                 found = {**(found or {}), **value}
@@ -210,11 +209,11 @@ def one_record_property(user_properties: Iterable[Any]) -> list[tuple[str, Any]]
     """The test's properties with its result records merged into one `mig_result` property holding JSON (what
     junit.xml shows), other properties kept."""
     props = list(user_properties or ())
-    others = [p for p in props if not (isinstance(p, (tuple, list)) and len(p) == 2 and p[0] == RECORD_KEY)]
+    others = [p for p in props if not (isinstance(p, (tuple, list)) and len(p) == 2 and p[0] == RECORD_PROPERTY)]
     record = _record(props)
     if record is None:
         return others
-    return [*others, (RECORD_KEY, json.dumps(canonical(record), sort_keys=True, separators=(",", ":")))]
+    return [*others, (RECORD_PROPERTY, json.dumps(canonical(record), sort_keys=True, separators=(",", ":")))]
 
 
 def _text(value: Any) -> str | None:

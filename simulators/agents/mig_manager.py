@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 from mig_conformance.k8s import labels as L
-from mig_conformance.k8s.mig_manager import FAILED, SUCCESS
+from mig_conformance.mig.reconfigure import FAILED, SUCCESS
 from mig_conformance.mig.spec import Spec, parse_installed_config
 from mig_conformance.simulators.agents import device_plugin, gfd
 from mig_conformance.simulators.agents.api import NotFound

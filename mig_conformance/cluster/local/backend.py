@@ -57,7 +57,7 @@ class LocalCluster(KubeCluster):
     def start(cls, spec: str = "", *, state_dir: Path | str | None = None, strategy: str = "mixed",
               agents: bool | str = "auto", gpu_taint: bool = False, mig_manager_delay: float | None = None,
               with_reboot: bool = False, gpu_reset_works: bool = True, config_text: str | None = None,
-              default_config: str | None = operator.DEFAULT_CONFIG, name: str | None = None,
+              default_config: str | None = operator.DEFAULT_LABEL, name: str | None = None,
               allow_changes: bool = True, journal: Journal | None = None, assets: Mapping[str, Path] | None = None,
               extra_args: Mapping[str, Sequence[str]] | None = None, detach: bool = False,
               timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None) -> LocalCluster:

@@ -5,32 +5,24 @@ least-privilege RBAC). The agents themselves run as a separate process (backend.
 from __future__ import annotations
 
 import time
-from importlib import resources
 from typing import Any
 
 import yaml
 
 from mig_conformance.cluster.local.rest import RestError, path_of
 from mig_conformance.k8s import device_plugin
+from mig_conformance.mig.default_config import CONFIG_MAP, DEFAULT_LABEL, default_config_file
 from mig_conformance.simulators import nvml as nv
 
 NAMESPACE = "gpu-operator"
-CONFIG_MAP = "default-mig-parted-config"
 POLICY = "cluster-policy"
 AGENTS_SA = "nvidia-gpu-operator-agents"
-DEFAULT_CONFIG = "all-disabled"  # GPU Operator values.yaml migManager.config.default
 RBAC_GROUP = "rbac.authorization.k8s.io"
 Obj = dict[str, Any]
 
 
-def config_map_text() -> str:
-    """The shipped default-mig-parted-config ConfigMap (fixtures/configs)."""
-    path = resources.files("mig_conformance.fixtures").joinpath("configs/default-mig-parted-config.yaml")
-    return path.read_text(encoding="utf-8")
-
-
 def config_map(namespace: str = NAMESPACE, config_text: str | None = None) -> Obj:
-    cm = yaml.safe_load(config_map_text())
+    cm = yaml.safe_load(default_config_file().read_text(encoding="utf-8"))
     cm["metadata"] = {"name": CONFIG_MAP, "namespace": namespace,
                       "labels": {"app.kubernetes.io/managed-by": "mig-conformance"}}
     if config_text is not None:
@@ -79,7 +71,7 @@ def crd() -> Obj:
     }
 
 
-def cluster_policy(strategy: str = "mixed", default_config: str | None = DEFAULT_CONFIG,
+def cluster_policy(strategy: str = "mixed", default_config: str | None = DEFAULT_LABEL,
                    with_reboot: bool = False) -> Obj:
     """The ClusterPolicy `cluster-policy`: MIG strategy, mig-manager's ConfigMap and the simulated versions."""
     config: Obj = {"name": CONFIG_MAP}
@@ -136,7 +128,7 @@ def install(api: Any, config_text: str | None = None, ns: str = NAMESPACE) -> No
     api.create_all(objects(config_text, ns))
 
 
-def create_policy(api: Any, strategy: str = "mixed", default_config: str | None = DEFAULT_CONFIG,
+def create_policy(api: Any, strategy: str = "mixed", default_config: str | None = DEFAULT_LABEL,
                   with_reboot: bool = False, timeout: float = 30.0) -> None:
     """Create the ClusterPolicy once its CRD serves. Server-side apply, not POST: the API server holds every
     create of a CRD established less than 2 s ago for 2 s (a guard for HA API servers), an apply is not held."""

@@ -15,15 +15,11 @@ Simulated time only moves in `sleep()`/`advance()` (and so in `wait_for_*`); not
 from __future__ import annotations
 
 import contextlib
-import functools
 import heapq
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
-
-import yaml
 
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, append_new
 from mig_conformance.cluster.journal import Journal
@@ -31,22 +27,14 @@ from mig_conformance.cluster.sim.fleet import parse_fleet
 from mig_conformance.cluster.sim.node import ActiveRun, RunRecord, SimNode
 from mig_conformance.k8s import device_plugin, scheduling
 from mig_conformance.k8s import labels as L
-from mig_conformance.k8s.mig_manager import PENDING
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
+from mig_conformance.mig.default_config import CONFIG_MAP, DEFAULT_LABEL, default_config_text
+from mig_conformance.mig.reconfigure import PENDING
 from mig_conformance.mig.spec import Spec, parse_installed_config
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.command_cache import CommandCache
 
-CONFIG_MAP = "default-mig-parted-config"
-DEFAULT_CONFIG = "all-disabled"  # GPU Operator values.yaml migManager.config.default
 DRIVER = nv.DRIVER_580
-
-
-@functools.cache
-def default_config_text() -> str:
-    """`config.yaml` of the shipped default-mig-parted-config ConfigMap (fixtures/configs)."""
-    path = resources.files("mig_conformance.fixtures").joinpath("configs/default-mig-parted-config.yaml")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))["data"]["config.yaml"]
 
 
 @dataclass
@@ -64,7 +52,7 @@ class SimCluster(Cluster):
     def __init__(self, fleet: str = "", *, name: str | None = None, allow_changes: bool = False,
                  journal: Journal | None = None, strategy: str = "mixed", config_text: str | None = None,
                  config_map: str = CONFIG_MAP, mig_manager_delay: float = 0.0, with_reboot: bool = False,
-                 gpu_reset_works: bool = True, gpu_taint: bool = False, default_config: str | None = DEFAULT_CONFIG,
+                 gpu_reset_works: bool = True, gpu_taint: bool = False, default_config: str | None = DEFAULT_LABEL,
                  driver: str = DRIVER, device_plugin_version: str = device_plugin.DEFAULT_VERSION) -> None:
         super().__init__(name or (f"sim:{fleet}" if fleet else "sim"), allow_changes, journal)
         _check_strategy(strategy)

@@ -1,0 +1,15 @@
+"""Where the plugin keeps its run-wide objects on the pytest Config (stash keys shared by hooks and fixtures)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from mig_conformance.plugin.settings import Settings
+
+if TYPE_CHECKING:
+    pass
+
+settings_key = pytest.StashKey[Settings]()
+session_key = pytest.StashKey["MigSession"]()
