@@ -26,7 +26,8 @@ def test_json_p5_all_balanced_mixed(capsys) -> None:
     assert code == 0
     assert {"state", "states", "reason", "allocatable", "labels", "gpus"} <= set(doc)
     assert doc["state"] == "success" and doc["states"] == ["pending", "success"] and doc["reason"] is None
-    assert doc["allocatable"] == {"nvidia.com/mig-1g.10gb": 16, "nvidia.com/mig-2g.20gb": 8,
+    # the plugin registered 8 full GPUs when the node booted; kubelet keeps the name at 0
+    assert doc["allocatable"] == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb": 16, "nvidia.com/mig-2g.20gb": 8,
                                   "nvidia.com/mig-3g.40gb": 8}
     assert doc["labels"]["nvidia.com/mig.config.state"] == "success"
     assert len(doc["gpus"]) == 8 and doc["gpus"][7]["index"] == 7
@@ -40,7 +41,8 @@ def test_gpu_list_and_single_strategy(capsys) -> None:
 
 def test_unknown_config_exits_1(capsys) -> None:
     code, doc = run_json(capsys, "--instance-type", "p5.48xlarge", "--config", "nope", "--strategy", "mixed")
-    assert code == 1 and doc["state"] == "failed" and doc["reason"] == "selected mig-config not present: nope"
+    assert code == 1 and doc["state"] == "failed" and doc["reason"] == \
+        "Error selecting MIG config: selected mig-config not present: nope"
 
 
 def test_plugin_failure_exits_1_with_text(capsys) -> None:
@@ -48,7 +50,7 @@ def test_plugin_failure_exits_1_with_text(capsys) -> None:
     assert code == 1
     assert "mig-manager: pending -> success" in out
     assert "device plugin: fails to start" in out and "more than one MIG device type" in out
-    assert "allocatable: (no nvidia.com resources)" in out
+    assert "  nvidia.com/gpu: 0" in out  # registered at boot, kept at 0 by kubelet
     assert "nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3-MIG-INVALID" in out
 
 
@@ -69,7 +71,7 @@ def test_reboot_flag_on_ampere(capsys) -> None:
     code, doc = run_json(capsys, "--instance-type", "p4d.24xlarge", "--config", "all-1g.5gb", "--strategy", "mixed",
                          "--with-reboot", "--no-gpu-reset")
     assert code == 0 and doc["states"] == ["pending", "rebooting", "pending", "success"]
-    assert doc["allocatable"] == {"nvidia.com/mig-1g.5gb": 56}
+    assert doc["allocatable"] == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.5gb": 56}
 
 
 def test_no_config_label(capsys) -> None:
@@ -80,9 +82,9 @@ def test_no_config_label(capsys) -> None:
 
 def test_device_plugin_version_flag(capsys) -> None:
     base = ["--instance-type", "p5.48xlarge", "--config", "all-1g.10gb.me", "--strategy", "mixed"]
-    assert run_json(capsys, *base)[1]["allocatable"] == {"nvidia.com/mig-1g.10gb": 8}
+    assert run_json(capsys, *base)[1]["allocatable"] == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb": 8}
     code, doc = run_json(capsys, *base, "--device-plugin-version", "v0.20.0")
-    assert code == 0 and doc["allocatable"] == {"nvidia.com/mig-1g.10gb.me": 8}
+    assert code == 0 and doc["allocatable"] == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb.me": 8}
 
 
 def test_custom_config_file(capsys, tmp_path: Path) -> None:
@@ -91,7 +93,7 @@ def test_custom_config_file(capsys, tmp_path: Path) -> None:
                  '      mig-devices: {"3g.40gb": 2}\n')
     code, doc = run_json(capsys, "--gpu", "H100x4", "--config-file", str(f), "--config", "two-3g",
                          "--strategy", "mixed")
-    assert code == 0 and doc["allocatable"] == {"nvidia.com/mig-3g.40gb": 8}
+    assert code == 0 and doc["allocatable"] == {"nvidia.com/gpu": 0, "nvidia.com/mig-3g.40gb": 8}
 
 
 @pytest.mark.parametrize("argv", [

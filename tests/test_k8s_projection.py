@@ -59,12 +59,14 @@ def balanced_entry_devices() -> dict[str, int]:
 
 def test_p5_all_balanced_mixed() -> None:
     p = project_node(P5.gpus(), "mixed", None, "all-balanced", node="n0", instance_type="p5.48xlarge")
-    assert p.allocatable == {"nvidia.com/mig-1g.10gb": 16, "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-3g.40gb": 8}
-    assert p.allocatable == {f"nvidia.com/mig-{k}": v * P5.gpu_count for k, v in balanced_entry_devices().items()}
+    assert p.allocatable == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb": 16, "nvidia.com/mig-2g.20gb": 8,
+                             "nvidia.com/mig-3g.40gb": 8}
+    mig = {k: v for k, v in p.allocatable.items() if k.startswith("nvidia.com/mig-")}
+    assert mig == {f"nvidia.com/mig-{k}": v * P5.gpu_count for k, v in balanced_entry_devices().items()}
     assert (p.states, p.state, p.reason, p.plugin_error) == (("pending", "success"), "success", None, None)
     assert p.labels[MIG_CONFIG_STATE] == "success" and p.labels[MIG_CONFIG] == "all-balanced"
     assert p.labels[MIG_STRATEGY] == "mixed"
-    for resource, n in p.allocatable.items():
+    for resource, n in mig.items():
         assert p.labels[f"{resource}.count"] == str(n)
         assert p.labels[f"{resource}.product"] == f"NVIDIA-H100-80GB-HBM3-MIG-{resource.split('mig-')[1]}"
     assert p.labels["nvidia.com/mig-3g.40gb.multiprocessors"] == "60"
@@ -87,7 +89,7 @@ def test_single_all_1g10gb() -> None:
 def test_single_all_balanced_plugin_fails() -> None:
     p = project_node(P5.gpus(), "single", None, "all-balanced")
     assert p.state == "success"  # mig-manager is fine; the device plugin is not
-    assert p.allocatable == {}
+    assert p.allocatable == {"nvidia.com/gpu": 0}  # registered at boot; the failing plugin registers nothing
     assert p.plugin_error and p.plugin_error.startswith("error starting plugins:")
     assert p.plugin_error.endswith("more than one MIG device type present on node")
     assert p.labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3-MIG-INVALID"
@@ -112,7 +114,7 @@ def test_single_without_mig_falls_back_to_full_gpus() -> None:
 def test_unknown_config_fails_without_touching_gpus() -> None:
     p = project_node(P5.gpus(), "mixed", None, "all-3g.99gb")
     assert (p.states, p.state) == (("failed",), "failed")
-    assert p.reason == "selected mig-config not present: all-3g.99gb"
+    assert p.reason == "Error selecting MIG config: selected mig-config not present: all-3g.99gb"
     assert p.gpus == initial_states(P5.gpus())
     assert p.allocatable == {"nvidia.com/gpu": 8} and p.labels[MIG_CONFIG_STATE] == "failed"
 
@@ -163,7 +165,7 @@ def test_ampere_mode_change_reboots_where_reset_cannot_work() -> None:
     with_reboot = project_node(P4D.gpus(), "mixed", None, "all-balanced", with_reboot=True, gpu_reset_works=False)
     # after the reboot mig-manager starts over: the devices are not there yet, so pending again
     assert with_reboot.states == ("pending", "rebooting", "pending", "success")
-    assert with_reboot.allocatable == {"nvidia.com/mig-1g.5gb": 16, "nvidia.com/mig-2g.10gb": 8,
+    assert with_reboot.allocatable == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.5gb": 16, "nvidia.com/mig-2g.10gb": 8,
                                        "nvidia.com/mig-3g.20gb": 8}
     back = reconcile(P4D.gpus(), None, "all-disabled", current=with_reboot.gpus, with_reboot=True,
                      gpu_reset_works=False)
@@ -214,8 +216,8 @@ def test_me_profile_naming_depends_on_plugin_version() -> None:
     old = project_node(P5.gpus(), "mixed", None, "all-1g.10gb.me")
     new = project_node(P5.gpus(), "mixed", None, "all-1g.10gb.me", device_plugin_version="v0.20.0")
     assert old.gpus[0].devices == ("1g.10gb+me",)
-    assert old.allocatable == {"nvidia.com/mig-1g.10gb": 8}  # issue #1462: attributes dropped
-    assert new.allocatable == {"nvidia.com/mig-1g.10gb.me": 8}
+    assert old.allocatable == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb": 8}  # issue #1462: attributes dropped
+    assert new.allocatable == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb.me": 8}
     for p in (old, new):  # GFD names it from MigProfile.String() in both versions
         assert p.labels["nvidia.com/mig-1g.10gb.me.count"] == "8"
         assert p.labels["nvidia.com/mig-1g.10gb.me.engines.ofa"] == "1"
@@ -288,4 +290,4 @@ def test_thousand_nodes_under_two_seconds() -> None:
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0, elapsed
     assert {p.node for p in out} == {f"sim-{i}" for i in range(1000)}
-    assert out[2].allocatable == {"nvidia.com/mig-2g.20gb": 24}
+    assert out[2].allocatable == {"nvidia.com/gpu": 0, "nvidia.com/mig-2g.20gb": 24}

@@ -36,7 +36,7 @@ def test_eight_3g_pods_fit_a_p5_and_the_ninth_is_pending() -> None:
 
 def test_mixed_mig_resources_are_not_nvidia_com_gpu() -> None:
     node = p5_node("gpu-0")
-    assert "nvidia.com/gpu" not in node.allocatable
+    assert node.allocatable.get("nvidia.com/gpu", 0) == 0
     (status,) = schedule(pods(1, "nvidia.com/gpu"), [node])
     # more than the node's whole allocatable (none): UnschedulableAndUnresolvable, as in kube-scheduler v1.37
     assert status.message == f"0/1 nodes are available: 1 Insufficient nvidia.com/gpu. {PREEMPT_USELESS.format(n=1)}"

@@ -368,7 +368,7 @@ def test_a_failing_test_still_restores(local: Any, kubeconfig: Path, tmp_path: P
 
 # ---- a complete run: leaks are reported, no secret reaches the bundle or the terminal ------------------------------
 LEAKY_TEST = '''
-from mig_conformance.cluster.model import PodRequest
+from mig_conformance.k8s.model import PodRequest
 from mig_conformance.plugin.hooks import session_key
 
 

@@ -128,17 +128,17 @@ class Spec:
         return name, self.configs[name]
 
     def selection_error(self, name: str | None) -> str | None:
-        """What mig-parted says when it cannot use this file for config `name` (parse, then select; the text of
-        `assert --valid-config`, uncapitalised), or None when it can."""
+        """What mig-parted exits with when it cannot use this file for config `name` (parse, then select; the text
+        of `assert --valid-config`, capitalised as mig-parted's fatal errors are), or None when it can."""
         if self.problems:
             first = self.problems[0]
-            return f"error parsing config file: {first.mig_parted_error or first.message}"
+            return f"Error parsing config file: {first.mig_parted_error or first.message}"
         try:
             self.select(name)
         except InputError as exc:
             problem = exc.problems[0]
             text = problem.upstream if isinstance(problem, SpecProblem) and problem.upstream else problem.message
-            return f"error selecting MIG config: {text}"
+            return f"Error selecting MIG config: {text}"
         return None
 
 

@@ -7,6 +7,7 @@ import pytest
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.targets import Target
 from mig_conformance.mig.spec import ConfigSource
+from mig_conformance.plugin import roles
 from mig_conformance.plugin.settings import Settings
 
 SAFE_KINDS = ("sim", "local")  # clusters the kit itself created: changes are always allowed
@@ -21,7 +22,7 @@ def check_parallel(config: pytest.Config, target: Target, settings: Settings) ->
     option = config.option
     distributed = getattr(option, "numprocesses", None) or (
         getattr(option, "dist", "no") != "no" and getattr(option, "tx", None))  # -n, or --dist with --tx
-    if not distributed or hasattr(config, "workerinput") or target.kind in SAFE_KINDS:
+    if not distributed or roles.is_worker(config) or target.kind in SAFE_KINDS:
         return
     if target.kind == "kind":
         raise InputError(f"--mig-cluster {target.name}: a kind cluster cannot be shared by xdist workers; run "
@@ -77,7 +78,7 @@ def check_unrestored_journals(config: pytest.Config, settings: Settings) -> None
     from mig_conformance.cluster.journal import Journal, gone_with_the_run
     from mig_conformance.common.errors import InputError
 
-    if settings.report is None or hasattr(config, "workerinput") or not settings.report.is_dir():
+    if settings.report is None or roles.is_worker(config) or not settings.report.is_dir():
         return
     for path in sorted(settings.report.glob("*journal*.json")):
         try:

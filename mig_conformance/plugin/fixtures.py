@@ -9,7 +9,7 @@ import pytest
 
 from mig_conformance.plugin.keys import session_key, settings_key
 from mig_conformance.plugin.settings import Settings
-from mig_conformance.report.records import RECORD_PROPERTY
+from mig_conformance.report.records import ResultRecord
 
 if TYPE_CHECKING:
     from mig_conformance.cluster.base import Cluster
@@ -78,9 +78,9 @@ def mig_reconfigure(request: pytest.FixtureRequest) -> Callable[..., GpuNode]:
 
 @pytest.fixture
 def mig_record(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """Callable(**fields) attaching this test's result record (category, node, expected, measured, layout).
-
-    Records travel as a `user_properties` entry, so they reach the controller under xdist."""
+    """Callable(**fields) attaching this test's result record (the fields of `report.records.ResultRecord`:
+    category, node, instance_type, gpu_model, config, strategy, expected, measured, layout; an unknown field is an
+    error). Records travel as a `user_properties` entry, so they reach the controller under xdist."""
     def record(**fields: Any) -> None:
-        request.node.user_properties.append((RECORD_PROPERTY, fields))
+        request.node.user_properties.append(ResultRecord.of(**fields).as_property())
     return record

@@ -1,7 +1,8 @@
-"""pytest plugin (pytest11 entry point `mig_conformance`).
+"""The pytest plugin's hooks (pytest11 entry point `mig_conformance = mig_conformance.plugin.hooks`).
 
-Thin by design: it wires options/ini/env into frozen Settings, opens one Cluster per session, exposes fixtures,
-registers markers, and feeds the report collector. All logic lives in the plain modules it imports.
+Thin by design: it wires options/ini/env into frozen Settings, opens one MigSession (the cluster, the run's
+namespace, its results), registers markers and the fixtures of `plugin.fixtures`. All logic lives in the plain
+modules it imports.
 """
 
 from __future__ import annotations
@@ -13,13 +14,24 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mig_conformance.common.errors import InputError
+from mig_conformance.plugin import roles
+from mig_conformance.plugin.fixtures import (  # registered with the plugin: pytest collects them from this module
+    mig_cluster,
+    mig_expect,
+    mig_nodes,
+    mig_pods,
+    mig_reconfigure,
+    mig_record,
+    mig_settings,
+    mig_user_config,
+)
+from mig_conformance.plugin.keys import session_key, settings_key
 from mig_conformance.plugin.settings import SETTINGS, Settings
 
 if TYPE_CHECKING:
     pass
 
-settings_key = pytest.StashKey[Settings]()
-session_key = pytest.StashKey["MigSession"]()
+FIXTURES = (mig_cluster, mig_expect, mig_nodes, mig_pods, mig_reconfigure, mig_record, mig_settings, mig_user_config)
 
 MARKERS = (
     "mig_disruptive: the test changes the cluster (node labels, ClusterPolicy, config ConfigMap); skipped unless "
@@ -77,10 +89,6 @@ def resolve_settings(config: pytest.Config) -> Settings:
                    env=os.environ, rootdir=Path(config.rootpath), invocation_dir=Path(config.invocation_params.dir))
 
 
-def is_controller(config: pytest.Config) -> bool:
-    return not hasattr(config, "workerinput")
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or config.option.version:
@@ -100,7 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"mig-conformance: {exc}") from None
     config.stash[session_key] = session
     config.pluginmanager.register(session, "mig_conformance_session")
-    if settings.report and is_controller(config):
+    if settings.report and roles.is_main(config):
         try:
             settings.report.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

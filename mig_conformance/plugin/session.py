@@ -31,6 +31,7 @@ from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode
 from mig_conformance.k8s.node_gpus import node_gpu_models
 from mig_conformance.mig.spec import Spec, parse_installed_config
+from mig_conformance.plugin import roles
 from mig_conformance.plugin.checks import (
     SAFE_KINDS,
     check_fleet,
@@ -41,6 +42,7 @@ from mig_conformance.plugin.checks import (
 )
 from mig_conformance.plugin.settings import Settings
 from mig_conformance.plugin.signals import INTERRUPT_SIGNALS, DeferSignals
+from mig_conformance.report.collector import ResultCollector
 from mig_conformance.report.records import RECORD_PROPERTY, CleanupOutcome, Settled
 
 if TYPE_CHECKING:
@@ -64,10 +66,10 @@ class MigSession:
         check_fleet(self.target)
         check_parallel(config, self.target, settings)
         check_unrestored_journals(config, settings)
-        worker = getattr(config, "workerinput", None)
-        self.run_id = (worker or {}).get("mig_run_id") or new_run_id()
+        self._worker_id = roles.worker_id(config)
+        self.run_id = roles.worker_input(config).get("mig_run_id") or new_run_id()
         # One namespace per xdist worker: a worker deletes its own when it finishes, not the others'.
-        suffix = f"-{worker['workerid']}" if worker and worker.get("workerid") else ""
+        suffix = f"-{self._worker_id}" if self._worker_id else ""
         self.namespace = f"mig-conformance-{self.run_id.split('-')[-1]}{suffix}"
         self.timeout = settings.timeout
         self.started = dt.datetime.now(dt.UTC)
@@ -76,18 +78,15 @@ class MigSession:
         self.evidence: dict[str, Any] = {}
         self._node_states: dict[str, NodeState] = {}  # the projection's view of reconfigured nodes
         self.cleanup: CleanupOutcome | None = None
-        self.collector = None
+        self.collector: ResultCollector | None = None
         self._worker_target: dict[str, Any] = {}
         self._worker_evidence: dict[str, Any] = {}
         self._old_signals: dict[int, Any] = {}
         self._defer = DeferSignals()
-        self._worker_id = (worker or {}).get("workerid")
         from mig_conformance.report.terminal import StatusLine
 
         self._status = StatusLine(sys.__stderr__)
-        if worker is None:
-            from mig_conformance.report.collector import ResultCollector
-
+        if roles.is_main(config):
             self.collector = ResultCollector()
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGINT, *INTERRUPT_SIGNALS):
@@ -110,7 +109,7 @@ class MigSession:
             return f"{self.target.kind} (kit-owned cluster: reconfiguration allowed)"
         if self.mode == "reconfigure":
             where = self.journal_path()
-            if where is not None and self.config.pluginmanager.has_plugin("dsession"):
+            if where is not None and roles.is_controller(self.config):
                 where = where.with_name(where.name.replace("journal.json", "journal.gw*.json"))  # one per worker
             return f"{self.target.kind}: RECONFIGURE allowed (every change is journaled to {where} and restored)"
         return f"{self.target.kind}: read-only (mig_disruptive tests are skipped; --mig-allow-reconfigure enables them)"
@@ -343,7 +342,7 @@ class MigSession:
 
     @property
     def _xdist_controller(self) -> bool:
-        return self.collector is not None and self.config.pluginmanager.has_plugin("dsession")
+        return roles.is_controller(self.config)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -368,7 +367,7 @@ class MigSession:
             finally:
                 target = self._describe_target()
                 self._cluster.close()
-            if hasattr(self.config, "workeroutput"):  # an xdist worker: the controller writes the bundle
+            if roles.is_worker(self.config):  # the controller writes the bundle
                 self.config.workeroutput["mig_target"] = target
                 self.config.workeroutput["mig_evidence"] = {k: v for k, v in self.evidence.items()
                                                             if k in ("nodes_before", "nodes_after")}

@@ -21,7 +21,7 @@ from typing import Any
 from mig_conformance.cluster.eks.credentials import AwsError, require_boto3, translate, who
 from mig_conformance.common.run import new_run_id
 
-log = logging.getLogger("mig_conformance.aws")
+log = logging.getLogger("mig_conformance.cluster.eks")
 
 TOKEN_PREFIX = "k8s-aws-v1."
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
