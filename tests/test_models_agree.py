@@ -30,7 +30,8 @@ CATALOG = load_catalog()
 MIG_MODELS = sorted(CATALOG.mig_capable, key=lambda g: g.key)
 OTHER_MODELS = [g for g in CATALOG if not g.mig_capable][:1]
 EXAMPLES = int(os.environ.get("MIG_AGREE_EXAMPLES", "2000"))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("MIG_AGREE_RANDOM") is None,
+                    database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FOREIGN_FILTER = "0x12345678"
 UNKNOWN_NAMES = ("9g.99gb", "1g.1gb", "not-a-profile", "1g.10gb+gfx")
@@ -45,12 +46,16 @@ def _names(model: GpuModel) -> list[str]:
 
 @dataclass
 class Case:
-    gpus: list[GpuModel]
+    gpu_keys: list[str]
     strategy: str
     with_reboot: bool
     reset_works: bool
     config_text: str
     steps: list[tuple[str, str]] = field(default_factory=list)  # ("label", value) | ("strategy", value)
+
+    @property
+    def gpus(self) -> list[GpuModel]:
+        return [CATALOG.get(k) for k in self.gpu_keys]
 
 
 @st.composite
@@ -80,7 +85,7 @@ def cases(draw: st.DrawFn) -> Case:
     names = [f"c{i}" for i in range(draw(st.integers(1, 3)))]
     configs = {n: draw(st.lists(entries(gpus), min_size=1, max_size=3)) for n in names}
     text = yaml.safe_dump({"version": "v1", "mig-configs": configs}, sort_keys=False)
-    case = Case(gpus, draw(st.sampled_from(["none", "single", "mixed"])), draw(st.booleans()),
+    case = Case([g.key for g in gpus], draw(st.sampled_from(["none", "single", "mixed"])), draw(st.booleans()),
                 draw(st.booleans()), text)
     for _ in range(draw(st.integers(1, 4))):
         if draw(st.integers(0, 4)) == 0:
@@ -92,7 +97,7 @@ def cases(draw: st.DrawFn) -> Case:
 
 def _gfd_labels(labels: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in labels.items() if k.startswith("nvidia.com/")
-            and k not in (L.MIG_CONFIG, L.MIG_CONFIG_STATE, "nvidia.com/gpu.deploy.mig-manager")}
+            and k not in (L.MIG_CONFIG, L.MIG_CONFIG_STATE, L.GPU_PRESENT, "nvidia.com/gpu.deploy.mig-manager")}
 
 
 def _nvidia(resources: dict[str, int]) -> dict[str, int]:
@@ -101,7 +106,7 @@ def _nvidia(resources: dict[str, int]) -> dict[str, int]:
 
 def run_case(case: Case) -> list[str]:
     """Both models through the case's steps; returns the outcome of each step (for hypothesis' statistics)."""
-    fleet = "+".join(g.key for g in case.gpus)
+    fleet = "+".join(case.gpu_keys)
     cluster = SimCluster(fleet, allow_changes=True, strategy=case.strategy, config_text=case.config_text,
                          with_reboot=case.with_reboot, gpu_reset_works=case.reset_works, default_config=None)
     (node,) = cluster.list_gpu_nodes()
@@ -121,7 +126,7 @@ def run_case(case: Case) -> list[str]:
             cluster.request_mig_config(node.name, value)
             cluster.advance(3600)
         got = cluster.get_node(node.name)
-        where = f"{case.gpus[0].key}+{case.gpus[1].key} {strategy} reboot={case.with_reboot} " \
+        where = f"{'+'.join(case.gpu_keys)} {strategy} reboot={case.with_reboot} " \
                 f"reset={case.reset_works} steps={case.steps} step={value}\n{case.config_text}"
         assert tuple(s for s in seen[1:] if s is not None) == want.states, where
         assert got.labels.get(L.MIG_CONFIG_STATE) == want.state, where
@@ -153,7 +158,7 @@ def test_a_full_gi_ci_key_then_its_canonical_name_succeeds_at_once_in_both() -> 
         "gi": [{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.10gb": 7}}],
         "off": [{"devices": "all", "mig-enabled": False}]}})
     h100 = CATALOG.get("H100-80GB")
-    case = Case([h100, h100], "mixed", False, True, text, [("label", "ci"), ("label", "gi"), ("label", "off"),
+    case = Case([h100.key, h100.key], "mixed", False, True, text, [("label", "ci"), ("label", "gi"), ("label", "off"),
                                                              ("label", "ci"), ("label", "off"), ("label", "ci")])
     assert run_case(case) == ["success"] * 6
     state = NodeState.fresh([h100, h100]).advertised("mixed", DEFAULT_VERSION)

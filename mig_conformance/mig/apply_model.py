@@ -94,6 +94,8 @@ def _assert_config(node: _Node, pairs: list[Pair]) -> bool:
             matched[i] = True
         elif not e.mig_enabled and not node.mode[i]:
             matched[i] = True
+        elif not node.mode[i]:
+            return False  # GetMigConfig fails on a GPU whose MIG mode is disabled
         else:
             matched[i] = devices_equal(node.devices[i], e.mig_devices)
     return all(matched)
