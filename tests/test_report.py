@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from mig_conformance.cli import main
+from mig_conformance.common.scrub import REDACTED, scrub, scrub_text
 from mig_conformance.gpus.catalog import Catalog, GpuModel
 from mig_conformance.mig.placement import fit
 from mig_conformance.report import ReportFormatError, ResultCollector, RunSummary, rerender, write_bundle
@@ -25,7 +26,6 @@ from mig_conformance.report.collector import short_message
 from mig_conformance.report.records import CleanupOutcome
 from mig_conformance.report.render_html import render_html
 from mig_conformance.report.render_md import md_code, md_text, render_md
-from mig_conformance.report.scrub import REDACTED, scrub, scrub_text
 from mig_conformance.report.svg import CELL, gpu_svg, gpus_caption, group_gpus, slot_x
 from mig_conformance.report.target import build_target, find_versions
 from mig_conformance.report.terminal import StatusLine, summary_table

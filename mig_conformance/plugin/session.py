@@ -125,7 +125,7 @@ class MigSession:
 
     def _journal_target(self) -> dict[str, Any]:
         """How `mig-conformance restore` reopens this cluster (no secrets: options are scrubbed)."""
-        from mig_conformance.report.scrub import scrub
+        from mig_conformance.common.scrub import scrub
 
         options = {k: v for k, v in self.target.options.items() if k != "description"}
         return {"name": self.target.name, "kind": self.target.kind, "arg": self.target.arg,

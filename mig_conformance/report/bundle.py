@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
+from mig_conformance.common.scrub import scrub, scrub_text
 from mig_conformance.report.model import ReportFormatError, RunSummary, canonical
 from mig_conformance.report.render_html import render_html
 from mig_conformance.report.render_md import render_md
-from mig_conformance.report.scrub import scrub, scrub_text
 from mig_conformance.report.target import build_target, target_yaml
 
 SUMMARY_JSON = "summary.json"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mig_conformance.common.scrub import REDACTED, SECRET_KEY, scrub, scrub_text
 from mig_conformance.report.model import (
     OUTCOMES,
     NodeSummary,
@@ -23,7 +24,6 @@ from mig_conformance.report.model import (
     verdict_of,
 )
 from mig_conformance.report.records import RECORD_PROPERTY, CleanupOutcome
-from mig_conformance.report.scrub import REDACTED, SECRET_KEY, scrub, scrub_text
 
 MAX_MESSAGE_LINES = 3
 MAX_LINE_CHARS = 240

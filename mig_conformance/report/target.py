@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
+from mig_conformance.common.scrub import scrub
 from mig_conformance.report.model import RunSummary, canonical
-from mig_conformance.report.scrub import scrub
 
 SCHEMA = "mig-conformance/target/v1"
 # Canonical component name -> names a backend's describe() may use for it. A leaf counts when its key names

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mig_conformance.cluster.base import ClusterError
-from mig_conformance.report.scrub import scrub_text
+from mig_conformance.common.scrub import scrub_text
 
 #: The IAM permission each AWS call of the kit needs (named in access-denied errors and docs/eks.md).
 PERMISSIONS = {

@@ -1,0 +1,86 @@
+"""Semantic validation of a named mig-parted config on a node's GPUs: what would be created, located problems,
+and what nvidia-mig-parted's apply and assert do with it (reference §7.2, §8.2, §8.3).
+
+The `mig_parted` fields are not predicted: the config is applied with the kit's mig-parted simulator to a
+simulated node of these GPUs, fresh (MIG disabled, no MIG devices), then asserted. The located errors and
+warnings explain every failure of either command (tests/test_validate_vs_simulator.py checks that they do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mig_conformance.common.errors import InputError, Location, Problem
+from mig_conformance.gpus.catalog import GpuModel
+from mig_conformance.gpus.device_ids import DeviceID
+from mig_conformance.mig.spec import MigConfigEntry, Spec
+from mig_conformance.simulators import nvml as nv
+from mig_conformance.validation.checks import Checker
+from mig_conformance.validation.report import GpuPlan, ValidationReport
+from mig_conformance.validation.simulated import after_apply, node_device_ids, run_mig_parted, simulated_node
+
+
+def validate_node(spec: Spec, config: str | None, gpus: list[GpuModel], node: str = "",
+                  device_ids: list[DeviceID] | None = None) -> ValidationReport:
+    """Validate the named config for a node whose GPUs (PCI order) are `gpus`.
+
+    `device_ids` overrides each GPU's PCI ID (default: the model's primary ID), e.g. for PCIe variants.
+    """
+    report = ValidationReport(spec.file, config, node)
+    report.errors.extend(spec.problems)
+    report.warnings.extend(spec.warnings)
+    sim = simulated_node(gpus, node, device_ids)
+    if spec.problems:
+        report.input_error = spec.syntax_error
+        report.mig_parted = run_mig_parted(spec, config, sim)
+        return report
+    try:
+        name, entries = spec.select(config)
+    except InputError as exc:
+        report.errors.extend(exc.problems)
+        report.input_error = bool(spec.configs)  # a usage error; a file without configs is just invalid
+        report.mig_parted = run_mig_parted(spec, config, sim)
+        return report
+    report.config = name
+    checker = Checker(report, spec, name, gpus)
+    for i, (gpu, device_id) in enumerate(zip(gpus, node_device_ids(sim), strict=True)):
+        shown = device_ids[i] if device_ids and device_ids[i].subsystem_device is not None else device_id.primary
+        selected = [e for e in entries if e.selects(i, device_id)]
+        entry = selected[-1] if selected else None  # last match wins, as mig-parted applies in file order
+        plan = GpuPlan(i, gpu.key, str(shown), entry.index if entry else None, entry.mig_enabled if entry else None)
+        report.gpus.append(plan)
+        if entry is None:
+            report.warnings.append(Problem(
+                f"no entry of config '{name}' selects GPU {i} ({gpu.key}, {device_id.primary}); apply leaves it as "
+                "it is and mig-parted's full assert always fails ('not all GPUs match the specified config')",
+                Location(spec.file, spec.config_lines.get(name), name), i))
+            continue
+        plan.devices = {k: v for k, v in (entry.mig_devices or {}).items() if v}
+        checker.gpu(plan, gpu, selected)
+    reps = _one_per_board(entries, sim)
+    if reps is not None:
+        firsts = sorted(set(reps))
+        small = simulated_node([gpus[i] for i in firsts], node,
+                               [device_ids[i] for i in firsts] if device_ids else None)
+        result = run_mig_parted(spec, name, small)
+        if result["apply"] == "success":  # a failed apply stops at one GPU: the others' states depend on its index
+            report.mig_parted = result
+            for plan in report.gpus:
+                plan.after_apply = after_apply(small, firsts.index(reps[plan.index]))
+            return report
+    report.mig_parted = run_mig_parted(spec, name, sim)
+    for plan in report.gpus:
+        plan.after_apply = after_apply(sim, plan.index)
+    return report
+
+
+def _one_per_board(entries: Sequence[MigConfigEntry], node: nv.NvmlSimulator) -> list[int] | None:
+    """For each GPU, the first GPU of the same board (model, PCI and subsystem ID), when every entry of the config
+    selects with `devices: all`: then equal boards are selected by the same entries and mig-parted does the same on each
+    (its walk is per GPU and its messages name no GPU), so one of each is simulated when the apply succeeds.
+    None when an entry lists device indices (then the index decides)."""
+    if any(e.devices != "all" for e in entries):
+        return None
+    first: dict[tuple[str, str, int], int] = {}
+    return [first.setdefault((g.model.key, g.variant.pci_device_id, g.subsystem_id), i)
+            for i, g in enumerate(node.gpus)]
