@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from mig_conformance.cluster.journal import ChangeKind
 from mig_conformance.k8s.node_gpus import node_gpu_models
 from mig_conformance.mig.plans import configs_for_node
 from mig_conformance.suites._helpers import apply_and_check
@@ -21,7 +22,7 @@ def user_config_installed(mig_cluster, mig_user_config):
     ConfigMap for one test; the original text comes back afterwards."""
     mig_cluster.set_mig_config(mig_user_config.mig_parted_text)
     yield
-    mig_cluster.restore(kinds={"mig-config"})
+    mig_cluster.restore(kinds={ChangeKind.MIG_CONFIG})
 
 
 def test_custom_config(mig_node, mig_custom_config, mig_user_config, mig_reconfigure, mig_expect, mig_record,

@@ -168,21 +168,28 @@ def test_commands_are_registered(capsys) -> None:
     assert "clusters" in out and "restore" in out
 
 
-def test_every_clusters_file_key_is_an_option_of_its_backend() -> None:
-    """One schema: what a clusters file may set for a backend is exactly what that backend's opener accepts
-    (`nodes` is the target's spec, `namespace` the GPU Operator's namespace)."""
-    from mig_conformance.cluster import kind, kubeconfig, registry
-    from mig_conformance.cluster.eks import backend as eks
-    from mig_conformance.cluster.targets import BACKEND_KEYS, COMMON_KEYS
+def test_every_option_of_the_schema_reaches_a_parameter_of_its_backend() -> None:
+    """One schema (cluster/targets.py): every option a backend accepts there is a parameter of what its opener
+    calls, so a key added to the schema but not to the backend fails here."""
+    import inspect
 
-    opened = {"sim": registry.SIM_OPTIONS, "local": registry.LOCAL_OPTIONS, "kind": kind.OPTIONS,
-              "kubeconfig": kubeconfig.OPTIONS, "eks": eks.OPTIONS}
-    for backend, keys in BACKEND_KEYS.items():
-        passed = {"operator_namespace" if k == "namespace" else k for k in {*keys, *COMMON_KEYS}
-                  if k not in registry.SESSION_KEYS or k == "namespace"}
-        if backend in ("sim", "local"):
-            passed.discard("operator_namespace")
-        assert passed <= opened[backend], f"{backend}: {sorted(passed - opened[backend])} not accepted"
+    from mig_conformance.cluster.eks.backend import EksCluster
+    from mig_conformance.cluster.kind import KindCluster
+    from mig_conformance.cluster.kubeconfig import KubeconfigCluster
+    from mig_conformance.cluster.local.backend import LocalCluster
+    from mig_conformance.cluster.sim.backend import SimCluster
+    from mig_conformance.cluster.targets import backend_options
+
+    def params(fn) -> set[str]:
+        return set(inspect.signature(fn).parameters)
+
+    handled = {  # options the opener consumes itself before calling the backend
+        "sim": params(SimCluster), "local": params(LocalCluster.start) | {"kubeconfig"},
+        "kind": params(KindCluster.open) | {"name"}, "kubeconfig": params(KubeconfigCluster.open) | {"kubeconfig"},
+        "eks": params(EksCluster.open) | {"cluster", "region"}}
+    for backend, accepted in handled.items():
+        missing = backend_options(backend) - accepted
+        assert not missing, f"{backend}: the schema accepts {sorted(missing)}, the backend has no such parameter"
 
 
 @pytest.mark.parametrize(("text", "message"), [

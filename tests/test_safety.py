@@ -473,7 +473,7 @@ def test_restore_options_for_an_eks_journal_reach_the_eks_backend(tmp_path: Path
     import argparse
 
     from mig_conformance.cli.restore import target_of
-    from mig_conformance.cluster.eks import backend as eks
+    from mig_conformance.cluster.targets import backend_options
 
     j = Journal(tmp_path / "journal.json", "r1", "eks-prod",
                 {"name": "eks-prod", "kind": "eks", "arg": "prod-gpu@us-west-2",
@@ -482,4 +482,4 @@ def test_restore_options_for_an_eks_journal_reach_the_eks_backend(tmp_path: Path
     target = target_of(j, args)
     assert target.kind == "eks" and target.options["kubeconfig_context"] == "admin"
     assert target.options["kubeconfig"] == str(tmp_path / "kc") and "context" not in target.options
-    assert set(target.options) <= eks.OPTIONS
+    assert set(target.options) <= backend_options("eks")

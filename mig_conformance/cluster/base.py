@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from mig_conformance.cluster.journal import Change, Journal
+from mig_conformance.cluster.journal import Change, ChangeKind, Journal
 from mig_conformance.common.errors import MigConformanceError
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
@@ -24,7 +24,7 @@ T = TypeVar("T")
 RECOVERY_S = 30.0
 
 #: What `restore()` puts back first: cluster-wide settings, then node labels (2), then the run's namespaces.
-RESTORE_ORDER = {"mig-config": 0, "mig-strategy": 1, "namespace": 3}
+RESTORE_ORDER = {ChangeKind.MIG_CONFIG: 0, ChangeKind.MIG_STRATEGY: 1, ChangeKind.NAMESPACE: 3}
 
 
 def restore_sequence(changes: list[Change]) -> list[Change]:
@@ -59,14 +59,6 @@ class RestoreIncomplete(ClusterError):
         super().__init__(f"{len(failures)} change(s) could not be restored: " + "; ".join(failures))
         self.restored = restored
         self.failures = failures
-
-
-def check_options(backend: str, options: Collection[str], allowed: Collection[str]) -> None:
-    """A backend's opener: ClusterError naming the options it does not know, and those it does."""
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ClusterError(f"{backend} backend: unknown option(s) {', '.join(unknown)} "
-                           f"(allowed: {', '.join(sorted(allowed))})")
 
 
 class Cluster(abc.ABC):
@@ -168,13 +160,14 @@ class Cluster(abc.ABC):
     def set_node_label(self, node: str, key: str, value: str | None) -> None:
         """Set (or with None remove) a node label, recording its original value first."""
         self._check_allowed(f"set label {key}={value} on node {node}")
-        self.journal.record("node-label", node, key, self.get_node(node).labels.get(key))
+        self.journal.record(ChangeKind.NODE_LABEL, node, key, self.get_node(node).labels.get(key))
         self._write_node_label(node, key, value)
 
     def original_node_label(self, node: str, key: str) -> str | None:
         """The label's value before this run changed it (the journal's), else its value now."""
         for change in self.journal.changes:
-            if change.target == node and change.key == key and change.kind in ("node-label", "mig-config-label"):
+            labels = (ChangeKind.NODE_LABEL, ChangeKind.MIG_CONFIG_LABEL)
+            if change.target == node and change.key == key and change.kind in labels:
                 return change.original
         return self.get_node(node).labels.get(key)
 
@@ -188,7 +181,7 @@ class Cluster(abc.ABC):
         labels = self.get_node(node).labels
         if labels.get(L.MIG_CONFIG) == config:
             return False
-        self.journal.record("mig-config-label", node, L.MIG_CONFIG, labels.get(L.MIG_CONFIG),
+        self.journal.record(ChangeKind.MIG_CONFIG_LABEL, node, L.MIG_CONFIG, labels.get(L.MIG_CONFIG),
                             labels.get(L.MIG_CONFIG_STATE))
         if L.MIG_CONFIG_STATE in labels:
             self._write_node_label(node, L.MIG_CONFIG_STATE, None)
@@ -197,25 +190,25 @@ class Cluster(abc.ABC):
 
     def set_mig_strategy(self, strategy: str) -> None:
         self._check_allowed(f"set the MIG strategy to {strategy}")
-        self.journal.record("mig-strategy", "cluster-policy", None, self.get_mig_strategy())
+        self.journal.record(ChangeKind.MIG_STRATEGY, "cluster-policy", None, self.get_mig_strategy())
         self._write_mig_strategy(strategy)
 
     def set_mig_config(self, text: str) -> None:
         self._check_allowed("replace the mig-parted config")
         name, original = self.get_mig_config()
-        self.journal.record("mig-config", name, None, original)
+        self.journal.record(ChangeKind.MIG_CONFIG, name, None, original)
         self._write_mig_config(text)
 
     def create_run_namespace(self, name: str, labels: Mapping[str, str]) -> None:
         """Create the run's namespace, journaled first so that `restore()` (or a later restore) deletes it.
         Read-only clusters refuse it: pods are changes too (they take GPU slices from real workloads)."""
         self._check_allowed(f"create namespace {name} for test pods")
-        self.journal.record("namespace", name, None, None)
+        self.journal.record(ChangeKind.NAMESPACE, name, None, None)
         try:
             self.create_namespace(name, labels)
         except ClusterError as exc:
             if not isinstance(exc, TransientError):  # the API server said no: nothing to delete later
-                self.journal.forget("namespace", name, None)
+                self.journal.forget(ChangeKind.NAMESPACE, name, None)
             raise  # a timeout or an interrupt may come after the namespace exists: it stays journaled
 
     def restore(self, namespaces: bool = False, kinds: Collection[str] | None = None,
@@ -236,7 +229,8 @@ class Cluster(abc.ABC):
         remaining: list[Change] = []
         failures: list[str] = []
         for change in restore_sequence(self.journal.changes):
-            if ((change.kind == "namespace" and not namespaces) or (kinds is not None and change.kind not in kinds)
+            if ((change.kind == ChangeKind.NAMESPACE and not namespaces)
+                    or (kinds is not None and change.kind not in kinds)
                     or (targets is not None and change.target not in targets)):
                 remaining.insert(0, change)
                 continue
@@ -257,15 +251,15 @@ class Cluster(abc.ABC):
         return done
 
     def _restore_one(self, change: Change) -> None:
-        if change.kind == "node-label":
+        if change.kind == ChangeKind.NODE_LABEL:
             self._write_node_label(change.target, change.key or "", change.original)
-        elif change.kind == "mig-config-label":
+        elif change.kind == ChangeKind.MIG_CONFIG_LABEL:
             self._restore_mig_config_label(change)
-        elif change.kind == "mig-strategy" and change.original is not None:
+        elif change.kind == ChangeKind.MIG_STRATEGY and change.original is not None:
             self._write_mig_strategy(change.original)
-        elif change.kind == "mig-config" and change.original is not None:
+        elif change.kind == ChangeKind.MIG_CONFIG and change.original is not None:
             self._write_mig_config(change.original)
-        elif change.kind == "namespace":
+        elif change.kind == ChangeKind.NAMESPACE:
             self.delete_namespace(change.target)
 
     def _restore_mig_config_label(self, change: Change) -> None:
@@ -411,7 +405,8 @@ def append_new(values: list[str | None], value: str | None) -> None:
 def relabelled_nodes(changes: list[Change]) -> dict[str, str | None]:
     """Nodes whose `nvidia.com/mig.config` a restore puts back to a config (mig-manager then re-applies it), with
     the state they had before the run."""
-    return {c.target: c.original_state for c in changes if c.kind == "mig-config-label" and c.original is not None}
+    return {c.target: c.original_state for c in changes
+            if c.kind == ChangeKind.MIG_CONFIG_LABEL and c.original is not None}
 
 
 #: What restoring a node that had no `nvidia.com/mig.config` label leaves (mig-manager ignores a removed label).
@@ -421,7 +416,7 @@ KEPT_LAYOUT = "label removed again, but its GPUs keep the layout the run applied
 
 def unlabelled_nodes(changes: list[Change]) -> list[str]:
     """Nodes that had no `nvidia.com/mig.config` before the run labelled them: their layout cannot be restored."""
-    return [c.target for c in changes if c.kind == "mig-config-label" and c.original is None]
+    return [c.target for c in changes if c.kind == ChangeKind.MIG_CONFIG_LABEL and c.original is None]
 
 
 def settle_problem(state: str, original_state: str | None) -> bool:
@@ -431,17 +426,17 @@ def settle_problem(state: str, original_state: str | None) -> bool:
 
 def describe_change(change: Change) -> str:
     """One line naming a journaled change and the value restore puts back."""
-    if change.kind == "node-label":
+    if change.kind == ChangeKind.NODE_LABEL:
         value = "(removed)" if change.original is None else f"={change.original}"
         return f"node {change.target} label {change.key}{value}"
-    if change.kind == "mig-config-label":
+    if change.kind == ChangeKind.MIG_CONFIG_LABEL:
         if change.original is None:
             return f"node {change.target} label {change.key}(removed), state={change.original_state or '(removed)'}"
         return f"node {change.target} label {change.key}={change.original} (mig-manager re-applies it)"
-    if change.kind == "mig-strategy":
+    if change.kind == ChangeKind.MIG_STRATEGY:
         return f"ClusterPolicy MIG strategy={change.original}"
-    if change.kind == "mig-config":
+    if change.kind == ChangeKind.MIG_CONFIG:
         return f"ConfigMap {change.target} (mig-parted config, original text)"
-    if change.kind == "namespace":
+    if change.kind == ChangeKind.NAMESPACE:
         return f"namespace {change.target} (deleted)"
     return f"{change.kind} {change.target} {change.key or ''}".strip()

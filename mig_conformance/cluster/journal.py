@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,21 @@ from mig_conformance.common.private_files import write_private
 SCHEMA = "mig-conformance/journal/v1"
 
 
+class ChangeKind(StrEnum):
+    """What a journaled change is; the value is what the journal file says."""
+
+    NODE_LABEL = "node-label"  # a node label (key) of a node (target)
+    MIG_CONFIG_LABEL = "mig-config-label"  # a node's nvidia.com/mig.config with its state label
+    MIG_STRATEGY = "mig-strategy"  # the ClusterPolicy's MIG strategy
+    MIG_CONFIG = "mig-config"  # the mig-parted ConfigMap's text
+    NAMESPACE = "namespace"  # a namespace the run created (its original: did not exist)
+
+
 @dataclass(frozen=True)
 class Change:
     """One original value, recorded before the first change of that target."""
 
-    kind: str  # node-label | mig-config-label | mig-strategy | mig-config | namespace (created by the run)
+    kind: ChangeKind
     target: str  # node name / "cluster-policy" / ConfigMap name / namespace name
     key: str | None
     original: str | None  # None = did not exist
@@ -44,7 +55,7 @@ class Journal:
         self.cluster = cluster
         self.target: dict[str, Any] = dict(target or {})
         self._changes: list[Change] = []
-        self._keys: set[tuple[str, str, str | None]] = set()
+        self._keys: set[tuple[ChangeKind, str, str | None]] = set()
 
     @property
     def changes(self) -> list[Change]:
@@ -55,7 +66,7 @@ class Journal:
         self._changes = list(changes)
         self._keys = {(c.kind, c.target, c.key) for c in self._changes}
 
-    def record(self, kind: str, target: str, key: str | None, original: str | None,
+    def record(self, kind: ChangeKind, target: str, key: str | None, original: str | None,
                original_state: str | None = None) -> None:
         """Remember an original value (only the first one per kind/target/key) and flush it to disk."""
         if (kind, target, key) in self._keys:
@@ -91,12 +102,12 @@ class Journal:
             raise ValueError(f"{path}: not a mig-conformance journal (expected a mapping with 'changes')")
         j = cls(path, data.get("run_id", ""), data.get("cluster", ""), data.get("target") or {})
         try:
-            j.changes = [Change(**c) for c in data.get("changes", [])]
-        except TypeError as exc:
+            j.changes = [Change(**{**c, "kind": ChangeKind(c.get("kind"))}) for c in data.get("changes", [])]
+        except (TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{path}: malformed change entry: {exc}") from None
         return j
 
-    def forget(self, kind: str, target: str, key: str | None) -> None:
+    def forget(self, kind: ChangeKind, target: str, key: str | None) -> None:
         """Drop a record whose change never reached the cluster (the write failed), and save."""
         self.replace([c for c in self.changes if (c.kind, c.target, c.key) != (kind, target, key)])
 
@@ -108,7 +119,7 @@ class Journal:
 
 def _compact(change: dict[str, Any]) -> dict[str, Any]:
     """A change as JSON: `original_state` only where it applies (mig-config-label)."""
-    if change["kind"] != "mig-config-label":
+    if change["kind"] != ChangeKind.MIG_CONFIG_LABEL:
         change.pop("original_state", None)
     return change
 

@@ -23,9 +23,10 @@ from typing import Any
 
 import yaml
 
-from mig_conformance.cluster.base import ClusterError, check_options
+from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.kube import KubeCluster
+from mig_conformance.cluster.targets import check_backend_options
 from mig_conformance.common.private_files import write_private
 from mig_conformance.k8s import labels as L
 
@@ -35,8 +36,6 @@ DEFAULT_NAME = "mig-conformance"
 DEFAULT_NODES = "p5.48xlarge"
 WAIT = "180s"
 CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
-OPTIONS = frozenset({"name", "config", "keep", "kind_bin", "kubectl_bin", "nodes", "image", "journal", "config_map",
-                     "operator_namespace", "pod_image", "attach_only", "agents"})
 Runner = Callable[..., subprocess.CompletedProcess]
 
 
@@ -435,7 +434,7 @@ def _discard(kind: Kind, cluster_name: str, kubeconfig: Path, workdir: Path, del
 
 def open_kind(name: str, arg: str, allow_changes: bool, options: Mapping[str, Any]) -> KindCluster:
     """Registry entry point: `kind[:NAME]` or a clusters-file entry."""
-    check_options("kind", options, OPTIONS)
+    check_backend_options("kind", options)
     opts = dict(options)
     cluster_name = opts.pop("name", None) or arg or DEFAULT_NAME
     return KindCluster.open(name, cluster_name, allow_changes=allow_changes, **opts)

@@ -11,12 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mig_conformance.cluster.base import ClusterError, check_options
+from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.kube import KubeCluster
-
-#: Options a clusters-file entry or a caller may give the kubeconfig backend.
-OPTIONS = frozenset({"context", "kubeconfig", "config_map", "operator_namespace", "pod_image", "journal"})
+from mig_conformance.cluster.targets import check_backend_options
 
 
 def default_kubeconfig(env: Mapping[str, str] | None = None) -> str:
@@ -81,7 +79,7 @@ class KubeconfigCluster(KubeCluster):
 
 def open_kubeconfig(name: str, context: str, allow_changes: bool, options: Mapping[str, Any]) -> KubeconfigCluster:
     """Registry entry point: `kubeconfig:CONTEXT` or a clusters-file entry (context, kubeconfig, namespace...)."""
-    check_options("kubeconfig", options, OPTIONS)
+    check_backend_options("kubeconfig", options)
     context = options.get("context") or context
     if not context:
         raise ClusterError(f"target '{name}': the kubeconfig backend needs a context (kubeconfig:CONTEXT)")

@@ -6,20 +6,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mig_conformance.cluster.base import Cluster, ClusterError, check_options
-from mig_conformance.cluster.targets import KINDS, Target, forms, parse_spec
+from mig_conformance.cluster.base import Cluster, ClusterError
+from mig_conformance.cluster.targets import (
+    ARG_KEYS,
+    KINDS,
+    SESSION_KEYS,
+    Target,
+    check_backend_options,
+    forms,
+    parse_spec,
+)
 from mig_conformance.common.errors import InputError
-
-#: SimCluster keyword options a caller or a clusters-file entry may set.
-SIM_OPTIONS = frozenset({"name", "journal", "strategy", "config_text", "config_map", "mig_manager_delay",
-                         "with_reboot", "gpu_reset_works", "gpu_taint", "default_config", "driver",
-                         "device_plugin_version"})
-#: LocalCluster options (`kubeconfig` attaches to a cluster that `mig-conformance cluster up` started).
-LOCAL_OPTIONS = frozenset({"name", "journal", "strategy", "gpu_taint", "mig_manager_delay", "with_reboot",
-                           "gpu_reset_works", "config_text", "default_config", "agents", "state_dir", "timeout",
-                           "kubeconfig"})
-#: Clusters-file keys that belong to the session, not to the backend.
-SESSION_KEYS = frozenset({"backend", "description", "node_selector", "namespace", "nodes"})
 
 
 def parse_target(target: str) -> tuple[str, str]:
@@ -45,7 +42,7 @@ def open_cluster(target: str | Target, allow_changes: bool = False, **options: A
         kind, arg, name = target.kind, target.arg, target.name
         if kind not in KINDS:
             raise ClusterError(f"target '{target.name}': unknown backend '{kind}' (one of: {', '.join(KINDS)})")
-        from_file = {k: v for k, v in target.options.items() if k not in SESSION_KEYS}
+        from_file = {k: v for k, v in target.options.items() if k not in SESSION_KEYS and k != ARG_KEYS.get(kind)}
     else:
         kind, arg = parse_target(target)
         name, from_file = target.strip(), {}
@@ -83,7 +80,7 @@ def _open_kube(kind: str, name: str, arg: str, allow_changes: bool, options: dic
 def _open_sim(name: str, fleet: str, allow_changes: bool, options: Mapping[str, Any], settings: Any) -> Cluster:
     from mig_conformance.cluster.sim.backend import SimCluster
 
-    check_options("sim", options, SIM_OPTIONS)
+    check_backend_options("sim", options)
     kwargs = dict(options)
     if settings is not None:
         if getattr(settings, "strategy", None) and "strategy" not in kwargs:
@@ -97,7 +94,7 @@ def _open_sim(name: str, fleet: str, allow_changes: bool, options: Mapping[str, 
 def _open_local(name: str, spec: str, allow_changes: bool, options: Mapping[str, Any], settings: Any) -> Cluster:
     """Start a local cluster (default spec p5.48xlarge), or attach to one with the `kubeconfig` option. With a
     report folder, the cluster's state and process logs go under it (evidence)."""
-    check_options("local", options, LOCAL_OPTIONS)
+    check_backend_options("local", options)
     from mig_conformance.cluster.local.backend import LocalCluster
 
     kwargs = dict(options)

@@ -7,7 +7,7 @@ entry may set (each is an option that backend's opener accepts; `namespace` is t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ COMMON_KEYS: dict[str, type | tuple[type, ...]] = {"backend": str, "description"
 _SIMULATED = {"nodes": str, "strategy": str, "mig_manager_delay": NUMBER, "with_reboot": bool,
               "gpu_reset_works": bool, "gpu_taint": bool, "default_config": str}
 _KUBE = {"config_map": str, "namespace": str, "pod_image": str}
+#: Per backend: the keys a clusters-file entry may set, with their types.
 BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "sim": {**_SIMULATED, "config_map": str, "driver": str, "device_plugin_version": str},
     "local": {**_SIMULATED, "agents": bool, "timeout": NUMBER, "kubeconfig": str},
@@ -37,10 +38,39 @@ BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "eks": {"cluster": str, "region": str, "profile": str, "role_arn": str, "kubeconfig_context": str,
             "kubeconfig": str, **_KUBE},
 }
+#: Per backend: keyword options the kit itself passes to the backend's opener besides the clusters-file keys.
+KIT_OPTIONS: dict[str, frozenset[str]] = {
+    "sim": frozenset({"name", "journal", "config_text"}),
+    "local": frozenset({"name", "journal", "config_text", "state_dir"}),
+    "kind": frozenset({"journal", "operator_namespace", "attach_only"}),
+    "kubeconfig": frozenset({"journal", "operator_namespace"}),
+    "eks": frozenset({"journal", "operator_namespace", "run_id"}),
+}
+#: Clusters-file keys the session uses (not handed to the backend as they are): the GPU Operator's `namespace`
+#: reaches kube backends as `operator_namespace`.
+SESSION_KEYS = frozenset({"backend", "description", "node_selector", "namespace"})
+#: The clusters-file key that is the target's argument (the `SPEC` of `sim:SPEC`), not an opener option.
+ARG_KEYS = {"sim": "nodes", "local": "nodes"}
 REQUIRED = {"eks": ("cluster", "region"), "kubeconfig": ("context",), "kind": ("name",)}
 #: File options; relative ones are taken relative to the clusters file (binaries only when they contain a '/').
 PATH_KEYS = ("kubeconfig", "config")
 BINARY_KEYS = ("kind_bin", "kubectl_bin")
+
+
+def backend_options(kind: str) -> frozenset[str]:
+    """Every keyword option the `kind` backend's opener accepts."""
+    return frozenset(BACKEND_KEYS[kind]) - SESSION_KEYS - {ARG_KEYS.get(kind)} | KIT_OPTIONS[kind]
+
+
+def check_backend_options(kind: str, options: Collection[str]) -> None:
+    """A backend's opener: ClusterError naming the options it does not know, and those it does."""
+    allowed = backend_options(kind)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        from mig_conformance.cluster.base import ClusterError
+
+        raise ClusterError(f"{kind} backend: unknown option(s) {', '.join(unknown)} "
+                           f"(allowed: {', '.join(sorted(allowed))})")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from mig_conformance.cluster.base import (
     settle_problem,
     unlabelled_nodes,
 )
-from mig_conformance.cluster.journal import Journal
+from mig_conformance.cluster.journal import ChangeKind, Journal
 from mig_conformance.cluster.targets import Target, resolve_target
 from mig_conformance.common.run import RUN_LABEL, new_run_id
 from mig_conformance.k8s import labels as L
@@ -156,7 +156,7 @@ class MigSession:
                 self.cluster.create_run_namespace(self.namespace, {"app.kubernetes.io/managed-by": "mig-conformance",
                                                                   RUN_LABEL: self.run_id})
             finally:  # also when the create failed: a namespace still journaled may exist, the leak check looks
-                self._namespace_created = any(c.kind == "namespace" and c.target == self.namespace
+                self._namespace_created = any(c.kind == ChangeKind.NAMESPACE and c.target == self.namespace
                                               for c in self.cluster.journal.changes)
         return self.namespace
 

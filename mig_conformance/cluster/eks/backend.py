@@ -14,15 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mig_conformance.cluster.base import ClusterError, check_options
+from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.kube import KubeCluster
+from mig_conformance.cluster.targets import check_backend_options
 
 log = logging.getLogger("mig_conformance.cluster")
 
-#: Options a clusters-file entry or a caller may give the eks backend.
-OPTIONS = frozenset({"cluster", "region", "profile", "role_arn", "config_map", "operator_namespace", "pod_image",
-                     "journal", "kubeconfig_context", "kubeconfig", "run_id"})
 RBAC_HINT = "bind it to ClusterRole mig-conformance-read (and -reconfigure) from deploy/rbac.yaml; see docs/eks.md"
 
 
@@ -150,7 +148,7 @@ def _api_client(endpoint: str, ca_file: Path, tokens: Any) -> Any:
 
 def open_eks(name: str, arg: str, allow_changes: bool, options: Mapping[str, Any]) -> EksCluster:
     """Registry entry point: `eks:CLUSTER@REGION` or a clusters-file entry (cluster, region, profile, role_arn...)."""
-    check_options("eks", options, OPTIONS)
+    check_backend_options("eks", options)
     opts = dict(options)
     from_arg, _, region_arg = arg.partition("@")
     cluster = opts.pop("cluster", None) or from_arg
