@@ -6,7 +6,7 @@ import pytest
 
 from mig_conformance.gpus.catalog import load_catalog
 from mig_conformance.k8s import labels as L
-from mig_conformance.k8s.node_gpus import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_models
 
 pytestmark = pytest.mark.mig_category("catalog")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from mig_conformance.cluster.journal import ChangeKind
-from mig_conformance.k8s.node_gpus import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.mig.plans import configs_for_node
 from mig_conformance.suites._helpers import apply_and_check
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mig_conformance.k8s import labels as L
-from mig_conformance.k8s.node_gpus import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.suites._helpers import apply_and_check
 
 pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("reconfiguration")]

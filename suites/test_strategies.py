@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mig_conformance.k8s.node_gpus import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.mig.plans import single_strategy_config, uniform_configs
 from mig_conformance.mig.profile_indices import BASE_GI_INDICES
 from mig_conformance.mig.spec import parse_spec_text

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from mig_conformance.gpus.gpu_list import parse_gpu_list
 from mig_conformance.gpus.instance_types import get_instance_type
-from mig_conformance.gpus.node_gpus import parse_gpu_list
 from mig_conformance.k8s import device_plugin, gfd
 from mig_conformance.k8s.labels import MIG_CONFIG, MIG_CONFIG_STATE, MIG_STRATEGY
 from mig_conformance.k8s.mig_manager import reconcile

@@ -16,7 +16,7 @@ from mig_conformance.cluster.targets import Target
 from mig_conformance.gpus.instance_types import load_instance_types
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import PodRequest
-from mig_conformance.k8s.node_gpus import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.k8s.projection import project_node
 from mig_conformance.mig.default_config import default_config_text, default_spec
 from mig_conformance.mig.spec import parse_spec_text

@@ -7,7 +7,7 @@ import argparse
 from mig_conformance.cli import EXIT_FAIL, EXIT_OK
 from mig_conformance.cli.output import devices_text, print_json
 from mig_conformance.common.errors import InputError
-from mig_conformance.gpus.node_gpus import node_gpus
+from mig_conformance.gpus.gpu_list import node_gpus
 from mig_conformance.k8s import device_plugin
 from mig_conformance.k8s.labels import STRATEGIES
 from mig_conformance.k8s.projection import NodeProjection, project_node

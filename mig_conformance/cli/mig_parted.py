@@ -19,7 +19,7 @@ from mig_conformance.cli.failures import input_failure
 from mig_conformance.cli.output import print_json
 from mig_conformance.common.errors import InputError, MigConformanceError
 from mig_conformance.gpus.catalog import parse_gpu_specs
-from mig_conformance.gpus.node_gpus import node_gpus
+from mig_conformance.gpus.gpu_list import node_gpus
 from mig_conformance.mig.spec import Spec, parse_spec_text
 from mig_conformance.simulators.mig_parted import LogEntry, MigParted, MigPartedResult, capitalize
 from mig_conformance.simulators.nvml import NvmlSimulator

@@ -13,7 +13,7 @@ from mig_conformance.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from mig_conformance.cli.failures import input_failure
 from mig_conformance.cli.output import devices_text, print_json
 from mig_conformance.common.errors import MigConformanceError
-from mig_conformance.gpus.node_gpus import gpu_device_ids, node_gpus
+from mig_conformance.gpus.gpu_list import gpu_device_ids, node_gpus
 from mig_conformance.mig.spec import load_spec
 from mig_conformance.validation import ValidationReport, validate_node
 

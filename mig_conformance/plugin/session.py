@@ -29,7 +29,7 @@ from mig_conformance.cluster.targets import Target, resolve_target
 from mig_conformance.common.run import RUN_LABEL, new_run_id
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode
-from mig_conformance.k8s.node_gpus import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.mig.spec import Spec, parse_installed_config
 from mig_conformance.plugin import roles
 from mig_conformance.plugin.checks import (

@@ -19,8 +19,8 @@ from typing import Any
 
 from mig_conformance.common.errors import InputError
 from mig_conformance.gpus.catalog import GpuModel
+from mig_conformance.gpus.gpu_list import parse_gpu_list
 from mig_conformance.gpus.instance_types import load_instance_types
-from mig_conformance.gpus.node_gpus import parse_gpu_list
 from mig_conformance.k8s import labels as L
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.agents.api import Obj

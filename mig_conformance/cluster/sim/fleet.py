@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.common.errors import InputError
 from mig_conformance.gpus.catalog import GpuModel, load_catalog
+from mig_conformance.gpus.gpu_list import parse_gpu_list
 from mig_conformance.gpus.instance_types import load_instance_types
-from mig_conformance.gpus.node_gpus import parse_gpu_list
 
 ZONES = ("us-west-2a", "us-west-2b", "us-west-2c")
 REGION = "us-west-2"
