@@ -36,8 +36,44 @@ def test_missing_and_directory_files(tmp_path) -> None:
 
 def test_binary_file_is_an_input_error(tmp_path) -> None:
     f = tmp_path / "bin.yaml"
-    f.write_bytes(b"\xff\xfe\x00bad")
-    with pytest.raises(InputError, match="cannot read file"):
+    f.write_bytes(b"a: \x80\x81\x00bad")
+    with pytest.raises(InputError, match=r"bin.yaml: not UTF-8 text \(byte 0x80 at offset 3\); a binary file\?"):
+        load_yaml_file(f)
+
+
+def test_utf16_and_utf8_with_a_byte_order_mark_are_read(tmp_path) -> None:
+    for codec, bom in (("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"), ("utf-8", b"\xef\xbb\xbf")):
+        f = tmp_path / f"{codec}.yaml"
+        f.write_bytes(bom + "a: [1, 2]\nb: x\n".encode(codec))
+        assert load_yaml_file(f).data == {"a": [1, 2], "b": "x"}, codec
+
+
+BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (BILLION_LAUGHS, "more than 100,000 values once aliases are expanded"),
+    ("a: &a [*a]\n", "recursive alias"),
+    ("a: &a {b: *a}\n", "recursive alias"),
+    ("a: &a\n  <<: *a\n  x: 1\n", "a merge key (<<) merges a mapping that contains it"),
+    ("[" * 990 + "]" * 990, "nested more than 64 levels deep"),
+    ("a:\n" + "".join("  " * i + "- \n" for i in range(1, 600)), "nested more than 64 levels deep"),
+    ("a: " + "9" * 100_000, "not a usable YAML value"),
+    ("[" + "1," * 200_000 + "1]", "more than 100,000 values"),
+    ("a: " + "x" * (5 * 2**20), "larger than 4 MiB"),
+])
+def test_hostile_yaml_is_a_located_input_error_at_once(text: str, message: str) -> None:
+    with pytest.raises(InputError, match="hostile.yaml") as e:
+        parse_yaml(text, "hostile.yaml")
+    assert message in str(e.value)
+
+
+def test_a_file_larger_than_the_limit_is_not_read_whole(tmp_path) -> None:
+    f = tmp_path / "big.yaml"
+    with f.open("wb") as out:
+        out.truncate(50 * 2**20)  # 50 MB of zeros, sparse
+    with pytest.raises(InputError, match="big.yaml: larger than 4 MiB"):
         load_yaml_file(f)
 
 
