@@ -1,9 +1,9 @@
-"""`nvidia-mig-parted` apply / assert / export, simulated on top of the NVML simulator (reference §7.2, §8).
+"""`nvidia-mig-parted` apply / assert / export, simulated on top of the NVML simulator (docs/reference/mig-parted.md).
 
 The flow follows mig-parted's command code step by step and talks to the node only through the simulated
 NVML calls, so its behaviour comes from the NVML model: the mode walk (clear enabled GPUs, set the mode, reset
 every GPU when one is pending), the config walk (Flatten order, then every distinct permutation, reusing the
-last GI while its CIs fit), and the [DERIVED] corner cases of §8.2 (a profile that exists on no GPU of the
+last GI while its CIs fit), and the [DERIVED] corner cases of apply (a profile that exists on no GPU of the
 node clears the GPU and reports success; a zero count never equals the current config).
 Messages are mig-parted's; fatal errors are capitalised like `util.Capitalize`.
 """
@@ -34,7 +34,7 @@ EXIT_OK, EXIT_FAIL = 0, 1
 
 # Bounds of the ordering walk (iteratePermutationsUntilSuccess). mig-parted tries every distinct permutation of the
 # flattened devices, by recursion. A request with more MIG devices than the GPU has compute slices fails in every
-# order, so only its first ordering is run; the rest have at most 8 devices (reference §3: at most 8 compute
+# order, so only its first ordering is run; the rest have at most 8 devices (docs/reference/nvml.md: at most 8 compute
 # slices), and 8! orderings cover them. Past these bounds the simulator stops (with a warning in the log) where real
 # mig-parted would keep going for hours, or overflow its stack.
 MAX_ORDERINGS = 40320
@@ -426,7 +426,7 @@ class MigParted:
         self._walk_gpu_instances(handle, visit_gi)
 
     def device_profiles(self, i: int) -> list[DeviceProfile]:
-        """go-nvlib GetMigProfiles for one GPU: every GI index NVML knows x the CI heuristic of §5.
+        """go-nvlib GetMigProfiles: GI indices x CI rule (docs/reference/nvml.md#compute-instance-profiles).
 
         Kept per GPU for the rest of the command (go-nvlib caches a device's list), until a mode change.
         """
@@ -941,7 +941,7 @@ class MigParted:
         return self._finish(error)
 
     def export(self, output_format: str = "yaml", config_label: str = "current") -> MigPartedResult:
-        """`nvidia-mig-parted export`: per-GPU entries merged as mergeMigConfigSpecs does (§8.4)."""
+        """`export`: per-GPU entries merged like mergeMigConfigSpecs (docs/reference/mig-parted.md#export)."""
         res = self._begin("export")
         error = None
         try:

@@ -1,15 +1,15 @@
 """`nvidia-smi -L` and `nvidia-smi mig -lgip/-lgipp/-lgi/-lci` text, rendered from any pynvml-shaped module.
 
-Layouts are those of driver 580. `-lgip` and `-lgipp` reproduce the REF captures byte for byte
+Layouts are those of driver 580. `-lgip` and `-lgipp` reproduce the NVML captures byte for byte
 (tests/data/captures/*-580/lgip.txt, lgipp.txt): 81-character box, two lines per profile, rows in
 the order (compute slices, memory, profile ID) that every captured listing shows [DERIVED].
 
 `-lgi` (59-character box) and `-lci` (70-character box) are derived from public captures of the same
 table generation (81-character `-lgip` next to them): the A100 walk-through in ssup2/blog-software
 `content/docs/theory-analysis/nvidia-gpu-sharing/index.en.md` (shell 4 and 5), and an H100 80GB HBM3
-walk-through (hrishi.dev "nvidia-cuda-gpu-on-kube" series, public copy) whose `-lgip` equals REF.
+walk-through (hrishi.dev "nvidia-cuda-gpu-on-kube" series, public copy) whose `-lgip` equals ours.
 Their row order (GIs by profile in `-lgip` order, then GI id; CIs following their GI) matches those
-captures and reference §4.2.
+captures and docs/reference/nvml.md#gi-ids-and-placement-choice.
 
 `-L` MIG lines follow the layout of NVIDIA's MIG User Guide, "MIG Device Names" / "Device Enumeration"
 (`  MIG 1g.10gb     Device  0: (UUID: MIG-...)`); the 12-column name field is [DERIVED] from those
@@ -46,8 +46,8 @@ from mig_conformance.capture.nvml_queries import (
 )
 from mig_conformance.gpus.profile_names import lgip_gib
 
-NO_MIG = "No MIG-enabled devices found."  # REF lgi.txt / lci.txt with MIG disabled (exit status 0)
-NO_GI = "No GPU instances found: Not Found"  # public GH200 copy (reference §4 sources); exit status [UNCONFIRMED]
+NO_MIG = "No MIG-enabled devices found."  # captured lgi.txt / lci.txt with MIG disabled (exit status 0)
+NO_GI = "No GPU instances found: Not Found"  # docs/reference/nvidia-smi.md#messages; exit status [UNCONFIRMED]
 NO_CI = "No compute instances found: Not Found"  # [DERIVED] by analogy with NO_GI
 NO_DEVICE = "No devices were found"  # [UNCONFIRMED] text for an -i that matches no GPU
 UNKNOWN = "?"  # printed for a value the GPU catalog does not know

@@ -1,4 +1,4 @@
-"""An in-memory NVML with pynvml's call shapes, driven by the GPU catalog (reference §1.4, §3, §4, §5, §11).
+"""An in-memory NVML with pynvml's call shapes, driven by the GPU catalog (docs/reference/nvml.md).
 
 One `NvmlSimulator` is one node: GPUs in PCI order with MIG mode (current, pending), GPU instances (GIs) and
 compute instances (CIs). Methods carry pynvml's names (`nvmlDeviceCreateGpuInstance(...)`); the module-level
@@ -6,11 +6,11 @@ functions of the same names forward to the simulator installed with `use()`. Cal
 C out-parameters (`nvmlDeviceGetGpuInstancePossiblePlacements`, `nvmlDeviceGetGpuInstances`,
 `nvmlGpuInstanceGetComputeInstances`) return Python lists instead.
 
-Semantics that are observed (REF, driver 580.159.04): profile info works while MIG is disabled, indices with
+Semantics that are observed (NVML captures, driver 580.159.04): profile info works while MIG is disabled, indices with
 no profile give NotSupported and index 0x11 and above InvalidArgument. R535 drivers cannot list profiles while
-MIG is disabled (reference §11): a node whose driver is R535 or older behaves so (`legacy_driver`).
+MIG is disabled (docs/reference/nvml.md#driver-differences): nodes with R535 or older do so (`legacy_driver`).
 
-MIG mode changes (reference §1.4, §11): on Ampere `nvmlDeviceSetMigMode` only sets the pending mode, which a GPU
+Mode changes (docs/reference/nvml.md#mig-mode-changes): Ampere's `nvmlDeviceSetMigMode` sets a pending mode, which a GPU
 reset (`reset()`) or a reboot makes current. From Hopper on the new mode takes effect at once when the GPU is idle;
 a GPU in `faults.in_use` (not idle) keeps it pending and the activation status is NVML_ERROR_IN_USE. On a node
 whose platform exposes no GPU reset (`gpu_reset_works=False`: pass-through VMs) an Ampere change returns the
@@ -110,9 +110,9 @@ NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT = 0x1
 
 FIRST_INVALID_GI_INDEX = indices.FIRST_INVALID_GI_INDEX
 
-DRIVER_580 = "580.159.04"  # REF capture
-DRIVER_535 = "535.183.01"  # an R535 driver (A30 log of reference §3.1)
-LAST_LEGACY_BRANCH = 535  # R535 cannot list MIG profiles while MIG is disabled (reference §11)
+DRIVER_580 = "580.159.04"  # the NVML captures (tests/data/captures)
+DRIVER_535 = "535.183.01"  # an R535 driver (A30 log, docs/reference/profiles.md#a30-24gb)
+LAST_LEGACY_BRANCH = 535  # R535 lists no MIG profiles while MIG is disabled (docs/reference/nvml.md#driver-differences)
 
 
 def is_legacy_driver(version: str) -> bool:
@@ -370,7 +370,7 @@ class ComputeInstanceInfo:
 @dataclass
 class CiState:
     id: int
-    profile_id: int  # CI profile index = id (reference §1.2)
+    profile_id: int  # CI profile index = id (docs/reference/nvml.md#compute-instance-profiles)
     start: int
     size: int
     serial: int
@@ -536,8 +536,8 @@ class NvmlSimulator:
         """GPUs as models (their primary board), variants, or GPU specs (`H100-PCIE-80GB`, catalog.resolve).
 
         `driver_version` defaults to R535 with `legacy_driver`, else the first model's catalog driver, else
-        580.159.04 (REF). `legacy_driver` (default: whether the driver is R535 or older) makes profile queries
-        NotSupported while MIG is disabled (§11). `gpu_reset_works=False`: a platform without GPU reset (module doc).
+        580.159.04 (captured). `legacy_driver` (default: whether the driver is R535 or older) makes profile queries
+        NotSupported while MIG is disabled. `gpu_reset_works=False`: a platform without GPU reset (module doc).
         """
         cat = catalog if catalog is not None else load_catalog()
         boards = [self._board(g, cat) for g in gpus]
@@ -573,7 +573,7 @@ class NvmlSimulator:
 
     @property
     def nvml_version(self) -> str:
-        """[CHOICE] CUDA 12 NVML before R580, 13 from R580 (REF: 13.580.159.04)."""
+        """[CHOICE] CUDA 12 NVML before R580, 13 from R580 (captured: 13.580.159.04)."""
         major = int(self.driver_version.split(".")[0])
         return f"{12 if major < 580 else 13}.{self.driver_version}"
 
@@ -626,7 +626,7 @@ class NvmlSimulator:
         return self._serial
 
     def _profiles_visible(self, gpu: GpuState) -> None:
-        """R535 cannot list profiles while MIG is disabled (reference §11)."""
+        """R535 cannot list profiles while MIG is disabled (docs/reference/nvml.md#driver-differences)."""
         if self.legacy_driver and gpu.mig_current != NVML_DEVICE_MIG_ENABLE:
             raise NVMLError_NotSupported()
 
@@ -788,7 +788,7 @@ class NvmlSimulator:
         return model.sm_count * per_sm
 
     def nvmlDeviceGetAttributes(self, handle: MigDeviceHandle) -> DeviceAttributes:
-        """MIG device handles only; a full GPU answers NotSupported (REF, and nvml.h)."""
+        """MIG device handles only; a full GPU answers NotSupported (NVML captures, and nvml.h)."""
         if not isinstance(handle, MigDeviceHandle):
             self._gpu(handle)
             raise NVMLError_NotSupported()
@@ -817,7 +817,7 @@ class NvmlSimulator:
         return self.gpus[index].model.architecture in MODE_CHANGE_NEEDS_RESET
 
     def nvmlDeviceSetMigMode(self, handle: DeviceHandle, mode: int) -> int:
-        """Sets the mode; returns the activation status (reference §1.4, §11; module doc).
+        """Sets the mode; returns the activation status (docs/reference/nvml.md#mig-mode-changes; module doc).
 
         Ampere: the mode stays pending until `reset()`; activation NVML_SUCCESS, or NVML_ERROR_RESET_REQUIRED on a
         platform without GPU reset. Hopper and later: it takes effect at once (current = pending), unless the GPU is
@@ -902,7 +902,7 @@ class NvmlSimulator:
 
     def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: DeviceHandle, profile: int,
                                             version: int = 2) -> GpuInstanceProfileInfo:
-        """By NVML index (0 = 1_SLICE). Unsupported index: NotSupported; >= 0x11: InvalidArgument (REF)."""
+        """By NVML index (0 = 1_SLICE). Unsupported index: NotSupported; >= 0x11: InvalidArgument (NVML captures)."""
         gpu = self._mig_gpu(handle)
         if not 0 <= profile < FIRST_INVALID_GI_INDEX:
             raise NVMLError_InvalidArgument()
@@ -1138,7 +1138,7 @@ class NvmlSimulator:
         notes = list(gpu.variant.notes)
         if self.legacy_driver and gpu.model.mig_capable and gpu.mig_current != NVML_DEVICE_MIG_ENABLE:
             notes.append(f"driver {self.driver_version} lists no MIG profiles while MIG mode is disabled (R535 and "
-                         "older, reference §11)")
+                         "older, docs/reference/nvml.md#driver-differences)")
         if not gpu.model.memory_total_mib:
             notes.append(f"{gpu.variant.key}: memory.total unknown; the simulator reports a placeholder of "
                          f"{device_memory_mib(gpu.model)} MiB")

@@ -63,7 +63,7 @@ def test_gpu_spec_lists_keep_variants(catalog: Catalog) -> None:
 def test_variant_notes_name_what_is_unconfirmed(catalog: Catalog) -> None:
     pcie = catalog.variant("H100-PCIE-80GB")
     assert set(pcie.unconfirmed_row_fields) == {"sm", "memory_mib"}  # the guide covers the engines of both
-    assert "§3.4" in pcie.reason and any("naming convention" in n for n in pcie.notes)
+    assert "profiles.md#h100-80gb" in pcie.reason and any("naming convention" in n for n in pcie.notes)
     h20 = catalog.variant("H20")
     assert set(h20.unconfirmed_row_fields) >= {"sm", "memory_mib", "ce", "dec", "enc", "jpeg", "ofa"}
     unnamed = catalog.variant("H100-96GB")
@@ -88,8 +88,8 @@ def test_ci_placements_of_three_g_on_hopper(catalog: Catalog) -> None:
 
 
 def test_derived_values_are_flagged(catalog: Catalog) -> None:
-    """Rows whose MiB or NVML index the reference marks [DERIVED] carry `derived:`; analogy placements are
-    unconfirmed (reference §3.3, §3.5)."""
+    """Rows whose MiB or NVML index docs/reference/profiles.md#reading-the-tables marks [DERIVED] carry `derived:`;
+    analogy placements are unconfirmed (docs/reference/profiles.md#a100-80gb, #h100-nvl-94gb)."""
     for g in catalog:
         for p in g.gi_profiles:
             assert ("nvml_index" in p.derived) == ("nvml_index derived" in p.source), (g.key, p.name)
@@ -99,7 +99,7 @@ def test_derived_values_are_flagged(catalog: Catalog) -> None:
     assert "placements" in nvl.profile("7g.94gb").derived
     a100 = catalog.get("A100-80GB")
     assert not a100.confirmed and all(not p.confirmed and "placements" in p.derived for p in a100.gi_profiles)
-    for key in ("H100-80GB", "H200-141GB"):  # REF captures: nothing derived, every GI row confirmed
+    for key in ("H100-80GB", "H200-141GB"):  # NVML captures: nothing derived, every GI row confirmed
         assert catalog.get(key).derived == [] and all(p.confirmed for p in catalog.get(key).gi_profiles)
 
 

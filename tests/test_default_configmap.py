@@ -14,7 +14,7 @@ from mig_conformance.validation import validate_node
 
 # Configs whose GPUs are not in the catalog, so nothing can select them (documented in docs/catalog.md):
 # HGX GB200 (both profile generations), GH200 144GB HBM3e, B300 and GB300 have no profile table with
-# SM counts, memory and placements in any public source (reference §3.8, §3.10, §3.11, §13).
+# SM counts, memory and placements in any public source (docs/reference/profiles.md#gpus-without-a-catalog-table).
 CONFIGS_FOR_GPUS_OUTSIDE_THE_CATALOG = {
     "all-1g.47gb", "all-2g.47gb", "all-3g.93gb", "all-4g.93gb", "all-7g.186gb",  # GB200 production boards
     "all-3g.95gb", "all-4g.95gb", "all-7g.189gb",  # GB200 early boards

@@ -21,7 +21,7 @@ ALL_ORDERINGS = "error attempting multiple config orderings: all orderings faile
 
 
 def reference_orderings(items: list) -> list[list]:
-    """mig-parted's recursive walk, transcribed from its description (reference §8.2), as the oracle."""
+    """mig-parted's recursive walk, transcribed from docs/reference/mig-parted.md#apply, as the oracle."""
     out: list[list] = []
 
     def iterate(i: int) -> None:

@@ -1,4 +1,4 @@
-"""The mig-parted simulator: apply / assert / export sequences and messages of reference §7.2 and §8."""
+"""The mig-parted simulator: apply / assert / export sequences and messages of docs/reference/mig-parted.md."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_apply_from_disabled_then_assert_and_export(catalog: Catalog) -> None:
     assert exported == {"version": "v1", "mig-configs": {"current": [
         {"devices": "all", "mig-enabled": True, "mig-devices": devices}]}}
     debug = res.messages("debug")
-    # Hopper switches MIG mode without a reset (reference §11): nothing is pending, so no ResetAllGPUs.
+    # Hopper needs no reset (docs/reference/nvml.md#mig-mode-changes): nothing is pending, so no ResetAllGPUs.
     assert "    Mode change pending: false" in debug and "Resetting all GPUs..." not in debug
     assert "    Clearing existing MIG configuration" not in debug
 
@@ -329,7 +329,7 @@ mig-configs:
 
 
 def test_reset_of_all_gpus_wipes_gpus_the_config_does_not_select(catalog: Catalog) -> None:
-    """ResetAllGPUs resets every GPU (reference §8.2), so on Ampere GPU 1's MIG devices are gone afterwards."""
+    """ResetAllGPUs resets every GPU (docs/reference/mig-parted.md#apply): on Ampere GPU 1's MIG devices are gone."""
     parted = _parted(catalog, "A100-40GB", "A100-40GB")
     assert parted.apply(spec_for({"7g.40gb": 1}, devices=[1])).ok
     assert parted.nvml.mig_layout(1) != []
@@ -339,8 +339,8 @@ def test_reset_of_all_gpus_wipes_gpus_the_config_does_not_select(catalog: Catalo
 
 
 def test_hopper_mode_change_keeps_other_gpus_and_works_with_skip_reset(catalog: Catalog) -> None:
-    """Hopper: enabling MIG on GPU 0 needs no reset (reference §11), so GPU 1 keeps its MIG devices, and
-    `apply -s` (skip reset) applies the whole config."""
+    """Hopper: enabling MIG on GPU 0 needs no reset (docs/reference/nvml.md#mig-mode-changes), so GPU 1 keeps its
+    MIG devices, and `apply -s` (skip reset) applies the whole config."""
     parted = _parted(catalog, "H100-80GB", "H100-80GB")
     assert parted.apply(spec_for({"7g.80gb": 1}, devices=[1])).ok
     kept = parted.nvml.mig_layout(1)

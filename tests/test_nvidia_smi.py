@@ -216,7 +216,7 @@ def test_non_mig_gpu_and_legacy_driver(node) -> None:
 
 
 def test_unknown_values_print_as_question_marks_with_notes(node) -> None:
-    """B200 3g/4g/7g: SM, memory and engines are not known (reference §3.9); nothing is invented."""
+    """B200 3g/4g/7g: SM, memory and engines are unknown (docs/reference/profiles.md#b200-180gb); none invented."""
     node("B200-180GB")
     result = smi.run(nv, ["mig", "-lgip"])
     rows = {r.name: r for r in parse_lgip(result.stdout)}
@@ -251,4 +251,4 @@ def test_lci_notes_unconfirmed_ci_placement(node) -> None:
     result = smi.run(nv, ["mig", "-lci"])
     assert re.search(r"MIG 3g\.71gb\s+2\s+0\s+0:4", result.stdout)
     assert "note: GPU 0: MIG 3g.71gb: placements: {0}:4 by analogy with H100" in result.stderr
-    assert smi.run(nv, ["mig", "-lgi"]).stderr == ""  # the GI row itself is confirmed (REF)
+    assert smi.run(nv, ["mig", "-lgi"]).stderr == ""  # the GI row itself is confirmed (NVML capture)

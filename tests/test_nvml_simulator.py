@@ -1,4 +1,5 @@
-"""The NVML simulator: REF captures, the observed creation sequences of reference §4.2, error paths, faults."""
+"""The NVML simulator: NVML captures, observed creation sequences (docs/reference/nvml.md#gi-ids-and-placement-choice),
+error paths, faults."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _enabled(catalog: Catalog, *keys: str, **kwargs) -> nv.NvmlSimulator:
     return node
 
 
-# --- REF captures (real H100 / H200, driver 580.159.04, MIG disabled) -------------------------------------
+# --- NVML captures (real H100 / H200, driver 580.159.04, MIG disabled; tests/data/captures) -----------------
 
 
 @pytest.mark.parametrize(("capture", "key"), REF)
@@ -48,7 +49,7 @@ def test_profile_info_by_index_equals_ref(catalog: Catalog, capture: str, key: s
         if "value" in expected:
             info = node.nvmlDeviceGetGpuInstanceProfileInfo(h, row["index"])
             assert nv.pynvml_fields(info) == expected["value"], row["index"]
-            assert (info.unknown, info.unconfirmed) == ((), None)  # REF rows are confirmed facts
+            assert (info.unknown, info.unconfirmed) == ((), None)  # captured rows are confirmed facts
         else:
             with pytest.raises(nv.NVMLError) as err:
                 node.nvmlDeviceGetGpuInstanceProfileInfo(h, row["index"])
@@ -99,7 +100,7 @@ def test_device_queries_equal_ref(catalog: Catalog, capture: str, key: str) -> N
 
 
 def test_h100_profile_table_matches_reference_numbers(catalog: Catalog) -> None:
-    """Reference §3.4 (REF): id, max, SM, MiB and engines of each H100 profile, by NVML index."""
+    """docs/reference/profiles.md#h100-80gb: id, max, SM, MiB and engines of each H100 profile, by NVML index."""
     node = _node(catalog, "H100-80GB")
     h = node.nvmlDeviceGetHandleByIndex(0)
     rows = {0: (19, 7, 16, 9984, 1, 1, 0, 1, 0), 7: (20, 1, 16, 9984, 1, 1, 0, 1, 1),
@@ -113,7 +114,7 @@ def test_h100_profile_table_matches_reference_numbers(catalog: Catalog) -> None:
         assert i.isP2pSupported == 0
 
 
-# --- observed creation sequences (reference §4.2) ----------------------------------------------------------
+# --- observed creation sequences (docs/reference/nvml.md#gi-ids-and-placement-choice) ----------------------
 
 
 def _create_sequence(catalog: Catalog, key: str, profiles: list[int | str]) -> list[tuple[int, int, int]]:
@@ -130,9 +131,9 @@ def _create_sequence(catalog: Catalog, key: str, profiles: list[int | str]) -> l
 
 
 @pytest.mark.parametrize(("key", "profiles", "observed"), [
-    ("A100-40GB", [9, 19, 14, 19], [(2, 4, 4), (7, 0, 1), (4, 2, 2), (8, 1, 1)]),  # G580 Example 2
+    ("A100-40GB", [9, 19, 14, 19], [(2, 4, 4), (7, 0, 1), (4, 2, 2), (8, 1, 1)]),  # MIG User Guide Example 2
     ("A100-40GB", [14, 19, 19, 19, 19, 19],
-     [(5, 4, 2), (13, 6, 1), (7, 0, 1), (8, 1, 1), (9, 2, 1), (10, 3, 1)]),  # G580 Example 3
+     [(5, 4, 2), (13, 6, 1), (7, 0, 1), (8, 1, 1), (9, 2, 1), (10, 3, 1)]),  # MIG User Guide Example 3
     ("A30-24GB", [14, 14, 5], [(3, 0, 1), (4, 1, 1), (2, 2, 2)]),
     ("H100-80GB", [9, 14], [(2, 4, 4), (3, 0, 2)]),  # public H100 -lgi (tests/data/smi-text/public)
     ("RTXPRO6000-96GB", ["1g.24gb"] * 4, [(3, 0, 3), (4, 3, 3), (5, 6, 3), (6, 9, 3)]),
@@ -143,7 +144,7 @@ def test_observed_creation_sequences(catalog: Catalog, key: str, profiles: list,
 
 
 def test_a100_3g_last_fails_as_observed(catalog: Catalog) -> None:
-    """G580: `-cgi 19,19,14,9` fails on the 3g with Insufficient Resources."""
+    """MIG User Guide: `-cgi 19,19,14,9` fails on the 3g with Insufficient Resources."""
     node = _enabled(catalog, "A100-40GB")
     h = node.nvmlDeviceGetHandleByIndex(0)
     for pid in (19, 19, 14):
@@ -353,7 +354,7 @@ def test_fail_nth_create(catalog: Catalog) -> None:
 
 
 def test_mode_pending_until_reset_and_reset_clears(catalog: Catalog) -> None:
-    """Ampere: SetMigMode only sets the pending mode; a GPU reset makes it current (reference §11)."""
+    """Ampere: SetMigMode leaves the mode pending until a GPU reset (docs/reference/nvml.md#mig-mode-changes)."""
     node = _node(catalog, "A100-40GB", "A100-40GB")
     h0, h1 = node.nvmlDeviceGetHandleByIndex(0), node.nvmlDeviceGetHandleByIndex(1)
     assert node.nvmlDeviceSetMigMode(h0, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_SUCCESS
@@ -368,7 +369,7 @@ def test_mode_pending_until_reset_and_reset_clears(catalog: Catalog) -> None:
 
 @pytest.mark.parametrize("key", ["H100-80GB", "H200-141GB", "B200-180GB", "RTXPRO6000-96GB"])
 def test_hopper_and_later_switch_mode_at_once_when_idle(catalog: Catalog, key: str) -> None:
-    """Hopper and later: no reset needed (reference §11); other GPUs keep their instances."""
+    """Hopper and later: no reset needed (docs/reference/nvml.md#mig-mode-changes); other GPUs keep their instances."""
     node = _node(catalog, key, key)
     h0, h1 = node.nvmlDeviceGetHandleByIndex(0), node.nvmlDeviceGetHandleByIndex(1)
     assert node.nvmlDeviceSetMigMode(h0, nv.NVML_DEVICE_MIG_ENABLE) == nv.NVML_SUCCESS
@@ -397,7 +398,7 @@ def test_hopper_not_idle_stays_pending_until_reset(catalog: Catalog) -> None:
 
 
 def test_no_gpu_reset_platform_needs_a_reboot_on_ampere_only(catalog: Catalog) -> None:
-    """Pass-through VMs: activation status RESET_REQUIRED and no reset (nvml.h, reference §1.4)."""
+    """Pass-through VMs: activation status RESET_REQUIRED, no reset (nvml.h, docs/reference/nvml.md#api-behaviour)."""
     node = nv.NvmlSimulator(["A100-40GB", "H100-80GB"], catalog=catalog, gpu_reset_works=False)
     node.nvmlInit()
     a100, h100 = node.nvmlDeviceGetHandleByIndex(0), node.nvmlDeviceGetHandleByIndex(1)
@@ -497,7 +498,7 @@ def test_unknown_b200_values_are_flagged_not_presented_as_facts(catalog: Catalog
                                                       "isP2pSupported"} <= set(info.unknown)
         else:
             assert info.unknown == () and info.multiprocessorCount == p.sm
-    # memorySizeMB placeholders still give mig-parted the catalog's names (go-nvlib naming, reference §9.2)
+    # memorySizeMB placeholders still give mig-parted the catalog's names (docs/reference/nvml.md#the-gb-number)
     total = node.nvmlDeviceGetMemoryInfo(h).total // 2**20
     for p in model.gi_profiles:
         info = node.nvmlDeviceGetGpuInstanceProfileInfoById(h, p.id)
@@ -505,7 +506,8 @@ def test_unknown_b200_values_are_flagged_not_presented_as_facts(catalog: Catalog
 
 
 def test_r535_driver_hides_profiles_while_mig_is_disabled(catalog: Catalog) -> None:
-    """A30's catalog driver is R535 (reference §3.1), which cannot list profiles with MIG disabled (§11)."""
+    """A30's catalog driver is R535 (docs/reference/profiles.md#a30-24gb), which cannot list profiles with MIG
+    disabled (docs/reference/nvml.md#driver-differences)."""
     node = _node(catalog, "A30-24GB")
     h = node.nvmlDeviceGetHandleByIndex(0)
     assert node.driver_version == nv.DRIVER_535 and node.legacy_driver

@@ -1,4 +1,4 @@
-"""Placement engine: layouts, fit, CI packing and NVML's placement choice (reference §4, §6)."""
+"""Placement engine: layouts, fit, CI packing and NVML's placement choice (docs/reference/profiles.md#placements)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mig_conformance.mig.placement import choose_placement, enumerate_layouts, f
 
 EIGHT_SLOT = ["A100-40GB", "A100-80GB", "H100-80GB", "H100-NVL-94GB", "GH200-96GB", "H200-141GB", "B200-180GB"]
 
-# The 28 maximal layouts of reference §6 (derived there independently), in its short names:
+# The 28 maximal layouts of docs/reference/profiles.md#combinations (derived independently), in short names:
 # 1g = 1_SLICE, 1g.2x = 1_SLICE_REV2, 2g, 3g, 4g, 7g.
 REFERENCE_MAXIMAL = """
 7g | 4g + 3g | 4g + 2g + 1g.2x | 4g + 2g + 1g | 4g + 2x1g.2x | 4g + 1g.2x + 2x1g | 4g + 3x1g | 2x3g
@@ -144,7 +144,7 @@ def _create_sequence(gpu: GpuModel, ids: list[int]) -> list[tuple[int, int] | No
 
 
 @pytest.mark.parametrize(("key", "ids", "expected"), [
-    # MIG User Guide (v580) getting-started examples on A100-40GB, reference §4.2.
+    # MIG User Guide (v580) getting-started examples on A100-40GB, docs/reference/nvml.md#gi-ids-and-placement-choice.
     ("A100-40GB", [9, 19, 14, 19], [(2, 4), (7, 0), (4, 2), (8, 1)]),
     ("A100-40GB", [14, 19, 19, 19, 19, 19], [(5, 4), (13, 6), (7, 0), (8, 1), (9, 2), (10, 3)]),
     ("A100-40GB", [19, 19, 14, 9], [None]),  # "profile ID 9 must be specified first"

@@ -1,4 +1,4 @@
-"""Profile-name grammar and the "gb" formula (reference §9)."""
+"""Profile-name grammar and the "gb" formula (docs/reference/nvml.md#profile-names, #the-gb-number)."""
 
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ def suggest_key(nvml_name: str, memory_gb: int | None) -> str:
 
 
 def total_memory_gb(memory_total_mib: int | None) -> int | None:
-    """go-nvlib's totalGB: device memory rounded up to whole GiB (reference §9.2)."""
+    """go-nvlib's totalGB: device memory rounded up to whole GiB (docs/reference/nvml.md#the-gb-number)."""
     return math.ceil(memory_total_mib / 1024) if memory_total_mib else None
 
 

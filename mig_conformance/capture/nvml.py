@@ -96,7 +96,7 @@ def _device_profiles(nvml: Nvml, handle: Any, total_mib: int, source: str) -> li
         name = info.name
         if name is None:  # v1 struct: no name field
             name = f"{info.slices}g.{memory_gb(info.memory_mib, total_mib)}gb{_suffix(info.index)}"
-            notes.append("[DERIVED] name from slices, memory and NVML index (go-nvlib rules, reference §9.1-9.2)")
+            notes.append("[DERIVED] name from slices, memory and NVML index (docs/reference/nvml.md#profile-names)")
         existing = call_or_none(nvml, gpu_instances, nvml, handle, info.id) or []
         cis = _observed_cis(nvml, existing[0], info.slices, source) if existing else None
         reason = None
@@ -118,7 +118,7 @@ def _check_profiles_visible(nvml: Nvml, handle: Any, index: int, name: str) -> N
     if mode is not None and int(mode[0]) == 0:
         raise InputError(f"GPU {index} ({name}) is MIG capable but NVML lists no MIG profiles while MIG mode is "
                          f"disabled (driver {text(nvml.nvmlSystemGetDriverVersion())}; R535 drivers cannot, "
-                         f"reference §11): enable MIG mode (nvidia-smi -i {index} -mig 1) and capture again")
+                         f"docs/reference/nvml.md): enable MIG mode (nvidia-smi -i {index} -mig 1) and capture again")
 
 
 # FP32 cores per SM by CUDA compute capability (CUDA C++ Programming Guide, arithmetic throughput table).

@@ -1,7 +1,7 @@
 """Parse `nvidia-smi -L`, `nvidia-smi mig -lgip` and `mig -lgipp` text by tokens, not by column.
 
 Tolerates the 81-character tables of driver 580, the 79-character tables of older drivers, extra
-or missing padding, CRLF line ends and doubled `|` borders from copied Markdown (reference §9.3).
+or missing padding, CRLF line ends and doubled `|` borders from copied Markdown (docs/reference/nvidia-smi.md).
 A `?` cell (the kit's simulator prints it for a value its GPU catalog does not know) reads as None.
 `lgip_problems` tells a complete `-lgip` table from a cut-off or damaged one.
 """

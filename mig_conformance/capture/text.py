@@ -30,7 +30,7 @@ from mig_conformance.capture.smi_text import (
 from mig_conformance.common.errors import InputError
 from mig_conformance.gpus.profile_names import lgip_gib, parse_profile
 
-MIB_GRANULE = 64  # every MIG memory size seen in MiB is a multiple of 64 MiB (REF, reference §3)
+MIB_GRANULE = 64  # every MIG memory size seen in MiB is a multiple of 64 MiB (docs/reference/nvml.md#memory-sizes)
 
 
 def mib_from_gib(value: str) -> tuple[int, str]:
@@ -60,7 +60,7 @@ def _rev2_names(rows: list[LgipRow]) -> set[str]:
 
 
 def _text_profile(row: LgipRow, placements: LgippRow | None, rev2: bool, source: str) -> ObservedProfile:
-    notes = ["[DERIVED] nvml_index from the profile name (go-nvlib mapping, reference §9.1)"]
+    notes = ["[DERIVED] nvml_index from the profile name (go-nvlib mapping, docs/reference/nvml.md#profile-names)"]
     memory: int | None = None  # stays None for a '?' cell
     if row.memory_known and row.memory_unit.lower() == "mib":
         memory = int(float(row.memory_value))

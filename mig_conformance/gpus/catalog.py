@@ -27,7 +27,7 @@ VARIANT_FIELDS = frozenset({*ROW_FIELDS, "engines", "id", "placements", "memory_
 #: Architectures whose MIG mode change stays pending until a GPU reset. Ampere: MIG User Guide ("Reboot the system
 #: or try nvidia-smi --gpu-reset"); "Starting with the Hopper generation of GPUs, enabling MIG mode no longer requires
 #: a GPU reset to take effect" (GoogleCloudPlatform/container-engine-accelerators partition_gpu.go @992db812;
-#: reference §11).
+#: docs/reference/nvml.md#mig-mode-changes).
 MODE_CHANGE_NEEDS_RESET = frozenset({"ampere"})
 
 

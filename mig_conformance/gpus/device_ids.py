@@ -19,7 +19,7 @@ class DeviceID:
     @functools.lru_cache(maxsize=1024)
     def parse(cls, text: str) -> DeviceID:
         """types.NewDeviceIDFromString: `<devicevendor>[:<subdevicevendor>]`, each part parsed by Go's
-        strconv.ParseUint(s, 0, 32) (reference §2); ValueError if mig-parted would reject it.
+        strconv.ParseUint(s, 0, 32) (docs/reference/mig-parted.md#device-filters); ValueError if mig-parted rejects it.
 
         Memoized: a pure function of the text (device filters are parsed for every GPU of every walk).
         """

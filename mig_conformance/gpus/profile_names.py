@@ -1,6 +1,6 @@
 """MIG profile names: parsing, formatting and the "gb" number, as go-nvlib defines them.
 
-Grammar (go-nvlib `mig_profile.go` parseMigProfile, shared reference §9.1): `[<c>c.]<g>g.<gb>gb[(+|-)attr[,attr...]]`.
+Grammar (go-nvlib parseMigProfile, docs/reference/nvml.md#profile-names): `[<c>c.]<g>g.<gb>gb[(+|-)attr[,attr...]]`.
 The parser is syntactic only, like go-nvlib's: `4c.3g.40gb` (C > G) and `0g.0gb` are well-formed names that simply
 exist on no GPU. Error texts are go-nvlib's, e.g. "cannot parse fields of '1x.5gb': missing 'g' from '%dg'".
 """
@@ -155,7 +155,7 @@ def _parse_profile(text: str) -> ProfileName:
 
 
 def memory_gb(memory_mib: int, device_total_mib: int) -> int:
-    """The "gb" number in a profile name (go-nvlib getMigMemorySizeGB, reference §9.2)."""
+    """The "gb" number in a profile name (go-nvlib getMigMemorySizeGB, docs/reference/nvml.md#the-gb-number)."""
     total_bytes = device_total_mib * 2**20
     frac = math.ceil((memory_mib * 2**20 / total_bytes) * 8) / 8
     total_gb = math.ceil(total_bytes / 2**30)

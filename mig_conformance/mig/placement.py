@@ -1,6 +1,6 @@
 """Placement engine: does a set of MIG devices fit on one GPU, where, and which layouts exist.
 
-Rules (reference §4, §6): a GPU instance (GI) occupies `size` memory slots starting at one of its profile's
+Rules (docs/reference/profiles.md#placements): a GPU instance (GI) takes `size` memory slots from one of its profile's
 placement starts; GIs may not overlap; the GIs' compute slices add up to at most the GPU's compute
 slices; each profile has a maximum instance count; a profile with `coexists_only_with` may only share
 the GPU with those profiles. Compute instances (CIs) are packed into GIs the way mig-parted does.
@@ -62,7 +62,7 @@ class _GiRequest:
 
 
 def gi_instance_id(gpu: GpuModel, start: int, size: int) -> int:
-    """GI id as NVML tends to assign it: the node of a binary tree over the memory slots (reference §4.2)."""
+    """GI id as NVML tends to assign it, a binary-tree node (docs/reference/nvml.md#gi-ids-and-placement-choice)."""
     total = gpu.memory_slots or size
     level, span = 0, total
     while span > size and span % 2 == 0:
@@ -72,7 +72,7 @@ def gi_instance_id(gpu: GpuModel, start: int, size: int) -> int:
 
 
 def choose_placement(gpu: GpuModel, gi: GiProfile, occupied: int) -> int | None:
-    """The start NVML picks for CreateGpuInstance without a placement (heuristic fitted to reference §4.2).
+    """NVML's start for CreateGpuInstance without a placement (docs/reference/nvml.md#gi-ids-and-placement-choice).
 
     Among free starts, pick the one that makes the fewest still-possible placements of any profile
     impossible; ties go to the lowest start. Returns None when no placement is free. Memoized: a pure function

@@ -1,5 +1,5 @@
 """Semantic validation of a named mig-parted config on a node's GPUs: what would be created, located problems,
-and what nvidia-mig-parted's apply and assert do with it (reference §7.2, §8.2, §8.3).
+and what nvidia-mig-parted's apply and assert do with it (docs/reference/mig-parted.md).
 
 The `mig_parted` fields are not predicted: the config is applied with the kit's mig-parted simulator to a
 simulated node of these GPUs, fresh (MIG disabled, no MIG devices), then asserted. The located errors and
