@@ -82,9 +82,9 @@ def choose_placement(gpu: GpuModel, gi: GiProfile, occupied: int) -> int | None:
 
 
 @functools.lru_cache(maxsize=8192)
-def _choose_placement(gpu_ref: ByIdentity, gi_ref: ByIdentity, occupied: int) -> int | None:
-    gpu: GpuModel = gpu_ref.obj  # type: ignore[assignment]
-    gi: GiProfile = gi_ref.obj  # type: ignore[assignment]
+def _choose_placement(gpu_ref: ByIdentity[GpuModel], gi_ref: ByIdentity[GiProfile], occupied: int) -> int | None:
+    gpu: GpuModel = gpu_ref.obj
+    gi: GiProfile = gi_ref.obj
     free = [s for s in gi.placement_starts if not gi.mask(s) & occupied]
     if not free:
         return None
