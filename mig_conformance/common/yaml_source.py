@@ -24,7 +24,7 @@ class YamlDocument:
     lines: dict[PathKey, int] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
 
-    def line(self, *path: Hashable) -> int | None:
+    def line(self, *path: Hashable) -> int:
         """Line of the value at `path`, or of its nearest ancestor."""
         p: PathKey = tuple(path)
         while p:
@@ -33,7 +33,7 @@ class YamlDocument:
             p = p[:-1]
         return self.lines.get((), 1)
 
-    def key_line(self, *path: Hashable) -> int | None:
+    def key_line(self, *path: Hashable) -> int:
         """Line of the mapping key at `path` (falls back to the value's line)."""
         return self.lines.get(("__key__", *path)) or self.line(*path)
 
