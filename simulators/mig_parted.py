@@ -1020,7 +1020,7 @@ def _digits(text: str, start: int) -> str:
     return text[start:end]
 
 
-class _Flow(list):
+class _Flow(list[Any]):
     """A list written in flow style (`devices: [0, 1]`), as the spec's yaml `flow` tags ask."""
 
 

@@ -787,7 +787,7 @@ class NvmlSimulator:
             raise NVMLError_NotSupported()
         return model.sm_count * per_sm
 
-    def nvmlDeviceGetAttributes(self, handle: MigDeviceHandle) -> DeviceAttributes:
+    def nvmlDeviceGetAttributes(self, handle: DeviceHandle | MigDeviceHandle) -> DeviceAttributes:
         """MIG device handles only; a full GPU answers NotSupported (NVML captures, and nvml.h)."""
         if not isinstance(handle, MigDeviceHandle):
             self._gpu(handle)
@@ -862,20 +862,20 @@ class NvmlSimulator:
         self._gpu(handle)
         return 0
 
-    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: MigDeviceHandle) -> DeviceHandle:
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: DeviceHandle | MigDeviceHandle) -> DeviceHandle:
         if not isinstance(handle, MigDeviceHandle):
             self._check_init()
             raise NVMLError_InvalidArgument()
         self._ci(handle)
         return DeviceHandle(handle.gpu)
 
-    def nvmlDeviceGetGpuInstanceId(self, handle: MigDeviceHandle) -> int:
+    def nvmlDeviceGetGpuInstanceId(self, handle: DeviceHandle | MigDeviceHandle) -> int:
         if not isinstance(handle, MigDeviceHandle):
             self._gpu(handle)
             raise NVMLError_InvalidArgument()
         return self._ci(handle)[1].id
 
-    def nvmlDeviceGetComputeInstanceId(self, handle: MigDeviceHandle) -> int:
+    def nvmlDeviceGetComputeInstanceId(self, handle: DeviceHandle | MigDeviceHandle) -> int:
         if not isinstance(handle, MigDeviceHandle):
             self._gpu(handle)
             raise NVMLError_InvalidArgument()
@@ -962,7 +962,7 @@ class NvmlSimulator:
                                                  placement: GpuInstancePlacement | tuple[int, int]
                                                  ) -> GpuInstanceHandle:
         gpu, p = self._creatable(handle, profile_id)
-        start, size = (placement.start, placement.size) if hasattr(placement, "start") else placement
+        start, size = placement if isinstance(placement, tuple | list) else (placement.start, placement.size)
         if (start, size) not in p.placements:
             raise NVMLError_InvalidArgument()
         if not self._admissible(gpu, p, start):
@@ -1054,7 +1054,7 @@ class NvmlSimulator:
         gpu, gi = self._gi(handle)
         ci_profile = self._ci_profile(gpu, gi, profile_id)
         self.faults.check_create("ci", handle.gpu)
-        start, size = (placement.start, placement.size) if hasattr(placement, "start") else placement
+        start, size = placement if isinstance(placement, tuple | list) else (placement.start, placement.size)
         if (start, size) not in ci_profile.placements:
             raise NVMLError_InvalidArgument()
         if _ci_mask(start, size) & self._ci_used(gi) or self._ci_count(gi, profile_id) >= ci_profile.max_instances:

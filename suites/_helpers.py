@@ -2,42 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 from mig_conformance.k8s import labels as L
 from mig_conformance.mig.plans import layout_pictures
 
+if TYPE_CHECKING:
+    from mig_conformance.k8s.model import GpuNode
+    from mig_conformance.k8s.projection import NodeProjection
 
-def nvidia_resources(node) -> dict[str, int]:
+
+def nvidia_resources(node: GpuNode) -> dict[str, int]:
     return {k: v for k, v in node.allocatable.items() if k.startswith("nvidia.com/") and v}
 
 
 NOT_GFD = (L.MIG_CONFIG, L.MIG_CONFIG_STATE)  # set by the user / mig-manager, checked as the state
 
 
-def state_sequence_ok(states, final: str) -> bool:
+def state_sequence_ok(states: Sequence[str], final: str) -> bool:
     """What mig-manager writes: nothing but `final` when the config is applied already, else `pending` first,
     `rebooting` (then `pending` again) when a mode change needs a reboot, and `final` last."""
     *steps, last = states or ("",)
     return last == final and all(s in ("pending", "rebooting") for s in steps) and (not steps or steps[0] == "pending")
 
 
-def label_mismatches(node, expected_labels) -> dict[str, tuple[str | None, str | None]]:
+def label_mismatches(node: GpuNode, expected_labels: Mapping[str, str]) -> dict[str, tuple[str | None, str | None]]:
     """GFD's labels against the projection: every `nvidia.com/*` label the projection expects, and no
     `nvidia.com/mig-<profile>.*` label it does not (a profile published that the layout does not have).
     Other labels GFD may add (CUDA driver versions, ...) are not compared. Returns {label: (measured, expected)}."""
     want = {k: v for k, v in expected_labels.items() if k.startswith("nvidia.com/") and k not in NOT_GFD}
-    out = {k: (node.labels.get(k), v) for k, v in want.items() if node.labels.get(k) != v}
+    out: dict[str, tuple[str | None, str | None]] = {k: (node.labels.get(k), v) for k, v in want.items()
+                                                     if node.labels.get(k) != v}
     out.update({k: (v, None) for k, v in node.labels.items() if k.startswith(L.MIG_RESOURCE_PREFIX) and k not in want})
     return dict(sorted(out.items()))
 
 
-def apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, category: str, config: str,
-                    strategy: str | None):
+def apply_and_check(mig_node: GpuNode, mig_reconfigure: Callable[..., GpuNode],
+                    mig_expect: Callable[..., NodeProjection], mig_record: Callable[..., None], category: str,
+                    config: str, strategy: str | None) -> tuple[GpuNode, NodeProjection]:
     """Reconfigure a node, compare state, allocatable and GFD labels with the projection, record the result."""
     expected = mig_expect(mig_node, config, strategy)
     node = mig_reconfigure(mig_node, config, strategy)
     labels = label_mismatches(node, expected.labels) if expected.state == "success" else {}
-    measured = {"state": node.labels.get(L.MIG_CONFIG_STATE), "allocatable": nvidia_resources(node)}
-    want = {"state": expected.state, "allocatable": {k: v for k, v in expected.allocatable.items() if v}}
+    measured: dict[str, Any] = {"state": node.labels.get(L.MIG_CONFIG_STATE), "allocatable": nvidia_resources(node)}
+    want: dict[str, Any] = {"state": expected.state,
+                            "allocatable": {k: v for k, v in expected.allocatable.items() if v}}
     if node.mig_states is not None:  # mig-manager ran: what it wrote, as watched (not when the label was set so)
         measured["states"] = list(node.mig_states)
     if labels:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import pytest
 
 from mig_conformance.gpus.catalog import load_catalog
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.node_hardware import node_gpu_models
 
+if TYPE_CHECKING:
+    from mig_conformance.k8s.model import GpuNode
+
 pytestmark = pytest.mark.mig_category("catalog")
 
 
-def test_node_gpu_is_in_catalog(mig_node, mig_record) -> None:
+def test_node_gpu_is_in_catalog(mig_node: GpuNode, mig_record: Callable[..., None]) -> None:
     gpus = node_gpu_models(mig_node)
     product = mig_node.labels.get(L.GPU_PRODUCT)
     measured = {"gpu.product": product, "gpu.count": mig_node.labels.get(L.GPU_COUNT)}
@@ -27,7 +33,7 @@ def test_node_gpu_is_in_catalog(mig_node, mig_record) -> None:
             f"{mig_node.name}: GFD product {product} is not the {gpus[0].key} the instance type implies"
 
 
-def test_mig_labels_match_profile_table(mig_node, mig_record) -> None:
+def test_mig_labels_match_profile_table(mig_node: GpuNode, mig_record: Callable[..., None]) -> None:
     """Every nvidia.com/mig-<profile>.* label GFD publishes equals the catalog's numbers for that profile."""
     gpu = node_gpu_models(mig_node)[0]
     published = {k[len("nvidia.com/mig-"):-len(".count")] for k in mig_node.labels

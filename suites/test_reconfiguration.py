@@ -3,17 +3,27 @@ follows; unknown name -> failed; the original label comes back afterwards."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import pytest
 
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.suites._helpers import apply_and_check
 
+if TYPE_CHECKING:
+    from mig_conformance.cluster.base import Cluster
+    from mig_conformance.k8s.model import GpuNode
+    from mig_conformance.k8s.projection import NodeProjection
+    from mig_conformance.plugin.settings import Settings
+
 pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("reconfiguration")]
 
 
-def test_label_change_is_followed(mig_node, mig_cluster, mig_reconfigure, mig_expect, mig_record,
-                                  mig_settings) -> None:
+def test_label_change_is_followed(mig_node: GpuNode, mig_cluster: Cluster, mig_reconfigure: Callable[..., GpuNode],
+                                  mig_expect: Callable[..., NodeProjection], mig_record: Callable[..., None],
+                                  mig_settings: Settings) -> None:
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
         pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable")
@@ -32,7 +42,8 @@ def test_label_change_is_followed(mig_node, mig_cluster, mig_reconfigure, mig_ex
         assert settled.endswith(": success"), f"{mig_node.name}: after restoring {original}: {settled}"
 
 
-def test_unknown_config_fails(mig_node, mig_cluster, mig_reconfigure, mig_record) -> None:
+def test_unknown_config_fails(mig_node: GpuNode, mig_cluster: Cluster, mig_reconfigure: Callable[..., GpuNode],
+                              mig_record: Callable[..., None]) -> None:
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
         pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable (no mig-manager runs there)")

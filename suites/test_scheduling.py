@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import pytest
 
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.suites._helpers import nvidia_resources
 
+if TYPE_CHECKING:
+    from mig_conformance.cluster.base import Cluster
+    from mig_conformance.k8s.model import GpuNode
+    from mig_conformance.plugin.pods import PodFactory
+    from mig_conformance.plugin.settings import Settings
+
 pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("scheduling")]
 
 
 @pytest.fixture
-def balanced_node(mig_node, mig_cluster, mig_reconfigure, mig_settings):
+def balanced_node(mig_node: GpuNode, mig_cluster: Cluster, mig_reconfigure: Callable[..., GpuNode],
+                  mig_settings: Settings) -> GpuNode:
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
         pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable")
@@ -24,7 +34,8 @@ def balanced_node(mig_node, mig_cluster, mig_reconfigure, mig_settings):
     return node
 
 
-def test_every_slice_is_schedulable(balanced_node, mig_pods, mig_record) -> None:
+def test_every_slice_is_schedulable(balanced_node: GpuNode, mig_pods: PodFactory,
+                                    mig_record: Callable[..., None]) -> None:
     resources = {k: v for k, v in nvidia_resources(balanced_node).items() if k.startswith(L.MIG_RESOURCE_PREFIX)}
     assert resources, f"{balanced_node.name} advertises no MIG resources under mixed"
     bound: dict[str, int] = {}
@@ -43,7 +54,8 @@ def test_every_slice_is_schedulable(balanced_node, mig_pods, mig_record) -> None
     assert bound == resources
 
 
-def test_mig_slices_are_not_full_gpus(balanced_node, mig_pods, mig_record) -> None:
+def test_mig_slices_are_not_full_gpus(balanced_node: GpuNode, mig_pods: PodFactory,
+                                      mig_record: Callable[..., None]) -> None:
     status = mig_pods.wait_unschedulable(mig_pods.create({L.GPU_RESOURCE: 1}, node=balanced_node.name))
     mig_record(category="scheduling", node=balanced_node.name, instance_type=balanced_node.instance_type,
                config="all-balanced", strategy="mixed", expected={"nvidia.com/gpu pod": "Pending"},

@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import pytest
 
 from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.mig.plans import single_strategy_config, uniform_configs
 from mig_conformance.mig.profile_indices import BASE_GI_INDICES
-from mig_conformance.mig.spec import parse_spec_text
+from mig_conformance.mig.spec import Spec, parse_spec_text
 from mig_conformance.suites._helpers import apply_and_check
+
+if TYPE_CHECKING:
+    from mig_conformance.cluster.base import Cluster
+    from mig_conformance.k8s.model import GpuNode
+    from mig_conformance.k8s.projection import NodeProjection
+    from mig_conformance.plugin.settings import Settings
 
 pytestmark = pytest.mark.mig_disruptive
 
 
-def _skip_other_strategy(mig_settings, strategy: str) -> None:
+def _skip_other_strategy(mig_settings: Settings, strategy: str) -> None:
     if mig_settings.strategy and mig_settings.strategy != strategy:
         pytest.skip(f"--mig-strategy={mig_settings.strategy}: not testing strategy {strategy}")
 
 
-def _spec(mig_cluster):
+def _spec(mig_cluster: Cluster) -> Spec:
     name, text = mig_cluster.get_mig_config()
     return parse_spec_text(text, f"ConfigMap {name}")
 
 
 @pytest.mark.mig_category("single")
-def test_single_strategy(mig_node, mig_cluster, mig_settings, mig_reconfigure, mig_expect, mig_record) -> None:
+def test_single_strategy(mig_node: GpuNode, mig_cluster: Cluster, mig_settings: Settings,
+                         mig_reconfigure: Callable[..., GpuNode], mig_expect: Callable[..., NodeProjection],
+                         mig_record: Callable[..., None]) -> None:
     _skip_other_strategy(mig_settings, "single")
     gpus = node_gpu_models(mig_node)
     config = single_strategy_config(gpus[0], _spec(mig_cluster))
@@ -41,8 +52,10 @@ MIXED_PROFILES = tuple(BASE_GI_INDICES)
 
 @pytest.mark.mig_category("mixed")
 @pytest.mark.parametrize("size", MIXED_PROFILES)
-def test_mixed_strategy_uniform_profile(mig_node, size, mig_cluster, mig_settings, mig_reconfigure, mig_expect,
-                                        mig_record) -> None:
+def test_mixed_strategy_uniform_profile(mig_node: GpuNode, size: str, mig_cluster: Cluster, mig_settings: Settings,
+                                        mig_reconfigure: Callable[..., GpuNode],
+                                        mig_expect: Callable[..., NodeProjection],
+                                        mig_record: Callable[..., None]) -> None:
     _skip_other_strategy(mig_settings, "mixed")
     gpu = node_gpu_models(mig_node)[0]
     config = uniform_configs(gpu, _spec(mig_cluster)).get(size)
@@ -52,7 +65,9 @@ def test_mixed_strategy_uniform_profile(mig_node, size, mig_cluster, mig_setting
 
 
 @pytest.mark.mig_category("all-balanced")
-def test_all_balanced(mig_node, mig_cluster, mig_settings, mig_reconfigure, mig_expect, mig_record) -> None:
+def test_all_balanced(mig_node: GpuNode, mig_cluster: Cluster, mig_settings: Settings,
+                      mig_reconfigure: Callable[..., GpuNode], mig_expect: Callable[..., NodeProjection],
+                      mig_record: Callable[..., None]) -> None:
     strategy = mig_settings.strategy or "mixed"
     if "all-balanced" not in _spec(mig_cluster).configs:
         pytest.skip("the cluster's mig-parted config has no all-balanced")

@@ -67,6 +67,7 @@ def _observed_cis(nvml: Nvml, gi: Any, gi_slices: int, source: str) -> list[dict
     default_index = max(c.index for c in whole) if whole else None
     rows = []
     for c in found:
+        row: dict[str, Any]  # values of several types; "placements" joins them below
         row = {"name": c.name, "nvml_index": c.index, "id": c.id, "slices": c.slices, "max_instances": c.instances,
                "sm": None if "sm" in c.unknown else c.sm, "default": c.index == default_index,
                "confirmed": c.unconfirmed is None, "reason": c.unconfirmed,
@@ -122,22 +123,22 @@ def _check_profiles_visible(nvml: Nvml, handle: Any, index: int, name: str) -> N
 
 
 # FP32 cores per SM by CUDA compute capability (CUDA C++ Programming Guide, arithmetic throughput table).
-_CORES_PER_SM = {(7, 0): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128, (8, 7): 128, (8, 9): 128, (9, 0): 128,
-                 (10, 0): 128, (12, 0): 128}
+_CORES_PER_SM: dict[tuple[int, ...], int] = {(7, 0): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128, (8, 7): 128,
+                                             (8, 9): 128, (9, 0): 128, (10, 0): 128, (12, 0): 128}
 
 
 def _sm_count(nvml: Nvml, handle: Any) -> tuple[int | None, str]:
     """Whole-GPU SM count and how it was found: device attributes, else cores / cores-per-SM [DERIVED]."""
     attributes = getattr(nvml, "nvmlDeviceGetAttributes", None)
     attrs = call_or_none(nvml, attributes, handle) if attributes else None
-    if attrs is not None and getattr(attrs, "multiprocessorCount", 0):
+    if attrs is not None and bool(getattr(attrs, "multiprocessorCount", 0)):
         return int(attrs.multiprocessorCount), "sm_count = nvmlDeviceGetAttributes multiprocessorCount"
     cores_fn = getattr(nvml, "nvmlDeviceGetNumGpuCores", None)
     cc_fn = getattr(nvml, "nvmlDeviceGetCudaComputeCapability", None)
     cores = call_or_none(nvml, cores_fn, handle) if cores_fn else None
     cc = call_or_none(nvml, cc_fn, handle) if cc_fn else None
     per_sm = _CORES_PER_SM.get(tuple(int(x) for x in cc)) if cc else None
-    if cores and per_sm and int(cores) % per_sm == 0:
+    if cores and per_sm and cc and int(cores) % per_sm == 0:
         return int(cores) // per_sm, (f"sm_count [DERIVED] = nvmlDeviceGetNumGpuCores {cores} / {per_sm} FP32 cores "
                                       f"per SM (compute capability {cc[0]}.{cc[1]})")
     return None, "sm_count [DERIVED] = SM count of the widest GI profile (the whole GPU may have more)"

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mig_conformance.common.errors import InputError, MigConformanceError
 
@@ -19,7 +20,7 @@ COMMAND_MODULES = (
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors exit 2 with a clear line, as argparse does
+    def error(self, message: str) -> NoReturn:  # usage errors exit 2 with a clear line, as argparse does
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 

@@ -28,7 +28,7 @@ from mig_conformance.common.yaml_source import read_text
 INSTALL_HINT = "pip install 'mig-conformance[nvml]'"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("capture", help="capture GPU catalog entries from NVML or nvidia-smi text",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_mutually_exclusive_group(required=True)

@@ -19,7 +19,7 @@ from mig_conformance.common.private_files import write_private
 CLUSTER_FILE = "cluster.json"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("cluster", help="start, inspect or stop a local Kubernetes cluster with simulated GPU nodes",
                        description="A real control plane (etcd, kube-apiserver, kube-controller-manager, "
                                    "kube-scheduler) on 127.0.0.1 with kwok GPU nodes, the GPU Operator's objects and "

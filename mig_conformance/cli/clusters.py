@@ -17,7 +17,7 @@ from mig_conformance.common.errors import InputError
 DEFAULT_FILE = "mig-clusters.yaml"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("clusters", help="list or show the named clusters of a clusters file",
                        description="Named cluster targets from the clusters file (--mig-clusters-file of pytest; "
                                    f"default: $MIG_CLUSTERS_FILE, else ./{DEFAULT_FILE}). Schema errors exit 2 "

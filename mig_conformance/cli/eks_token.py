@@ -30,7 +30,7 @@ def _aws_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", metavar="NAME", help="AWS profile (default: the default credential chain)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tok = sub.add_parser("eks-token", help="print an EKS ExecCredential (bearer token) for kubectl's exec plugin",
                          description="Print an ExecCredential JSON with a 15-minute EKS bearer token, as "
                                      "`aws eks get-token` does, without the aws CLI.")

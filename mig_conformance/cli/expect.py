@@ -15,7 +15,7 @@ from mig_conformance.mig.default_config import default_config_file
 from mig_conformance.mig.spec import load_spec
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "expect", help="expected mig.config.state, allocatable and labels of a node",
         description="Project a node offline: the nvidia.com/mig.config.state sequence of mig-manager, the device "
@@ -56,8 +56,8 @@ def _print_text(desc: str, args: argparse.Namespace, p: NodeProjection) -> None:
     for k, v in p.allocatable.items():
         print(f"  {k}: {v}")
     print("labels:")
-    for k, v in p.labels.items():
-        print(f"  {k}={v}")
+    for k, text in p.labels.items():
+        print(f"  {k}={text}")
 
 
 def run(args: argparse.Namespace) -> int:

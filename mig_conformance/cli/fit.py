@@ -12,7 +12,7 @@ from mig_conformance.gpus.catalog import load_catalog
 from mig_conformance.mig.placement import fit
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("fit", help="check that MIG devices fit one GPU",
                        description="Check that PROFILE=COUNT MIG devices fit on one GPU: exit 0 if they do, 1 if "
                                    "not, 2 for an unknown GPU or a malformed PROFILE=COUNT.")

@@ -17,7 +17,7 @@ from mig_conformance.common.errors import MigConformanceError
 from mig_conformance.gpus.catalog import ENGINE_KEYS, Catalog, GiProfile, GpuModel, GpuVariant, load_catalog
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("gpus", help="list the GPU catalog", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("gpu", nargs="?", metavar="GPU", help="show one GPU's profile table (model or board variant)")

@@ -12,7 +12,7 @@ from mig_conformance.gpus.catalog import load_catalog
 from mig_conformance.mig.placement import enumerate_layouts, maximal_layouts
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("layouts", help="enumerate the layouts that fit one GPU",
                        description="Every non-empty multiset of GPU-instance profiles that fits one GPU: exit 0, "
                                    "1 for a GPU that is not MIG capable, 2 for an unknown GPU.")

@@ -58,7 +58,7 @@ def _config_flags(parser: argparse.ArgumentParser, what: str) -> None:
                         help="only the MIG mode setting (env MIG_PARTED_MODE_CHANGE_ONLY)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("mig-parted", help="run nvidia-mig-parted apply/assert/export on a simulated node",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # mig-parted's global flag; its own dest, as a subcommand's default would overwrite a shared one.
@@ -129,8 +129,9 @@ def _read_spec(path: str) -> Spec | str:
 
 def _failure(command: str, error: str) -> MigPartedResult:
     """A command that failed before touching the node (mig-parted's log.Fatal)."""
-    result = MigPartedResult(command, EXIT_FAIL, error=capitalize(error))
-    result.log = [LogEntry("debug", "Parsing config file..."), LogEntry("fatal", result.error)]
+    message = capitalize(error)
+    result = MigPartedResult(command, EXIT_FAIL, error=message)
+    result.log = [LogEntry("debug", "Parsing config file..."), LogEntry("fatal", message)]
     return result
 
 
@@ -169,8 +170,9 @@ def _command(args: argparse.Namespace, node: NvmlSimulator) -> MigPartedResult:
     if command == "export":
         return parted.export(args.output_format, args.config_label)
     if not args.config_file:
-        result = MigPartedResult(command, EXIT_FAIL, error="Missing required flags 'config-file'")
-        result.log = [LogEntry("fatal", result.error)]
+        message = "Missing required flags 'config-file'"
+        result = MigPartedResult(command, EXIT_FAIL, error=message)
+        result.log = [LogEntry("fatal", message)]
         return result
     spec = _read_spec(args.config_file)
     if isinstance(spec, str):

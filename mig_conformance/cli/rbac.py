@@ -11,7 +11,7 @@ from mig_conformance.cli import EXIT_OK
 from mig_conformance.common.errors import InputError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("rbac", help="print the kit's RBAC (deploy/rbac.yaml) bound to a group, user or "
                                     "ServiceAccount", description=__doc__)
     who = p.add_mutually_exclusive_group(required=True)

@@ -10,7 +10,7 @@ from mig_conformance.report.bundle import rerender
 from mig_conformance.report.model import ReportFormatError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="re-render report.md/report.html from a bundle's summary.json",
                        description="Re-create report.md and report.html in DIR from DIR/summary.json "
                                    "(and DIR/TARGET.yaml when present). Exit 2 if DIR holds no valid summary.")

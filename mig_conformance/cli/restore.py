@@ -28,7 +28,7 @@ from mig_conformance.cluster.targets import Target, resolve_target
 from mig_conformance.common.errors import InputError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("restore", help="restore the changes a killed run left (from its journal.json)",
                        description=__doc__)
     p.add_argument("journals", nargs="+", metavar="JOURNAL",

@@ -25,7 +25,7 @@ from mig_conformance.simulators.mig_parted import MigParted
 from mig_conformance.simulators.nvml import NvmlSimulator
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("smi", help="print nvidia-smi -L / mig listings of a simulated node",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gpu", action="append", metavar="GPU[xN]", help="GPU model(s) in PCI order, e.g. H100-80GB")

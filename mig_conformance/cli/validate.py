@@ -18,7 +18,7 @@ from mig_conformance.mig.spec import load_spec
 from mig_conformance.validation import ValidationReport, validate_node
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("validate", help="validate a mig-parted config for a node",
                        description="Validate a mig-parted v1 file (or a ConfigMap holding one) for a node's GPUs: "
                                    "exit 0 if valid, 1 if invalid, 2 if the input cannot be used.")

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 from mig_conformance.cluster.journal import Change, ChangeKind, Journal
 from mig_conformance.common.errors import MigConformanceError
@@ -439,4 +439,4 @@ def describe_change(change: Change) -> str:
         return f"ConfigMap {change.target} (mig-parted config, original text)"
     if change.kind == ChangeKind.NAMESPACE:
         return f"namespace {change.target} (deleted)"
-    return f"{change.kind} {change.target} {change.key or ''}".strip()
+    assert_never(change.kind)  # every kind is described above (the journal only loads known kinds)

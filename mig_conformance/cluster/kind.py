@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -36,7 +36,7 @@ DEFAULT_NAME = "mig-conformance"
 DEFAULT_NODES = "p5.48xlarge"
 WAIT = "180s"
 CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
-Runner = Callable[..., subprocess.CompletedProcess]
+Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 class KindUnavailable(ClusterError):
@@ -180,18 +180,19 @@ def create_object(api_client: Any, obj: Mapping[str, Any], exist_ok: bool = True
 
     core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
     ns = obj["metadata"].get("namespace")
+    body: Any = obj  # the client takes a plain mapping where its types name a model (V1Namespace, ...)
     create: dict[str, Callable[[], Any]] = {
-        "Namespace": lambda: core.create_namespace(obj),
-        "ConfigMap": lambda: core.create_namespaced_config_map(ns, obj),
-        "ServiceAccount": lambda: core.create_namespaced_service_account(ns, obj),
-        "ClusterRole": lambda: rbac.create_cluster_role(obj),
-        "ClusterRoleBinding": lambda: rbac.create_cluster_role_binding(obj),
-        "Role": lambda: rbac.create_namespaced_role(ns, obj),
-        "RoleBinding": lambda: rbac.create_namespaced_role_binding(ns, obj),
+        "Namespace": lambda: core.create_namespace(body),
+        "ConfigMap": lambda: core.create_namespaced_config_map(ns, body),
+        "ServiceAccount": lambda: core.create_namespaced_service_account(ns, body),
+        "ClusterRole": lambda: rbac.create_cluster_role(body),
+        "ClusterRoleBinding": lambda: rbac.create_cluster_role_binding(body),
+        "Role": lambda: rbac.create_namespaced_role(ns, body),
+        "RoleBinding": lambda: rbac.create_namespaced_role_binding(ns, body),
         "CustomResourceDefinition": lambda: client.ApiextensionsV1Api(api_client).create_custom_resource_definition(
-            obj),
+            body),
         "ClusterPolicy": lambda: client.CustomObjectsApi(api_client).create_cluster_custom_object(
-            "nvidia.com", "v1", "clusterpolicies", obj),
+            "nvidia.com", "v1", "clusterpolicies", body),
     }
     try:
         create[obj["kind"]]()
@@ -210,8 +211,8 @@ def install_operator(api_client: Any, namespace: str, timeout: float = 60.0) -> 
 
     try:
         try:
-            if client.CustomObjectsApi(api_client).list_cluster_custom_object(
-                    "nvidia.com", "v1", "clusterpolicies").get("items"):
+            if cast(dict[str, Any], client.CustomObjectsApi(api_client).list_cluster_custom_object(  # typed `object`
+                    "nvidia.com", "v1", "clusterpolicies")).get("items"):
                 return False
         except ApiException as exc:
             if exc.status != 404:  # 404: the CRD is not installed yet
@@ -241,7 +242,7 @@ class AgentsProcess:
         self.namespace = namespace
         self.extra = list(extra)
         self.python = python
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def log_file(self) -> Path:

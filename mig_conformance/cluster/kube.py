@@ -6,9 +6,9 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, TransientError, append_new
 from mig_conformance.cluster.journal import Journal
@@ -70,7 +70,7 @@ class KubeCluster(Cluster):
         self.facts = dict(facts or {})
 
     # ---- error translation ------------------------------------------------------------------------
-    def _call(self, fn, *args, **kwargs):
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -144,7 +144,7 @@ class KubeCluster(Cluster):
     def _operator_version(self, policy: Mapping[str, Any]) -> str | None:
         """The GPU Operator release: its Helm chart label on the ClusterPolicy (`helm.sh/chart: gpu-operator-vX`),
         else the tag of the operator Deployment's image (best effort: read access to deployments is optional)."""
-        labels = (policy.get("metadata") or {}).get("labels") or {}
+        labels: Mapping[str, str] = (policy.get("metadata") or {}).get("labels") or {}
         chart = labels.get("helm.sh/chart", "")
         if chart.startswith("gpu-operator-"):
             return chart.removeprefix("gpu-operator-")
@@ -205,7 +205,7 @@ class KubeCluster(Cluster):
         if not items:
             raise ClusterError(f"{self.name}: GPU Operator absent: no ClusterPolicy (clusterpolicies.nvidia.com) "
                                "exists; install the NVIDIA GPU Operator first")
-        return items[0]
+        return cast(dict[str, Any], items[0])
 
     def get_mig_strategy(self) -> str:
         return self._cluster_policy().get("spec", {}).get("mig", {}).get("strategy") or "single"
@@ -332,7 +332,7 @@ def _message(exc: Any) -> str:
     import json
 
     try:
-        return json.loads(exc.body).get("message") or exc.reason
+        return cast(str, json.loads(exc.body).get("message") or exc.reason)
     except Exception:
         return str(getattr(exc, "reason", exc))
 
@@ -341,7 +341,7 @@ class _NodeLabelWatch(threading.Thread):
     """Follows one node's label through watch events until stopped (see KubeCluster.observe_label). The stream is
     read by hand, so that stop() can end a blocked read at once (urllib3's HTTPResponse.shutdown)."""
 
-    def __init__(self, cluster: KubeCluster, node: str, key: str, resource_version: str,
+    def __init__(self, cluster: KubeCluster, node: str, key: str, resource_version: str | None,
                  values: list[str | None]) -> None:
         super().__init__(name=f"watch-{node}-{key}", daemon=True)
         self.cluster, self.node, self.key, self.rv, self.values = cluster, node, key, resource_version, values
@@ -385,6 +385,7 @@ class _NodeLabelWatch(threading.Thread):
             if event.get("type") == "ERROR":
                 if obj.get("code") == 410:  # too old: start again from the node as it is now
                     raw = self.cluster.core.read_node(self.node)
+                    assert raw.metadata is not None  # the API server always sets a node's metadata
                     self.rv = raw.metadata.resource_version
                     append_new(self.values, (raw.metadata.labels or {}).get(self.key))
                 return

@@ -25,9 +25,10 @@ _KIND_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 NUMBER = (int, float)
 COMMON_KEYS: dict[str, type | tuple[type, ...]] = {"backend": str, "description": str, "node_selector": dict}
-_SIMULATED = {"nodes": str, "strategy": str, "mig_manager_delay": NUMBER, "with_reboot": bool,
-              "gpu_reset_works": bool, "gpu_taint": bool, "default_config": str}
-_KUBE = {"config_map": str, "namespace": str, "pod_image": str}
+_SIMULATED: dict[str, type | tuple[type, ...]] = {"nodes": str, "strategy": str, "mig_manager_delay": NUMBER,
+                                                  "with_reboot": bool, "gpu_reset_works": bool, "gpu_taint": bool,
+                                                  "default_config": str}
+_KUBE: dict[str, type | tuple[type, ...]] = {"config_map": str, "namespace": str, "pod_image": str}
 #: Per backend: the keys a clusters-file entry may set, with their types.
 BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "sim": {**_SIMULATED, "config_map": str, "driver": str, "device_plugin_version": str},

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
 
-class ByIdentity:
+T = TypeVar("T")
+
+
+class ByIdentity(Generic[T]):
     """Hashes and compares an object by identity: a cheap cache key for large frozen objects.
 
     Caches that hold the wrapper hold the object too, so an id is never reused for another object while cached.
@@ -11,7 +15,7 @@ class ByIdentity:
 
     __slots__ = ("obj",)
 
-    def __init__(self, obj: object) -> None:
+    def __init__(self, obj: T) -> None:
         self.obj = obj
 
     def __hash__(self) -> int:

@@ -42,7 +42,7 @@ class YamlDocument:
     lines: dict[PathKey, int] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
 
-    def line(self, *path: Hashable) -> int | None:
+    def line(self, *path: Hashable) -> int:
         """Line of the value at `path`, or of its nearest ancestor."""
         p: PathKey = tuple(path)
         while p:
@@ -51,7 +51,7 @@ class YamlDocument:
             p = p[:-1]
         return self.lines.get((), 1)
 
-    def key_line(self, *path: Hashable) -> int | None:
+    def key_line(self, *path: Hashable) -> int:
         """Line of the mapping key at `path` (falls back to the value's line)."""
         return self.lines.get(("__key__", *path)) or self.line(*path)
 
@@ -120,6 +120,10 @@ class _Builder:
         return result
 
 
+def _line(event: yaml.Event) -> int | None:
+    return event.start_mark.line + 1 if event.start_mark is not None else None
+
+
 def _check_shape(text: str, file: str, first_document_only: bool) -> None:
     """Depth and size of the text's YAML, read as a stream of events (no recursion), before anything is built."""
     depth = values = 0
@@ -133,14 +137,14 @@ def _check_shape(text: str, file: str, first_document_only: bool) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 raise InputError(Problem(f"nested more than {MAX_DEPTH} levels deep; the kit reads at most that many",
-                                         Location(file, event.start_mark.line + 1)))
+                                         Location(file, _line(event))))
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
         if isinstance(event, yaml.NodeEvent):
             values += 1
             if values > MAX_NODES:
                 raise InputError(Problem(f"more than {MAX_NODES:,} values; the kit reads at most that many",
-                                         Location(file, event.start_mark.line + 1)))
+                                         Location(file, _line(event))))
 
 
 def parse_yaml(text: str, file: str = "<string>", duplicates: Duplicates = "error",

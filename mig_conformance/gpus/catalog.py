@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -308,7 +308,7 @@ class Catalog:
             for v in g.variants:
                 self._pci.setdefault(v.pci_device_id_int, v)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[GpuModel]:
         return iter(self.gpus.values())
 
     def __len__(self) -> int:

@@ -25,9 +25,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mig_conformance.common.identity import ByIdentity
 from mig_conformance.gpus.catalog import GpuModel
 from mig_conformance.k8s.labels import GPU_RESOURCE, MIG_RESOURCE_PREFIX, STRATEGIES
-from mig_conformance.mig.state import ByIdentity, GpuMigState, device_attributes
+from mig_conformance.mig.state import GpuMigState, device_attributes
 
 #: Version modelled by default: the device plugin of GPU Operator v26.3.x (v0.19.3), whose mixed-strategy names drop
 #: MIG attributes. GPU Operator v26.7.0 ships v0.20.0 (deployments/gpu-operator/values.yaml at tag v26.7.0).
@@ -67,11 +68,11 @@ def anchored_patterns(version: str) -> bool:
 
 
 @functools.cache
-def _patterns(models: tuple[ByIdentity, ...]) -> tuple[str, ...]:
+def _patterns(models: tuple[ByIdentity[GpuModel], ...]) -> tuple[str, ...]:
     """MIG resource patterns of mixed strategy: GI profiles (C == G) per device, GI index order, first seen first."""
     out: dict[str, None] = {}
     for ref in models:
-        model: GpuModel = ref.obj  # type: ignore[assignment]
+        model: GpuModel = ref.obj
         if model.mig_capable:
             for gi in sorted(model.gi_profiles, key=lambda p: p.nvml_index):
                 out.setdefault(gi.name, None)

@@ -40,10 +40,10 @@ class MigManagerOutcome:
 
 
 @functools.lru_cache(maxsize=4096)
-def _reconcile(spec_key: ByIdentity, models_key: tuple[ByIdentity, ...], selected: str,
+def _reconcile(spec_key: ByIdentity[Spec], models_key: tuple[ByIdentity[GpuModel], ...], selected: str,
                before: tuple[GpuMigState, ...], with_reboot: bool, reset_works: bool) -> MigManagerOutcome:
-    spec: Spec = spec_key.obj  # type: ignore[assignment]
-    models: tuple[GpuModel, ...] = tuple(m.obj for m in models_key)  # type: ignore[misc]
+    spec: Spec = spec_key.obj
+    models: tuple[GpuModel, ...] = tuple(m.obj for m in models_key)
     parted = ModelledParted(spec, selected, models, before, reset_works)
     transitions = list(reconfigure(parted, with_reboot))
     last = transitions[-1]

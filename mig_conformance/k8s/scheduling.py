@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
+from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus, Toleration
 
 CONTAINER = "spec.containers[0].resources"
 STANDARD_CONTAINER_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
@@ -183,7 +183,8 @@ def schedule(pods: Sequence[PodRequest], nodes: Sequence[GpuNode], bound: Mappin
         if pod.name in bound and bound[pod.name] in uses:
             uses[bound[pod.name]].add(effective_requests(pod))
     statuses: list[PodStatus] = []
-    static: dict[tuple, dict[str, str | None]] = {}  # pods with equal tolerations/selector share filter results
+    # pods with equal tolerations/selector share filter results
+    static: dict[tuple[tuple[Toleration, ...], tuple[tuple[str, str], ...]], dict[str, str | None]] = {}
     for pod in pods:
         if pod.name in bound:
             statuses.append(PodStatus(pod.name, bound[pod.name], "Running"))

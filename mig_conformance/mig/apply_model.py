@@ -60,16 +60,16 @@ def _pairs(entries: Sequence[MigConfigEntry], models: Sequence[GpuModel]) -> lis
 
 
 @functools.cache
-def _known_keys(models: tuple[ByIdentity, ...]) -> frozenset[tuple[int, int, int, bool, frozenset[str]]]:
+def _known_keys(models: tuple[ByIdentity[GpuModel], ...]) -> frozenset[tuple[int, int, int, bool, frozenset[str]]]:
     """Every MIG device name some GPU of the node offers (mig-parted's global ParseMigProfile)."""
-    gpus: tuple[GpuModel, ...] = tuple(m.obj for m in models)  # type: ignore[misc]
+    gpus: tuple[GpuModel, ...] = tuple(m.obj for m in models)
     return frozenset(matches_key(ci.name) for g in gpus if g.mig_capable
                      for gi in g.gi_profiles for ci in gi.compute_instances)
 
 
 @functools.lru_cache(maxsize=4096)
-def _fit(model: ByIdentity, devices: tuple[tuple[str, int], ...]) -> FitResult:
-    return fit(model.obj, dict(devices))  # type: ignore[arg-type]
+def _fit(model: ByIdentity[GpuModel], devices: tuple[tuple[str, int], ...]) -> FitResult:
+    return fit(model.obj, dict(devices))
 
 
 def _assert_mode(node: _Node, pairs: list[Pair]) -> str | None:

@@ -68,7 +68,7 @@ def gi_instance_id(gpu: GpuModel, start: int, size: int) -> int:
     while span > size and span % 2 == 0:
         span //= 2
         level += 1
-    return (2**level - 1) + start // size
+    return ((1 << level) - 1) + start // size
 
 
 def choose_placement(gpu: GpuModel, gi: GiProfile, occupied: int) -> int | None:
@@ -82,9 +82,9 @@ def choose_placement(gpu: GpuModel, gi: GiProfile, occupied: int) -> int | None:
 
 
 @functools.lru_cache(maxsize=8192)
-def _choose_placement(gpu_ref: ByIdentity, gi_ref: ByIdentity, occupied: int) -> int | None:
-    gpu: GpuModel = gpu_ref.obj  # type: ignore[assignment]
-    gi: GiProfile = gi_ref.obj  # type: ignore[assignment]
+def _choose_placement(gpu_ref: ByIdentity[GpuModel], gi_ref: ByIdentity[GiProfile], occupied: int) -> int | None:
+    gpu: GpuModel = gpu_ref.obj
+    gi: GiProfile = gi_ref.obj
     free = [s for s in gi.placement_starts if not gi.mask(s) & occupied]
     if not free:
         return None
@@ -310,6 +310,9 @@ class Layout:
                 "placement": [{"profile": p, "start": s, "size": z} for p, s, z in self.placement]}
 
 
+_Placed = tuple[tuple[str, int, int], ...]  # a Layout.placement being built
+
+
 def enumerate_layouts(gpu: GpuModel, profiles: Iterable[GiProfile] | None = None) -> list[Layout]:
     """Every non-empty multiset of GI profiles that fits on `gpu` (one CI per GI)."""
     if not gpu.mig_capable:
@@ -319,16 +322,16 @@ def enumerate_layouts(gpu: GpuModel, profiles: Iterable[GiProfile] | None = None
     slots = {p.name: [(s, p.mask(s)) for s in p.placement_starts] for p in plist}  # (start, slot mask), once
     results: list[Layout] = []
 
-    def place_one_more(gi: GiProfile, states: dict[int, tuple]) -> dict[int, tuple]:
+    def place_one_more(gi: GiProfile, states: dict[int, _Placed]) -> dict[int, _Placed]:
         """The occupancies reachable by adding one `gi` to each state (one placement kept per occupancy)."""
-        out: dict[int, tuple] = {}
+        out: dict[int, _Placed] = {}
         for occ, placed in states.items():
             for start, mask in slots[gi.name]:
                 if not mask & occ and (new := occ | mask) not in out:
                     out[new] = (*placed, (gi.name, start, gi.placement_size))
         return out
 
-    def dfs(i: int, counts: dict[str, int], states: dict[int, tuple]) -> None:
+    def dfs(i: int, counts: dict[str, int], states: dict[int, _Placed]) -> None:
         if i == len(plist):
             if counts:
                 placement = min(states.values(), key=lambda pl: tuple(sorted(x[1] for x in pl)))

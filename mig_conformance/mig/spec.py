@@ -74,7 +74,7 @@ class MigConfigEntry:
         return False
 
     def matches_devices(self, index: int) -> bool:
-        return self.devices == "all" or index in self.devices  # type: ignore[operator]
+        return self.devices == "all" or index in self.devices
 
     def selects(self, index: int, device_id: DeviceID) -> bool:
         return self.matches_device_filter(device_id) and self.matches_devices(index)
@@ -160,7 +160,7 @@ class _Parser:
         line = (location.line or 1) + self.offset
         return Location(location.file, line, location.config, location.entry, location.key)
 
-    def loc(self, path: tuple, config: str | None = None, entry: int | None = None,
+    def loc(self, path: tuple[Any, ...], config: str | None = None, entry: int | None = None,
             key: str | None = None, key_line: bool = False) -> Location:
         line = self.doc.key_line(*path) if key_line else self.doc.line(*path)
         return Location(self.doc.file, (line or 1) + self.offset, config, entry, key)
@@ -223,7 +223,7 @@ class _Parser:
             self.spec.config_lines[key] = self.doc.key_line(k, name) + self.offset
             self.parse_config(key, (k, name), entries)
 
-    def parse_config(self, name: str, path: tuple, entries: Any) -> None:
+    def parse_config(self, name: str, path: tuple[Any, ...], entries: Any) -> None:
         if entries is None or entries == []:
             self.add(f"at least one entry in '{name}' is required", self.loc(path, config=name))
             return
@@ -237,7 +237,7 @@ class _Parser:
         if len(self.spec.problems) == before:
             self.spec.configs[name] = tuple(e for e in parsed if e is not None)
 
-    def parse_entry(self, name: str, path: tuple, i: int, raw: Any) -> MigConfigEntry | None:
+    def parse_entry(self, name: str, path: tuple[Any, ...], i: int, raw: Any) -> MigConfigEntry | None:
         before = len(self.spec.problems)
 
         def bad(msg: str, key: str | None = None, upstream: str | None = None, sub: Any = None,
@@ -254,8 +254,8 @@ class _Parser:
         if raw is None:
             raw = {}  # UnmarshalJSON(null): no keys at all
         if not isinstance(raw, dict):
-            err = gojson.type_error(gojson.kind(raw), "map[string]json.RawMessage")
-            bad(f"an entry must be a mapping, got {_what(raw)}: {err}", upstream=str(err))
+            type_err = gojson.type_error(gojson.kind(raw), "map[string]json.RawMessage")
+            bad(f"an entry must be a mapping, got {_what(raw)}: {type_err}", upstream=str(type_err))
             return None
         keys = {gojson.map_key(k): k for k in raw}
         for required in ("devices", "mig-enabled"):

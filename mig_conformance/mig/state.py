@@ -70,8 +70,8 @@ class MigDeviceAttributes:
 
 
 @functools.cache
-def _attributes(model: ByIdentity, name: str) -> MigDeviceAttributes | None:
-    gpu: GpuModel = model.obj  # type: ignore[assignment]
+def _attributes(model: ByIdentity[GpuModel], name: str) -> MigDeviceAttributes | None:
+    gpu: GpuModel = model.obj
     try:
         resolved = gpu.resolve(name)
     except ProfileFormatError:

@@ -66,7 +66,7 @@ def read_user_config(settings: Settings) -> ConfigSource | None:
         return None
     source = load_config_source(settings.config_file)  # unreadable or not YAML -> InputError naming the file
     if source.spec.problems:
-        raise InputError(source.spec.problems)
+        raise InputError(list(source.spec.problems))
     if not source.spec.configs:
         raise InputError(f"--mig-config-file {settings.config_file}: no named configs in the file")
     return source

@@ -9,7 +9,7 @@ import pytest
 from mig_conformance.plugin.settings import Settings
 
 if TYPE_CHECKING:
-    pass
+    from mig_conformance.plugin.session import MigSession
 
 settings_key = pytest.StashKey[Settings]()
-session_key = pytest.StashKey["MigSession"]()
+session_key: pytest.StashKey[MigSession] = pytest.StashKey()

@@ -11,7 +11,9 @@ from mig_conformance.k8s.model import PodRequest, PodStatus, Toleration
 
 
 class _Session(Protocol):
-    cluster: Cluster
+    @property
+    def cluster(self) -> Cluster: ...
+
     namespace: str
     run_id: str
     timeout: float

@@ -31,6 +31,12 @@ def worker_input(config: pytest.Config) -> dict[str, Any]:
     return dict(getattr(config, "workerinput", None) or {})
 
 
+def worker_output(config: pytest.Config) -> dict[str, Any]:
+    """What this worker hands back to the controller (xdist's `workeroutput`; a worker's config only)."""
+    output: dict[str, Any] = config.workeroutput  # type: ignore[attr-defined]  # set by xdist, which has no types
+    return output
+
+
 def worker_id(config: pytest.Config) -> str | None:
     """`gw0`, `gw1`, ... in a worker; None elsewhere."""
     return worker_input(config).get("workerid")

@@ -47,6 +47,7 @@ from mig_conformance.report.records import RECORD_PROPERTY, CleanupOutcome, Sett
 
 if TYPE_CHECKING:
     from mig_conformance.k8s.projection import NodeProjection, NodeState
+    from mig_conformance.report.model import RunSummary
 
 log = logging.getLogger("mig_conformance")
 
@@ -234,7 +235,7 @@ class MigSession:
 
     # ---- pytest hooks ------------------------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node) -> None:  # xdist: hand the run id to workers
+    def pytest_configure_node(self, node: Any) -> None:  # xdist (no types): hand the run id to workers
         node.workerinput["mig_run_id"] = self.run_id
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -291,7 +292,8 @@ class MigSession:
         category = item.get_closest_marker("mig_category")
         if category and category.args:
             base["category"] = category.args[0]
-        node = getattr(item, "callspec", None) and item.callspec.params.get("mig_node")
+        callspec = getattr(item, "callspec", None)  # a parametrized pytest.Function's
+        node = callspec and callspec.params.get("mig_node")
         if isinstance(node, GpuNode):
             base.update(node=node.name, instance_type=node.instance_type)
         if base:
@@ -313,7 +315,8 @@ class MigSession:
 
             report.user_properties = one_record_property(report.user_properties)
 
-    def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                                config: pytest.Config) -> None:
         if self.collector is None or config.option.collectonly:
             return
         from mig_conformance.report.terminal import summary_table
@@ -368,9 +371,9 @@ class MigSession:
                 target = self._describe_target()
                 self._cluster.close()
             if roles.is_worker(self.config):  # the controller writes the bundle
-                self.config.workeroutput["mig_target"] = target
-                self.config.workeroutput["mig_evidence"] = {k: v for k, v in self.evidence.items()
-                                                            if k in ("nodes_before", "nodes_after")}
+                roles.worker_output(self.config)["mig_target"] = target
+                roles.worker_output(self.config)["mig_evidence"] = {k: v for k, v in self.evidence.items()
+                                                                    if k in ("nodes_before", "nodes_after")}
         if self.collector is None or self.config.option.collectonly:
             return
         summary = self._summary(session.exitstatus)
@@ -476,9 +479,10 @@ class MigSession:
         info.setdefault("backend", self.target.kind)
         return info
 
-    def _summary(self, exitstatus: int):
+    def _summary(self, exitstatus: int) -> RunSummary:
         from mig_conformance import __version__
 
+        assert self.collector is not None  # its callers return early without one
         return self.collector.summary(
             run_id=self.run_id, started=self.started, finished=dt.datetime.now(dt.UTC), cluster=self.target.name,
             backend=self.target.kind, command_line=" ".join(sys.argv), kit_version=__version__,

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mig_conformance.report import view
-from mig_conformance.report.model import RunSummary
+from mig_conformance.report.model import RunSummary, TestResult
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#~!])")
 
@@ -89,7 +89,7 @@ def render_md(summary: RunSummary, target: Mapping[str, Any] | None = None) -> s
     return "\n".join(parts)
 
 
-def _tests_table(results: list) -> str:
+def _tests_table(results: list[TestResult]) -> str:
     rows = [[md_code(r.name), md_text(r.result.category), md_text(r.result.config or "-"),
              md_text(r.result.strategy or "-"), view.outcome_text(r.result.outcome),
              md_text(r.comparison or "-")] for r in view.test_rows(results)]

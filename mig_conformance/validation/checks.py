@@ -24,11 +24,11 @@ def _loc(spec: Spec, config: str, entry: MigConfigEntry, key: str | None = None,
 
 
 @functools.lru_cache(maxsize=8192)
-def _resolve(model: ByIdentity, name: str) -> tuple[GiProfile, CiProfile] | None:
+def _resolve(model: ByIdentity[GpuModel], name: str) -> tuple[GiProfile, CiProfile] | None:
     """GpuModel.resolve of a config key, memoized (a pure function of the model and the name); None if unknown
     or not a profile name."""
     try:
-        return model.obj.resolve(parse_profile(name))  # type: ignore[attr-defined]
+        return model.obj.resolve(parse_profile(name))
     except ProfileFormatError:
         return None
 

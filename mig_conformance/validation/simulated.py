@@ -22,10 +22,10 @@ FRESH_NODE = "every GPU MIG-disabled, without MIG devices"
 
 
 @functools.lru_cache(maxsize=256)
-def _board_with_pci_id(model: ByIdentity, device: int) -> GpuVariant:
+def _board_with_pci_id(model: ByIdentity[GpuModel], device: int) -> GpuVariant:
     """The board of `model` that reports PCI ID `device`: the catalog's variant, else (an ID the catalog does not
     know, given by the caller) the primary board with that ID, unconfirmed. One object per (model, ID)."""
-    gpu: GpuModel = model.obj  # type: ignore[assignment]
+    gpu: GpuModel = model.obj
     known = next((v for v in gpu.variants if v.pci_device_id_int == device), None)
     if known is not None:
         return known

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 Obj = dict[str, Any]
 CLUSTER_POLICY = ("nvidia.com", "v1", "clusterpolicies")
@@ -98,7 +98,7 @@ class KubeApi:
     def _json(self, fn: Any, *args: Any, **kwargs: Any) -> Obj:
         try:
             resp = fn(*args, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, REQUEST_TIMEOUT), **kwargs)
-            return json.loads(resp.data)
+            return cast(Obj, json.loads(resp.data))
         except Exception as exc:
             raise translate(exc) from None
 

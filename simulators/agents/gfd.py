@@ -14,14 +14,14 @@ from typing import Any
 from mig_conformance.k8s import gfd
 from mig_conformance.mig.state import GpuMigState
 from mig_conformance.simulators.agents.api import Obj
-from mig_conformance.simulators.agents.node import annotations, labels
+from mig_conformance.simulators.agents.node import annotations_of, labels
 
 FEATURE_LABELS = "nfd.node.kubernetes.io/feature-labels"
 
 
 def owned(obj: Obj) -> set[str]:
     """The labels GFD set on this node before (from the NFD annotation)."""
-    return {k for k in annotations(obj).get(FEATURE_LABELS, "").split(",") if k}
+    return {k for k in annotations_of(obj).get(FEATURE_LABELS, "").split(",") if k}
 
 
 def gfd_labels(strategy: str, gpus: Sequence[GpuMigState], driver: str | None) -> dict[str, str]:
@@ -37,6 +37,6 @@ def metadata_patch(obj: Obj, new: Mapping[str, str]) -> dict[str, Any]:
     patch: dict[str, Any] = {}
     if changes:
         patch["labels"] = changes
-    if annotations(obj).get(FEATURE_LABELS, "") != record:
+    if annotations_of(obj).get(FEATURE_LABELS, "") != record:
         patch["annotations"] = {FEATURE_LABELS: record}
     return patch

@@ -36,7 +36,7 @@ def labels(obj: Obj) -> dict[str, str]:
     return (obj.get("metadata") or {}).get("labels") or {}
 
 
-def annotations(obj: Obj) -> dict[str, str]:
+def annotations_of(obj: Obj) -> dict[str, str]:
     return (obj.get("metadata") or {}).get("annotations") or {}
 
 
@@ -52,7 +52,7 @@ def newer(a: Obj, b: Obj | None) -> bool:
 
 def gpu_models(obj: Obj) -> list[GpuModel] | None:
     """The node's GPUs in PCI order, or None when neither the annotation nor the instance type names them."""
-    listed = annotations(obj).get(GPUS_ANNOTATION)
+    listed = annotations_of(obj).get(GPUS_ANNOTATION)
     if listed:
         try:
             return parse_gpu_list(listed.split("+"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from typing import cast
 
 from mig_conformance.simulators.agents import device_plugin, gfd, gpu_operator, mig_manager
 from mig_conformance.simulators.agents.api import ApiError, Gone, NotFound, Obj, Unavailable
@@ -24,11 +25,11 @@ ERROR_RETRY = 2.0  # seconds before a node whose reconcile failed is tried again
 
 
 def _name(obj: Obj) -> str:
-    return obj["metadata"]["name"]
+    return cast(str, obj["metadata"]["name"])
 
 
 def _uid(obj: Obj | None) -> str | None:
-    return (obj or {}).get("metadata", {}).get("uid")
+    return cast(str | None, (obj or {}).get("metadata", {}).get("uid"))
 
 
 class Agents:

@@ -179,8 +179,9 @@ class EksApi:
             raise self._fail(exc, f"region {self.region}") from None
 
     def _not_found(self, name: str) -> ClusterNotFound:
+        existing: list[str] | None
         try:
-            existing: list[str] | None = self.list_clusters()
+            existing = self.list_clusters()
             there = ", ".join(existing) or "none"
             found = f"clusters there: {there}"
         except AccessDenied as exc:
@@ -276,7 +277,7 @@ class Discovery:
         matched = self.match(nodes)
         groups = []
         for g in self.nodegroups:
-            gpus = [self.gpus[t].as_dict() for t in g.instance_types if self.gpus.get(t)]
+            gpus = [facts.as_dict() for t in g.instance_types if (facts := self.gpus.get(t))]
             groups.append({**g.as_dict(), "gpus": gpus,
                            "nodes": sorted(n for n, owner in matched.items() if owner == g.name)})
         models = sorted({f"{gpu.catalog_gpu or gpu.name}" for gpu in self.gpus.values() if gpu})

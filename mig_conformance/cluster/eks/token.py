@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from mig_conformance.cluster.eks.credentials import AwsError, require_boto3, translate, who
 from mig_conformance.common.run import new_run_id
@@ -210,8 +210,8 @@ def presigned_url(sts: Any, cluster: str) -> str:
 
     sts.meta.events.register("before-sign.sts.GetCallerIdentity", add_cluster_id)
     try:
-        return sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=PRESIGN_SECONDS,
-                                          HttpMethod="GET")
+        return cast(str, sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=PRESIGN_SECONDS,
+                                                    HttpMethod="GET"))
     finally:
         sts.meta.events.unregister("before-sign.sts.GetCallerIdentity", add_cluster_id)
 
@@ -237,7 +237,7 @@ class TokenSource:
         """The cached token, or a new one when it is due."""
         with self._lock:
             now = self._clock()
-            if self.stale(self._token, now):
+            if self._token is None or self.stale(self._token, now):
                 self._token = self._new(now)
             return self._token
 

@@ -23,6 +23,7 @@ from mig_conformance.cluster.kube import KubeCluster
 from mig_conformance.cluster.local import kit_rbac, kubeconfig, nodes, operator, processes
 from mig_conformance.cluster.local.controlplane import ControlPlane, interruptible
 from mig_conformance.cluster.local.rest import Rest
+from mig_conformance.mig.default_config import DEFAULT_LABEL
 
 log = logging.getLogger("mig_conformance.cluster.local")
 
@@ -57,7 +58,7 @@ class LocalCluster(KubeCluster):
     def start(cls, spec: str = "", *, state_dir: Path | str | None = None, strategy: str = "mixed",
               agents: bool | str = "auto", gpu_taint: bool = False, mig_manager_delay: float | None = None,
               with_reboot: bool = False, gpu_reset_works: bool = True, config_text: str | None = None,
-              default_config: str | None = operator.DEFAULT_LABEL, name: str | None = None,
+              default_config: str | None = DEFAULT_LABEL, name: str | None = None,
               allow_changes: bool = True, journal: Journal | None = None, assets: Mapping[str, Path] | None = None,
               extra_args: Mapping[str, Sequence[str]] | None = None, detach: bool = False,
               timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None) -> LocalCluster:

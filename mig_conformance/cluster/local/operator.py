@@ -22,7 +22,7 @@ Obj = dict[str, Any]
 
 
 def config_map(namespace: str = NAMESPACE, config_text: str | None = None) -> Obj:
-    cm = yaml.safe_load(default_config_file().read_text(encoding="utf-8"))
+    cm: Obj = yaml.safe_load(default_config_file().read_text(encoding="utf-8"))
     cm["metadata"] = {"name": CONFIG_MAP, "namespace": namespace,
                       "labels": {"app.kubernetes.io/managed-by": "mig-conformance"}}
     if config_text is not None:

@@ -9,7 +9,7 @@ import ssl
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
 Obj = dict[str, Any]
@@ -131,7 +131,7 @@ class Rest:
     def create(self, obj: Obj, exist_ok: bool = False) -> Obj | None:
         meta = obj.get("metadata", {})
         try:
-            return self.request("POST", path_of(obj["kind"], namespace=meta.get("namespace")), obj)
+            return cast(Obj, self.request("POST", path_of(obj["kind"], namespace=meta.get("namespace")), obj))
         except RestError as exc:
             if exist_ok and exc.status == 409:
                 return None
@@ -142,10 +142,10 @@ class Rest:
             self.create(obj, exist_ok)
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
-        return self.request("GET", path_of(kind, name, namespace))
+        return cast(Obj, self.request("GET", path_of(kind, name, namespace)))
 
     def list(self, kind: str, namespace: str | None = None, **query: Any) -> list[Obj]:
-        return self.request("GET", path_of(kind, namespace=namespace), query=query).get("items", [])
+        return cast(list[Obj], self.request("GET", path_of(kind, namespace=namespace), query=query).get("items", []))
 
     def delete(self, kind: str, name: str, namespace: str | None = None, missing_ok: bool = True) -> None:
         try:
@@ -158,24 +158,24 @@ class Rest:
         """Create, or overwrite an existing object of the same name."""
         meta = obj["metadata"]
         try:
-            return self.request("POST", path_of(obj["kind"], namespace=meta.get("namespace")), obj)
+            return cast(Obj, self.request("POST", path_of(obj["kind"], namespace=meta.get("namespace")), obj))
         except RestError as exc:
             if exc.status != 409:
                 raise
         current = self.get(obj["kind"], meta["name"], meta.get("namespace"))
         body = {**obj, "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]}}
-        return self.request("PUT", path_of(obj["kind"], meta["name"], meta.get("namespace")), body)
+        return cast(Obj, self.request("PUT", path_of(obj["kind"], meta["name"], meta.get("namespace")), body))
 
     def apply(self, obj: Obj, field_manager: str = "mig-conformance") -> Obj:
         """Server-side apply: creates the object or updates the fields this manager owns."""
         meta = obj["metadata"]
         path = path_of(obj["kind"], meta["name"], meta.get("namespace"))
-        return self.request("PATCH", path, obj, query={"fieldManager": field_manager, "force": "true"},
-                            content_type="application/apply-patch+yaml")
+        return cast(Obj, self.request("PATCH", path, obj, query={"fieldManager": field_manager, "force": "true"},
+                                      content_type="application/apply-patch+yaml"))
 
     def token_for(self, namespace: str, service_account: str, seconds: int) -> str:
         """A bound service-account token from the TokenRequest API."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                 "spec": {"expirationSeconds": seconds}}
         path = path_of("ServiceAccount", service_account, namespace, "token")
-        return self.request("POST", path, body)["status"]["token"]
+        return cast(str, self.request("POST", path, body)["status"]["token"])
