@@ -20,7 +20,7 @@ from mig_conformance.gpus.catalog import Catalog, GpuModel, load_gpu_file
 from mig_conformance.gpus.profile_names import lgip_gib
 from mig_conformance.simulators import nvml as nv
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 CAPTURES = sorted(p for p in (DATA / "captures").iterdir() if (p / "nvml.json").exists())
 TEXT = DATA / "smi-text"
 GIB_PRECISION_MIB = 0.005 * 1024  # lgip prints GiB with two decimals

@@ -13,7 +13,7 @@ from mig_conformance.gpus.catalog import Catalog
 from mig_conformance.simulators import nvidia_smi as smi
 from mig_conformance.simulators import nvml as nv
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 CAPTURES = sorted(p for p in (DATA / "captures").iterdir() if (p / "lgip.txt").exists())
 PUBLIC = DATA / "smi-text" / "public"
 

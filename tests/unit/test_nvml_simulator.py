@@ -12,7 +12,7 @@ from mig_conformance.gpus.catalog import Catalog
 from mig_conformance.gpus.profile_names import memory_gb
 from mig_conformance.simulators import nvml as nv
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
+CAPTURES = Path(__file__).parents[1] / "data" / "captures"
 REF = [("h100-80gb-hbm3-580", "H100-80GB"), ("h200-141gb-580", "H200-141GB")]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from mig_conformance.cli import main
 
-DEFAULT = str(Path(__file__).parents[1] / "fixtures" / "configs" / "default-mig-parted-config.yaml")
+DEFAULT = str(Path(__file__).parents[2] / "fixtures" / "configs" / "default-mig-parted-config.yaml")
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:

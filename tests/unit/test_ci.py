@@ -10,7 +10,7 @@ import pytest
 from mig_conformance.cluster.base import ClusterError
 from support import control_plane
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ci_run_exports_ci_before_setup_and_test() -> None:

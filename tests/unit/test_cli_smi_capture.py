@@ -17,7 +17,7 @@ from mig_conformance.gpus.device_ids import DeviceID
 from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.simulators import nvml as nv
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 CAPTURES = ROOT / "tests" / "data" / "captures"
 DEFAULT = ROOT / "fixtures" / "configs" / "default-mig-parted-config.yaml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 MAPPED = {"mig_conformance": "mig_conformance", "simulators": "mig_conformance.simulators",
           "suites": "mig_conformance.suites", "fixtures": "mig_conformance.fixtures",
           "deploy": "mig_conformance.deploy"}
