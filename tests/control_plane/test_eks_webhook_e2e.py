@@ -3,9 +3,9 @@
 The `local` backend's kube-apiserver authenticates bearer tokens with a token webhook of these tests
 (tests/support/eks_webhook.py) that accepts only well-formed EKS tokens for the expected cluster name, verifying
 their SigV4 signature itself against the fake keys (moto's); moto's EKS `describe_cluster` is patched to point at
-that API server. First the webhook on its own (accepts / rejects), then the whole path: the eks backend, token
-refresh past 15 simulated minutes, kubectl through `eks-kubeconfig`, and `pytest --mig-cluster=<clusters-file
-entry>` with a role, read-only, whose report bundle must hold no token or key.
+that API server. The whole path: the eks backend, token refresh past 15 simulated minutes, kubectl through
+`eks-kubeconfig`, and `pytest --mig-cluster=<clusters-file entry>` with a role, read-only, whose report bundle must
+hold no token or key. The webhook on its own (accepts / rejects): tests/unit/test_eks_webhook.py.
 """
 
 from __future__ import annotations
@@ -36,134 +36,27 @@ import yaml
 from moto import mock_aws
 
 from mig_conformance.cluster.base import ClusterError
-from mig_conformance.cluster.eks import token as T
 from mig_conformance.cluster.local.backend import LocalCluster
 from support.control_plane import control_plane_assets
-from support.eks_webhook import (
-    Key,
-    Rejected,
-    User,
-    Verifier,
-    Webhook,
-    apiserver_args,
-    isolate_aws_env,
+from support.eks_identities import (
+    ACCOUNT,
+    ADMIN,
+    ADMIN_GROUP,
+    CLUSTER,
+    GROUP,
+    MOTO_ARN,
+    NODEGROUP,
+    REGION,
+    ROLE,
+    STRANGER,
+    URL_B64,
+    USERS,
+    moto_keys,
+    moto_secrets,
+    tamper,
+    token_at,
 )
-
-REGION = "us-west-2"
-CLUSTER = "e2e-gpu"
-ACCOUNT = "123456789012"
-MOTO_ARN = f"arn:aws:sts::{ACCOUNT}:user/moto"  # who moto's FOOBARKEY is
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/mig-validator"
-STRANGER = f"arn:aws:iam::{ACCOUNT}:role/stranger"  # a valid identity without an access entry
-ADMIN = f"arn:aws:iam::{ACCOUNT}:role/mig-admin"  # may also reconfigure
-GROUP = "mig-conformance:validators"
-ADMIN_GROUP = "mig-conformance:reconfigurers"
-NODEGROUP = "gpu-p5-48xlarge"  # what the local backend labels its p5.48xlarge nodes with
-URL_B64 = base64.urlsafe_b64encode(b"https://sts.").decode()  # how every token body begins
-USERS = {MOTO_ARN: User("eks-moto", (GROUP,)), ROLE: User("mig-validator", (GROUP,)),
-         ADMIN: User("mig-admin", (GROUP, ADMIN_GROUP))}
-
-
-def moto_keys(access_key_id: str) -> Key | None:
-    """FOOBARKEY, or the temporary keys of a role moto handed out (the webhook's stand-in for STS)."""
-    if access_key_id == "FOOBARKEY":
-        return Key("FOOBARSECRET", MOTO_ARN)
-    from moto.sts.models import sts_backends
-
-    for role in sts_backends[ACCOUNT]["global"].assumed_roles:
-        if role.access_key_id == access_key_id:
-            arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role.role_arn.split('/')[-1]}/{role.session_name}"
-            return Key(role.secret_access_key, arn, role.session_token)
-    return None
-
-
-def moto_secrets() -> list[str]:
-    from moto.sts.models import sts_backends
-
-    roles = sts_backends[ACCOUNT]["global"].assumed_roles
-    return ["FOOBARSECRET", *(r.secret_access_key for r in roles), *(r.session_token for r in roles)]
-
-
-def token_at(cluster: str, when: dt.datetime | None = None, region: str = REGION) -> str:
-    """A token made by the kit, signed at `when` (botocore's clock moved there)."""
-    if when is None:
-        return T.TokenSource(cluster, T.AwsIdentity(region)).token().value
-    mp = pytest.MonkeyPatch()
-    mp.setattr(botocore.auth, "get_current_datetime", lambda remove_tzinfo=True: when.replace(tzinfo=None))
-    try:
-        return T.TokenSource(cluster, T.AwsIdentity(region)).token().value
-    finally:
-        mp.undo()
-
-
-def tamper(token: str) -> str:
-    """Flip one hex digit of X-Amz-Signature and re-encode."""
-    url = T.decode(token)
-    head, sig = url.rsplit("X-Amz-Signature=", 1)
-    return T.encode(f"{head}X-Amz-Signature={'0' if sig[0] != '0' else '1'}{sig[1:]}")
-
-
-# ---- the webhook on its own -----------------------------------------------------------------------------------
-def verifier() -> Verifier:
-    return Verifier(CLUSTER, REGION, moto_keys, USERS)
-
-
-def test_webhook_accepts_the_kits_token_and_maps_the_user(aws: None) -> None:
-    arn, user = verifier().verify(token_at(CLUSTER))
-    assert arn == MOTO_ARN and user == USERS[MOTO_ARN]
-
-
-def test_webhook_maps_an_assumed_role_to_its_role(aws: None) -> None:
-    identity = T.AwsIdentity(REGION, role_arn=ROLE, run_id="r1")
-    arn, user = verifier().verify(T.TokenSource(CLUSTER, identity).token().value)
-    assert arn.endswith(":assumed-role/mig-validator/mig-conformance-r1") and user.username == "mig-validator"
-
-
-@pytest.mark.parametrize(("make", "reason"), [
-    (lambda: tamper(token_at(CLUSTER)), "signature does not match"),
-    (lambda: token_at("another-cluster"), "signature does not match"),
-    (lambda: token_at(CLUSTER, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=16)), "expired"),
-    (lambda: token_at(CLUSTER, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)), "future"),
-    (lambda: token_at(CLUSTER, region="eu-west-1"), "not a regional STS URL of us-west-2"),
-    (lambda: token_at(CLUSTER) + "=" * 2, "not unpadded base64url"),
-    (lambda: "Bearer " + token_at(CLUSTER), "prefix"),
-    (lambda: T.encode(T.decode(token_at(CLUSTER)).replace("sts.us-west-2.amazonaws.com", "sts.us-west-2.evil.io")),
-     "not a regional STS URL"),
-    (lambda: T.encode(T.decode(token_at(CLUSTER)) + "&X-Amz-Foo=1"), "X-Amz-Foo is not allowed"),
-    (lambda: T.encode(T.decode(token_at(CLUSTER)).replace("GetCallerIdentity", "AssumeRole")), "GetCallerIdentity"),
-    (lambda: T.encode(T.decode(token_at(CLUSTER)).replace("X-Amz-Credential=FOOBARKEY",
-                                                          "X-Amz-Credential=AKIAOTHER")), "unknown access key"),
-], ids=["tampered", "other-cluster", "expired", "future", "other-region", "padded", "no-prefix", "other-host",
-        "extra-param", "other-action", "unknown-key"])
-def test_webhook_rejects_bad_tokens(aws: None, make: Any, reason: str) -> None:
-    with pytest.raises(Rejected, match=reason):
-        verifier().verify(make())
-
-
-def test_webhook_rejects_unmapped_identities(aws: None) -> None:
-    identity = T.AwsIdentity(REGION, role_arn=STRANGER, run_id="r1")
-    with pytest.raises(Rejected, match="role/stranger is not mapped"):
-        verifier().verify(T.TokenSource(CLUSTER, identity).token().value)
-
-
-def test_webhook_serves_token_reviews_over_tls(aws: None, tmp_path: Path) -> None:
-    with Webhook(verifier(), tmp_path / "hook") as hook:
-        ctx = ssl.create_default_context(cafile=str(hook.ca))
-
-        def review(token: str) -> dict[str, Any]:
-            body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                               "spec": {"token": token}}).encode()
-            req = urllib.request.Request(hook.url, body, {"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-                return json.loads(resp.read())
-
-        good = review(token_at(CLUSTER))
-        assert good["kind"] == "TokenReview" and good["apiVersion"] == "authentication.k8s.io/v1"
-        assert good["status"]["authenticated"] is True
-        assert good["status"]["user"]["username"] == "eks-moto" and good["status"]["user"]["groups"] == [GROUP]
-        bad = review(tamper(token_at(CLUSTER)))
-        assert bad["status"]["authenticated"] is False
-        assert [r.accepted for r in hook.reviews] == [True, False]
+from support.eks_webhook import Verifier, Webhook, apiserver_args, isolate_aws_env
 
 
 # ---- through a real API server ----------------------------------------------------------------------------------
