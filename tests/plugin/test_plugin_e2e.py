@@ -15,6 +15,7 @@ def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest
     return pytester
 
 
+@pytest.mark.slow  # pytest in a subprocess
 def test_suites_collected_from_an_empty_folder_and_bundle_written(tester: pytest.Pytester) -> None:
     result = tester.runpytest_subprocess("--mig-cluster=sim:p5.48xlarge,g5.xlarge", "--mig-report=out", "-p",
                                          "no:cacheprovider")
@@ -107,6 +108,7 @@ def test_disruptive_tests_skip_when_changes_are_not_allowed(tester: pytest.Pytes
     result.stdout.fnmatch_lines(["*--mig-allow-reconfigure*"])
 
 
+@pytest.mark.slow  # pytest in a subprocess
 def test_xdist_run_gives_the_same_summary(tester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     args = ["--mig-cluster=sim:p5.48xlarge", "-p", "no:cacheprovider"]
@@ -155,6 +157,7 @@ mig-configs:
 """
 
 
+@pytest.mark.slow  # pytest in a subprocess
 def test_custom_suite_one_test_per_config_and_the_cluster_config_comes_back(tester: pytest.Pytester) -> None:
     """The user's file has no all-balanced: suites after the custom one must see the cluster's own ConfigMap."""
     tester.makefile(".yaml", mine=USER_FILE)
@@ -174,6 +177,7 @@ def test_custom_suite_one_test_per_config_and_the_cluster_config_comes_back(test
     assert [t["outcome"] for t in balanced] == ["passed"]
 
 
+@pytest.mark.slow  # pytest in a subprocess
 def test_custom_suite_installs_the_file_a_configmap_manifest_holds(tester: pytest.Pytester) -> None:
     """mig-manager hands the ConfigMap's text to mig-parted as it is: a manifest in there would fail every config."""
     manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mine"},
@@ -222,6 +226,7 @@ def _render(raw: str) -> list[str]:
     return lines
 
 
+@pytest.mark.slow  # pytest in a subprocess
 def test_the_tty_status_line_never_overwrites_pytest_output(tester: pytest.Pytester) -> None:
     """On a terminal, long waits show a status line; pytest's progress lines must come out whole."""
     import os
@@ -274,6 +279,7 @@ SECRETS = ("ASIAZZZZZZZZZZZZZZZZ", "IQoJsessiontokenvalue", "0123456789abcdef", 
            "aHR0cHM6Ly9zdHM", "AKIAIOSFODNN7EXAMPLE", "plain-token-value", "LS0tLS1CRUdJTiBQUklWQVRF")
 
 
+@pytest.mark.slow  # pytest in a subprocess
 def test_no_secret_reaches_any_file_of_the_bundle(tester: pytest.Pytester) -> None:
     tester.makepyfile(test_leaky=LEAKY)
     tester.makeini("[pytest]\njunit_logging = all\n")

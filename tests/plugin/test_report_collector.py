@@ -8,7 +8,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from mig_conformance.report import RunSummary
+
+pytestmark = pytest.mark.slow  # pytest in a subprocess
 
 
 def test_collector_with_real_pytest_reports(tmp_path: Path) -> None:

@@ -94,6 +94,7 @@ def test_validate_usage_errors(capsys) -> None:
     assert e.value.code == 2
 
 
+@pytest.mark.slow  # the CLI in subprocesses
 def test_every_command_has_help() -> None:
     for cmd in ("gpus", "layouts", "fit", "validate"):
         out = subprocess.run([sys.executable, "-m", "mig_conformance", cmd, "--help"], capture_output=True,

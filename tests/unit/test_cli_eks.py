@@ -146,6 +146,7 @@ def test_kubeconfig_refuses_the_users_own_kubeconfig(cluster: None, tmp_path: Pa
     assert own.read_text() == "apiVersion: v1\nkind: Config\n" and not other.exists()
 
 
+@pytest.mark.slow  # the client runs the exec plugin (this kit) in a subprocess
 def test_the_kubernetes_client_runs_the_exec_plugin(cluster: None, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """The written kubeconfig works with the official client: it runs `python -m mig_conformance eks-token`

@@ -123,6 +123,7 @@ def test_stdin_config_and_json_result(capsys, monkeypatch: pytest.MonkeyPatch) -
     assert 'ERRO[0000] MIG profile "1g.10gb" not found on this GPU' in result["log"]
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_python_dash_m(config: Path, tmp_path: Path) -> None:
     state = tmp_path / "node.json"
     proc = subprocess.run([sys.executable, "-m", "mig_conformance", "mig-parted", "apply", "-f", str(config),

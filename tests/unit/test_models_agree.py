@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -143,6 +144,7 @@ def run_case(case: Case) -> list[str]:
     return outcomes
 
 
+@pytest.mark.slow  # 2,000 generated cases
 @SETTINGS
 @given(cases())
 def test_projection_and_simulators_agree(case: Case) -> None:

@@ -447,6 +447,7 @@ def test_cli_report_bad_bundles_exit_2(tmp_path: Path, h100: GpuModel, capsys: p
     assert err.startswith("error: ") and fragment in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_cli_report_in_a_subprocess_prints_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "mig_conformance", "report", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)

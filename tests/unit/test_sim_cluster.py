@@ -123,6 +123,7 @@ def test_label_success_and_allocatable_follows(strategy: str, config: str, expec
     assert sorted(ci for gi in layout for ci in gi["compute_instances"]) == sorted(projected.gpus[0].devices)
 
 
+@pytest.mark.slow  # 81 configs x every node type of the default fleet
 def test_every_default_config_matches_the_projection() -> None:
     """The simulators (NVML + mig-parted) and the pure projection agree on every default config and node type."""
     spec = default_spec()
