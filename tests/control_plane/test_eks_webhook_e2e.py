@@ -295,20 +295,18 @@ def _bundle_text(folder: Path) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(folder.rglob("*")) if p.is_file())
 
 
-def test_pytest_run_through_eks_read_only(env: Env, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pytest_run_through_eks_read_only(env: Env, tester: pytest.Pytester) -> None:
     """`pytest --mig-cluster=eks-e2e` (a clusters-file entry with a role): read-only suites pass over the token
     path, TARGET.yaml has the EKS facts, no token or key is anywhere in the bundle, ~/.kube/config untouched."""
-    for var in ("PYTEST_ADDOPTS", "MIG_CLUSTER", "MIG_STRATEGY", "MIG_REPORT", "MIG_ALLOW_RECONFIGURE"):
-        monkeypatch.delenv(var, raising=False)
-    home_config = pytester.path / ".kube" / "config"  # pytester points HOME at its folder
+    home_config = tester.path / ".kube" / "config"  # pytester points HOME at its folder
     home_config.parent.mkdir()
     home_config.write_text("# the user's\napiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: decoy}}]\n")
     before = hashlib.sha256(home_config.read_bytes()).hexdigest(), home_config.stat().st_mtime_ns
-    pytester.makefile(".yaml", **{"mig-clusters": yaml.safe_dump({"eks-e2e": {
+    tester.makefile(".yaml", **{"mig-clusters": yaml.safe_dump({"eks-e2e": {
         "backend": "eks", "cluster": CLUSTER, "region": REGION, "role_arn": ROLE, "namespace": "gpu-operator",
         "description": "EKS through the token webhook"}})})
     seen = len(env.webhook.reviews)
-    result = pytester.runpytest("--mig-cluster=eks-e2e", "--mig-clusters-file=mig-clusters.yaml",
+    result = tester.runpytest("--mig-cluster=eks-e2e", "--mig-clusters-file=mig-clusters.yaml",
                                 "--mig-report=out", "-rs", "-p", "no:cacheprovider")
     out = result.stdout.str()
     assert result.ret == 0, out[-4000:]
@@ -316,7 +314,7 @@ def test_pytest_run_through_eks_read_only(env: Env, pytester: pytest.Pytester, m
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 2 and not outcomes.get("failed") and not outcomes.get("errors"), outcomes
     assert "changes the cluster eks-e2e; run with --mig-allow-reconfigure" in out
-    bundle = pytester.path / "out"
+    bundle = tester.path / "out"
     summary = json.loads((bundle / "summary.json").read_text())
     target = yaml.safe_load((bundle / "TARGET.yaml").read_text())
     text = json.dumps(target)

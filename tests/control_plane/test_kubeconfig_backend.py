@@ -169,13 +169,6 @@ def test_missing_kubeconfig_is_a_clear_error(tmp_path: Path, monkeypatch: pytest
         open_cluster("kubeconfig:kit")
 
 
-@pytest.fixture
-def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, env_kubeconfig: Path) -> pytest.Pytester:
-    for var in ("PYTEST_ADDOPTS", "MIG_CLUSTER", "MIG_STRATEGY", "MIG_REPORT", "MIG_ALLOW_RECONFIGURE"):
-        monkeypatch.delenv(var, raising=False)
-    return pytester
-
-
 def test_read_only_run_skips_disruptive_suites_with_a_reason(tester: pytest.Pytester, env_kubeconfig: Path) -> None:
     before = digest(env_kubeconfig)
     result = tester.runpytest_subprocess("--mig-cluster=kubeconfig:kit", "-k", "catalog or reconfiguration",

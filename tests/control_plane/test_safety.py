@@ -27,6 +27,7 @@ from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.common.run import RUN_LABEL
 from mig_conformance.k8s import labels as L
 from support.control_plane import control_plane_assets
+from support.kit_runs import start_pytest
 
 FAKE_TOKEN = "decoy-token-5e1d7c3b9a0f2e4d6c8b"
 FAKE_AWS_SECRET = "fakeAwsSecret/9Q2w3E4r5T6y7U8i9O0p"
@@ -106,22 +107,10 @@ def test_reconfigure_everything(mig_cluster, mig_nodes, mig_reconfigure, mig_pod
 '''
 
 
-def _pytest(folder: Path, kubeconfig: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MIG_", "PYTEST_"))}
-    environ.update({"KUBECONFIG": str(kubeconfig), **(env or {})})
-    out = open(folder / "output.txt", "wb")  # noqa: SIM115 - handed to the child, closed below
-    try:
-        return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-                                 "--mig-cluster=kubeconfig:kit", "--mig-report=out", *args], cwd=folder, env=environ,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    finally:
-        out.close()
-
-
 def _start_interrupted_run(local: Any, kubeconfig: Path, folder: Path) -> tuple[subprocess.Popen, list[dict]]:
     """Start the run and return once its reconfiguration wait is in progress (with the journal read then)."""
     (folder / "test_interrupt.py").write_text(INTERRUPTED_TEST)
-    proc = _pytest(folder, kubeconfig, "--mig-allow-reconfigure", "--mig-timeout=120", "test_interrupt.py")
+    proc = start_pytest(folder, kubeconfig, "--mig-allow-reconfigure", "--mig-timeout=120", "test_interrupt.py")
     node = local.list_gpu_nodes()[0].name
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -218,7 +207,7 @@ def test_fails_after_changing(mig_cluster, mig_nodes):
 def test_a_failing_test_still_restores(local: Any, kubeconfig: Path, tmp_path: Path) -> None:
     original = _settled(local)
     (tmp_path / "test_failing.py").write_text(FAILING_TEST)
-    proc = _pytest(tmp_path, kubeconfig, "--mig-allow-reconfigure", "test_failing.py")
+    proc = start_pytest(tmp_path, kubeconfig, "--mig-allow-reconfigure", "test_failing.py")
     assert proc.wait(120) == 1
     output = (tmp_path / "output.txt").read_text()
     assert "deliberate failure" in output and "restored 2 change(s)" in output, output[-3000:]
@@ -246,7 +235,7 @@ def full_run(local: Any, kubeconfig: Path, tmp_path_factory: pytest.TempPathFact
     from mig_conformance.plugin.hooks import suites_dir
 
     suites = str(suites_dir())
-    proc = _pytest(folder, kubeconfig, "--mig-allow-reconfigure", "--mig-timeout=12", "-o", "junit_logging=all",
+    proc = start_pytest(folder, kubeconfig, "--mig-allow-reconfigure", "--mig-timeout=12", "-o", "junit_logging=all",
                    "--log-level=DEBUG", "-k", "catalog or label_change or leaves", suites, "test_leaky.py",
                    env={"AWS_SECRET_ACCESS_KEY": FAKE_AWS_SECRET, "MIG_TEST_TOKEN": FAKE_ENV_TOKEN,
                         "AWS_ACCESS_KEY_ID": "AKIAFAKEFAKEFAKEFAKE"})

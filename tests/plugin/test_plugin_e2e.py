@@ -8,13 +8,6 @@ import pytest
 import yaml
 
 
-@pytest.fixture
-def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    for var in ("PYTEST_ADDOPTS", "MIG_CLUSTER", "MIG_STRATEGY", "MIG_REPORT", "MIG_CONFIG_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    return pytester
-
-
 @pytest.mark.slow  # pytest in a subprocess
 def test_suites_collected_from_an_empty_folder_and_bundle_written(tester: pytest.Pytester) -> None:
     result = tester.runpytest_subprocess("--mig-cluster=sim:p5.48xlarge,g5.xlarge", "--mig-report=out", "-p",

@@ -9,28 +9,22 @@ import pytest
 
 from mig_conformance.plugin.settings import SETTINGS
 
-pytest_plugins = ["pytester"]
-
 TRIVIAL = "def test_ok():\n    pass\n"
 
 
-@pytest.fixture
-def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
-    for spec in SETTINGS:
-        if spec.env:
-            monkeypatch.delenv(spec.env, raising=False)
-    pytester.makepyfile(test_trivial=TRIVIAL)
-    pytester.makefile(".yaml", **{"my-mig": "version: v1\nmig-configs:\n  a:\n    - devices: all\n"
-                                            "      mig-enabled: false\n"})
-    pytester.makefile(".yaml", clusters="lab:\n  backend: sim\n  nodes: p4d.24xlarge\n")
-    return pytester
+@pytest.fixture(autouse=True)
+def project_files(tester: pytest.Pytester) -> None:
+    """In the folder of the shared `tester` (tests/conftest.py): a trivial test, a mig-parted file, a clusters file."""
+    tester.makepyfile(test_trivial=TRIVIAL)
+    tester.makefile(".yaml", **{"my-mig": "version: v1\nmig-configs:\n  a:\n    - devices: all\n"
+                                          "      mig-enabled: false\n"})
+    tester.makefile(".yaml", clusters="lab:\n  backend: sim\n  nodes: p4d.24xlarge\n")
 
 
 VALUES = {
     "cluster": ("sim:p5.48xlarge", "cluster=sim:p5.48xlarge"),
     "clusters_file": ("clusters.yaml", "clusters_file=*clusters.yaml"),
-    "config_file": ("my-mig.yaml", "config_file=*my-mig.yaml"),  # written by the tester fixture
+    "config_file": ("my-mig.yaml", "config_file=*my-mig.yaml"),  # written by project_files
     "strategy": ("single", "strategy=single"),
     "instance_type": ("p5.48xlarge", "instance_type=p5.48xlarge"),
     "report": ("bundle", "report=*bundle"),
