@@ -18,7 +18,12 @@ import botocore.auth
 from botocore.stub import Stubber
 
 from mig_conformance.cluster.eks import token as T
-from mig_conformance.cluster.eks.credentials import AccessDenied, ExpiredCredentials, NoCredentials
+from mig_conformance.cluster.eks.credentials import (
+    AccessDenied,
+    ExpiredCredentials,
+    InvalidCredentials,
+    NoCredentials,
+)
 from support.eks_webhook import Key, Rejected, User, Verifier, isolate_aws_env
 
 ROLE = "arn:aws:iam::123456789012:role/mig-validator"
@@ -280,10 +285,11 @@ def test_tokens_and_keys_never_in_reprs_messages_or_logs(aws: None, clock: FakeC
                           service_message="The security token included in the request is invalid.")
     bad = T.AwsIdentity("us-west-2")
     bad._base = StubSession({"sts": sts})
-    with stub, pytest.raises(Exception) as info:
+    with stub, pytest.raises(InvalidCredentials, match=r"^AWS rejected the credentials of the default AWS credential "
+                             r"chain \(InvalidClientTokenId: The security token included in the request is "
+                             r"invalid\.\); check the access key, the secret and the session token$") as info:
         bad.caller_arn()
     texts.append(str(info.value))
-    assert "AWS rejected the credentials" in texts[-1]
     assert "assumed role" in caplog.text, "logging was captured at all"
     for text in texts:
         for secret in secrets:
