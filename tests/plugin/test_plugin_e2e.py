@@ -68,6 +68,36 @@ def test_failing_expectation_fails_the_run_and_the_verdict(tester: pytest.Pytest
     assert "Failed" in (tester.path / "out" / "report.md").read_text()
 
 
+@pytest.mark.slow  # a run of the catalog suite (in process) each, over a second
+@pytest.mark.parametrize(("cluster", "label", "value", "message"), [
+    ("sim:p5.48xlarge", "nvidia.com/gpu.count", "7",
+     "*GFD gpu.count 7, expected 8 for 8 x H100-80GB (strategy mixed, nvidia.com/mig.config=all-disabled)*"),
+    ("single", "nvidia.com/gpu.count", "8",
+     "*GFD gpu.count 8, expected 56 for 8 x H100-80GB (strategy single, nvidia.com/mig.config=all-1g.10gb)*"),
+    ("single", "nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3",
+     "*GFD product NVIDIA-H100-80GB-HBM3, expected NVIDIA-H100-80GB-HBM3-MIG-1g.10gb (strategy single)*"),
+    ("sim:p5.48xlarge", "nvidia.com/gpu.product", "NVIDIA-A100-SXM4-80GB",
+     "*GFD product NVIDIA-A100-SXM4-80GB is not the H100-80GB the instance type implies*"),
+], ids=["count-mixed", "count-single", "mig-suffix-single", "other-gpu"])
+def test_the_catalog_suite_fails_on_gfd_labels_that_do_not_fit_the_node(tester: pytest.Pytester, cluster: str,
+                                                                        label: str, value: str, message: str) -> None:
+    """What GFD publishes is checked against the node: a label changed after GFD ran fails the catalog test (as GFD
+    labelled them, the shipped suites pass: test_suites_collected_from_an_empty_folder_and_bundle_written)."""
+    tester.makefile(".yaml", clusters="single:\n  backend: sim\n  nodes: p5.48xlarge\n  strategy: single\n"
+                                      "  default_config: all-1g.10gb\n")
+    tester.makeconftest(f"""
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def gfd_label_changed(mig_cluster, mig_nodes):
+            mig_cluster.set_node_label(mig_nodes[0].name, "{label}", "{value}")
+    """)
+    result = tester.runpytest(f"--mig-cluster={cluster}", "--mig-clusters-file=clusters.yaml", "-k",
+                              "test_node_gpu_is_in_catalog", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([message])
+
+
 def test_explicit_paths_win_over_suites(tester: pytest.Pytester) -> None:
     tester.makepyfile(test_only="def test_one():\n    pass\n")
     result = tester.runpytest("--mig-cluster=sim", "test_only.py", "-p", "no:cacheprovider")
