@@ -696,13 +696,11 @@ def test_hundred_nodes_reconfigure_concurrently(rig: Rig) -> None:
     delay, workers = 1.0, 8
     names = [rig.add_node(f"p5-{i}", "p5.48xlarge") for i in range(100)]
     agents = rig.agents(mig_manager_delay=delay, workers=workers, ready_timeout=120)
-    started = time.monotonic()
     for name in names:
         rig.label(name, L.MIG_CONFIG, "all-balanced")
     rig.watch.wait(lambda: all(rig.watch.state(n) in ("success", "failed") for n in names), 120, "100 runs")
-    elapsed = time.monotonic() - started
     assert all(rig.watch.state(n) == "success" and rig.watch.allocatable(n) == BALANCED_H100 for n in names)
-    assert elapsed < 0.4 * len(names) * delay, f"100 nodes took {elapsed:.1f}s: runs are not concurrent"
+    # concurrent: more runs overlap than there are workers (how long 100 nodes take: bench_local_reconfigure.py)
     eventually(lambda: all(agents.nodes[n].runs for n in names), what="the run records")
     spans = [(r.states[0][0], r.states[-1][0]) for n in names for r in agents.nodes[n].runs[-1:]]
     most = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from mig_conformance.gpus.instance_types import get_instance_type
@@ -283,11 +281,13 @@ def test_as_dict_keys() -> None:
                               "devices": ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"]}
 
 
-def test_thousand_nodes_under_two_seconds() -> None:
+def test_thousand_nodes_are_projected_each_on_its_own() -> None:
+    """1,000 projections in a row (as for a large fleet): each is the node's own, equal to the projection of that
+    config alone, whatever came before it. How long they take: benchmarks/bench_projection.py."""
     configs = ["all-balanced", "all-1g.10gb", "all-2g.20gb", "all-3g.40gb", "all-disabled"]
-    start = time.perf_counter()
     out = [project_node(P5.gpus(), "mixed", None, configs[i % len(configs)], node=f"sim-{i}") for i in range(1000)]
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, elapsed
-    assert {p.node for p in out} == {f"sim-{i}" for i in range(1000)}
+    assert [p.node for p in out] == [f"sim-{i}" for i in range(1000)]
     assert out[2].allocatable == {"nvidia.com/gpu": 0, "nvidia.com/mig-2g.20gb": 24}
+    alone = {c: project_node(P5.gpus(), "mixed", None, c, node="alone").as_dict() for c in configs}
+    for i, projection in enumerate(out):
+        assert {**projection.as_dict(), "node": "alone"} == alone[configs[i % len(configs)]], f"sim-{i}"

@@ -4,7 +4,6 @@ permutations, pruning that changes nothing observable, and bounds for counts no 
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -103,16 +102,16 @@ def test_pruning_changes_nothing_observable(request_: tuple[GpuModel, dict[str, 
 
 
 def test_many_devices_do_not_recurse_or_hang() -> None:
+    """Counts no GPU can hold are refused after one ordering, not walked (the time they take:
+    benchmarks/bench_mig_parted.py)."""
     h100 = CATALOG.get("H100-80GB")
     for devices in ({"1g.10gb": 1500}, {"1g.10gb": 3_000_000}, {"1g.10gb": 2**63 - 1},
                     {n: 40 for n in ("1g.10gb", "2g.20gb", "1c.3g.40gb", "1c.7g.80gb")}):
-        start = time.perf_counter()
         res, layout = _run(h100, devices, True)
         assert not res.ok and res.error.endswith(ALL_ORDERINGS) and layout == []
         assert res.gpus[0].orderings_tried == 1
         assert res.messages("error")[0].startswith("Error creating")  # the first ordering did run
         assert "do not fit in the GPU's 7 compute slices in any order" in res.messages("warning")[0]
-        assert time.perf_counter() - start < 20
 
 
 def test_a_request_at_capacity_is_walked_in_full() -> None:

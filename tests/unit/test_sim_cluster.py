@@ -290,26 +290,37 @@ def test_config_text_that_does_not_parse_fails(p5: SimCluster) -> None:
 # ---- simulated clock ---------------------------------------------------------------------------------
 
 
-def test_delayed_mig_manager_runs_on_the_simulated_clock() -> None:
+@pytest.fixture
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """time.sleep fails the test: the sim backend waits on its simulated clock only."""
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        raise AssertionError(f"time.sleep({seconds}) called: the sim backend must not sleep for real")
+    monkeypatch.setattr(time, "sleep", sleep)
+    return slept
+
+
+def test_delayed_mig_manager_runs_on_the_simulated_clock(no_real_sleep: list[float]) -> None:
     cluster = SimCluster("p5.48xlarge", allow_changes=True, mig_manager_delay=120)
-    started = time.monotonic()
     cluster.set_node_label(P5, L.MIG_CONFIG, "all-balanced")
     assert state(cluster, P5) == "pending"
     assert nonzero(cluster.get_node(P5)) == {"nvidia.com/gpu": 8}  # nothing applied yet
     node = cluster.wait_for_node(P5, lambda n: n.labels.get(L.MIG_CONFIG_STATE) == "success", 900, "all-balanced")
-    assert time.monotonic() - started < 2.0  # 120 simulated seconds, no real sleeping
+    assert no_real_sleep == []  # 120 simulated seconds, no real sleeping
     assert 120.0 <= cluster.clock() < 125.0
     assert nonzero(node) == BALANCED_H100
     assert cluster.mig_manager_runs(P5)[-1].states == ((0.0, "pending"), (120.0, "success"))
 
 
-def test_wait_timeout_names_the_node_and_its_last_state() -> None:
+def test_wait_timeout_names_the_node_and_its_last_state(no_real_sleep: list[float]) -> None:
     cluster = SimCluster("p5.48xlarge", allow_changes=True, mig_manager_delay=600)
     cluster.set_node_label(P5, L.MIG_CONFIG, "all-balanced")
-    started = time.monotonic()
+    started = cluster.clock()
     with pytest.raises(WaitTimeout) as info:
         cluster.wait_for_node(P5, lambda n: n.labels.get(L.MIG_CONFIG_STATE) == "success", 60, "all-balanced")
-    assert time.monotonic() - started < 2.0
+    assert no_real_sleep == [] and 60.0 <= cluster.clock() - started < 65.0  # the timeout ran on the simulated clock
     message = str(info.value)
     assert P5 in message and "state=pending" in message and "all-balanced" in message
     cluster.advance(600)
