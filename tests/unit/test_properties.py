@@ -4,6 +4,8 @@ unchanged when written out again."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from mig_conformance.gpus.catalog import load_catalog
 from mig_conformance.mig.gojson import INT64_MAX
 from mig_conformance.mig.placement import fit
-from mig_conformance.mig.spec import VERSION, Spec, parse_spec_text
+from mig_conformance.mig.spec import VERSION, MigConfigEntry, Spec, parse_spec_text
 from mig_conformance.validation import validate_node
 
 CATALOG = load_catalog()
@@ -63,11 +65,28 @@ def assert_consistent(spec: Spec, file: str) -> None:
         return
     assert spec.valid and spec.version in (None, VERSION)
     if spec.configs:
-        doc = {"version": VERSION, "mig-configs": {name: [e.as_dict() for e in entries]
+        doc = {"version": VERSION, "mig-configs": {name: [_written(e) for e in entries]
                                                     for name, entries in spec.configs.items()}}
         again = parse_spec_text(yaml.safe_dump(doc), file)
         assert again.problems == []
-        assert {n: [e.as_dict() for e in es] for n, es in again.configs.items()} == doc["mig-configs"]
+        assert {n: [_meaning(e) for e in es] for n, es in again.configs.items()} == \
+            {n: [_meaning(e) for e in es] for n, es in spec.configs.items()}
+
+
+def _written(entry: MigConfigEntry) -> dict[str, Any]:
+    """An entry as a file holds it (a filter always as a list: a list's "" matches no GPU, a string "" is no filter)."""
+    out: dict[str, Any] = {"devices": entry.devices if entry.devices == "all" else list(entry.devices),
+                           "mig-enabled": entry.mig_enabled}
+    if entry.mig_devices is not None:
+        out["mig-devices"] = dict(entry.mig_devices)
+    if entry.device_filter:
+        out["device-filter"] = list(entry.device_filter)
+    return out
+
+
+def _meaning(entry: MigConfigEntry) -> tuple[Any, ...]:
+    """What mig-parted does with an entry (not where it was in the file)."""
+    return entry.device_filter, entry.devices, entry.mig_enabled, entry.mig_devices
 
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 9), st.integers(-(2**80), 2**80), st.floats(),
