@@ -1,4 +1,8 @@
-"""Shared fixtures of the kit's own tests."""
+"""Shared fixtures of the kit's own tests (every tier: tests/unit, tests/plugin, tests/control_plane).
+
+`tests/support` is imported as the package `support`: pytest puts this folder (the one of this conftest.py, which
+is not a package) on sys.path when it imports this file, before any test module of a tier folder.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mig_conformance.gpus.catalog import Catalog, load_catalog
+from mig_conformance.plugin.settings import SETTINGS
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +30,14 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     isolate_aws_env(monkeypatch, tmp_path)
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester for runs of pytest with the kit's plugin (in process or as a subprocess), isolated from the caller's
+    environment: no PYTEST_ADDOPTS and none of the settings' variables (MIG_CLUSTER, MIG_REPORT, ...)."""
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    for spec in SETTINGS:
+        if spec.env:
+            monkeypatch.delenv(spec.env, raising=False)
+    return pytester

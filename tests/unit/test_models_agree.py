@@ -1,0 +1,184 @@
+"""The two models of a node agree: the projection (`expect`, `mig_expect`: mig-parted in closed form) and the `sim`
+cluster (mig-parted's command code on simulated NVML, the device plugin and GFD reading NVML back).
+
+Generated cases: a node of one or two catalog GPU models, a mig-parted file of one to three named configs whose
+entries mix device filters and index lists, MIG modes, canonical and non-canonical device names (`1c.1g.10gb`,
+CI profiles, `+me`), zero and huge counts and names no GPU has; then a sequence of label values (repeats, unknown
+names) and strategy changes. After every step both models must show the same state sequence, verdict, allocatable
+(zeros included), GFD labels and per-GPU MIG devices. `MIG_AGREE_EXAMPLES` raises the case count (CI runs 2,000).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from mig_conformance.cluster.sim.backend import SimCluster
+from mig_conformance.gpus.catalog import GpuModel, load_catalog
+from mig_conformance.gpus.device_ids import DeviceID
+from mig_conformance.k8s import labels as L
+from mig_conformance.k8s.device_plugin import DEFAULT_VERSION
+from mig_conformance.k8s.projection import NodeState, project_node
+from mig_conformance.mig.spec import parse_installed_config
+
+CATALOG = load_catalog()
+MIG_MODELS = sorted(CATALOG.mig_capable, key=lambda g: g.key)
+OTHER_MODELS = [g for g in CATALOG if not g.mig_capable][:1]
+EXAMPLES = int(os.environ.get("MIG_AGREE_EXAMPLES", "2000"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("MIG_AGREE_RANDOM") is None,
+                    database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FOREIGN_FILTER = "0x12345678"
+UNKNOWN_NAMES = ("9g.99gb", "1g.1gb", "not-a-profile", "1g.10gb+gfx")
+
+
+def _names(model: GpuModel) -> list[str]:
+    """Device names a config may use on this model: GI and CI profiles, and other spellings of them."""
+    names = {ci.name for gi in model.gi_profiles for ci in gi.compute_instances} | {gi.name for gi in model.gi_profiles}
+    spellings = {f"{gi.slices}c.{gi.name}" for gi in model.gi_profiles if "+" not in gi.name and "-" not in gi.name}
+    return sorted(names | spellings)
+
+
+@dataclass
+class Case:
+    gpu_keys: list[str]
+    strategy: str
+    with_reboot: bool
+    reset_works: bool
+    config_text: str
+    steps: list[tuple[str, str]] = field(default_factory=list)  # ("label", value) | ("strategy", value)
+
+    @property
+    def gpus(self) -> list[GpuModel]:
+        return [CATALOG.get(k) for k in self.gpu_keys]
+
+
+@st.composite
+def entries(draw: st.DrawFn, gpus: list[GpuModel]) -> dict[str, Any]:
+    entry: dict[str, Any] = {}
+    if draw(st.integers(0, 3)) == 0:
+        entry["devices"] = sorted(draw(st.sets(st.integers(0, len(gpus)), min_size=1, max_size=len(gpus) + 1)))
+    else:
+        entry["devices"] = "all"
+    if draw(st.integers(0, 3)) == 0:
+        ids = [str(DeviceID.from_int(g.pci_device_id)) for g in gpus] + [FOREIGN_FILTER]
+        entry["device-filter"] = draw(st.sampled_from(ids))
+    entry["mig-enabled"] = draw(st.booleans())
+    if entry["mig-enabled"] or draw(st.booleans()):
+        pool = sorted({n for g in gpus if g.mig_capable for n in _names(g)} | set(UNKNOWN_NAMES))
+        keys = draw(st.lists(st.sampled_from(pool), max_size=3, unique=True))
+        counts = st.one_of(st.integers(0, 3), st.integers(0, 8), st.just(99))
+        entry["mig-devices"] = {k: draw(counts) for k in keys}
+    return entry
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    first = draw(st.sampled_from(MIG_MODELS))
+    second = draw(st.sampled_from([first, first, *MIG_MODELS, *OTHER_MODELS]))
+    gpus = [first, second]
+    names = [f"c{i}" for i in range(draw(st.integers(1, 3)))]
+    configs = {n: draw(st.lists(entries(gpus), min_size=1, max_size=3)) for n in names}
+    text = yaml.safe_dump({"version": "v1", "mig-configs": configs}, sort_keys=False)
+    case = Case([g.key for g in gpus], draw(st.sampled_from(["none", "single", "mixed"])), draw(st.booleans()),
+                draw(st.booleans()), text)
+    for _ in range(draw(st.integers(1, 4))):
+        if draw(st.integers(0, 4)) == 0:
+            case.steps.append(("strategy", draw(st.sampled_from(["none", "single", "mixed"]))))
+        else:
+            case.steps.append(("label", draw(st.sampled_from([*names, *names, "no-such-config"]))))
+    return case
+
+
+def _gfd_labels(labels: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if k.startswith("nvidia.com/")
+            and k not in (L.MIG_CONFIG, L.MIG_CONFIG_STATE, L.GPU_PRESENT, "nvidia.com/gpu.deploy.mig-manager")}
+
+
+def _nvidia(resources: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in resources.items() if k.startswith("nvidia.com/")}
+
+
+def run_case(case: Case) -> list[str]:
+    """Both models through the case's steps; returns the outcome of each step (for hypothesis' statistics)."""
+    fleet = "+".join(case.gpu_keys)
+    cluster = SimCluster(fleet, allow_changes=True, strategy=case.strategy, config_text=case.config_text,
+                         with_reboot=case.with_reboot, gpu_reset_works=case.reset_works, default_config=None)
+    (node,) = cluster.list_gpu_nodes()
+    spec = parse_installed_config(case.config_text, "agree")
+    state = NodeState.fresh(case.gpus).advertised(case.strategy, DEFAULT_VERSION)
+    strategy = case.strategy
+    outcomes = []
+    for kind, value in case.steps:
+        if kind == "strategy":
+            cluster.set_mig_strategy(value)
+            strategy = value
+            state = state.advertised(value, DEFAULT_VERSION)
+            continue
+        want = project_node(case.gpus, strategy, spec, value, current=state, with_reboot=case.with_reboot,
+                            gpu_reset_works=case.reset_works, driver=cluster.driver)
+        with cluster.observe_label(node.name, L.MIG_CONFIG_STATE) as seen:
+            cluster.request_mig_config(node.name, value)
+            cluster.advance(3600)
+        got = cluster.get_node(node.name)
+        where = f"{'+'.join(case.gpu_keys)} {strategy} reboot={case.with_reboot} " \
+                f"reset={case.reset_works} steps={case.steps} step={value}\n{case.config_text}"
+        assert tuple(s for s in seen[1:] if s is not None) == want.states, where
+        assert got.labels.get(L.MIG_CONFIG_STATE) == want.state, where
+        sim_gpus = [(g.mig_enabled, g.devices) for g in cluster._nodes[node.name].gpu_states()]
+        assert sim_gpus == [(g.mig_enabled, g.devices) for g in want.gpus], where
+        assert _nvidia(got.allocatable) == _nvidia(want.allocatable), where
+        assert _gfd_labels(got.labels) == _gfd_labels(want.labels), where
+        runs = cluster.mig_manager_runs(node.name)
+        if want.states:
+            assert (runs[-1].reason is None) == (want.reason is None) or want.state == "success", where
+        assert want.after is not None
+        state = want.after
+        outcomes.append(want.state or "none")
+    return outcomes
+
+
+@pytest.mark.slow  # 2,000 generated cases
+@SETTINGS
+@given(cases())
+def test_projection_and_simulators_agree(case: Case) -> None:
+    for outcome in run_case(case):
+        event(outcome)
+
+
+def test_a_full_gi_ci_key_then_its_canonical_name_succeeds_at_once_in_both() -> None:
+    """After `1c.1g.10gb: 7` is applied, the GPU reports seven `1g.10gb`: relabelling to a config of `1g.10gb: 7`
+    finds it applied (success, no pending) in both models; the first config itself never asserts (pending again)."""
+    text = yaml.safe_dump({"version": "v1", "mig-configs": {
+        "ci": [{"devices": "all", "mig-enabled": True, "mig-devices": {"1c.1g.10gb": 7}}],
+        "gi": [{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.10gb": 7}}],
+        "off": [{"devices": "all", "mig-enabled": False}]}})
+    h100 = CATALOG.get("H100-80GB")
+    case = Case([h100.key, h100.key], "mixed", False, True, text, [("label", "ci"), ("label", "gi"), ("label", "off"),
+                                                             ("label", "ci"), ("label", "off"), ("label", "ci")])
+    assert run_case(case) == ["success"] * 6
+    state = NodeState.fresh([h100, h100]).advertised("mixed", DEFAULT_VERSION)
+    spec = parse_installed_config(text, "t")
+    first = project_node([h100, h100], "mixed", spec, "ci", current=state)
+    assert first.states == ("pending", "success") and first.gpus[0].devices == ("1g.10gb",) * 7
+    second = project_node([h100, h100], "mixed", spec, "gi", current=first.after)
+    assert second.states == ("success",)
+
+
+def test_a_node_labelled_so_already_runs_nothing_in_both() -> None:
+    cluster = SimCluster("p5.48xlarge", allow_changes=True)
+    (node,) = cluster.list_gpu_nodes()
+    cluster.request_mig_config(node.name, "all-balanced")
+    state = NodeState.applied(list(CATALOG.get("H100-80GB") for _ in range(8)), None, "all-balanced", "success",
+                              frozenset(k for k in cluster.get_node(node.name).capacity if k.startswith("nvidia")))
+    want = project_node([CATALOG.get("H100-80GB")] * 8, "mixed", None, "all-balanced", current=state)
+    with cluster.observe_label(node.name, L.MIG_CONFIG_STATE) as seen:
+        assert not cluster.request_mig_config(node.name, "all-balanced")
+    assert want.states == () and seen[1:] == [] and want.state == "success"
+    assert _nvidia(cluster.get_node(node.name).allocatable) == _nvidia(want.allocatable)
