@@ -3,7 +3,7 @@ and what nvidia-mig-parted's apply and assert do with it (docs/reference/mig-par
 
 The `mig_parted` fields are not predicted: the config is applied with the kit's mig-parted simulator to a
 simulated node of these GPUs, fresh (MIG disabled, no MIG devices), then asserted. The located errors and
-warnings explain every failure of either command (tests/test_validate_vs_simulator.py checks that they do).
+warnings explain every failure of either command (tests/unit/test_validate_vs_simulator.py checks that they do).
 """
 
 from __future__ import annotations
