@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, cast
@@ -16,6 +17,8 @@ from mig_conformance.common.run import RUN_LABEL
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus, Taint
 
 log = logging.getLogger("mig_conformance.cluster")
+#: how long a closing label watch may take to deliver the value a read of the node already showed
+CATCH_UP_S = 5.0
 
 CLUSTER_POLICY = ("nvidia.com", "v1", "clusterpolicies")
 DEFAULT_CONFIG_MAP = "default-mig-parted-config"
@@ -192,8 +195,20 @@ class KubeCluster(Cluster):
             if watcher.refused is not None:  # e.g. no `watch nodes` permission: say so, never wait blind
                 raise self._api_error(watcher.refused, "watch_node")
             yield values
+            self._catch_up(node, key, values)
         finally:
             watcher.stop()
+
+    def _catch_up(self, node: str, key: str, values: list[str | None]) -> None:
+        """Before the watch stops, let it deliver what the caller saw by polling: a wait that ended on a read of
+        the node may be ahead of the watch stream, and the last state (e.g. `success`) must not be lost."""
+        try:
+            current = (self._call(self.core.read_node, node).metadata.labels or {}).get(key)
+        except ClusterError:
+            return
+        deadline = time.monotonic() + CATCH_UP_S
+        while values[-1] != current and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _cluster_policy(self) -> dict[str, Any]:
         try:

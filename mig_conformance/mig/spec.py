@@ -81,8 +81,9 @@ class MigConfigEntry:
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
-        if self.device_filter:
-            d["device-filter"] = self.device_filter[0] if len(self.device_filter) == 1 else list(self.device_filter)
+        if self.device_filter:  # a one-item list stays a list: [""] matches no GPU, "" means no filter at all
+            one = len(self.device_filter) == 1 and self.device_filter[0] != ""
+            d["device-filter"] = self.device_filter[0] if one else list(self.device_filter)
         d["devices"] = self.devices if self.devices == "all" else list(self.devices)
         d["mig-enabled"] = self.mig_enabled
         d["mig-devices"] = dict(self.mig_devices or {})

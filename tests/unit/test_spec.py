@@ -255,3 +255,13 @@ def test_mig_devices_keys_equal_in_json_keep_the_last_with_a_warning() -> None:
     (w,) = spec.warnings
     assert "keys True and 'true' are the same key 'true'" in w.message and w.location.line == 8
     assert "invalid format for 'true'" in spec.problems[0].message  # the last one, as mig-parted reads it
+
+
+def test_an_entry_written_back_keeps_a_filter_that_matches_nothing() -> None:
+    """`device-filter: [""]` selects no GPU; written back as `""` it would mean no filter (every GPU)."""
+    spec = parse_spec_text('version: v1\nmig-configs:\n  a:\n    - devices: all\n      device-filter: [""]\n'
+                           "      mig-enabled: false\n")
+    (entry,) = spec.configs["a"]
+    assert entry.as_dict()["device-filter"] == [""]
+    again = parse_spec_text(yaml.safe_dump({"version": "v1", "mig-configs": {"a": [entry.as_dict()]}}))
+    assert again.configs["a"][0].device_filter == ("",)
