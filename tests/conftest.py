@@ -6,13 +6,14 @@ is not a package) on sys.path when it imports this file, before any test module 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mig_conformance.gpus.catalog import Catalog, load_catalog
 from mig_conformance.plugin.settings import SETTINGS
+from mig_conformance.simulators import nvml as nv
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +42,19 @@ def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest
         if spec.env:
             monkeypatch.delenv(spec.env, raising=False)
     return pytester
+
+
+@pytest.fixture
+def nvml_node() -> Iterator[Callable[..., nv.NvmlSimulator]]:
+    """Factory of simulated nodes installed behind the NVML simulator module (as pynvml is used: module-level
+    calls), initialised; the previous one comes back afterwards."""
+    previous = nv.use(None)
+
+    def make(*gpus: str) -> nv.NvmlSimulator:
+        sim = nv.NvmlSimulator(list(gpus))
+        nv.use(sim)
+        sim.nvmlInit()
+        return sim
+
+    yield make
+    nv.use(previous)

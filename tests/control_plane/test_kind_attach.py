@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,14 +17,7 @@ from mig_conformance.cluster import kind as K
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.k8s import labels as L
 from support.control_plane import control_plane_assets
-
-
-def _exe(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text("#!/bin/sh\nexit 0\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
+from support.executables import fake_executable
 
 
 # ---- attachment against a real API server --------------------------------------------------------------------
@@ -82,7 +74,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 @pytest.fixture(scope="module")
 def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("bin")
-    return {"kind_bin": str(_exe(folder, "kind")), "kubectl_bin": str(_exe(folder, "kubectl"))}
+    return {"kind_bin": str(fake_executable(folder, "kind")), "kubectl_bin": str(fake_executable(folder, "kubectl"))}
 
 
 def _wait(fn, timeout: float = 30.0):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +20,8 @@ from mig_conformance.common.errors import InputError
 from mig_conformance.gpus.catalog import Catalog, GpuModel, load_gpu_file
 from mig_conformance.gpus.profile_names import lgip_gib
 from mig_conformance.simulators import nvml as nv
+
+MakeNode = Callable[..., nv.NvmlSimulator]  # the nvml_node fixture (tests/conftest.py)
 
 DATA = Path(__file__).parents[1] / "data"
 CAPTURES = sorted(p for p in (DATA / "captures").iterdir() if (p / "nvml.json").exists())
@@ -276,22 +279,8 @@ class ReadOnlyNvml:
         return record
 
 
-@pytest.fixture
-def sim_node():
-    previous = nv.use(None)
-
-    def make(*gpus: str) -> nv.NvmlSimulator:
-        sim = nv.NvmlSimulator(list(gpus))
-        nv.use(sim)
-        sim.nvmlInit()
-        return sim
-
-    yield make
-    nv.use(previous)
-
-
-def test_capture_is_read_only(sim_node) -> None:
-    sim = sim_node("H100-80GB", "A30-24GB")
+def test_capture_is_read_only(nvml_node: MakeNode) -> None:
+    sim = nvml_node("H100-80GB", "A30-24GB")
     handle = nv.nvmlDeviceGetHandleByIndex(0)
     nv.nvmlDeviceSetMigMode(handle, nv.NVML_DEVICE_MIG_ENABLE)
     sim.reset()
@@ -317,8 +306,8 @@ def test_capture_is_read_only(sim_node) -> None:
 
 
 @pytest.mark.parametrize("key", ["H100-80GB", "H200-141GB", "A30-24GB", "A100-40GB", "RTXPRO6000-96GB"])
-def test_capture_nvml_on_simulator_reproduces_catalog(key: str, catalog: Catalog, sim_node, tmp_path: Path) -> None:
-    sim = sim_node(key)
+def test_capture_nvml_on_simulator_reproduces_catalog(key: str, catalog: Catalog, nvml_node, tmp_path: Path) -> None:
+    sim = nvml_node(key)
     if sim.legacy_driver:  # A30: its catalog driver is R535, which lists profiles only with MIG enabled
         with pytest.raises(InputError, match="enable MIG mode"):
             capture_nvml(nv, host="sim")
@@ -329,8 +318,8 @@ def test_capture_nvml_on_simulator_reproduces_catalog(key: str, catalog: Catalog
     assert_same_table(as_model(entry, tmp_path), catalog.get(key), same_driver=False)
 
 
-def test_one_entry_per_model_and_non_mig_gpus(sim_node) -> None:
-    sim_node("H100-80GB", "H200-141GB", "H100-80GB", "T4-16GB")
+def test_one_entry_per_model_and_non_mig_gpus(nvml_node: MakeNode) -> None:
+    nvml_node("H100-80GB", "H200-141GB", "H100-80GB", "T4-16GB")
     entries = capture_nvml(nv, host="sim")
     assert [e["nvml_names"] for e in entries.values()] == [
         ["NVIDIA H100 80GB HBM3"], ["NVIDIA H200"], [nv.nvmlDeviceGetName(nv.nvmlDeviceGetHandleByIndex(3))]]

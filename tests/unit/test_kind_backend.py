@@ -3,7 +3,6 @@ a real API server is in tests/control_plane/test_kind_attach.py."""
 
 from __future__ import annotations
 
-import stat
 import subprocess
 from pathlib import Path
 
@@ -12,16 +11,10 @@ import pytest
 from mig_conformance.cluster import kind as K
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.k8s import labels as L
+from support.executables import fake_executable
 
 TOOLS = K.Tools("/opt/kind/kind", "/opt/kube/kubectl")
 
-
-def _exe(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text("#!/bin/sh\nexit 0\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 # ---- command lines -----------------------------------------------------------------------------------------
@@ -56,21 +49,21 @@ def test_agents_command_line(tmp_path: Path) -> None:
 
 # ---- binaries --------------------------------------------------------------------------------------------------
 def test_tools_from_path(tmp_path: Path) -> None:
-    kind, kubectl = _exe(tmp_path / "bin", "kind"), _exe(tmp_path / "bin", "kubectl")
+    kind, kubectl = fake_executable(tmp_path / "bin", "kind"), fake_executable(tmp_path / "bin", "kubectl")
     assert K.find_tools(path=str(tmp_path / "bin")) == K.Tools(str(kind), str(kubectl))
 
 
 def test_tools_from_options_win_over_path(tmp_path: Path) -> None:
-    _exe(tmp_path / "bin", "kind")
-    _exe(tmp_path / "bin", "kubectl")
-    mine = _exe(tmp_path / "mine", "kind-v0.30")
+    fake_executable(tmp_path / "bin", "kind")
+    fake_executable(tmp_path / "bin", "kubectl")
+    mine = fake_executable(tmp_path / "mine", "kind-v0.30")
     assert K.find_tools(kind_bin=str(mine), path=str(tmp_path / "bin")).kind == str(mine)
 
 
 @pytest.mark.parametrize(("present", "missing"), [(("kubectl",), "kind"), (("kind",), "kubectl")])
 def test_a_missing_binary_is_named(tmp_path: Path, present: tuple[str, ...], missing: str) -> None:
     for name in present:
-        _exe(tmp_path / "bin", name)
+        fake_executable(tmp_path / "bin", name)
     with pytest.raises(K.KindUnavailable) as err:
         K.find_tools(path=str(tmp_path / "bin"))
     text = str(err.value)
@@ -80,7 +73,7 @@ def test_a_missing_binary_is_named(tmp_path: Path, present: tuple[str, ...], mis
 
 
 def test_a_bad_option_path_is_named(tmp_path: Path) -> None:
-    _exe(tmp_path / "bin", "kubectl")
+    fake_executable(tmp_path / "bin", "kubectl")
     not_exec = tmp_path / "kind"
     not_exec.write_text("")
     with pytest.raises(K.KindUnavailable, match=rf"kind: '{not_exec}' \(the clusters file's kind_bin\) is not an"):
@@ -89,8 +82,8 @@ def test_a_bad_option_path_is_named(tmp_path: Path) -> None:
 
 def test_unavailable_reason_names_missing_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KIND_EXPERIMENTAL_PROVIDER", raising=False)
-    _exe(tmp_path / "bin", "kind")
-    _exe(tmp_path / "bin", "kubectl")
+    fake_executable(tmp_path / "bin", "kind")
+    fake_executable(tmp_path / "bin", "kubectl")
     reason = K.unavailable_reason(path=str(tmp_path / "bin"))
     assert reason == "kind backend: the container engine 'docker' is not on PATH (kind runs nodes as containers)"
 
@@ -98,7 +91,7 @@ def test_unavailable_reason_names_missing_docker(tmp_path: Path, monkeypatch: py
 def test_unavailable_reason_when_the_engine_does_not_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KIND_EXPERIMENTAL_PROVIDER", raising=False)
     for name in ("kind", "kubectl", "docker"):
-        _exe(tmp_path / "bin", name)
+        fake_executable(tmp_path / "bin", name)
     seen = []
 
     def runner(argv, **kw):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,8 @@ from mig_conformance.capture.smi_text import parse_lgip, parse_lgipp, parse_list
 from mig_conformance.gpus.catalog import Catalog
 from mig_conformance.simulators import nvidia_smi as smi
 from mig_conformance.simulators import nvml as nv
+
+MakeNode = Callable[..., nv.NvmlSimulator]  # the nvml_node fixture (tests/conftest.py)
 
 DATA = Path(__file__).parents[1] / "data"
 CAPTURES = sorted(p for p in (DATA / "captures").iterdir() if (p / "lgip.txt").exists())
@@ -30,21 +32,6 @@ def model_of(folder: Path, catalog: Catalog) -> str:
     return model.key
 
 
-@pytest.fixture
-def node() -> Iterator[Callable[..., nv.NvmlSimulator]]:
-    """Factory: install a fresh simulated node behind the simulator module; restored afterwards."""
-    previous = nv.use(None)
-
-    def make(*gpus: str) -> nv.NvmlSimulator:
-        sim = nv.NvmlSimulator(list(gpus))
-        nv.use(sim)
-        sim.nvmlInit()
-        return sim
-
-    yield make
-    nv.use(previous)
-
-
 def enable_mig(sim: nv.NvmlSimulator, index: int = 0) -> object:
     handle = nv.nvmlDeviceGetHandleByIndex(index)
     nv.nvmlDeviceSetMigMode(handle, nv.NVML_DEVICE_MIG_ENABLE)
@@ -58,24 +45,25 @@ def enable_mig(sim: nv.NvmlSimulator, index: int = 0) -> object:
     (["mig", "-lgip", "-i", "0"], "lgip-i0.txt"), (["mig", "-lgipp", "-i", "0"], "lgipp-i0.txt"),
     (["mig", "-lgi"], "lgi.txt"), (["mig", "-lci"], "lci.txt"),
 ])
-def test_matches_capture_byte_for_byte(folder: Path, argv: list[str], file: str, catalog: Catalog, node) -> None:
-    node(model_of(folder, catalog))
+def test_matches_capture_byte_for_byte(folder: Path, argv: list[str], file: str, catalog: Catalog,
+                                       nvml_node: MakeNode) -> None:
+    nvml_node(model_of(folder, catalog))
     result = smi.run(nv, argv)
     assert result.code == 0 and result.stderr == ""
     assert result.stdout == captured(folder, file)
 
 
 @pytest.mark.parametrize("folder", CAPTURES, ids=[p.name for p in CAPTURES])
-def test_list_gpus_matches_capture_format(folder: Path, catalog: Catalog, node) -> None:
-    node(model_of(folder, catalog))
+def test_list_gpus_matches_capture_format(folder: Path, catalog: Catalog, nvml_node: MakeNode) -> None:
+    nvml_node(model_of(folder, catalog))
     out = smi.render_list(nv)
     (want,) = parse_list(captured(folder, "smi-L.txt"))
     sim_uuid = nv.nvmlDeviceGetUUID(nv.nvmlDeviceGetHandleByIndex(0))
     assert out.replace(sim_uuid, want.uuid) == captured(folder, "smi-L.txt")
 
 
-def test_list_gpus_shows_mig_devices_in_guide_layout(node) -> None:
-    sim = node("H100-80GB", "H100-80GB")
+def test_list_gpus_shows_mig_devices_in_guide_layout(nvml_node: MakeNode) -> None:
+    sim = nvml_node("H100-80GB", "H100-80GB")
     handle = enable_mig(sim)
     for profile_id in (9, 19, 19):
         sim.create_default_compute_instance(nv.nvmlDeviceCreateGpuInstance(handle, profile_id))
@@ -89,9 +77,9 @@ def test_list_gpus_shows_mig_devices_in_guide_layout(node) -> None:
     assert len(lines) == 5  # GPU 1 has MIG disabled: no device lines
 
 
-def test_lgi_and_lci_match_public_h100_layout(node) -> None:
+def test_lgi_and_lci_match_public_h100_layout(nvml_node: MakeNode) -> None:
     """`-cgi 9,14` then -cci on both GIs: -lgi equals the public H100 output byte for byte."""
-    sim = node("H100-80GB")
+    sim = nvml_node("H100-80GB")
     handle = enable_mig(sim)
     for profile_id in (9, 14):
         sim.create_default_compute_instance(nv.nvmlDeviceCreateGpuInstance(handle, profile_id))
@@ -103,18 +91,18 @@ def test_lgi_and_lci_match_public_h100_layout(node) -> None:
     assert lci.splitlines()[:8] == public.splitlines()[:8]  # header and the 2g.20gb row
 
 
-def test_lci_three_g_placement_matches_public_h100(node) -> None:
+def test_lci_three_g_placement_matches_public_h100(nvml_node: MakeNode) -> None:
     """The whole-GI CI of a 3g.40gb GI sits at 0:4 on H100 (catalog CI placements; the formula would give 0:3)."""
-    sim = node("H100-80GB")
+    sim = nvml_node("H100-80GB")
     handle = enable_mig(sim)
     for profile_id in (9, 14):
         sim.create_default_compute_instance(nv.nvmlDeviceCreateGpuInstance(handle, profile_id))
     assert smi.run(nv, ["mig", "-lci"]) == smi.SmiResult(0, (PUBLIC / "h100-80gb-cgi-9-14-lci.txt").read_text())
 
 
-def test_lci_seven_1g_matches_public_layout(node) -> None:
+def test_lci_seven_1g_matches_public_layout(nvml_node: MakeNode) -> None:
     """7 x 1g with default CIs: the public GH200 -lci output, with the H100 profile name (same width)."""
-    sim = node("H100-80GB")
+    sim = nvml_node("H100-80GB")
     handle = enable_mig(sim)
     for _ in range(7):
         sim.create_default_compute_instance(nv.nvmlDeviceCreateGpuInstance(handle, 19))
@@ -127,8 +115,8 @@ def _table_rows(text: str) -> list[list[str]]:
             if line.startswith("|") and re.match(r"\|\s+\d+\s", line)]
 
 
-def test_lgi_lci_rows_follow_nvml_state(node) -> None:
-    sim = node("A100-40GB", "H100-80GB")
+def test_lgi_lci_rows_follow_nvml_state(nvml_node: MakeNode) -> None:
+    sim = nvml_node("A100-40GB", "H100-80GB")
     handle = enable_mig(sim, 1)
     gi = nv.nvmlDeviceCreateGpuInstance(handle, 0)  # 7g.80gb
     for ci_profile in (2, 1, 0, 0):  # 3c, 2c, 1c, 1c
@@ -148,8 +136,8 @@ def test_lgi_lci_rows_follow_nvml_state(node) -> None:
     assert {r[0] for r in rows} == {"1"} and all(r[1] == str(info.id) for r in rows)
 
 
-def test_lgip_free_follows_remaining_capacity(node) -> None:
-    sim = node("H100-80GB")
+def test_lgip_free_follows_remaining_capacity(nvml_node: MakeNode) -> None:
+    sim = nvml_node("H100-80GB")
     handle = enable_mig(sim)
     nv.nvmlDeviceCreateGpuInstance(handle, 9)  # 3g.40gb takes half of the memory slots
     rows = parse_lgip(smi.render_lgip(nv))
@@ -180,8 +168,8 @@ def test_render_parse_round_trip_every_mig_gpu(catalog: Catalog) -> None:
         assert got == {(p.id, p.placement_starts, p.placement_size) for p in gpu.gi_profiles}
 
 
-def test_gpu_filter_and_errors(node) -> None:
-    node("H100-80GB", "H200-141GB")
+def test_gpu_filter_and_errors(nvml_node: MakeNode) -> None:
+    nvml_node("H100-80GB", "H200-141GB")
     only_second = smi.run(nv, ["mig", "-lgip", "-i", "1"])
     assert {r.gpu for r in parse_lgip(only_second.stdout)} == {1}
     uuid = nv.nvmlDeviceGetUUID(nv.nvmlDeviceGetHandleByIndex(1))
@@ -193,8 +181,8 @@ def test_gpu_filter_and_errors(node) -> None:
     assert smi.run(nv, ["topo"]).code == 2
 
 
-def test_mig_enabled_without_instances(node) -> None:
-    sim = node("H100-80GB")
+def test_mig_enabled_without_instances(nvml_node: MakeNode) -> None:
+    sim = nvml_node("H100-80GB")
     assert smi.run(nv, ["mig", "-lgi"]) == smi.SmiResult(0, smi.NO_MIG + "\n")
     enable_mig(sim)
     assert smi.run(nv, ["mig", "-lgi"]) == smi.SmiResult(nv.NVML_ERROR_NOT_FOUND, smi.NO_GI + "\n")
@@ -202,8 +190,8 @@ def test_mig_enabled_without_instances(node) -> None:
     assert smi.run(nv, ["mig", "-lci"]) == smi.SmiResult(nv.NVML_ERROR_NOT_FOUND, smi.NO_CI + "\n")
 
 
-def test_non_mig_gpu_and_legacy_driver(node) -> None:
-    node("T4-16GB")
+def test_non_mig_gpu_and_legacy_driver(nvml_node: MakeNode) -> None:
+    nvml_node("T4-16GB")
     assert smi.run(nv, ["mig", "-lgip"]).stdout == smi.NO_MIG + "\n"
     sim = nv.NvmlSimulator(["H100-80GB"], legacy_driver=True)  # R535: no profiles while MIG is disabled
     nv.use(sim)
@@ -215,9 +203,9 @@ def test_non_mig_gpu_and_legacy_driver(node) -> None:
     assert len(parse_lgip(shown.stdout)) == 7 and shown.stderr == ""
 
 
-def test_unknown_values_print_as_question_marks_with_notes(node) -> None:
+def test_unknown_values_print_as_question_marks_with_notes(nvml_node: MakeNode) -> None:
     """B200 3g/4g/7g: SM, memory and engines are unknown (docs/reference/profiles.md#b200-180gb); none invented."""
-    node("B200-180GB")
+    nvml_node("B200-180GB")
     result = smi.run(nv, ["mig", "-lgip"])
     rows = {r.name: r for r in parse_lgip(result.stdout)}
     assert (rows["3g.90gb"].sm, rows["3g.90gb"].memory, rows["3g.90gb"].ce, rows["3g.90gb"].p2p) == (
@@ -232,8 +220,8 @@ def test_unknown_values_print_as_question_marks_with_notes(node) -> None:
     assert "placements not captured" in placements.stderr  # -lgipp notes the assumed 8-slot layout
 
 
-def test_variant_rows_are_flagged(node) -> None:
-    node("H100-PCIE-80GB")
+def test_variant_rows_are_flagged(nvml_node: MakeNode) -> None:
+    nvml_node("H100-PCIE-80GB")
     assert smi.run(nv, ["-L"]).stdout.startswith("GPU 0: NVIDIA H100 PCIe (UUID: GPU-")
     result = smi.run(nv, ["mig", "-lgip"])
     rows = parse_lgip(result.stdout)
@@ -244,8 +232,8 @@ def test_variant_rows_are_flagged(node) -> None:
     assert "naming convention" in smi.run(nv, ["-L"]).stderr
 
 
-def test_lci_notes_unconfirmed_ci_placement(node) -> None:
-    sim = node("H200-141GB")
+def test_lci_notes_unconfirmed_ci_placement(nvml_node: MakeNode) -> None:
+    sim = nvml_node("H200-141GB")
     handle = enable_mig(sim)
     sim.create_default_compute_instance(nv.nvmlDeviceCreateGpuInstance(handle, 9))
     result = smi.run(nv, ["mig", "-lci"])
