@@ -43,7 +43,7 @@ from mig_conformance.plugin.checks import (
 from mig_conformance.plugin.settings import Settings
 from mig_conformance.plugin.signals import INTERRUPT_SIGNALS, DeferSignals
 from mig_conformance.report.collector import ResultCollector
-from mig_conformance.report.records import RECORD_PROPERTY, CleanupOutcome, Settled
+from mig_conformance.report.records import CLEANUP_PROBLEMS, RECORD_PROPERTY, CleanupOutcome, Settled
 
 if TYPE_CHECKING:
     from mig_conformance.k8s.projection import NodeProjection, NodeState
@@ -326,7 +326,7 @@ class MigSession:
         terminalreporter.write_line(summary_table(summary))
         terminalreporter.write_line(f"mode: {self.mode_line()}")
         for line in self.cleanup.lines() if self.cleanup else []:
-            red = line.startswith(("LEAK", "NOT RESTORED", "NOT SETTLED", "restore later", "leak check failed"))
+            red = line.startswith(CLEANUP_PROBLEMS)
             terminalreporter.write_line(line, red=red, bold=red)
         if self.settings.report:
             terminalreporter.write_line(f"report bundle: {self.settings.report}")
