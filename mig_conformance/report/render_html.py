@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 
 from mig_conformance.report import view
-from mig_conformance.report.model import RunSummary, TestResult
+from mig_conformance.report.model import NodeSummary, RunSummary, TestResult
 from mig_conformance.report.svg import colour_for, gpu_svg, gpus_caption, group_gpus, text_colour
 from mig_conformance.report.values import checks, show
 
@@ -35,6 +35,9 @@ pre { background: #F9FAFB; border: 1px solid #E5E7EB; padding: 0.5rem; white-spa
 .passed, .Passed { color: #047857; } .failed, .error, .Failed { color: #B91C1C; font-weight: bold; }
 .skipped, .Skipped { color: #6B7280; }
 tr.mismatch td { background: #FEF2F2; }
+table.tests { width: 100%; } table.tests th:last-child { width: 40%; }
+table.tests td details { overflow-wrap: anywhere; }
+span.passed, span.failed, span.error, span.skipped, span.unknown, span.badge, td.check { white-space: nowrap; }
 details.node { border: 1px solid #E5E7EB; border-radius: 6px; padding: 0.3rem 0.8rem; margin: 0.6rem 0; }
 details.node > summary { font-weight: bold; cursor: pointer; }
 figure { margin: 0.6rem 0; } figcaption { font-size: 0.85rem; color: #374151; margin-bottom: 0.3rem; }
@@ -128,7 +131,7 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
         is_open = ' open="open"' if node.verdict == "Failed" else ""
         out += [f'<details class="node" id="node-{_anchor(node.node)}"{is_open}>',
                 f"<summary>{e(view.node_title(node))}: {outcome(node.verdict)}</summary>",
-                _tests_table(node.results), *_pictures(node.results), "</details>"]
+                _tests_table(node.results, node), *_pictures(node.results, node), "</details>"]
     others = view.unattached(summary)
     if others:
         out += ['<details class="node" open="open"><summary>Tests without a node</summary>',
@@ -169,15 +172,15 @@ def _anchor(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
 
 
-def _tests_table(results: list[TestResult]) -> str:
+def _tests_table(results: list[TestResult], node: NodeSummary | None = None) -> str:
     rows = []
-    for r in view.test_rows(results):
+    for r in view.test_rows(results, node=node):
         t = r.result
         rows.append([f'<code title="{e(t.nodeid)}">{e(r.name)}</code>', e(t.category), e(t.config or "-"),
                      e(t.strategy or "-"), outcome(t.outcome), e(view.duration_text(t.duration_s)),
                      _comparison(t, r.comparison)])
     return table(["Test", "Category", "Config", "Strategy", "Result", "Duration", "Measured vs expected"], rows,
-                 raw=True)
+                 cls="tests", raw=True)
 
 
 def _comparison(t: TestResult, short: str) -> str:
@@ -190,15 +193,15 @@ def _comparison(t: TestResult, short: str) -> str:
         check = "-" if not c.checked else f"{mark('passed')}equal" if c.ok else f"{mark('failed')}differs"
         cls = ' class="mismatch"' if c.checked and not c.ok else ""
         rows.append(f"<tr{cls}><td><code>{e(c.key)}</code></td><td>{e(show(c.measured))}</td>"
-                    f"<td>{e(show(c.expected))}</td><td>{check}</td></tr>")
+                    f'<td>{e(show(c.expected))}</td><td class="check">{check}</td></tr>')
     return (f"<details><summary>{e(short)}</summary><table><thead><tr><th>Key</th><th>Measured</th>"
             f"<th>Expected</th><th>Check</th></tr></thead><tbody>{''.join(rows)}</tbody></table></details>")
 
 
-def _pictures(results: list[TestResult]) -> list[str]:
+def _pictures(results: list[TestResult], node: NodeSummary | None = None) -> list[str]:
     """One figure per distinct layout; GPUs with the same instances share a picture."""
     out = []
-    for label, layout, names in view.layouts(results):
+    for label, layout, names in view.layouts(results, node):
         svgs = [gpu_svg(entry, gpus_caption(indices), standalone=False) for indices, entry in group_gpus(layout)]
         tests = ", ".join(names)
         out.append(f'<figure><figcaption>{e(label)} (tests: {e(tests)})</figcaption>{"".join(svgs)}</figure>')

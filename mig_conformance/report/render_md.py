@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mig_conformance.report import view
-from mig_conformance.report.model import RunSummary, TestResult
+from mig_conformance.report.model import NodeSummary, RunSummary, TestResult
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#~!])")
 
@@ -77,7 +77,7 @@ def render_md(summary: RunSummary, target: Mapping[str, Any] | None = None) -> s
     parts += [md_table(["Node", "Instance type", "GPU", "Result", *view.COUNT_HEADERS], rows, raw_cols=(0, 1, 2, 3))
               if rows else "No node results.", ""]
     for node in sorted(summary.nodes, key=lambda n: n.node):
-        parts += [f"### {md_text(view.node_title(node))}", "", _tests_table(node.results), ""]
+        parts += [f"### {md_text(view.node_title(node))}", "", _tests_table(node.results, node), ""]
     others = view.unattached(summary)
     if others:
         parts += ["### Tests without a node", "", _tests_table(others), ""]
@@ -105,9 +105,9 @@ def render_md(summary: RunSummary, target: Mapping[str, Any] | None = None) -> s
     return "\n".join(parts)
 
 
-def _tests_table(results: list[TestResult]) -> str:
+def _tests_table(results: list[TestResult], node: NodeSummary | None = None) -> str:
     rows = [[md_code(r.name), md_text(r.result.category), md_text(r.result.config or "-"),
              md_text(r.result.strategy or "-"), md_outcome(r.result.outcome),
-             md_text(r.comparison or "-")] for r in view.test_rows(results)]
+             md_text(r.comparison or "-")] for r in view.test_rows(results, node=node)]
     headers = ["Test", "Category", "Config", "Strategy", "Result", "Measured (≠ expected)"]
     return md_table(headers, rows, raw_cols=range(6))

@@ -67,9 +67,24 @@ def value_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def test_name(nodeid: str) -> str:
-    """The part of a nodeid after the file: `test_allocatable[p5-all-balanced]`."""
-    return nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+def test_name(nodeid: str, node: str | None = None, instance_type: str | None = None) -> str:
+    """The part of a nodeid after the file: `test_allocatable[p5-all-balanced]`. Under a node's heading, without
+    the node's own parameter (`NODE[TYPE]`): `test_mixed_strategy_uniform_profile[1g]`, `test_all_balanced`."""
+    name = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+    if node is None or "[" not in name:
+        return name
+    param = f"{node}[{instance_type or '?'}]"
+    function, _, params = name.partition("[")
+    params = params[:-1] if params.endswith("]") else params
+    if params == param:
+        params = ""
+    elif params.startswith(f"{param}-"):
+        params = params.removeprefix(f"{param}-")
+    elif params.endswith(f"-{param}"):
+        params = params.removesuffix(f"-{param}")
+    else:
+        params = params.replace(f"-{param}-", "-", 1)
+    return f"{function}[{params}]" if params else function
 
 
 def facts(summary: RunSummary, target: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -143,9 +158,14 @@ class TestRow:
     comparison: str
 
 
-def test_rows(results: list[TestResult], limit: int = 120) -> list[TestRow]:
+def test_rows(results: list[TestResult], limit: int = 120, node: NodeSummary | None = None) -> list[TestRow]:
+    """The rows of a node's table (names without the node's parameter) or of the tests without a node."""
     ordered = sorted(results, key=lambda t: (t.category, t.config or "", t.nodeid))
-    return [TestRow(t, test_name(t.nodeid), short_comparison(t.expected, t.measured, limit)) for t in ordered]
+    return [TestRow(t, _short_name(t, node), short_comparison(t.expected, t.measured, limit)) for t in ordered]
+
+
+def _short_name(t: TestResult, node: NodeSummary | None) -> str:
+    return test_name(t.nodeid, node.node, node.instance_type) if node is not None else test_name(t.nodeid)
 
 
 def skipped(summary: RunSummary) -> list[TestResult]:
@@ -189,7 +209,8 @@ def where(t: TestResult) -> str:
     return ", ".join(parts) or f"category {t.category}"
 
 
-def layouts(results: list[TestResult]) -> list[tuple[str, list[dict[str, Any]], list[str]]]:
+def layouts(results: list[TestResult],
+            node: NodeSummary | None = None) -> list[tuple[str, list[dict[str, Any]], list[str]]]:
     """Distinct GPU layouts of a node: (label, layout, test names), ordered by config. A layout is drawn once
     however many tests, configs or strategies produced it (all-1g.10gb under single and under mixed is one
     picture); its label names them all."""
@@ -201,7 +222,7 @@ def layouts(results: list[TestResult]) -> list[tuple[str, list[dict[str, Any]], 
         for value, found in ((t.config, configs), (t.strategy, strategies)):
             if value and value not in found:
                 found.append(value)
-        names.append(test_name(t.nodeid))
+        names.append(_short_name(t, node))
     return [(_layout_label(configs, sorted(strategies)), layout, names)
             for configs, strategies, layout, names in seen.values()]
 

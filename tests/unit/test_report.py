@@ -21,7 +21,7 @@ from mig_conformance.cli import main
 from mig_conformance.common.scrub import REDACTED, scrub, scrub_text
 from mig_conformance.gpus.catalog import Catalog, GpuModel
 from mig_conformance.mig.placement import fit
-from mig_conformance.report import ReportFormatError, ResultCollector, RunSummary, rerender, write_bundle
+from mig_conformance.report import ReportFormatError, ResultCollector, RunSummary, rerender, view, write_bundle
 from mig_conformance.report.bundle import evidence_name
 from mig_conformance.report.collector import short_message
 from mig_conformance.report.records import CleanupOutcome
@@ -411,6 +411,20 @@ def test_a_layout_is_drawn_once_per_node_whatever_configs_and_strategies_made_it
     assert captions == ["configs all-3g.40gb, two-halves / strategies mixed, single (tests: mixed, single, custom)",
                         "config all-balanced / strategy mixed (tests: balanced)"]
     assert len(root.findall(".//svg")) == 2
+
+
+@pytest.mark.parametrize(("nodeid", "short"), [
+    ("s/t.py::test_all_balanced[n-0[p5.48xlarge]]", "test_all_balanced"),
+    ("s/t.py::test_mixed_uniform[n-0[p5.48xlarge]-1g.2x]", "test_mixed_uniform[1g.2x]"),
+    ("s/t.py::test_custom_config[n-0[p5.48xlarge]-no-config-file]", "test_custom_config[no-config-file]"),
+    ("s/t.py::test_x[a-n-0[p5.48xlarge]]", "test_x[a]"),
+    ("s/t.py::test_x[a-n-0[p5.48xlarge]-b]", "test_x[a-b]"),
+    ("s/t.py::test_x[n-10[p5.48xlarge]]", "test_x[n-10[p5.48xlarge]]"),  # another node: kept
+    ("s/t.py::test_plain", "test_plain"),
+])
+def test_under_a_node_heading_test_names_leave_out_the_node(nodeid: str, short: str) -> None:
+    assert view.test_name(nodeid, "n-0", "p5.48xlarge") == short
+    assert view.test_name(nodeid) == nodeid.split("::")[1]
 
 
 def test_component_versions_keep_their_acronyms(h100: GpuModel) -> None:
