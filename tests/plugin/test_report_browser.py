@@ -23,8 +23,6 @@ from mig_conformance.report.view import undrawable
 from support import png
 from support.browser import Browser, chromium
 
-pytestmark = pytest.mark.slow  # two runs of the suites and a browser
-
 WRONG_EXPECTATION = """
     from mig_conformance.mig.plans import layout_pictures
 
@@ -151,6 +149,7 @@ def _review(browser: Browser, page: Path, verdict: str, shot: Path) -> dict[str,
     return seen
 
 
+@pytest.mark.slow  # two runs of the suites and a browser
 def test_reports_render_in_a_real_browser(tester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> None:
     binary = chromium()
     passed = _bundle(tester, "passed", "sim")  # README's first command: every node type of the default fleet
@@ -165,3 +164,22 @@ def test_reports_render_in_a_real_browser(tester: pytest.Pytester, tmp_path_fact
     assert bad["open"] == ["node-sim-p5-48xlarge-0"]
     assert any(p["shown"] and p["node"] == "node-sim-p5-48xlarge-0" and p["instances"] for p in bad["pictures"])
     assert "Failed" in bad["text"] and "one_slice_more_than_the_gpus_have" in bad["text"]
+
+
+@pytest.mark.parametrize("ci", ["true", "1"])
+def test_without_chromium_the_browser_test_fails_under_ci(monkeypatch: pytest.MonkeyPatch, ci: str) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("MIG_CHROMIUM", raising=False)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(pytest.fail.Exception, match=r"CI: no Chromium to render report.html in \(Debian: apt-get"):
+        chromium()
+
+
+def test_without_chromium_the_browser_test_skips_saying_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("MIG_CHROMIUM", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"apt-get install chromium, as scripts/setup does"):
+        chromium()
+    monkeypatch.setenv("MIG_CHROMIUM", "/opt/chrome/chrome")
+    assert chromium() == "/opt/chrome/chrome"
