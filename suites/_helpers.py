@@ -41,8 +41,15 @@ def label_mismatches(node: GpuNode, expected_labels: Mapping[str, str]) -> dict[
 def apply_and_check(mig_node: GpuNode, mig_reconfigure: Callable[..., GpuNode],
                     mig_expect: Callable[..., NodeProjection], mig_record: Callable[..., None], category: str,
                     config: str, strategy: str | None) -> tuple[GpuNode, NodeProjection]:
-    """Reconfigure a node, compare state, allocatable and GFD labels with the projection, record the result."""
+    """Reconfigure a node, compare state, allocatable and GFD labels with the projection, record the result.
+
+    What is known is recorded before each step that can fail (the projection, the reconfiguration: a timeout
+    raises), so a failed test's row still names its node, config, strategy, expectation and layout."""
+    mig_record(category=category, node=mig_node.name, instance_type=mig_node.instance_type, config=config,
+               strategy=strategy)
     expected = mig_expect(mig_node, config, strategy)
+    mig_record(gpu_model=expected.gpus[0].model.key if expected.gpus else None, layout=layout_pictures(expected.gpus),
+               expected={"state": expected.state, "allocatable": {k: v for k, v in expected.allocatable.items() if v}})
     node = mig_reconfigure(mig_node, config, strategy)
     labels = label_mismatches(node, expected.labels) if expected.state == "success" else {}
     measured: dict[str, Any] = {"state": node.labels.get(L.MIG_CONFIG_STATE), "allocatable": nvidia_resources(node)}

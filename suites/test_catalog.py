@@ -11,7 +11,9 @@ from mig_conformance.gpus.catalog import load_catalog
 from mig_conformance.k8s import gfd
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.node_hardware import node_gpu_models
+from mig_conformance.mig.plans import configs_for_node, single_strategy_config
 from mig_conformance.mig.reconfigure import SUCCESS
+from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.mig.state import initial_states
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from mig_conformance.gpus.catalog import GpuModel
     from mig_conformance.k8s.model import GpuNode
     from mig_conformance.k8s.projection import NodeProjection
+    from mig_conformance.plugin.settings import Settings
 
 pytestmark = pytest.mark.mig_category("catalog")
 
@@ -61,6 +64,7 @@ def test_node_gpu_is_in_catalog(mig_node: GpuNode, mig_cluster: Cluster, mig_exp
     suffix = _mig_suffix(want[L.GPU_PRODUCT]) if want is not None else ""
     expected = {"gpu.product": known + suffix, "gpu.count": want[L.GPU_COUNT] if want is not None else None}
     mig_record(category="catalog", node=node.name, instance_type=node.instance_type, gpu_model=gpu.key,
+               config=node.labels.get(L.MIG_CONFIG), strategy=node.labels.get(L.MIG_STRATEGY),
                expected=expected, measured={"gpu.product": product, "gpu.count": count})
     if product is not None:
         assert load_catalog().find(base) is gpu, \
@@ -74,23 +78,67 @@ def test_node_gpu_is_in_catalog(mig_node: GpuNode, mig_cluster: Cluster, mig_exp
             f"(strategy {strategy}, {L.MIG_CONFIG}={node.labels.get(L.MIG_CONFIG)})"
 
 
-def test_mig_labels_match_profile_table(mig_node: GpuNode, mig_record: Callable[..., None]) -> None:
-    """Every nvidia.com/mig-<profile>.* label GFD publishes equals the catalog's numbers for that profile."""
+def _published_profiles(node: GpuNode) -> list[str]:
+    """The MIG profiles GFD publishes `nvidia.com/mig-<profile>.*` labels for (under the mixed strategy)."""
+    prefix, suffix = L.MIG_RESOURCE_PREFIX, ".count"
+    return sorted(k[len(prefix):-len(suffix)] for k in node.labels if k.startswith(prefix) and k.endswith(suffix))
+
+
+def _config_to_publish_labels(gpu: GpuModel, mig_cluster: Cluster,
+                              mig_settings: Settings) -> tuple[str, None] | tuple[None, str]:
+    """(config, None): a config of the cluster's mig-parted file that gives the GPU MIG devices (all-balanced, else
+    a uniform all-<profile> config), for the test to apply under mixed; or (None, why it may not reconfigure)."""
+    if not gpu.mig_capable:
+        return None, f"{gpu.key} is not MIG capable"
+    if not mig_cluster.allow_changes:
+        return None, "the run may not change the cluster (--mig-allow-reconfigure allows it)"
+    if mig_settings.strategy not in (None, "mixed"):
+        return None, f"--mig-strategy={mig_settings.strategy}, and GFD publishes them under mixed"
+    name, text = mig_cluster.get_mig_config()
+    spec = parse_spec_text(text, f"ConfigMap {name}")
+    config = "all-balanced" if "all-balanced" in configs_for_node([gpu], spec) else single_strategy_config(gpu, spec)
+    return (config, None) if config else (None, f"ConfigMap {name} has no config with MIG devices for {gpu.key}")
+
+
+def test_mig_labels_match_profile_table(mig_node: GpuNode, mig_cluster: Cluster, mig_settings: Settings,
+                                        mig_reconfigure: Callable[..., GpuNode],
+                                        mig_record: Callable[..., None]) -> None:
+    """Every nvidia.com/mig-<profile>.* label GFD publishes equals the catalog's numbers for that profile.
+
+    GFD publishes them under the mixed strategy for the MIG devices a node has. A node that shows none now (every
+    node of a fresh cluster: the GPU Operator's default config is all-disabled) is first reconfigured to
+    all-balanced under mixed where the run may change the cluster (sim, local, --mig-allow-reconfigure), so that
+    the check runs by default; a read-only run checks what a node publishes and skips, saying why, where it
+    publishes nothing. The change is journaled and restored like any other suite's."""
     gpu = node_gpu_models(mig_node)[0]
-    published = {k[len("nvidia.com/mig-"):-len(".count")] for k in mig_node.labels
-                 if k.startswith("nvidia.com/mig-") and k.endswith(".count")}
+    node = mig_cluster.get_node(mig_node.name)  # as it is now (mig_node is the node as collected)
+    mig_record(category="catalog", node=node.name, instance_type=node.instance_type, gpu_model=gpu.key,
+               config=node.labels.get(L.MIG_CONFIG), strategy=node.labels.get(L.MIG_STRATEGY))
+    published = _published_profiles(node)
     if not published:
-        pytest.skip(f"{mig_node.name} publishes no MIG profile labels now (MIG disabled or strategy not mixed)")
-    mismatches = {}
-    for name in sorted(published):
+        config, why_not = _config_to_publish_labels(gpu, mig_cluster, mig_settings)
+        if config is None:
+            pytest.skip(f"{node.name} publishes no MIG profile labels now (MIG disabled or strategy not mixed) and is "
+                        f"not reconfigured: {why_not}")
+        mig_record(config=config, strategy="mixed")
+        node = mig_reconfigure(node, config, "mixed")
+        state = node.labels.get(L.MIG_CONFIG_STATE)
+        assert state == SUCCESS, f"{node.name}: {config} under mixed did not apply (state {state}): no MIG profile " \
+                                 "labels to check"
+        published = _published_profiles(node)
+        assert published, f"{node.name}: GFD publishes no nvidia.com/mig-<profile>.* labels with {config} under mixed"
+    expected: dict[str, object] = {}
+    measured: dict[str, object] = {}
+    unknown = [name for name in published if gpu.profile(name) is None]
+    assert not unknown, f"{node.name}: GFD reports {', '.join(unknown)}, which {gpu.key} does not have"
+    for name in published:
         profile = gpu.profile(name)
-        assert profile is not None, f"{mig_node.name}: GFD reports {name}, which {gpu.key} does not have"
-        want = {"multiprocessors": profile.sm, "slices.gi": profile.slices,
-                "memory": profile.memory_mib}
-        for key, value in want.items():
-            got = mig_node.labels.get(f"nvidia.com/mig-{name}.{key}")
-            if value is not None and got is not None and str(value) != got:
-                mismatches[f"{name}.{key}"] = (got, value)
-    mig_record(category="catalog", node=mig_node.name, instance_type=mig_node.instance_type, gpu_model=gpu.key,
-               expected={k: v[1] for k, v in mismatches.items()}, measured={k: v[0] for k, v in mismatches.items()})
-    assert not mismatches, f"{mig_node.name}: labels differ from the {gpu.key} profile table: {mismatches}"
+        assert profile is not None
+        for key, value in (("multiprocessors", profile.sm), ("slices.gi", profile.slices),
+                           ("memory", profile.memory_mib)):
+            got = node.labels.get(f"{L.MIG_RESOURCE_PREFIX}{name}.{key}")
+            if value is not None and got is not None:
+                expected[f"{name}.{key}"], measured[f"{name}.{key}"] = str(value), got
+    mig_record(expected=expected, measured=measured)
+    mismatches = {k: (measured[k], v) for k, v in expected.items() if measured[k] != v}
+    assert not mismatches, f"{node.name}: labels differ from the {gpu.key} profile table: {mismatches}"

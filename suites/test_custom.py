@@ -37,10 +37,12 @@ def user_config_installed(mig_cluster: Cluster, mig_user_config: ConfigSource) -
 
 def test_custom_config(mig_node: GpuNode, mig_custom_config: str, mig_user_config: ConfigSource,
                        mig_reconfigure: Callable[..., GpuNode], mig_expect: Callable[..., NodeProjection],
-                       mig_record: Callable[..., None], mig_settings: Settings, request: pytest.FixtureRequest) -> None:
+                       mig_record: Callable[..., None], mig_settings: Settings, mig_cluster: Cluster,
+                       request: pytest.FixtureRequest) -> None:
+    strategy = mig_settings.strategy or mig_cluster.get_mig_strategy()  # the row names the strategy it ran under
+    mig_record(config=mig_custom_config, strategy=strategy)
     if mig_custom_config not in configs_for_node(node_gpu_models(mig_node), mig_user_config.spec):
         pytest.skip(f"config {mig_custom_config} of {mig_user_config.file} selects none of the GPUs of "
                     f"{mig_node.name}")
     request.getfixturevalue("user_config_installed")
-    apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "custom", mig_custom_config,
-                    mig_settings.strategy)
+    apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "custom", mig_custom_config, strategy)

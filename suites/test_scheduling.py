@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("scheduling")
 
 @pytest.fixture
 def balanced_node(mig_node: GpuNode, mig_cluster: Cluster, mig_reconfigure: Callable[..., GpuNode],
-                  mig_settings: Settings) -> GpuNode:
+                  mig_settings: Settings, mig_record: Callable[..., None]) -> GpuNode:
+    """The node reconfigured to all-balanced under mixed (the test's row says so, also when this fails)."""
+    mig_record(node=mig_node.name, instance_type=mig_node.instance_type, config="all-balanced", strategy="mixed")
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
         pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable")

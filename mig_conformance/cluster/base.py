@@ -308,7 +308,8 @@ class Cluster(abc.ABC):
 
     def _poll(self, fetch: Callable[[], T], predicate: Callable[[T], bool], timeout: float, what: str,
               describe: Callable[[T], str]) -> T:
-        deadline = self.clock() + timeout
+        started = self.clock()
+        deadline = started + timeout
         last_desc = None
         since = self.clock()  # when the described state last changed
         outage: float | None = None  # when the API server was last unreachable during this wait
@@ -324,8 +325,8 @@ class Cluster(abc.ABC):
                     raise
                 if self.clock() >= deadline:
                     seen = f"; last state seen: {last_desc}" if last_desc is not None else ""
-                    raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last error: {exc}{seen}") \
-                        from None
+                    raise WaitTimeout(f"timed out after {seconds_text(self.clock() - started)} waiting for {what}; "
+                                      f"last error: {exc}{seen}") from None
                 log.warning("%s: %s (retrying%s)", what, exc, "" if transient else
                             ": the API server came back moments ago and may still be syncing its caches")
                 self.sleep(min(self.poll_interval * 2, max(0.0, deadline - self.clock())))
@@ -341,8 +342,8 @@ class Cluster(abc.ABC):
                 return value
             if self.clock() >= deadline:
                 # how long it has not moved tells a stuck component (no progress at all) from a slow one
-                raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last state: {desc} "
-                                  f"(unchanged for the last {self.clock() - since:.0f}s)")
+                raise WaitTimeout(f"timed out after {seconds_text(self.clock() - started)} waiting for {what}; "
+                                  f"last state: {desc} (unchanged for the last {seconds_text(self.clock() - since)})")
             self.sleep(min(self.poll_interval, max(0.0, deadline - self.clock())))
 
     def clock(self) -> float:
@@ -377,23 +378,62 @@ class Cluster(abc.ABC):
         return self._wait(lambda: self.get_pod(namespace, name), predicate, timeout, what, describe)
 
     def wait_settled(self, nodes: list[str], timeout: float) -> dict[str, str]:
-        """After a restore: wait (together, up to `timeout`) until mig-manager has a verdict on each node.
-        Returns node -> its state, or what was still awaited at the deadline ("not settled: ...")."""
+        """After a restore: wait, for all nodes together and up to `timeout`, until mig-manager has a verdict on
+        each. Returns node -> its state, or why there is none ("not settled: ..."). The nodes are polled side by
+        side until one deadline, so a node that takes all the time does not leave the next a wait of 0s; each
+        message says how long the kit really waited."""
+        nodes = list(dict.fromkeys(nodes))
         out: dict[str, str] = {}
-        deadline = self.clock() + timeout
-        for node in nodes:
-            try:
-                done = self.wait_for_node(node, lambda n: n.labels.get(L.MIG_CONFIG_STATE) in ("success", "failed"),
-                                          max(0.0, deadline - self.clock()), f"mig-manager to re-apply on {node}")
-                out[node] = f"{done.labels.get(L.MIG_CONFIG)}: {done.labels[L.MIG_CONFIG_STATE]}"
-            except Missing:  # nothing left to re-apply the original config on: reported, not silently passed
-                out[node] = "not settled: the node was deleted during the run (its original config was not re-applied)"
-            except ClusterError as exc:
-                out[node] = f"not settled: {exc}"
-        return out
+        seen: dict[str, str] = {}  # node -> its last described state
+        since: dict[str, float] = {}  # node -> when that state was first seen
+        started = self.clock()
+
+        def fetch() -> dict[str, str]:
+            for node in nodes:
+                if node in out:
+                    continue
+                try:
+                    found = self.get_node(node)
+                except Missing:  # nothing left to re-apply the original config on: reported, not silently passed
+                    out[node] = ("not settled: the node was deleted during the run (its original config was not "
+                                 "re-applied)")
+                    continue
+                state = found.labels.get(L.MIG_CONFIG_STATE)
+                desc = f"node {node} mig.config={found.labels.get(L.MIG_CONFIG, '-')} state={state or '-'}"
+                if seen.get(node) != desc:
+                    seen[node], since[node] = desc, self.clock()
+                if state in ("success", "failed"):
+                    out[node] = f"{found.labels.get(L.MIG_CONFIG)}: {state}"
+            return out
+
+        def describe(done: dict[str, str]) -> str:
+            return "; ".join(seen.get(n, f"node {n}") for n in nodes if n not in done) or "every node settled"
+
+        what = f"mig-manager to re-apply on {nodes[0] if len(nodes) == 1 else f'{len(nodes)} nodes'}"
+        try:
+            if nodes:
+                self._wait(fetch, lambda done: len(done) == len(nodes), timeout, what, describe)
+        except WaitTimeout as exc:
+            now = self.clock()
+            error = str(exc).partition("; last error: ")[2]
+            for node in nodes:
+                if node not in out:
+                    last = (f"; last state: {seen[node]} (unchanged for the last {seconds_text(now - since[node])})"
+                            if node in seen else f"; last error: {error}" if error else "")
+                    out[node] = (f"not settled: timed out after {seconds_text(now - started)} waiting for mig-manager "
+                                 f"to re-apply on {node}{last}")
+        except ClusterError as exc:
+            for node in nodes:
+                out.setdefault(node, f"not settled: {exc}")
+        return {node: out[node] for node in nodes}
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections/processes. Backends that started something stop it here."""
+
+
+def seconds_text(seconds: float) -> str:
+    """`8s`, `125s`; below a second `0.3s` (a wait of under a second is not "0s")."""
+    return f"{seconds:.0f}s" if seconds >= 1 or seconds <= 0 else f"{seconds:.1f}s"
 
 
 def append_new(values: list[str | None], value: str | None) -> None:

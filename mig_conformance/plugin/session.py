@@ -26,6 +26,7 @@ from mig_conformance.cluster.base import (
 )
 from mig_conformance.cluster.journal import ChangeKind, Journal
 from mig_conformance.cluster.targets import Target, resolve_target
+from mig_conformance.common.errors import InputError
 from mig_conformance.common.run import RUN_LABEL, new_run_id
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode
@@ -43,7 +44,7 @@ from mig_conformance.plugin.checks import (
 from mig_conformance.plugin.settings import Settings
 from mig_conformance.plugin.signals import INTERRUPT_SIGNALS, DeferSignals
 from mig_conformance.report.collector import ResultCollector
-from mig_conformance.report.records import RECORD_PROPERTY, CleanupOutcome, Settled
+from mig_conformance.report.records import CLEANUP_PROBLEMS, RECORD_PROPERTY, CleanupOutcome, Settled
 
 if TYPE_CHECKING:
     from mig_conformance.k8s.projection import NodeProjection, NodeState
@@ -244,8 +245,6 @@ class MigSession:
         error instead of a traceback per suite module."""
         if self._xdist_controller and self.target.kind not in ATTACH_KINDS:
             return  # sim/local/kind clusters belong to each worker
-        from mig_conformance.common.errors import InputError
-
         try:
             nodes = self.nodes()
         except (ClusterError, InputError) as exc:
@@ -287,17 +286,24 @@ class MigSession:
             else:
                 metafunc.parametrize("mig_custom_config", names, ids=names)
 
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        """A test's base record (its category, and its node where it is parametrized over `mig_node`) is known
+        when it is collected, so it is attached then: every report of the test carries it, also a skip that pytest
+        decides before any setup hook of the kit runs (a `skip` mark of a parametrization, `skipif`)."""
         base: dict[str, Any] = {}
         category = item.get_closest_marker("mig_category")
         if category and category.args:
-            base["category"] = category.args[0]
+            base["category"] = str(category.args[0])
         callspec = getattr(item, "callspec", None)  # a parametrized pytest.Function's
         node = callspec and callspec.params.get("mig_node")
         if isinstance(node, GpuNode):
             base.update(node=node.name, instance_type=node.instance_type)
+            with contextlib.suppress(InputError, IndexError):  # unknown GPUs: the catalog suite says so
+                base["gpu_model"] = node_gpu_models(node)[0].key
         if base:
-            item.user_properties.append((RECORD_PROPERTY, base))
+            item.user_properties.insert(0, (RECORD_PROPERTY, base))  # first: the test's own records win
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if item.get_closest_marker("mig_disruptive") and not self.allow_changes:
             pytest.skip(f"changes the cluster {self.target.name}; run with --mig-allow-reconfigure to allow it "
                         "(every change is restored afterwards)")
@@ -326,7 +332,7 @@ class MigSession:
         terminalreporter.write_line(summary_table(summary))
         terminalreporter.write_line(f"mode: {self.mode_line()}")
         for line in self.cleanup.lines() if self.cleanup else []:
-            red = line.startswith(("LEAK", "NOT RESTORED", "NOT SETTLED", "restore later", "leak check failed"))
+            red = line.startswith(CLEANUP_PROBLEMS)
             terminalreporter.write_line(line, red=red, bold=red)
         if self.settings.report:
             terminalreporter.write_line(f"report bundle: {self.settings.report}")

@@ -48,9 +48,7 @@ def short_message(longrepr_text: str | None) -> str | None:
         picked = [ln[indent:].rstrip() for ln in e_lines]
     else:
         picked = [next(ln.strip() for ln in reversed(lines) if ln.strip())]
-    picked = [ln if len(ln) <= MAX_LINE_CHARS else ln[: MAX_LINE_CHARS - 1] + "…" for ln in picked]
-    while picked and not picked[-1].strip():
-        picked.pop()
+    picked = [ln if len(ln) <= MAX_LINE_CHARS else ln[: MAX_LINE_CHARS - 1] + "…" for ln in picked if ln.strip()]
     if len(picked) > MAX_MESSAGE_LINES:
         picked = [*picked[:MAX_MESSAGE_LINES], "…"]
     return scrub_text("\n".join(picked)) or None

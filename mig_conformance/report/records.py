@@ -13,6 +13,8 @@ from typing import Any
 
 #: the `user_properties` key of a result record
 RECORD_PROPERTY = "mig_result"
+#: how the cleanup lines that say the cluster was not put back begin (the terminal and the report show them in red)
+CLEANUP_PROBLEMS = ("LEAK", "NOT RESTORED", "NOT SETTLED", "restore later", "leak check failed")
 
 
 class Category(StrEnum):

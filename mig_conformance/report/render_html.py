@@ -1,7 +1,8 @@
 """report.html: one self-contained page (inline CSS and SVG, no JavaScript, no external URLs).
 
 The markup is also well-formed XML (void elements self-closed, only XML entities), so it can be checked
-with any XML parser.
+with any XML parser. Outcome marks are CSS shapes, not characters: an emoji or dingbat glyph is an empty box on a
+machine without a font that has it. Every character the page shows is in `SAFE_TEXT`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from html import escape
 from typing import Any
 
 from mig_conformance.report import view
-from mig_conformance.report.model import RunSummary, TestResult
+from mig_conformance.report.model import NodeSummary, RunSummary, TestResult
 from mig_conformance.report.svg import colour_for, gpu_svg, gpus_caption, group_gpus, text_colour
 from mig_conformance.report.values import checks, show
 
@@ -34,11 +35,32 @@ pre { background: #F9FAFB; border: 1px solid #E5E7EB; padding: 0.5rem; white-spa
 .passed, .Passed { color: #047857; } .failed, .error, .Failed { color: #B91C1C; font-weight: bold; }
 .skipped, .Skipped { color: #6B7280; }
 tr.mismatch td { background: #FEF2F2; }
+table.tests { width: 100%; } table.tests th:last-child { width: 40%; }
+table.tests td details { overflow-wrap: anywhere; }
+span.passed, span.failed, span.error, span.skipped, span.unknown, span.badge, td.check { white-space: nowrap; }
 details.node { border: 1px solid #E5E7EB; border-radius: 6px; padding: 0.3rem 0.8rem; margin: 0.6rem 0; }
 details.node > summary { font-weight: bold; cursor: pointer; }
 figure { margin: 0.6rem 0; } figcaption { font-size: 0.85rem; color: #374151; margin-bottom: 0.3rem; }
 svg.gpu { margin: 0.2rem 1rem 0.4rem 0; max-width: 100%; height: auto; }
-.legend span { display: inline-block; padding: 0 0.5rem; margin-right: 0.3rem; border-radius: 3px; }
+.legend span { display: inline-block; padding: 0 0.5rem; margin: 0.1rem 0.3rem 0.1rem 0; border-radius: 3px;
+               white-space: nowrap; }
+.mark { display: inline-block; position: relative; box-sizing: border-box; width: 0.95em; height: 0.95em;
+        margin-right: 0.35em; vertical-align: -0.12em; border-radius: 50%; background: #6B7280;
+        -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+.mark::before, .mark::after { content: ""; position: absolute; }
+.mark.passed { background: #059669; }
+.mark.passed::after { left: 35%; top: 17%; width: 22%; height: 45%; border: solid #FFFFFF;
+                      border-width: 0 0.13em 0.13em 0; transform: rotate(45deg); }
+.mark.failed { background: #DC2626; }
+.mark.error { background: #9A3412; border-radius: 0.15em; }
+.mark.failed::before, .mark.failed::after, .mark.error::before, .mark.error::after {
+    left: 43%; top: 18%; width: 14%; height: 64%; background: #FFFFFF; }
+.mark.failed::before, .mark.error::before { transform: rotate(45deg); }
+.mark.failed::after, .mark.error::after { transform: rotate(-45deg); }
+.mark.skipped { background: #9CA3AF; }
+.mark.skipped::after { left: 22%; top: 43%; width: 56%; height: 14%; background: #FFFFFF; }
+#cleanup li.problem { color: #B91C1C; font-weight: bold; }
+#cleanup li li { font-weight: normal; color: #111827; }
 footer { margin-top: 2rem; color: #6B7280; font-size: 0.8rem; }
 """
 
@@ -62,8 +84,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "", 
     return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def mark(result: str) -> str:
+    """The outcome's mark: a CSS shape (green tick, red cross, brown square cross for an error, grey dash)."""
+    return f'<span class="mark {view.outcome_class(result)}"></span>'
+
+
 def outcome(result: str) -> str:
-    return f'<span class="{e(result)}">{e(view.outcome_text(result))}</span>'
+    return f'<span class="{e(result)}">{mark(result)}{e(result)}</span>'
 
 
 def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) -> str:
@@ -74,7 +101,7 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
            f"<title>MIG conformance report: {e(v)} ({e(summary.cluster or summary.run_id)})</title>",
            f"<style>{CSS}</style>", "</head>", "<body>",
            f'<header class="verdict {e(v)}"><h1>MIG conformance report</h1>',
-           f'<p><span class="badge {e(v)}">{e(view.outcome_text(v))}</span> &#8212; '
+           f'<p><span class="badge {e(v)}">{mark(v)}{e(v)}</span> &#8212; '
            f"{e(view.totals_text(summary.totals))}</p></header>",
            '<nav><a href="#run">Run</a><a href="#settings">Settings</a><a href="#categories">Categories</a>'
            '<a href="#nodes">Nodes</a><a href="#failures">Failures</a>'
@@ -104,7 +131,7 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
         is_open = ' open="open"' if node.verdict == "Failed" else ""
         out += [f'<details class="node" id="node-{_anchor(node.node)}"{is_open}>',
                 f"<summary>{e(view.node_title(node))}: {outcome(node.verdict)}</summary>",
-                _tests_table(node.results), *_pictures(node.results), "</details>"]
+                _tests_table(node.results, node), *_pictures(node.results, node), "</details>"]
     others = view.unattached(summary)
     if others:
         out += ['<details class="node" open="open"><summary>Tests without a node</summary>',
@@ -120,11 +147,10 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
             out.append(f"<pre>{e(t.message)}</pre>")
     out.append("</section>")
     if summary.cleanup:
-        out += ['<section id="cleanup"><h2>Cleanup</h2><ul>', *(f"<li>{e(line)}</li>" for line in summary.cleanup),
-                "</ul></section>"]
+        out += ['<section id="cleanup"><h2>Cleanup</h2><ul>', *_cleanup_items(summary), "</ul></section>"]
     skipped = view.skipped(summary)
     if skipped:
-        rows = [[f"<code>{e(t.nodeid)}</code>", e(t.message or "-")] for t in skipped]
+        rows = [[f"<code>{e(t.nodeid)}</code>", e(view.skip_reason(t))] for t in skipped]
         out += ['<section id="skipped"><h2>Skipped</h2>', table(["Test", "Reason"], rows, raw=True), "</section>"]
     out += [f"<footer>Rendered from summary.json by mig-conformance {e(summary.kit_version or '')}, run "
             f"<code>{e(summary.run_id)}</code>; re-render with <code>mig-conformance report DIR</code>.</footer>",
@@ -132,19 +158,29 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
     return "\n".join(out)
 
 
+def _cleanup_items(summary: RunSummary) -> list[str]:
+    """One list item per cleanup line, the changes a restore put back nested under it; problems in red."""
+    out = []
+    for head, subs in view.cleanup_items(summary):
+        cls = ' class="problem"' if view.is_cleanup_problem(head) else ""
+        nested = f"<ul>{''.join(f'<li>{e(sub)}</li>' for sub in subs)}</ul>" if subs else ""
+        out.append(f"<li{cls}>{e(head)}{nested}</li>")
+    return out
+
+
 def _anchor(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
 
 
-def _tests_table(results: list[TestResult]) -> str:
+def _tests_table(results: list[TestResult], node: NodeSummary | None = None) -> str:
     rows = []
-    for r in view.test_rows(results):
+    for r in view.test_rows(results, node=node):
         t = r.result
         rows.append([f'<code title="{e(t.nodeid)}">{e(r.name)}</code>', e(t.category), e(t.config or "-"),
                      e(t.strategy or "-"), outcome(t.outcome), e(view.duration_text(t.duration_s)),
                      _comparison(t, r.comparison)])
     return table(["Test", "Category", "Config", "Strategy", "Result", "Duration", "Measured vs expected"], rows,
-                 raw=True)
+                 cls="tests", raw=True)
 
 
 def _comparison(t: TestResult, short: str) -> str:
@@ -154,18 +190,18 @@ def _comparison(t: TestResult, short: str) -> str:
         return "-"
     rows = []
     for c in found:
-        mark = "" if not c.checked else "✓" if c.ok else "✗"
+        check = "-" if not c.checked else f"{mark('passed')}equal" if c.ok else f"{mark('failed')}differs"
         cls = ' class="mismatch"' if c.checked and not c.ok else ""
         rows.append(f"<tr{cls}><td><code>{e(c.key)}</code></td><td>{e(show(c.measured))}</td>"
-                    f"<td>{e(show(c.expected))}</td><td>{mark}</td></tr>")
+                    f'<td>{e(show(c.expected))}</td><td class="check">{check}</td></tr>')
     return (f"<details><summary>{e(short)}</summary><table><thead><tr><th>Key</th><th>Measured</th>"
-            f"<th>Expected</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table></details>")
+            f"<th>Expected</th><th>Check</th></tr></thead><tbody>{''.join(rows)}</tbody></table></details>")
 
 
-def _pictures(results: list[TestResult]) -> list[str]:
+def _pictures(results: list[TestResult], node: NodeSummary | None = None) -> list[str]:
     """One figure per distinct layout; GPUs with the same instances share a picture."""
     out = []
-    for label, layout, names in view.layouts(results):
+    for label, layout, names in view.layouts(results, node):
         svgs = [gpu_svg(entry, gpus_caption(indices), standalone=False) for indices, entry in group_gpus(layout)]
         tests = ", ".join(names)
         out.append(f'<figure><figcaption>{e(label)} (tests: {e(tests)})</figcaption>{"".join(svgs)}</figure>')

@@ -1,4 +1,6 @@
-"""report.md: GitHub-flavoured markdown with the verdict, target, settings, categories, nodes and failures."""
+"""report.md: GitHub-flavoured markdown with the verdict, target, settings, categories, nodes and failures.
+
+Outcomes are words (failures in bold), never emoji: the file is read in editors and terminals too."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mig_conformance.report import view
-from mig_conformance.report.model import RunSummary, TestResult
+from mig_conformance.report.model import NodeSummary, RunSummary, TestResult
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#~!])")
 
@@ -44,9 +46,19 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], raw_cols: Se
     return "\n".join(out)
 
 
+def md_outcome(outcome: str) -> str:
+    """`passed`, `**failed**`: the word, in bold where a reader must notice it."""
+    return f"**{md_text(outcome)}**" if view.is_bad(outcome) else md_text(outcome)
+
+
+def md_outcome_line(line: str) -> str:
+    """A cleanup line, in bold when it says the cluster was not put back."""
+    return f"**{md_text(line)}**" if view.is_cleanup_problem(line) else md_text(line)
+
+
 def render_md(summary: RunSummary, target: Mapping[str, Any] | None = None) -> str:
     """The whole report.md text."""
-    parts = [f"# MIG conformance report: {view.outcome_text(summary.verdict)}", ""]
+    parts = [f"# MIG conformance report: {summary.verdict}", ""]
     facts = [[name, md_code(value) if name in ("Run ID", "Command line") else md_text(value)]
              for name, value in view.facts(summary, target)]
     parts += [md_table(["Fact", "Value"], facts, raw_cols=(1,)), ""]
@@ -56,15 +68,16 @@ def render_md(summary: RunSummary, target: Mapping[str, Any] | None = None) -> s
     parts += [md_table(["Setting", "Value", "Source"], rows) if rows else "No settings recorded.", ""]
 
     parts += ["## Results by category", ""]
-    rows = [[r[0], view.outcome_text(r[1]), *r[2:]] for r in view.category_rows(summary)]
-    parts += [md_table(["Category", "Result", *view.COUNT_HEADERS], rows) if rows else "No tests ran.", ""]
+    rows = [[md_text(r[0]), md_outcome(r[1]), *r[2:]] for r in view.category_rows(summary)]
+    parts += [md_table(["Category", "Result", *view.COUNT_HEADERS], rows, raw_cols=(0, 1)) if rows else "No tests ran.",
+              ""]
 
     parts += ["## Nodes", ""]
-    rows = [[*r[:3], view.outcome_text(r[3]), *r[4:]] for r in view.node_rows(summary)]
-    parts += [md_table(["Node", "Instance type", "GPU", "Result", *view.COUNT_HEADERS], rows)
+    rows = [[*(md_text(c) for c in r[:3]), md_outcome(r[3]), *r[4:]] for r in view.node_rows(summary)]
+    parts += [md_table(["Node", "Instance type", "GPU", "Result", *view.COUNT_HEADERS], rows, raw_cols=(0, 1, 2, 3))
               if rows else "No node results.", ""]
     for node in sorted(summary.nodes, key=lambda n: n.node):
-        parts += [f"### {md_text(view.node_title(node))}", "", _tests_table(node.results), ""]
+        parts += [f"### {md_text(view.node_title(node))}", "", _tests_table(node.results, node), ""]
     others = view.unattached(summary)
     if others:
         parts += ["### Tests without a node", "", _tests_table(others), ""]
@@ -74,24 +87,27 @@ def render_md(summary: RunSummary, target: Mapping[str, Any] | None = None) -> s
         parts += ["None.", ""]
     for t in sorted(summary.failures, key=lambda t: t.nodeid):
         parts += [f"### {md_code(t.nodeid, in_table=False)}", "",
-                  f"{view.outcome_text(t.outcome)}: {md_text(view.where(t))}", ""]
+                  f"{md_outcome(t.outcome)}: {md_text(view.where(t))}", ""]
         if t.message:
             parts += [md_block(t.message), ""]
     if summary.cleanup:
-        parts += ["## Cleanup", "", *(f"- {md_text(line)}" for line in summary.cleanup), ""]
+        parts += ["## Cleanup", ""]
+        for head, subs in view.cleanup_items(summary):
+            parts += [f"- {md_outcome_line(head)}", *(f"  - {md_text(sub)}" for sub in subs)]
+        parts.append("")
     skipped = view.skipped(summary)
     if skipped:
         parts += ["## Skipped", ""]
-        rows = [[md_code(t.nodeid), md_text(t.message or "-")] for t in skipped]
+        rows = [[md_code(t.nodeid), md_text(view.skip_reason(t))] for t in skipped]
         parts += [md_table(["Test", "Reason"], rows, raw_cols=(0, 1)), ""]
     parts += ["---", "", f"Rendered from summary.json by mig-conformance {md_text(summary.kit_version or '')}; "
               f"re-render with {md_code('mig-conformance report DIR', in_table=False)}.", ""]
     return "\n".join(parts)
 
 
-def _tests_table(results: list[TestResult]) -> str:
+def _tests_table(results: list[TestResult], node: NodeSummary | None = None) -> str:
     rows = [[md_code(r.name), md_text(r.result.category), md_text(r.result.config or "-"),
-             md_text(r.result.strategy or "-"), view.outcome_text(r.result.outcome),
-             md_text(r.comparison or "-")] for r in view.test_rows(results)]
+             md_text(r.result.strategy or "-"), md_outcome(r.result.outcome),
+             md_text(r.comparison or "-")] for r in view.test_rows(results, node=node)]
     headers = ["Test", "Category", "Config", "Strategy", "Result", "Measured (≠ expected)"]
     return md_table(headers, rows, raw_cols=range(6))

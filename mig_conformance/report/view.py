@@ -8,18 +8,36 @@ from dataclasses import dataclass
 from typing import Any
 
 from mig_conformance.report.model import OUTCOMES, NodeSummary, RunSummary, TestResult
+from mig_conformance.report.records import CLEANUP_PROBLEMS
 from mig_conformance.report.values import short_comparison
 
-OUTCOME_MARK = {"passed": "✅", "failed": "❌", "error": "💥", "skipped": "⏭️",
-                "Passed": "✅", "Failed": "❌", "Skipped": "⏭️"}
+#: What the reports may show besides printable Latin-1: punctuation of WGL4, the set every default font covers
+#: (DejaVu, Liberation, Arial, Helvetica). Emoji and dingbats are not in it: they are empty boxes without an emoji font.
+SAFE_EXTRA = frozenset("\u2013\u2014\u2018\u2019\u201c\u201d\u2022\u2026\u2190\u2192\u2260\u2264\u2265")
 COUNT_HEADERS = ["Passed", "Failed", "Skipped", "Errors"]
 EXIT_MEANING = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
 
 
-def outcome_text(outcome: str) -> str:
-    """`✅ passed` — the mark keeps tables scannable, the word keeps them greppable."""
-    mark = OUTCOME_MARK.get(outcome)
-    return f"{mark} {outcome}" if mark else outcome
+def outcome_class(outcome: str) -> str:
+    """The lower-case outcome (`passed`, `failed`, `error`, `skipped`) of an outcome or verdict word; the HTML
+    report draws its mark with CSS, never with a font's glyph (emoji are empty boxes without an emoji font)."""
+    return outcome.lower() if outcome.lower() in OUTCOMES else "unknown"
+
+
+def undrawable(text: str) -> list[str]:
+    """The characters of `text` a reader's default fonts may lack: outside printable Latin-1 and SAFE_EXTRA
+    (line breaks and tabs allowed), in order of appearance."""
+    seen: dict[str, None] = {}
+    for c in text:
+        code = ord(c)
+        if not (c in "\n\t" or 0x20 <= code < 0x7F or 0xA0 <= code <= 0xFF or c in SAFE_EXTRA):
+            seen.setdefault(c)
+    return list(seen)
+
+
+def is_bad(outcome: str) -> bool:
+    """An outcome or verdict a reader must notice: failed, error, Failed."""
+    return outcome_class(outcome) in ("failed", "error")
 
 
 def counts(totals: Mapping[str, int]) -> list[str]:
@@ -49,9 +67,24 @@ def value_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def test_name(nodeid: str) -> str:
-    """The part of a nodeid after the file: `test_allocatable[p5-all-balanced]`."""
-    return nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+def test_name(nodeid: str, node: str | None = None, instance_type: str | None = None) -> str:
+    """The part of a nodeid after the file: `test_allocatable[p5-all-balanced]`. Under a node's heading, without
+    the node's own parameter (`NODE[TYPE]`): `test_mixed_strategy_uniform_profile[1g]`, `test_all_balanced`."""
+    name = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+    if node is None or "[" not in name:
+        return name
+    param = f"{node}[{instance_type or '?'}]"
+    function, _, params = name.partition("[")
+    params = params[:-1] if params.endswith("]") else params
+    if params == param:
+        params = ""
+    elif params.startswith(f"{param}-"):
+        params = params.removeprefix(f"{param}-")
+    elif params.endswith(f"-{param}"):
+        params = params.removesuffix(f"-{param}")
+    else:
+        params = params.replace(f"-{param}-", "-", 1)
+    return f"{function}[{params}]" if params else function
 
 
 def facts(summary: RunSummary, target: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -82,8 +115,18 @@ def versions(target: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     found = (target or {}).get("versions")
     if not isinstance(found, Mapping):
         return []
-    return [(k.replace("_", " ").capitalize() + " version", value_text(v)) for k, v in found.items()
-            if v not in (None, "")]
+    return [(_label(k) + " version", value_text(v)) for k, v in found.items() if v not in (None, "")]
+
+
+_ACRONYMS = {"gpu": "GPU", "eks": "EKS", "ami": "AMI", "mig": "MIG", "cuda": "CUDA", "os": "OS", "nvml": "NVML"}
+
+
+def _label(key: str) -> str:
+    """`gpu_operator` -> `GPU operator`, `kubernetes` -> `Kubernetes`."""
+    words = [_ACRONYMS.get(w.lower(), w) for w in str(key).split("_") if w]
+    if not words:
+        return str(key)
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
 
 
 def settings_rows(summary: RunSummary) -> list[list[str]]:
@@ -115,13 +158,38 @@ class TestRow:
     comparison: str
 
 
-def test_rows(results: list[TestResult], limit: int = 120) -> list[TestRow]:
+def test_rows(results: list[TestResult], limit: int = 120, node: NodeSummary | None = None) -> list[TestRow]:
+    """The rows of a node's table (names without the node's parameter) or of the tests without a node."""
     ordered = sorted(results, key=lambda t: (t.category, t.config or "", t.nodeid))
-    return [TestRow(t, test_name(t.nodeid), short_comparison(t.expected, t.measured, limit)) for t in ordered]
+    return [TestRow(t, _short_name(t, node), short_comparison(t.expected, t.measured, limit)) for t in ordered]
+
+
+def _short_name(t: TestResult, node: NodeSummary | None) -> str:
+    return test_name(t.nodeid, node.node, node.instance_type) if node is not None else test_name(t.nodeid)
 
 
 def skipped(summary: RunSummary) -> list[TestResult]:
     return sorted((t for t in summary.tests if t.outcome == "skipped"), key=lambda t: t.nodeid)
+
+
+def skip_reason(t: TestResult) -> str:
+    """The reason of a skip without pytest's `Skipped: ` prefix (the section says so already)."""
+    return (t.message or "").removeprefix("Skipped: ").strip() or "-"
+
+
+def cleanup_items(summary: RunSummary) -> list[tuple[str, list[str]]]:
+    """The cleanup lines as list items with their sub-items: `restored 9 change(s)` holds the changes, one per
+    line (summary.json keeps them in one string, indented, as the terminal shows them)."""
+    items: list[tuple[str, list[str]]] = []
+    for line in summary.cleanup:
+        head, *rest = str(line).splitlines() or [""]
+        items.append((head, [r.strip() for r in rest if r.strip()]))
+    return items
+
+
+def is_cleanup_problem(line: str) -> bool:
+    """A cleanup line that says the cluster was not put back (shown in red)."""
+    return line.startswith(CLEANUP_PROBLEMS)
 
 
 def unattached(summary: RunSummary) -> list[TestResult]:
@@ -141,14 +209,27 @@ def where(t: TestResult) -> str:
     return ", ".join(parts) or f"category {t.category}"
 
 
-def layouts(results: list[TestResult]) -> list[tuple[str, list[dict[str, Any]], list[str]]]:
-    """Distinct GPU layouts of a node: (config label, layout, test names), ordered by config."""
-    seen: dict[str, tuple[str, list[dict[str, Any]], list[str]]] = {}
+def layouts(results: list[TestResult],
+            node: NodeSummary | None = None) -> list[tuple[str, list[dict[str, Any]], list[str]]]:
+    """Distinct GPU layouts of a node: (label, layout, test names), ordered by config. A layout is drawn once
+    however many tests, configs or strategies produced it (all-1g.10gb under single and under mixed is one
+    picture); its label names them all."""
+    seen: dict[str, tuple[list[str], list[str], list[dict[str, Any]], list[str]]] = {}
     for t in sorted(results, key=lambda t: (t.config or "", t.nodeid)):
         if not t.layout:
             continue
-        label = " / ".join(x for x in (t.config and f"config {t.config}", t.strategy and f"strategy {t.strategy}")
-                           if x) or "layout"
-        key = label + json.dumps(t.layout, sort_keys=True)
-        seen.setdefault(key, (label, t.layout, []))[2].append(test_name(t.nodeid))
-    return list(seen.values())
+        configs, strategies, _, names = seen.setdefault(json.dumps(t.layout, sort_keys=True), ([], [], t.layout, []))
+        for value, found in ((t.config, configs), (t.strategy, strategies)):
+            if value and value not in found:
+                found.append(value)
+        names.append(_short_name(t, node))
+    return [(_layout_label(configs, sorted(strategies)), layout, names)
+            for configs, strategies, layout, names in seen.values()]
+
+
+def _layout_label(configs: list[str], strategies: list[str]) -> str:
+    """`config all-1g.10gb / strategies mixed, single`."""
+    parts = [f"{one if len(values) == 1 else many} {', '.join(values)}"
+             for one, many, values in (("config", "configs", configs), ("strategy", "strategies", strategies))
+             if values]
+    return " / ".join(parts) or "layout"

@@ -21,7 +21,7 @@ from mig_conformance.cli import main
 from mig_conformance.common.scrub import REDACTED, scrub, scrub_text
 from mig_conformance.gpus.catalog import Catalog, GpuModel
 from mig_conformance.mig.placement import fit
-from mig_conformance.report import ReportFormatError, ResultCollector, RunSummary, rerender, write_bundle
+from mig_conformance.report import ReportFormatError, ResultCollector, RunSummary, rerender, view, write_bundle
 from mig_conformance.report.bundle import evidence_name
 from mig_conformance.report.collector import short_message
 from mig_conformance.report.records import CleanupOutcome
@@ -31,6 +31,7 @@ from mig_conformance.report.svg import CELL, gpu_svg, gpus_caption, group_gpus, 
 from mig_conformance.report.target import build_target, find_versions
 from mig_conformance.report.terminal import StatusLine, summary_table
 from mig_conformance.report.values import short_comparison
+from mig_conformance.report.view import SAFE_EXTRA, undrawable
 
 FAIL_TEXT = textwrap.dedent("""\
     def test_alloc(mig_cluster):
@@ -280,13 +281,16 @@ def test_identical_gpus_share_a_picture(h100: GpuModel) -> None:
 def test_markdown_report_content(h100: GpuModel) -> None:
     s = make_summary(h100)
     md = render_md(s, build_target(s, {"driver_version": "570.86.15"}))
-    assert md.startswith("# MIG conformance report: ❌ Failed")
+    assert md.startswith("# MIG conformance report: Failed\n")
     for heading in ("## Settings", "## Results by category", "## Nodes", "### sim-p5-1 (p5.48xlarge, H100-80GB)",
                     "## Failures", "## Skipped", "### Tests without a node"):
         assert heading in md
     assert "| cluster | sim-p5 | option |" in md
     assert "| Driver version | 570.86.15 |" in md
-    assert "| mixed | ❌ Failed | 1 | 1 | 0 | 0 |" in md
+    assert "| mixed | **Failed** | 1 | 1 | 0 | 0 |" in md
+    assert "| sim-p5-0 | p5.48xlarge | H100-80GB | Passed | 2 | 0 | 0 | 0 |" in md
+    assert "| no H200-141GB nodes |" in md  # the reason, without pytest's "Skipped: "
+    assert not undrawable(md)  # words, not emoji: the file is read in editors and terminals
     assert "mig-1g.10gb=0≠16" in md  # measured vs expected, mismatches first
     assert "AssertionError: allocatable differs on sim-p5-0" in md
     assert "def test_alloc" not in md and "suites/test_mixed.py:42" not in md
@@ -338,12 +342,96 @@ def test_html_report_is_well_formed_self_contained_and_escaped(h100: GpuModel) -
     assert "http://" not in html and "https://" not in html
     assert not [v for k, v in parser.attrs if k in ("src", "href") and v and not v.startswith("#")]
     svgs = root.findall(".//svg")
-    # sim-p5-0 shows two configs (all GPUs alike: one picture each), sim-p5-1 one config
-    assert len(svgs) == 3
+    # sim-p5-0 shows two configs of one layout (all GPUs alike): one picture; sim-p5-1 one config
+    assert len(svgs) == 2
     assert all(len(svg.findall(".//rect[@class='gi-mem']")) == 4 for svg in svgs)
     assert root.find(".//details[@id='node-sim-p5-1']").get("open") == "open"
     assert root.find(".//details[@id='node-sim-p5-0']").get("open") is None
     assert "GPUs 0–7" in html and "sim-p5-1" in html
+
+
+def _text_of(html: str) -> str:
+    """Everything the page shows (text of the body, SVG labels and tooltips), without markup."""
+    body = ET.fromstring(html.removeprefix("<!DOCTYPE html>")).find("body")
+    assert body is not None
+    return "".join(body.itertext())
+
+
+def test_outcome_marks_are_css_shapes_and_every_character_is_drawable(h100: GpuModel) -> None:
+    """Emoji render as empty boxes without an emoji font: outcomes are CSS shapes plus the word."""
+    s = make_summary(h100)
+    html = render_html(s, build_target(s, {"driver": "570.86.15"}))
+    text = _text_of(html)
+    assert undrawable(text) == [] and undrawable(html) == []
+    root = ET.fromstring(html.removeprefix("<!DOCTYPE html>"))
+    marks = [m.get("class") for m in root.iter("span") if (m.get("class") or "").startswith("mark ")]
+    assert {"mark passed", "mark failed", "mark error", "mark skipped"} <= set(marks)
+    assert all(not (m.text or "").strip() for m in root.iter("span") if (m.get("class") or "").startswith("mark "))
+    badge = root.find(".//header/p/span[@class='badge Failed']")
+    assert badge is not None and "".join(badge.itertext()) == "Failed"
+    assert ".mark.passed::after" in html and ".mark.failed::before" in html  # drawn with CSS
+    assert undrawable("ok ✅ ❌ ⏭️ 💥 ✓ ✗ é – ≠ …") == ["✅", "❌", "⏭", "\ufe0f", "💥", "✓", "✗"]
+    assert all(0x2000 <= ord(c) < 0x2300 for c in SAFE_EXTRA)  # punctuation, arrows and math of WGL4 only
+
+
+def test_cleanup_changes_are_list_items_of_their_own_and_problems_stand_out() -> None:
+    c = ResultCollector()
+    c.add_report("t.py::a", "call", "passed", 1.0)
+    changes = ["ClusterPolicy MIG strategy=mixed", "node n1 label nvidia.com/mig.config=all-disabled (mig-manager "
+               "re-applies it)", "namespace mig-conformance-1 (deleted)"]
+    cleanup = CleanupOutcome("kit-owned", restored=changes, restore_failures=["node n2 label x: denied"])
+    s = c.summary(started=0.0, finished=1.0, exitstatus=0, cleanup=cleanup)
+    root = ET.fromstring(render_html(s).removeprefix("<!DOCTYPE html>"))
+    section = root.find(".//section[@id='cleanup']")
+    assert section is not None
+    items = section.findall("./ul/li")
+    assert items[0].text == "restored 3 change(s)"
+    assert [li.text for li in items[0].findall("./ul/li")] == changes
+    problem = next(li for li in items if (li.text or "").startswith("NOT RESTORED"))
+    assert problem.get("class") == "problem" and items[0].get("class") is None
+    md = render_md(s)
+    assert "- restored 3 change(s)\n  - ClusterPolicy MIG strategy=mixed\n  - node n1 label" in md
+    assert "- **NOT RESTORED: node n2 label x: denied**" in md
+    again = RunSummary.from_json(s.to_json())  # summary.json keeps its shape: one string per cleanup line
+    assert again.cleanup == s.cleanup and again.cleanup[0].count("\n") == 3
+
+
+def test_a_layout_is_drawn_once_per_node_whatever_configs_and_strategies_made_it(h100: GpuModel) -> None:
+    c = ResultCollector()
+    one = {"3g.40gb": 2}
+    for nodeid, config, strategy, devices in (("a.py::single", "all-3g.40gb", "single", one),
+                                              ("a.py::mixed", "all-3g.40gb", "mixed", one),
+                                              ("a.py::custom", "two-halves", "mixed", one),
+                                              ("a.py::balanced", "all-balanced", "mixed", MIXED)):
+        rec = {**record(h100, "n0", config, devices), "strategy": strategy}
+        c.add_report(nodeid, "call", "passed", 1.0, [("mig_result", rec)])
+    s = c.summary(started=0.0, finished=1.0)
+    root = ET.fromstring(render_html(s).removeprefix("<!DOCTYPE html>"))
+    captions = [f.findtext("figcaption") for f in root.iter("figure")]
+    assert captions == ["configs all-3g.40gb, two-halves / strategies mixed, single (tests: mixed, single, custom)",
+                        "config all-balanced / strategy mixed (tests: balanced)"]
+    assert len(root.findall(".//svg")) == 2
+
+
+@pytest.mark.parametrize(("nodeid", "short"), [
+    ("s/t.py::test_all_balanced[n-0[p5.48xlarge]]", "test_all_balanced"),
+    ("s/t.py::test_mixed_uniform[n-0[p5.48xlarge]-1g.2x]", "test_mixed_uniform[1g.2x]"),
+    ("s/t.py::test_custom_config[n-0[p5.48xlarge]-no-config-file]", "test_custom_config[no-config-file]"),
+    ("s/t.py::test_x[a-n-0[p5.48xlarge]]", "test_x[a]"),
+    ("s/t.py::test_x[a-n-0[p5.48xlarge]-b]", "test_x[a-b]"),
+    ("s/t.py::test_x[n-10[p5.48xlarge]]", "test_x[n-10[p5.48xlarge]]"),  # another node: kept
+    ("s/t.py::test_plain", "test_plain"),
+])
+def test_under_a_node_heading_test_names_leave_out_the_node(nodeid: str, short: str) -> None:
+    assert view.test_name(nodeid, "n-0", "p5.48xlarge") == short
+    assert view.test_name(nodeid) == nodeid.split("::")[1]
+
+
+def test_component_versions_keep_their_acronyms(h100: GpuModel) -> None:
+    s = make_summary(h100)
+    md = render_md(s, {"versions": {"gpu_operator": "v24.9.2", "kubernetes": "v1.31.2", "eks_platform": "eks.12"}})
+    assert "| GPU operator version | v24.9.2 |" in md and "| Kubernetes version | v1.31.2 |" in md
+    assert "| EKS platform version | eks.12 |" in md
 
 
 def test_rendering_is_deterministic(h100: GpuModel) -> None:

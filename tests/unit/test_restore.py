@@ -76,3 +76,27 @@ def test_settle_problems() -> None:
     assert settle_problem("all-disabled: failed", "success")
     assert not settle_problem("all-disabled: failed", "failed")  # it was failing before the run
     assert settle_problem("not settled: timed out after 5s waiting for ...", "success")
+
+
+def test_nodes_settle_side_by_side_and_each_timeout_says_how_long_the_kit_waited() -> None:
+    """Each node waited for in turn, with one deadline, left the second a wait of 0s ("timed out after 0s")."""
+    cluster = SimCluster("p5.48xlarge*2,p4d.24xlarge", allow_changes=True, mig_manager_delay=600)
+    nodes = sorted(n.name for n in cluster.list_gpu_nodes())
+    for node in nodes[1:]:  # the p4d node keeps its verdict; the two p5 nodes are still pending at the deadline
+        cluster.set_node_label(node, L.MIG_CONFIG, "all-balanced")
+    started = cluster.clock()
+    settled = cluster.wait_settled(nodes, 60)
+    assert cluster.clock() - started == 60
+    assert settled[nodes[0]] == "all-disabled: success"
+    for node in nodes[1:]:
+        assert settled[node] == (f"not settled: timed out after 60s waiting for mig-manager to re-apply on {node}; "
+                                 f"last state: node {node} mig.config=all-balanced state=pending (unchanged for the "
+                                 "last 60s)")
+    assert settle_problem(settled[nodes[1]], "success")
+
+
+def test_a_short_wait_is_not_reported_as_zero_seconds() -> None:
+    cluster = SimCluster("p5.48xlarge", allow_changes=True, mig_manager_delay=600)
+    node = cluster.list_gpu_nodes()[0].name
+    cluster.set_node_label(node, L.MIG_CONFIG, "all-balanced")
+    assert cluster.wait_settled([node], 0.4)[node].startswith("not settled: timed out after 0.4s waiting for ")
