@@ -6,6 +6,7 @@ into `Settings` together with where each came from, for the report header and su
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,8 +107,8 @@ def _convert(spec: SettingSpec, raw: Any, base: Path, origin: str) -> Any:
             value = float(raw)
         except (TypeError, ValueError):
             raise InputError(f"{origin}: {spec.ini} must be a number of seconds, got '{raw}'") from None
-        if value <= 0:
-            raise InputError(f"{origin}: {spec.ini} must be positive, got '{raw}'")
+        if not math.isfinite(value) or value <= 0:  # nan compares false with everything: refuse it by name
+            raise InputError(f"{origin}: {spec.ini} must be a finite number of seconds greater than 0, got '{raw}'")
         return value
     if spec.kind == "path":
         p = Path(str(raw)).expanduser()
@@ -131,10 +132,28 @@ def resolve(option: Callable[[SettingSpec], Any], ini: Callable[[SettingSpec], A
             raw, source, base = ini(spec), "ini", rootdir
         if raw in (None, "", []):
             raw, source, base = spec.default, "default", rootdir
-        origin = {"option": spec.option}.get(source, source)
-        values[spec.name] = _convert(spec, raw, base, origin)
         sources[spec.name] = source
-    if sources["clusters_file"] != "default" and not values["clusters_file"].is_file():
-        origin = {"option": "--mig-clusters-file"}.get(sources["clusters_file"], sources["clusters_file"])
-        raise InputError(f"{origin}: clusters file {values['clusters_file']} does not exist")
+        values[spec.name] = _convert(spec, raw, base, _origin(spec.name, sources))
+    _check_paths(values, sources)
     return Settings(**values, sources=sources)
+
+
+def _origin(name: str, sources: Mapping[str, str]) -> str:
+    """Where a setting came from, as an error names it: its option, `env VAR`, `ini` or `default`."""
+    spec = next(s for s in SETTINGS if s.name == name)
+    return {"option": spec.option}.get(sources[name], sources[name])
+
+
+def _check_paths(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """A clusters file that is a folder or missing (when given; the default is read only when a name needs it), a
+    report folder that is a file: usage errors that say which, before anything reads or creates them."""
+    clusters = values["clusters_file"]
+    if sources["clusters_file"] != "default" and clusters.is_dir():
+        raise InputError(f"{_origin('clusters_file', sources)}: {clusters} is a folder, not a clusters file "
+                         "(a YAML file of named clusters)")
+    if sources["clusters_file"] != "default" and not clusters.is_file():
+        raise InputError(f"{_origin('clusters_file', sources)}: clusters file {clusters} does not exist")
+    report = values["report"]
+    if report is not None and report.exists() and not report.is_dir():
+        raise InputError(f"{_origin('report', sources)}: {report} is a file, not a folder (the report bundle is a "
+                         "folder of files: summary.json, report.html, ...; name a new or existing folder)")
