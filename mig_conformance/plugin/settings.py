@@ -23,7 +23,7 @@ class SettingSpec:
     name: str  # attribute of Settings and ini key suffix: ini key is f"mig_{name}"
     option: str
     env: str | None
-    kind: str  # str | path | bool | float | strategy
+    kind: str  # str | path | bool | float | strategy | names (a list: repeated option, comma-separated env, ini lines)
     default: Any
     help: str
 
@@ -60,6 +60,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "write the report bundle (summary.json, junit.xml, report.md, report.html, TARGET.yaml) here"),
     SettingSpec("timeout", "--mig-timeout", "MIG_TIMEOUT", "float", 900.0,
                 "seconds to wait for a reconfiguration or a pod binding before failing"),
+    SettingSpec("expected_config_failures", "--mig-expect-config-failure", "MIG_EXPECTED_CONFIG_FAILURES", "names",
+                (), "a config of --mig-config-file that must NOT apply on the nodes it targets (repeatable; env: "
+                "comma-separated; ini: one per line): its success fails the run"),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -78,6 +81,7 @@ class Settings:
     allow_reconfigure: bool = False
     report: Path | None = None
     timeout: float = 900.0
+    expected_config_failures: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -87,12 +91,22 @@ class Settings:
 
 
 def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, Path) else value
+    return str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+
+
+def _names(raw: Any) -> tuple[str, ...]:
+    """Config names from a repeated option (a list), an ini list (lines) or an env value: each item may hold several
+    separated by commas; blanks dropped, order kept, repeats once."""
+    items = raw if isinstance(raw, (list, tuple)) else [raw]
+    names = (n.strip() for item in items for n in str(item).replace("\n", ",").split(","))
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def _convert(spec: SettingSpec, raw: Any, base: Path, origin: str) -> Any:
     if raw is None:
         return None
+    if spec.kind == "names":
+        return _names(raw)
     if spec.kind == "bool":
         if isinstance(raw, bool):
             return raw

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from mig_conformance.report.model import RunSummary
 from mig_conformance.report.values import short_comparison
-from mig_conformance.report.view import totals_text
+from mig_conformance.report.view import questions, totals_text
 
 HEADERS = ("node", "instance type", "category", "config", "strategy", "result", "measured (!= expected)")
 
@@ -26,8 +26,25 @@ def summary_table(summary: RunSummary, width: int | None = None) -> str:
     widths.append(max([len(HEADERS[-1])] + [len(r[-1]) for r in rows]))
     lines = ["  ".join(c.ljust(w) for c, w in zip(HEADERS, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.append(f"verdict: {summary.verdict} ({totals_text(summary.totals)})")
+    lines += verdict_lines(summary)
     return "\n".join(lines)
+
+
+def verdict_lines(summary: RunSummary) -> list[str]:
+    """The config verdicts (one line each, why first), the two questions apart, then the overall verdict."""
+    lines = []
+    if summary.config_verdicts:
+        lines.append("config verdicts (config on node: verdict: why | what mig-manager and mig-parted reported):")
+    for v in summary.config_verdicts:
+        reasons = "; ".join(str(r) for r in v.get("reasons") or []) if isinstance(v.get("reasons"), list) else ""
+        reported = f"mig-manager: {v.get('mig_manager') or '-'}; mig-parted: {v.get('mig_parted') or '-'}"
+        label = str(v.get("label") or v.get("verdict"))
+        lines.append(f"  {v.get('config')} on {v.get('node')} ({v.get('gpus')}): "
+                     f"{label if v.get('ok') else label.upper()}" + (f": {reasons}" if reasons else "")
+                     + ("" if v.get("ok") else f" | {reported}"))
+    lines += [f"{name.lower()}: {verdict}: {meaning}" for name, verdict, meaning in questions(summary)]
+    lines.append(f"verdict: {summary.verdict} ({totals_text(summary.totals)})")
+    return lines
 
 
 class StatusLine:

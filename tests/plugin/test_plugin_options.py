@@ -30,7 +30,9 @@ VALUES = {
     "report": ("bundle", "report=*bundle"),
     "timeout": ("42", "timeout=42.0"),
     "allow_reconfigure": ("true", "allow_reconfigure=True"),  # a flag on the command line
+    "expected_config_failures": ("a", "expected_config_failures=a"),  # names a config of my-mig.yaml
 }
+NEEDS = {"expected_config_failures": "config_file"}  # a setting that is checked against another one
 
 
 def test_every_setting_is_tested() -> None:
@@ -43,6 +45,7 @@ def test_option_from_command_line(tester: pytest.Pytester, name: str) -> None:
     value, shown = VALUES[name]
     given = spec.option if spec.kind == "bool" else f"{spec.option}={value}"
     args = [given] + ([] if name == "cluster" else ["--mig-cluster=sim"])
+    args += [f"--mig-config-file={VALUES['config_file'][0]}"] if name in NEEDS else []
     result = tester.runpytest(*args, "test_trivial.py")
     result.stdout.fnmatch_lines([f"*{shown} (from option)*"])
     assert result.ret == 0
@@ -53,6 +56,7 @@ def test_option_from_ini(tester: pytest.Pytester, name: str) -> None:
     spec = next(s for s in SETTINGS if s.name == name)
     value, shown = VALUES[name]
     lines = [f"{spec.ini} = {value}"] + ([] if name == "cluster" else ["mig_cluster = sim"])
+    lines += [f"mig_config_file = {VALUES['config_file'][0]}"] if name in NEEDS else []
     tester.makeini("[pytest]\n" + "\n".join(lines) + "\n")
     result = tester.runpytest("test_trivial.py")
     result.stdout.fnmatch_lines([f"*{shown} (from ini)*"])
@@ -66,6 +70,8 @@ def test_option_from_env(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(spec.env, value)
     if name != "cluster":
         monkeypatch.setenv("MIG_CLUSTER", "sim")
+    if name in NEEDS:
+        monkeypatch.setenv("MIG_CONFIG_FILE", VALUES["config_file"][0])
     result = tester.runpytest("test_trivial.py")
     result.stdout.fnmatch_lines([f"*{shown} (from env {spec.env})*"])
 
