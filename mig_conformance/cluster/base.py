@@ -74,6 +74,9 @@ class Cluster(abc.ABC):
     #: Optional callback showing the state of a long wait (e.g. a one-line TTY status); called on every poll with
     #: the state, and with None when the wait ends (erase the status).
     progress: Callable[[str | None], None] | None = None
+    #: Optional callback for work over many nodes (creating a simulated fleet, restoring, waiting for mig-manager to
+    #: re-apply): (what, done, total) after each one; it decides what to show (see report.terminal.CountProgress).
+    fleet_progress: Callable[[str, int, int], None] | None = None
 
     def __init__(self, name: str, allow_changes: bool = False, journal: Journal | None = None) -> None:
         self.name = name
@@ -228,10 +231,15 @@ class Cluster(abc.ABC):
         done: list[str] = []
         remaining: list[Change] = []
         failures: list[str] = []
-        for change in restore_sequence(self.journal.changes):
-            if ((change.kind == ChangeKind.NAMESPACE and not namespaces)
+        def kept(change: Change) -> bool:
+            return ((change.kind == ChangeKind.NAMESPACE and not namespaces)
                     or (kinds is not None and change.kind not in kinds)
-                    or (targets is not None and change.target not in targets)):
+                    or (targets is not None and change.target not in targets))
+
+        sequence = restore_sequence(self.journal.changes)
+        total, count = sum(not kept(c) for c in sequence), 0
+        for change in sequence:
+            if kept(change):
                 remaining.insert(0, change)
                 continue
             what = describe_change(change)
@@ -245,6 +253,8 @@ class Cluster(abc.ABC):
                 failures.append(f"{what}: {exc}")
             else:
                 done.append(what)
+            count += 1
+            self._count("restoring the changes of this run", count, total)
         self.journal.replace(remaining)
         if failures:
             raise RestoreIncomplete(done, failures)
@@ -345,6 +355,10 @@ class Cluster(abc.ABC):
                                   f"(unchanged for the last {self.clock() - since:.0f}s)")
             self.sleep(min(self.poll_interval, max(0.0, deadline - self.clock())))
 
+    def _count(self, what: str, done: int, total: int) -> None:
+        if self.fleet_progress is not None:
+            self.fleet_progress(what, done, total)
+
     def clock(self) -> float:
         """Seconds on the clock that waits measure; the sim backend's clock is simulated."""
         return time.monotonic()
@@ -381,7 +395,7 @@ class Cluster(abc.ABC):
         Returns node -> its state, or what was still awaited at the deadline ("not settled: ...")."""
         out: dict[str, str] = {}
         deadline = self.clock() + timeout
-        for node in nodes:
+        for count, node in enumerate(nodes, 1):
             try:
                 done = self.wait_for_node(node, lambda n: n.labels.get(L.MIG_CONFIG_STATE) in ("success", "failed"),
                                           max(0.0, deadline - self.clock()), f"mig-manager to re-apply on {node}")
@@ -390,6 +404,7 @@ class Cluster(abc.ABC):
                 out[node] = "not settled: the node was deleted during the run (its original config was not re-applied)"
             except ClusterError as exc:
                 out[node] = f"not settled: {exc}"
+            self._count("waiting for mig-manager to re-apply the original configs", count, len(nodes))
         return out
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing

@@ -41,7 +41,7 @@ BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 #: Per backend: keyword options the kit itself passes to the backend's opener besides the clusters-file keys.
 KIT_OPTIONS: dict[str, frozenset[str]] = {
-    "sim": frozenset({"name", "journal", "config_text"}),
+    "sim": frozenset({"name", "journal", "config_text", "fleet_progress"}),
     "local": frozenset({"name", "journal", "config_text", "state_dir"}),
     "kind": frozenset({"journal", "operator_namespace", "attach_only"}),
     "kubeconfig": frozenset({"journal", "operator_namespace"}),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from typing import TextIO
 
 from mig_conformance.report.model import RunSummary
@@ -98,3 +100,30 @@ class StatusLine:
 
     def __exit__(self, *exc: object) -> None:
         self.clear()
+
+
+LARGE_FLEET = 1_000  #: work over this many nodes or more shows its progress
+
+
+class CountProgress:
+    """Progress of work over many nodes (creating a fleet of 10,000 simulated nodes, restoring it) as plain lines, so
+    that they stay readable in CI logs too: one each time another tenth is done, with the time it has taken so far,
+    for `LARGE_FLEET` nodes or more only. Called as `(what, done, total)` after each node."""
+
+    def __init__(self, write: Callable[[str], None], threshold: int = LARGE_FLEET, steps: int = 10,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.write, self.threshold, self.steps, self.clock = write, threshold, steps, clock
+        self._what: tuple[str, int] | None = None
+        self._started = 0.0
+        self._step = 0
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if total < self.threshold:
+            return
+        if self._what != (what, total) or done <= 1:  # a new piece of work
+            self._what, self._started, self._step = (what, total), self.clock(), 0
+        step = done * self.steps // total
+        if step > self._step:
+            self._step = step
+            self.write(f"mig-conformance: {what}: {done:,}/{total:,} ({100 * done // total}%), "
+                       f"{self.clock() - self._started:.1f} s")
