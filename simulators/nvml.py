@@ -31,12 +31,13 @@ are marked [CHOICE] in the docstrings.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -367,7 +368,7 @@ class ComputeInstanceInfo:
 # --- node state --------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)  # no per-instance dict: a 10,000-node fleet holds millions of these
 class CiState:
     id: int
     profile_id: int  # CI profile index = id (docs/reference/nvml.md#compute-instance-profiles)
@@ -376,7 +377,7 @@ class CiState:
     serial: int
 
 
-@dataclass
+@dataclass(slots=True)
 class GiState:
     id: int
     profile_id: int  # NVML GI profile ID (info.id), not the index
@@ -386,7 +387,7 @@ class GiState:
     cis: dict[int, CiState] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class GpuState:
     model: GpuModel
     variant: GpuVariant
@@ -505,8 +506,17 @@ def _ci_mask(start: int, size: int) -> int:
     return ((1 << size) - 1) << start
 
 
-def _stable_uuid(*parts: object) -> uuid.UUID:
-    return uuid.uuid5(uuid.NAMESPACE_URL, "mig-conformance-sim:" + "/".join(str(p) for p in parts))
+_UUID_PREFIX = uuid.NAMESPACE_URL.bytes + b"mig-conformance-sim:"
+
+
+def _stable_uuid(*parts: object) -> str:
+    """`uuid.uuid5(NAMESPACE_URL, "mig-conformance-sim:" + "/".join(parts))` as text, computed directly (RFC 4122
+    section 4.3: SHA-1, version 5, variant 10): `uuid5` builds a UUID object, which costs a fleet a second."""
+    digest = bytearray(hashlib.sha1(_UUID_PREFIX + "/".join(str(p) for p in parts).encode()).digest()[:16])
+    digest[6] = digest[6] & 0x0F | 0x50
+    digest[8] = digest[8] & 0x3F | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _bus_numbers(count: int) -> list[int]:
@@ -539,7 +549,8 @@ class NvmlSimulator:
         580.159.04 (captured). `legacy_driver` (default: whether the driver is R535 or older) makes profile queries
         NotSupported while MIG is disabled. `gpu_reset_works=False`: a platform without GPU reset (module doc).
         """
-        cat = catalog if catalog is not None else load_catalog()
+        # models need no catalog: a fleet of 10,000 nodes would otherwise look the catalog up 10,000 times
+        cat = catalog if catalog is not None or all(isinstance(g, GpuModel) for g in gpus) else load_catalog()
         boards = [self._board(g, cat) for g in gpus]
         self.name = name
         known = [m.driver for m, _ in boards if m.driver]
@@ -555,9 +566,10 @@ class NvmlSimulator:
                                       bus_id=f"00000000:{bus:02X}:00.0", subsystem_id=subsystem_id))
 
     @staticmethod
-    def _board(gpu: GpuModel | GpuVariant | str, catalog: Catalog) -> tuple[GpuModel, GpuVariant]:
+    def _board(gpu: GpuModel | GpuVariant | str, catalog: Catalog | None) -> tuple[GpuModel, GpuVariant]:
         if isinstance(gpu, GpuModel):
             return gpu, gpu.primary_variant
+        assert catalog is not None  # __init__ loads it for anything but models
         if isinstance(gpu, GpuVariant):
             model = catalog.gpus.get(gpu.model_key) or catalog.get(gpu.model_key)
             return model, gpu
@@ -1166,11 +1178,13 @@ class NvmlSimulator:
         modes and the GIs/CIs (ids, profiles, placements). Variants and the reset flag never change in a command,
         so `changes_since`/`replay` need not carry them. Serials and
         UUIDs are left out: no command's outcome depends on them, only on which instances exist."""
-        return (self.driver_version, self.legacy_driver, self.gpu_reset_works, tuple(
+        # list comprehensions, not generators: this runs before every cached command of every node of a fleet
+        return (self.driver_version, self.legacy_driver, self.gpu_reset_works, tuple([
             (g.model.key, g.variant.key, g.bus_id, g.subsystem_id, g.mig_current, g.mig_pending,
-             tuple((gi.id, gi.profile_id, gi.start, gi.size,
-                    tuple((c.id, c.profile_id, c.start, c.size) for c in gi.cis.values())) for gi in g.gis.values()))
-            for g in self.gpus))
+             tuple([(gi.id, gi.profile_id, gi.start, gi.size,
+                     tuple([(c.id, c.profile_id, c.start, c.size) for c in gi.cis.values()]))
+                    for gi in g.gis.values()]) if g.gis else ())
+            for g in self.gpus]))
 
     def changes_since(self, serial: int) -> NvmlChanges:
         """The state now, with the serials of instances created after `serial` made relative to it (None: an
@@ -1217,7 +1231,7 @@ class NvmlSimulator:
                       "mig_mode": [g.mig_current, g.mig_pending],
                       "gpu_instances": [{"id": gi.id, "profile_id": gi.profile_id, "start": gi.start, "size": gi.size,
                                          "serial": gi.serial,
-                                         "compute_instances": [vars(c).copy() for c in gi.cis.values()]}
+                                         "compute_instances": [asdict(c) for c in gi.cis.values()]}
                                         for gi in g.gis.values()]}
                      for g in self.gpus],
         }

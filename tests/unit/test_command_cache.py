@@ -66,3 +66,44 @@ def test_lru_bound() -> None:
     for i in range(3):
         assert cache.get_or_run(i, lambda i=i: i * 10) == i * 10
     assert cache.get_or_run(0, lambda: "again") == "again" and cache.misses == 4  # 0 was evicted
+
+
+def test_a_command_that_changes_nothing_is_not_replayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asserts (and applies of what is applied) record no changes: the equal node that replays them is left as it
+    is, and still ends equal to one that ran them (test_cached_fleet_equals_uncached)."""
+    from mig_conformance.simulators import nvml as nv
+
+    replayed: list[Any] = []
+    original = nv.NvmlSimulator.replay
+    monkeypatch.setattr(nv.NvmlSimulator, "replay", lambda self, ch: (replayed.append(ch), original(self, ch)))
+    cluster = SimCluster("p5.48xlarge*2", allow_changes=True)
+    for node in cluster.list_gpu_nodes():
+        cluster.request_mig_config(node.name, "all-balanced")
+    # node 2 replays: apply --mode-only (a mode change) and apply (new instances); its asserts replay nothing
+    assert len(replayed) == 2 and all(ch is not None for ch in replayed)
+    assert cluster.command_cache.hits > len(replayed)
+
+
+def test_a_copied_result_has_every_field_and_shares_no_list() -> None:
+    from dataclasses import fields
+
+    from mig_conformance.simulators.mig_parted import GpuOutcome, LogEntry, MigPartedResult
+
+    result = MigPartedResult("apply", 1, ["out"], [LogEntry("fatal", "x")], "err", "text",
+                             [GpuOutcome(0, "0x233010DE", True)], "why")
+    copy = result.copy()
+    assert all(getattr(copy, f.name) == getattr(result, f.name) for f in fields(MigPartedResult))
+    assert copy.stdout is not result.stdout and copy.log is not result.log and copy.gpus is not result.gpus
+
+
+def test_simulated_uuids_are_uuid5_of_the_node_and_index() -> None:
+    """The direct computation gives uuid5's text (README's `smi -L` shows these UUIDs)."""
+    import uuid
+
+    from mig_conformance.simulators.nvml import NvmlSimulator, _stable_uuid
+
+    for parts in (("sim-p5-48xlarge-0", 0), ("nöde-€", 7), ("GPU-1234", 123456789)):
+        expected = uuid.uuid5(uuid.NAMESPACE_URL, "mig-conformance-sim:" + "/".join(str(p) for p in parts))
+        assert _stable_uuid(*parts) == str(expected)
+    expected = uuid.uuid5(uuid.NAMESPACE_URL, "mig-conformance-sim:n/0")
+    assert NvmlSimulator(["H100-80GB"], "n").gpus[0].uuid == f"GPU-{expected}"
