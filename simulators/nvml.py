@@ -385,6 +385,25 @@ class GiState:
     size: int
     serial: int
     cis: dict[int, CiState] = field(default_factory=dict)
+    #: one object held by several nodes (`replay`): never changed in place; `_own_gi` copies it first
+    shared: bool = field(default=False, compare=False, repr=False)
+
+
+#: GI states that replays hand out, by their full value (ids, placement, serials, CIs): the equal nodes of a fleet
+#: hold the same objects instead of 10,000 copies (and Python's cycle collector has that many fewer to scan).
+_SHARED_GIS: dict[tuple[Any, ...], GiState] = {}
+_SHARED_GIS_MAX = 4096
+
+
+def _shared_gi(key: tuple[Any, ...]) -> GiState:
+    gi = _SHARED_GIS.get(key)
+    if gi is None:
+        gi_id, profile_id, start, size, serial, cis = key
+        gi = GiState(gi_id, profile_id, start, size, serial, {c[0]: CiState(*c) for c in cis}, shared=True)
+        if len(_SHARED_GIS) >= _SHARED_GIS_MAX:
+            _SHARED_GIS.clear()
+        _SHARED_GIS[key] = gi
+    return gi
 
 
 @dataclass(slots=True)
@@ -1084,8 +1103,18 @@ class NvmlSimulator:
     def _ci_count(gi: GiState, profile_id: int) -> int:
         return sum(1 for c in gi.cis.values() if c.profile_id == profile_id)
 
+    @staticmethod
+    def _own_gi(gpu: GpuState, gi: GiState) -> GiState:
+        """`gi` as this GPU's own object, to change: a GI shared with equal nodes (`replay`) is copied first."""
+        if not gi.shared:
+            return gi
+        own = GiState(gi.id, gi.profile_id, gi.start, gi.size, gi.serial, dict(gi.cis))
+        gpu.gis[gi.id] = own
+        return own
+
     def _add_ci(self, handle: GpuInstanceHandle, gi: GiState, profile_id: int, start: int,
                 size: int) -> ComputeInstanceHandle:
+        gi = self._own_gi(self.gpus[handle.gpu], gi)
         ci_id = next(i for i in range(len(gi.cis) + 1) if i not in gi.cis)
         ci = CiState(ci_id, profile_id, start, size, self._next_serial())
         gi.cis[ci_id] = ci
@@ -1104,8 +1133,8 @@ class NvmlSimulator:
                                    ci.profile_id, ComputeInstancePlacement(ci.start, ci.size))
 
     def nvmlComputeInstanceDestroy(self, handle: ComputeInstanceHandle) -> int:
-        _, gi, ci = self._ci(handle)
-        del gi.cis[ci.id]
+        gpu, gi, ci = self._ci(handle)
+        del self._own_gi(gpu, gi).cis[ci.id]
         return NVML_SUCCESS
 
     # -- helpers beyond NVML -----------------------------------------------------------------------------------
@@ -1201,18 +1230,19 @@ class NvmlSimulator:
 
     def replay(self, changes: NvmlChanges) -> None:
         """Redo `changes` (taken from a node whose `state_key()` equalled this one's): new instances get fresh
-        serials, surviving ones keep theirs."""
+        serials, surviving ones keep theirs. The GI states are shared with nodes that hold equal ones (see
+        `_shared_gi`; the two places that change a GI in place copy it first)."""
         base = self._serial
         for gpu, (current, pending, gis) in zip(self.gpus, changes.gpus, strict=True):
             old = gpu.gis
             gpu.mig_current, gpu.mig_pending = current, pending
             new: dict[int, GiState] = {}
             for gi_id, profile_id, start, size, rel, cis in gis:
-                gi = GiState(gi_id, profile_id, start, size, old[gi_id].serial if rel is None else base + rel)
-                for ci_id, ci_profile, ci_start, ci_size, ci_rel in cis:
-                    serial = old[gi_id].cis[ci_id].serial if ci_rel is None else base + ci_rel
-                    gi.cis[ci_id] = CiState(ci_id, ci_profile, ci_start, ci_size, serial)
-                new[gi_id] = gi
+                cis_now = tuple((ci_id, ci_profile, ci_start, ci_size,
+                                 old[gi_id].cis[ci_id].serial if ci_rel is None else base + ci_rel)
+                                for ci_id, ci_profile, ci_start, ci_size, ci_rel in cis)
+                serial = old[gi_id].serial if rel is None else base + rel
+                new[gi_id] = _shared_gi((gi_id, profile_id, start, size, serial, cis_now))
             gpu.gis = new
         self._serial = base + changes.serials
 

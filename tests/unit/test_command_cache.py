@@ -107,3 +107,32 @@ def test_simulated_uuids_are_uuid5_of_the_node_and_index() -> None:
         assert _stable_uuid(*parts) == str(expected)
     expected = uuid.uuid5(uuid.NAMESPACE_URL, "mig-conformance-sim:n/0")
     assert NvmlSimulator(["H100-80GB"], "n").gpus[0].uuid == f"GPU-{expected}"
+
+
+def test_equal_nodes_share_gpu_instances_until_one_changes_them() -> None:
+    """Replayed nodes hold the same GI objects (a 10,000-node fleet would hold as many copies); a node that changes
+    its compute instances through NVML gets its own copy first, and the others keep theirs."""
+    cluster = SimCluster("p5.48xlarge*3", allow_changes=True)
+    names = [n.name for n in cluster.list_gpu_nodes()]
+    for name in names:
+        cluster.request_mig_config(name, "all-balanced")
+    first, second, third = (cluster.node_nvml(n) for n in names)
+    gi_id = next(iter(second.gpus[0].gis))
+    assert second.gpus[0].gis[gi_id] is third.gpus[0].gis[gi_id]  # replayed: shared
+    assert first.gpus[0].gis[gi_id] is not second.gpus[0].gis[gi_id]  # the node that ran the command owns its own
+    before = json.loads(third.to_json())
+    second.nvmlInit()
+    gi = second.nvmlDeviceGetGpuInstanceById(second.nvmlDeviceGetHandleByIndex(0), gi_id)
+    profile = second.nvmlGpuInstanceGetInfo(gi).profileId
+    for ci_profile in range(8):
+        try:
+            cis = second.nvmlGpuInstanceGetComputeInstances(gi, ci_profile)
+        except Exception:
+            continue
+        for ci in cis:
+            second.nvmlComputeInstanceDestroy(ci)
+    assert second.gpus[0].gis[gi_id].cis == {} and profile is not None
+    assert json.loads(third.to_json()) == before  # untouched
+    created = second.nvmlGpuInstanceCreateComputeInstance(gi, 0)
+    assert created.ci_id in second.gpus[0].gis[gi_id].cis and json.loads(third.to_json()) == before
+    assert cluster.get_node(names[2]).allocatable == cluster.get_node(names[0]).allocatable
