@@ -1,7 +1,8 @@
-"""Benchmark: a 1,000-node p5.48xlarge sim cluster relabelled all-disabled, then all-balanced, and verified.
+"""Benchmark: a 10,000-node p5.48xlarge sim cluster (the fleet cap) created, relabelled all-disabled, then
+all-balanced, and verified.
 
 Every node goes through its own NVML simulator, mig-parted simulator, device plugin and GFD.
-Targets: < 2 s wall, < 300 MB peak RSS.
+Targets (issue 10, on the 2-core build machine): < 5 s wall, < 1 GB peak RSS.
 Run: .venv/bin/python benchmarks/bench_fleet.py [--nodes N] [--profile]
 """
 
@@ -17,6 +18,7 @@ import time
 from machine import describe
 
 from mig_conformance.cluster.sim.backend import SimCluster
+from mig_conformance.cluster.sim.fleet import MAX_NODES
 from mig_conformance.k8s import labels as L
 
 EXPECTED = {"nvidia.com/mig-3g.40gb": 8, "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-1g.10gb": 16}
@@ -57,21 +59,24 @@ def run(nodes: int) -> tuple[dict[str, float], SimCluster]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--nodes", type=int, default=MAX_NODES)
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile run")
     args = parser.parse_args()
     print(describe())
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
+    cpu = time.process_time()
     times, cluster = run(args.nodes)
+    cpu = time.process_time() - cpu
     if args.profile:
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in times.items() if k != "total")
     print(f"{args.nodes} x p5.48xlarge: all-disabled -> all-balanced verified on every node")
-    print(f"wall {times['total']:.2f} s ({parts}); peak RSS {rss_mib:.0f} MiB  (targets < 2 s, < 300 MB)")
+    print(f"wall {times['total']:.2f} s ({parts}); CPU {cpu:.2f} s; peak RSS {rss_mib:.0f} MiB  "
+          f"(targets < 5 s, < 1 GB)")
     cache = cluster.command_cache
     print(f"command cache: {cache.hits} replayed, {cache.misses} run (simulators/command_cache.py)")
 

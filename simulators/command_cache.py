@@ -35,8 +35,8 @@ class CommandCache:
     def get_or_run(self, key: Hashable, run: Callable[[], T], replay: Callable[[Any], None] | None = None,
                    record: Callable[[], Any] | None = None, copy: Callable[[T], T] = _same) -> T:
         """The cached value for `key` (after `replay(changes)` of what the first run changed), else `run()` with
-        `record()` taken afterwards. `copy` makes the stored and the handed-out values independent of the caller's
-        (the default shares them: for immutable values)."""
+        `record()` taken afterwards; a record of None means nothing to redo (no replay). `copy` makes the stored and
+        the handed-out values independent of the caller's (the default shares them: for immutable values)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
@@ -46,7 +46,7 @@ class CommandCache:
                 self.misses += 1
         if entry is not None:
             value, changes = entry
-            if replay is not None:
+            if replay is not None and changes is not None:
                 replay(changes)
             return copy(value)
         value = run()

@@ -31,12 +31,13 @@ are marked [CHOICE] in the docstrings.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -367,7 +368,7 @@ class ComputeInstanceInfo:
 # --- node state --------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)  # no per-instance dict: a 10,000-node fleet holds millions of these
 class CiState:
     id: int
     profile_id: int  # CI profile index = id (docs/reference/nvml.md#compute-instance-profiles)
@@ -376,7 +377,7 @@ class CiState:
     serial: int
 
 
-@dataclass
+@dataclass(slots=True)
 class GiState:
     id: int
     profile_id: int  # NVML GI profile ID (info.id), not the index
@@ -384,9 +385,28 @@ class GiState:
     size: int
     serial: int
     cis: dict[int, CiState] = field(default_factory=dict)
+    #: one object held by several nodes (`replay`): never changed in place; `_own_gi` copies it first
+    shared: bool = field(default=False, compare=False, repr=False)
 
 
-@dataclass
+#: GI states that replays hand out, by their full value (ids, placement, serials, CIs): the equal nodes of a fleet
+#: hold the same objects instead of 10,000 copies (and Python's cycle collector has that many fewer to scan).
+_SHARED_GIS: dict[tuple[Any, ...], GiState] = {}
+_SHARED_GIS_MAX = 4096
+
+
+def _shared_gi(key: tuple[Any, ...]) -> GiState:
+    gi = _SHARED_GIS.get(key)
+    if gi is None:
+        gi_id, profile_id, start, size, serial, cis = key
+        gi = GiState(gi_id, profile_id, start, size, serial, {c[0]: CiState(*c) for c in cis}, shared=True)
+        if len(_SHARED_GIS) >= _SHARED_GIS_MAX:
+            _SHARED_GIS.clear()
+        _SHARED_GIS[key] = gi
+    return gi
+
+
+@dataclass(slots=True)
 class GpuState:
     model: GpuModel
     variant: GpuVariant
@@ -505,8 +525,17 @@ def _ci_mask(start: int, size: int) -> int:
     return ((1 << size) - 1) << start
 
 
-def _stable_uuid(*parts: object) -> uuid.UUID:
-    return uuid.uuid5(uuid.NAMESPACE_URL, "mig-conformance-sim:" + "/".join(str(p) for p in parts))
+_UUID_PREFIX = uuid.NAMESPACE_URL.bytes + b"mig-conformance-sim:"
+
+
+def _stable_uuid(*parts: object) -> str:
+    """`uuid.uuid5(NAMESPACE_URL, "mig-conformance-sim:" + "/".join(parts))` as text, computed directly (RFC 4122
+    section 4.3: SHA-1, version 5, variant 10): `uuid5` builds a UUID object, which costs a fleet a second."""
+    digest = bytearray(hashlib.sha1(_UUID_PREFIX + "/".join(str(p) for p in parts).encode()).digest()[:16])
+    digest[6] = digest[6] & 0x0F | 0x50
+    digest[8] = digest[8] & 0x3F | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _bus_numbers(count: int) -> list[int]:
@@ -539,7 +568,8 @@ class NvmlSimulator:
         580.159.04 (captured). `legacy_driver` (default: whether the driver is R535 or older) makes profile queries
         NotSupported while MIG is disabled. `gpu_reset_works=False`: a platform without GPU reset (module doc).
         """
-        cat = catalog if catalog is not None else load_catalog()
+        # models need no catalog: a fleet of 10,000 nodes would otherwise look the catalog up 10,000 times
+        cat = catalog if catalog is not None or all(isinstance(g, GpuModel) for g in gpus) else load_catalog()
         boards = [self._board(g, cat) for g in gpus]
         self.name = name
         known = [m.driver for m, _ in boards if m.driver]
@@ -555,9 +585,10 @@ class NvmlSimulator:
                                       bus_id=f"00000000:{bus:02X}:00.0", subsystem_id=subsystem_id))
 
     @staticmethod
-    def _board(gpu: GpuModel | GpuVariant | str, catalog: Catalog) -> tuple[GpuModel, GpuVariant]:
+    def _board(gpu: GpuModel | GpuVariant | str, catalog: Catalog | None) -> tuple[GpuModel, GpuVariant]:
         if isinstance(gpu, GpuModel):
             return gpu, gpu.primary_variant
+        assert catalog is not None  # __init__ loads it for anything but models
         if isinstance(gpu, GpuVariant):
             model = catalog.gpus.get(gpu.model_key) or catalog.get(gpu.model_key)
             return model, gpu
@@ -1072,8 +1103,18 @@ class NvmlSimulator:
     def _ci_count(gi: GiState, profile_id: int) -> int:
         return sum(1 for c in gi.cis.values() if c.profile_id == profile_id)
 
+    @staticmethod
+    def _own_gi(gpu: GpuState, gi: GiState) -> GiState:
+        """`gi` as this GPU's own object, to change: a GI shared with equal nodes (`replay`) is copied first."""
+        if not gi.shared:
+            return gi
+        own = GiState(gi.id, gi.profile_id, gi.start, gi.size, gi.serial, dict(gi.cis))
+        gpu.gis[gi.id] = own
+        return own
+
     def _add_ci(self, handle: GpuInstanceHandle, gi: GiState, profile_id: int, start: int,
                 size: int) -> ComputeInstanceHandle:
+        gi = self._own_gi(self.gpus[handle.gpu], gi)
         ci_id = next(i for i in range(len(gi.cis) + 1) if i not in gi.cis)
         ci = CiState(ci_id, profile_id, start, size, self._next_serial())
         gi.cis[ci_id] = ci
@@ -1092,8 +1133,8 @@ class NvmlSimulator:
                                    ci.profile_id, ComputeInstancePlacement(ci.start, ci.size))
 
     def nvmlComputeInstanceDestroy(self, handle: ComputeInstanceHandle) -> int:
-        _, gi, ci = self._ci(handle)
-        del gi.cis[ci.id]
+        gpu, gi, ci = self._ci(handle)
+        del self._own_gi(gpu, gi).cis[ci.id]
         return NVML_SUCCESS
 
     # -- helpers beyond NVML -----------------------------------------------------------------------------------
@@ -1166,11 +1207,13 @@ class NvmlSimulator:
         modes and the GIs/CIs (ids, profiles, placements). Variants and the reset flag never change in a command,
         so `changes_since`/`replay` need not carry them. Serials and
         UUIDs are left out: no command's outcome depends on them, only on which instances exist."""
-        return (self.driver_version, self.legacy_driver, self.gpu_reset_works, tuple(
+        # list comprehensions, not generators: this runs before every cached command of every node of a fleet
+        return (self.driver_version, self.legacy_driver, self.gpu_reset_works, tuple([
             (g.model.key, g.variant.key, g.bus_id, g.subsystem_id, g.mig_current, g.mig_pending,
-             tuple((gi.id, gi.profile_id, gi.start, gi.size,
-                    tuple((c.id, c.profile_id, c.start, c.size) for c in gi.cis.values())) for gi in g.gis.values()))
-            for g in self.gpus))
+             tuple([(gi.id, gi.profile_id, gi.start, gi.size,
+                     tuple([(c.id, c.profile_id, c.start, c.size) for c in gi.cis.values()]))
+                    for gi in g.gis.values()]) if g.gis else ())
+            for g in self.gpus]))
 
     def changes_since(self, serial: int) -> NvmlChanges:
         """The state now, with the serials of instances created after `serial` made relative to it (None: an
@@ -1187,18 +1230,19 @@ class NvmlSimulator:
 
     def replay(self, changes: NvmlChanges) -> None:
         """Redo `changes` (taken from a node whose `state_key()` equalled this one's): new instances get fresh
-        serials, surviving ones keep theirs."""
+        serials, surviving ones keep theirs. The GI states are shared with nodes that hold equal ones (see
+        `_shared_gi`; the two places that change a GI in place copy it first)."""
         base = self._serial
         for gpu, (current, pending, gis) in zip(self.gpus, changes.gpus, strict=True):
             old = gpu.gis
             gpu.mig_current, gpu.mig_pending = current, pending
             new: dict[int, GiState] = {}
             for gi_id, profile_id, start, size, rel, cis in gis:
-                gi = GiState(gi_id, profile_id, start, size, old[gi_id].serial if rel is None else base + rel)
-                for ci_id, ci_profile, ci_start, ci_size, ci_rel in cis:
-                    serial = old[gi_id].cis[ci_id].serial if ci_rel is None else base + ci_rel
-                    gi.cis[ci_id] = CiState(ci_id, ci_profile, ci_start, ci_size, serial)
-                new[gi_id] = gi
+                cis_now = tuple((ci_id, ci_profile, ci_start, ci_size,
+                                 old[gi_id].cis[ci_id].serial if ci_rel is None else base + ci_rel)
+                                for ci_id, ci_profile, ci_start, ci_size, ci_rel in cis)
+                serial = old[gi_id].serial if rel is None else base + rel
+                new[gi_id] = _shared_gi((gi_id, profile_id, start, size, serial, cis_now))
             gpu.gis = new
         self._serial = base + changes.serials
 
@@ -1217,7 +1261,7 @@ class NvmlSimulator:
                       "mig_mode": [g.mig_current, g.mig_pending],
                       "gpu_instances": [{"id": gi.id, "profile_id": gi.profile_id, "start": gi.start, "size": gi.size,
                                          "serial": gi.serial,
-                                         "compute_instances": [vars(c).copy() for c in gi.cis.values()]}
+                                         "compute_instances": [asdict(c) for c in gi.cis.values()]}
                                         for gi in g.gis.values()]}
                      for g in self.gpus],
         }

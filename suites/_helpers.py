@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from mig_conformance.k8s import labels as L
 from mig_conformance.mig.plans import layout_pictures
 
@@ -38,19 +40,10 @@ def label_mismatches(node: GpuNode, expected_labels: Mapping[str, str]) -> dict[
     return dict(sorted(out.items()))
 
 
-def apply_and_check(mig_node: GpuNode, mig_reconfigure: Callable[..., GpuNode],
-                    mig_expect: Callable[..., NodeProjection], mig_record: Callable[..., None], category: str,
-                    config: str, strategy: str | None) -> tuple[GpuNode, NodeProjection]:
-    """Reconfigure a node, compare state, allocatable and GFD labels with the projection, record the result.
-
-    What is known is recorded before each step that can fail (the projection, the reconfiguration: a timeout
-    raises), so a failed test's row still names its node, config, strategy, expectation and layout."""
-    mig_record(category=category, node=mig_node.name, instance_type=mig_node.instance_type, config=config,
-               strategy=strategy)
-    expected = mig_expect(mig_node, config, strategy)
-    mig_record(gpu_model=expected.gpus[0].model.key if expected.gpus else None, layout=layout_pictures(expected.gpus),
-               expected={"state": expected.state, "allocatable": {k: v for k, v in expected.allocatable.items() if v}})
-    node = mig_reconfigure(mig_node, config, strategy)
+def projection_problems(node: GpuNode, expected: NodeProjection, config: str, strategy: str | None
+                        ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """The conformance question for a reconfigured node: its state (and the states mig-manager wrote), allocatable
+    and GFD labels against the projection. Returns (measured, expected, problems)."""
     labels = label_mismatches(node, expected.labels) if expected.state == "success" else {}
     measured: dict[str, Any] = {"state": node.labels.get(L.MIG_CONFIG_STATE), "allocatable": nvidia_resources(node)}
     want: dict[str, Any] = {"state": expected.state,
@@ -60,16 +53,45 @@ def apply_and_check(mig_node: GpuNode, mig_reconfigure: Callable[..., GpuNode],
     if labels:
         measured["labels"] = {k: got for k, (got, _) in labels.items()}
         want["labels"] = {k: exp for k, (_, exp) in labels.items()}
+    problems = []
+    if measured["state"] != want["state"]:
+        problems.append(f"{node.name}: mig.config.state is {measured['state']}, expected {want['state']} "
+                        f"({expected.reason or ''})")
+    if node.mig_states is not None and not state_sequence_ok(node.mig_states, want["state"]):
+        problems.append(f"{node.name}: mig-manager wrote {' -> '.join(node.mig_states) or 'nothing'}, not pending -> "
+                        f"(rebooting ->) {want['state']}")
+    if measured["allocatable"] != want["allocatable"]:
+        problems.append(f"{node.name} with {config}/{strategy}: allocatable {measured['allocatable']} != expected "
+                        f"{want['allocatable']}")
+    if labels:
+        problems.append(f"{node.name} with {config}/{strategy}: GFD labels (measured, expected) differ: {labels}")
+    return measured, want, problems
+
+
+def record_expectation(mig_node: GpuNode, mig_expect: Callable[..., NodeProjection], mig_record: Callable[..., None],
+                       category: str, config: str, strategy: str | None) -> NodeProjection:
+    """Record what the test asks, then what the projection expects, before anything that can fail."""
+    mig_record(category=category, node=mig_node.name, instance_type=mig_node.instance_type, config=config,
+               strategy=strategy)
+    expected = mig_expect(mig_node, config, strategy)
+    mig_record(gpu_model=expected.gpus[0].model.key if expected.gpus else None, layout=layout_pictures(expected.gpus),
+               expected={"state": expected.state, "allocatable": {k: v for k, v in expected.allocatable.items() if v}})
+    return expected
+
+
+def apply_and_check(mig_node: GpuNode, mig_reconfigure: Callable[..., GpuNode],
+                    mig_expect: Callable[..., NodeProjection], mig_record: Callable[..., None], category: str,
+                    config: str, strategy: str | None) -> tuple[GpuNode, NodeProjection]:
+    """Reconfigure a node, compare state, allocatable and GFD labels with the projection, record the result.
+
+    What is known is recorded before each step that can fail (the projection, the reconfiguration: a timeout
+    raises), so a failed test's row still names its node, config, strategy, expectation and layout."""
+    expected = record_expectation(mig_node, mig_expect, mig_record, category, config, strategy)
+    node = mig_reconfigure(mig_node, config, strategy)
+    measured, want, problems = projection_problems(node, expected, config, strategy)
     mig_record(category=category, node=node.name, instance_type=node.instance_type,
                gpu_model=expected.gpus[0].model.key if expected.gpus else None, config=config,
                strategy=strategy, expected=want, measured=measured, layout=layout_pictures(expected.gpus))
-    assert measured["state"] == want["state"], \
-        f"{node.name}: mig.config.state is {measured['state']}, expected {want['state']} ({expected.reason or ''})"
-    if node.mig_states is not None:
-        assert state_sequence_ok(node.mig_states, want["state"]), \
-            f"{node.name}: mig-manager wrote {' -> '.join(node.mig_states) or 'nothing'}, not pending -> " \
-            f"(rebooting ->) {want['state']}"
-    assert measured["allocatable"] == want["allocatable"], \
-        f"{node.name} with {config}/{strategy}: allocatable {measured['allocatable']} != expected {want['allocatable']}"
-    assert not labels, f"{node.name} with {config}/{strategy}: GFD labels (measured, expected) differ: {labels}"
+    if problems:
+        pytest.fail("\n".join(problems))
     return node, expected

@@ -1,8 +1,12 @@
-"""Custom: every named config of the user's mig-parted file (--mig-config-file) behaves as validated offline.
+"""Custom: every named config of the user's mig-parted file (--mig-config-file) on every node it targets.
 
-One test per node and config (ids like `test_custom_config[NODE[TYPE]-training]`). Each test installs the file as
-the cluster's mig-parted ConfigMap and puts the original back when it ends, so later suites see the cluster's own
-configs."""
+One test per node and config (ids like `test_custom_config[NODE[TYPE]-training]`) answers two questions, apart:
+* conformance: the cluster did what the kit predicted for this config (state, allocatable, GFD labels);
+* config verdict: the config works there (mig-manager ends `success` and the kit's validation of the config on the
+  node's GPUs finds no error), or, for a config listed with --mig-expect-config-failure, it does not.
+The test fails when either answer is no; its record carries both, and the report shows them apart (its Config
+verdicts section). Each test installs the file as the cluster's mig-parted ConfigMap and puts the original back
+when it ends, so later suites see the cluster's own configs."""
 
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ import pytest
 
 from mig_conformance.cluster.journal import ChangeKind
 from mig_conformance.k8s.node_hardware import node_gpu_models
-from mig_conformance.mig.plans import configs_for_node
-from mig_conformance.suites._helpers import apply_and_check
+from mig_conformance.mig.plans import configs_for_node, layout_pictures
+from mig_conformance.plugin.checks import expected_failures_origin
+from mig_conformance.suites._helpers import projection_problems, record_expectation
+from mig_conformance.validation.verdict import judge
 
 if TYPE_CHECKING:
     from mig_conformance.cluster.base import Cluster
@@ -39,10 +45,28 @@ def test_custom_config(mig_node: GpuNode, mig_custom_config: str, mig_user_confi
                        mig_reconfigure: Callable[..., GpuNode], mig_expect: Callable[..., NodeProjection],
                        mig_record: Callable[..., None], mig_settings: Settings, mig_cluster: Cluster,
                        request: pytest.FixtureRequest) -> None:
+    config = mig_custom_config
     strategy = mig_settings.strategy or mig_cluster.get_mig_strategy()  # the row names the strategy it ran under
-    mig_record(config=mig_custom_config, strategy=strategy)
-    if mig_custom_config not in configs_for_node(node_gpu_models(mig_node), mig_user_config.spec):
-        pytest.skip(f"config {mig_custom_config} of {mig_user_config.file} selects none of the GPUs of "
-                    f"{mig_node.name}")
+    mig_record(config=config, strategy=strategy)
+    gpus = node_gpu_models(mig_node)
+    if config not in configs_for_node(gpus, mig_user_config.spec):
+        pytest.skip(f"config {config} of {mig_user_config.file} selects none of the GPUs of {mig_node.name}")
     request.getfixturevalue("user_config_installed")
-    apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "custom", mig_custom_config, strategy)
+    expected = record_expectation(mig_node, mig_expect, mig_record, "custom", config, strategy)
+    node = mig_reconfigure(mig_node, config, strategy)
+    measured, want, problems = projection_problems(node, expected, config, strategy)
+    # mig-manager's states as watched; a node labelled so already keeps the verdict it had
+    states = list(node.mig_states) if node.mig_states is not None else [measured["state"] or "no state"]
+    verdict = judge(mig_user_config.spec, config, gpus, node.name, node.instance_type, states,
+                    config in mig_settings.expected_config_failures)
+    mig_record(category="custom", node=node.name, instance_type=node.instance_type,
+               gpu_model=expected.gpus[0].model.key if expected.gpus else None, config=config, strategy=strategy,
+               expected=want, measured=measured, layout=layout_pictures(expected.gpus),
+               config_verdict={**verdict.as_dict(), "as_predicted": not problems})
+    failures = [f"conformance: {p}" for p in problems]
+    if not verdict.ok:
+        failures += verdict.lines(expected_failures_origin(mig_settings))
+        if not problems:
+            failures.append("conformance: the cluster did what the kit predicted for this config")
+    if failures:
+        pytest.fail("\n".join(failures))

@@ -74,6 +74,9 @@ class Cluster(abc.ABC):
     #: Optional callback showing the state of a long wait (e.g. a one-line TTY status); called on every poll with
     #: the state, and with None when the wait ends (erase the status).
     progress: Callable[[str | None], None] | None = None
+    #: Optional callback for work over many nodes (creating a simulated fleet, restoring, waiting for mig-manager to
+    #: re-apply): (what, done, total) after each one; it decides what to show (see report.terminal.CountProgress).
+    fleet_progress: Callable[[str, int, int], None] | None = None
 
     def __init__(self, name: str, allow_changes: bool = False, journal: Journal | None = None) -> None:
         self.name = name
@@ -228,10 +231,15 @@ class Cluster(abc.ABC):
         done: list[str] = []
         remaining: list[Change] = []
         failures: list[str] = []
-        for change in restore_sequence(self.journal.changes):
-            if ((change.kind == ChangeKind.NAMESPACE and not namespaces)
+        def kept(change: Change) -> bool:
+            return ((change.kind == ChangeKind.NAMESPACE and not namespaces)
                     or (kinds is not None and change.kind not in kinds)
-                    or (targets is not None and change.target not in targets)):
+                    or (targets is not None and change.target not in targets))
+
+        sequence = restore_sequence(self.journal.changes)
+        total, count = sum(not kept(c) for c in sequence), 0
+        for change in sequence:
+            if kept(change):
                 remaining.insert(0, change)
                 continue
             what = describe_change(change)
@@ -245,6 +253,8 @@ class Cluster(abc.ABC):
                 failures.append(f"{what}: {exc}")
             else:
                 done.append(what)
+            count += 1
+            self._count("restoring the changes of this run", count, total)
         self.journal.replace(remaining)
         if failures:
             raise RestoreIncomplete(done, failures)
@@ -346,6 +356,10 @@ class Cluster(abc.ABC):
                                   f"last state: {desc} (unchanged for the last {seconds_text(self.clock() - since)})")
             self.sleep(min(self.poll_interval, max(0.0, deadline - self.clock())))
 
+    def _count(self, what: str, done: int, total: int) -> None:
+        if self.fleet_progress is not None:
+            self.fleet_progress(what, done, total)
+
     def clock(self) -> float:
         """Seconds on the clock that waits measure; the sim backend's clock is simulated."""
         return time.monotonic()
@@ -404,6 +418,7 @@ class Cluster(abc.ABC):
                     seen[node], since[node] = desc, self.clock()
                 if state in ("success", "failed"):
                     out[node] = f"{found.labels.get(L.MIG_CONFIG)}: {state}"
+            self._count("waiting for mig-manager to re-apply the original configs", len(out), len(nodes))
             return out
 
         def describe(done: dict[str, str]) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from mig_conformance.common.errors import InputError, Location, Problem
 from mig_conformance.common.fields import MappingReader
-from mig_conformance.common.yaml_source import load_yaml_file
+from mig_conformance.common.yaml_source import YamlDocument, load_yaml_file
 
 FORMS = {"sim": "sim[:SPEC]", "local": "local[:SPEC]", "kind": "kind[:NAME]", "kubeconfig": "kubeconfig:CONTEXT",
          "eks": "eks:CLUSTER@REGION"}
@@ -41,7 +41,7 @@ BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 #: Per backend: keyword options the kit itself passes to the backend's opener besides the clusters-file keys.
 KIT_OPTIONS: dict[str, frozenset[str]] = {
-    "sim": frozenset({"name", "journal", "config_text"}),
+    "sim": frozenset({"name", "journal", "config_text", "fleet_progress"}),
     "local": frozenset({"name", "journal", "config_text", "state_dir"}),
     "kind": frozenset({"journal", "operator_namespace", "attach_only"}),
     "kubeconfig": frozenset({"journal", "operator_namespace"}),
@@ -144,6 +144,18 @@ def parse_spec(value: str) -> Target | None:
     return Target(value, kind, arg, options)
 
 
+def reserved_name_problem(doc: YamlDocument) -> Problem | None:
+    """The first clusters-file entry named like a built-in target (`sim`, `local`, `kind`, `kubeconfig`, `eks`, or
+    `sim:...`): `--mig-cluster` takes such a name as the built-in backend, so the entry could never be selected."""
+    for name in doc.data if isinstance(doc.data, dict) else ():
+        kind = str(name).strip().partition(":")[0]
+        if kind in KINDS:
+            return Problem(f"'{name}' is a reserved name: --mig-cluster={str(name).strip()} always means the built-in "
+                           f"backend ({FORMS[kind]}), so this entry could never be selected; rename it (e.g. "
+                           f"'my-{kind}')", Location(doc.file, doc.key_line(name), str(name), subject="cluster"))
+    return None
+
+
 def load_clusters_file(path: Path) -> dict[str, Target]:
     """Named targets from a clusters file; errors name the file, line and key."""
     doc = load_yaml_file(path)
@@ -151,6 +163,8 @@ def load_clusters_file(path: Path) -> dict[str, Target]:
         return {}
     if not isinstance(doc.data, dict):
         raise InputError(Problem("a clusters file maps names to cluster settings", Location(str(path), 1)))
+    if (reserved := reserved_name_problem(doc)) is not None:
+        raise InputError(reserved)
     targets = {}
     for name, entry in doc.data.items():
         r = MappingReader(doc, (name,), config=str(name), subject="cluster")
@@ -181,6 +195,20 @@ def load_clusters_file(path: Path) -> dict[str, Target]:
     return targets
 
 
+def _refuse_shadowing_entries(clusters_file: Path) -> None:
+    """A built-in target was named: an entry of the clusters file named like one would be silently passed over, so it
+    is refused here too. The file is not otherwise used by this run: anything else wrong with it is left to the runs
+    that select one of its names."""
+    if not clusters_file.is_file():
+        return
+    try:
+        doc = load_yaml_file(clusters_file)
+    except InputError:
+        return
+    if (reserved := reserved_name_problem(doc)) is not None:
+        raise InputError(reserved)
+
+
 def _resolve_paths(options: dict[str, Any], base: Path) -> None:
     """Make relative file options absolute, relative to the clusters file's folder."""
     for key in (*PATH_KEYS, *BINARY_KEYS):
@@ -196,8 +224,13 @@ def resolve_target(value: str, clusters_file: Path) -> Target:
     value = value.strip()
     if not value:
         raise InputError("--mig-cluster is empty")
-    spec = parse_spec(value)
+    try:
+        spec = parse_spec(value)
+    except InputError:  # `eks` alone is malformed; an entry named so is the better explanation
+        _refuse_shadowing_entries(clusters_file)
+        raise
     if spec is not None:
+        _refuse_shadowing_entries(clusters_file)
         return spec
     if not clusters_file.exists():
         raise InputError(f"unknown --mig-cluster '{value}': not a backend ({', '.join(KINDS)}) and the clusters "

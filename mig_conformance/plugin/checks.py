@@ -62,14 +62,29 @@ def read_user_config(settings: Settings) -> ConfigSource | None:
     from mig_conformance.common.errors import InputError
     from mig_conformance.mig.spec import load_config_source
 
+    expected = settings.expected_config_failures
     if settings.config_file is None:
+        if expected:
+            raise InputError(f"{expected_failures_origin(settings)}: {', '.join(expected)} name configs of "
+                             "--mig-config-file, but no --mig-config-file is given")
         return None
     source = load_config_source(settings.config_file)  # unreadable or not YAML -> InputError naming the file
     if source.spec.problems:
         raise InputError(list(source.spec.problems))
     if not source.spec.configs:
         raise InputError(f"--mig-config-file {settings.config_file}: no named configs in the file")
+    unknown = [name for name in expected if name not in source.spec.configs]
+    if unknown:
+        raise InputError(f"{expected_failures_origin(settings)}: no config {', '.join(repr(n) for n in unknown)} in "
+                         f"{settings.config_file} (configs there: {', '.join(source.names)})")
     return source
+
+
+def expected_failures_origin(settings: Settings) -> str:
+    """Where the expected config failures came from, as messages name it: the option, `env VAR` or `ini KEY`."""
+    source = settings.sources.get("expected_config_failures", "default")
+    return {"option": "--mig-expect-config-failure", "ini": "ini mig_expected_config_failures",
+            "default": "--mig-expect-config-failure"}.get(source, source)
 
 
 def check_unrestored_journals(config: pytest.Config, settings: Settings) -> None:

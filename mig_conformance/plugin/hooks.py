@@ -56,10 +56,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                             help=f"{spec.help} (ini {spec.ini}){env}")
             group.addoption(spec.negative_option, action="store_false", dest=spec.dest,
                             help=f"the opposite of {spec.option}, overriding ini and env")
+        elif spec.kind == "names":
+            group.addoption(spec.option, action="append", dest=spec.dest, default=None, metavar="NAME",
+                            help=f"{spec.help} (ini {spec.ini}){env}")
         else:
             group.addoption(spec.option, dest=spec.dest, default=None, metavar=spec.name.upper(),
                             help=f"{spec.help} (ini {spec.ini}){env}")
-        parser.addini(spec.ini, help=spec.help, default=None)
+        if spec.kind == "names":
+            parser.addini(spec.ini, help=spec.help, type="linelist", default=[])
+        else:
+            parser.addini(spec.ini, help=spec.help, default=None)
 
 
 def _wants_suites(config: pytest.Config) -> bool:
@@ -118,6 +124,10 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.xmlpath = str(settings.report / "junit.xml")
 
 
+def _shown(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash.get(settings_key, None)
     if settings is None or settings.cluster is None:
@@ -125,8 +135,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from mig_conformance import __version__
 
     shown = ("cluster", "clusters_file", "config_file", "strategy", "instance_type", "allow_reconfigure", "report",
-             "timeout")
-    parts = [f"{name}={d['value']} (from {d['source']})" for name, d in settings.describe().items()
+             "timeout", "expected_config_failures")
+    parts = [f"{name}={_shown(d['value'])} (from {d['source']})" for name, d in settings.describe().items()
              if name in shown and ((d["value"] is not None and d["source"] != "default") or name == "cluster")]
     session = config.stash.get(session_key, None)
     mode = session.mode_line() if session else ""

@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,9 +85,11 @@ class MigSession:
         self._worker_evidence: dict[str, Any] = {}
         self._old_signals: dict[int, Any] = {}
         self._defer = DeferSignals()
-        from mig_conformance.report.terminal import StatusLine
+        from mig_conformance.report.terminal import CountProgress, StatusLine
 
         self._status = StatusLine(sys.__stderr__)
+        # large fleets: a line per tenth of the nodes created, restored, re-applied (xdist workers have no terminal)
+        self._counter = CountProgress(self._write_line) if roles.is_main(config) else None
         if roles.is_main(config):
             self.collector = ResultCollector()
             if threading.current_thread() is threading.main_thread():
@@ -139,10 +141,12 @@ class MigSession:
             from mig_conformance.cluster.registry import open_cluster
 
             journal = Journal(self.journal_path(), self.run_id, self.target.name, self._journal_target())
+            counts = {"fleet_progress": self._counter} if self.target.kind == "sim" and self._counter else {}
             self._cluster = open_cluster(self.target, allow_changes=self.allow_changes, journal=journal,
-                                         settings=self.settings)
+                                         settings=self.settings, **counts)
             if self.collector is not None and self._status.enabled:
                 self._cluster.progress = self._show_progress
+            self._cluster.fleet_progress = self._counter
             self.evidence["nodes_before"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
         return self._cluster
 
@@ -209,6 +213,17 @@ class MigSession:
             else:
                 self._status.update(text, column)
 
+    def _write_line(self, text: str) -> None:
+        """A line in pytest's output, also while a test's output is captured."""
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        reporter = self.config.pluginmanager.getplugin("terminalreporter")
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            if reporter is not None:
+                reporter.ensure_newline()
+                reporter.write_line(text)
+            else:
+                print(text, file=sys.__stderr__, flush=True)
+
     def reconfigure(self, node: GpuNode | str, config: str, strategy: str | None = None) -> GpuNode:
         """Label `node` with `config` (and set the strategy) and wait until mig-manager reports success|failed
         and, after a strategy change, until GFD publishes the new strategy (the device plugin and GFD restart on
@@ -239,10 +254,12 @@ class MigSession:
     def pytest_configure_node(self, node: Any) -> None:  # xdist (no types): hand the run id to workers
         node.workerinput["mig_run_id"] = self.run_id
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
+    @pytest.hookimpl(wrapper=True)  # after the terminal's header: a large fleet shows its progress under it
+    def pytest_sessionstart(self, session: pytest.Session) -> Generator[None]:
         """Connect once, before collection, where tests run (and, under xdist, in the controller too for clusters
         that outlive the run): a cluster that cannot be opened, or that has no GPU node to test, is one clear
         error instead of a traceback per suite module."""
+        yield
         if self._xdist_controller and self.target.kind not in ATTACH_KINDS:
             return  # sim/local/kind clusters belong to each worker
         try:

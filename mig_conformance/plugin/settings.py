@@ -6,6 +6,7 @@ into `Settings` together with where each came from, for the report header and su
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ class SettingSpec:
     name: str  # attribute of Settings and ini key suffix: ini key is f"mig_{name}"
     option: str
     env: str | None
-    kind: str  # str | path | bool | float | strategy
+    kind: str  # str | path | bool | float | strategy | names (a list: repeated option, comma-separated env, ini lines)
     default: Any
     help: str
 
@@ -59,6 +60,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "write the report bundle (summary.json, junit.xml, report.md, report.html, TARGET.yaml) here"),
     SettingSpec("timeout", "--mig-timeout", "MIG_TIMEOUT", "float", 900.0,
                 "seconds to wait for a reconfiguration or a pod binding before failing"),
+    SettingSpec("expected_config_failures", "--mig-expect-config-failure", "MIG_EXPECTED_CONFIG_FAILURES", "names",
+                (), "a config of --mig-config-file that must NOT apply on the nodes it targets (repeatable; env: "
+                "comma-separated; ini: one per line): its success fails the run"),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -77,6 +81,7 @@ class Settings:
     allow_reconfigure: bool = False
     report: Path | None = None
     timeout: float = 900.0
+    expected_config_failures: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -86,12 +91,22 @@ class Settings:
 
 
 def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, Path) else value
+    return str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+
+
+def _names(raw: Any) -> tuple[str, ...]:
+    """Config names from a repeated option (a list), an ini list (lines) or an env value: each item may hold several
+    separated by commas; blanks dropped, order kept, repeats once."""
+    items = raw if isinstance(raw, (list, tuple)) else [raw]
+    names = (n.strip() for item in items for n in str(item).replace("\n", ",").split(","))
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def _convert(spec: SettingSpec, raw: Any, base: Path, origin: str) -> Any:
     if raw is None:
         return None
+    if spec.kind == "names":
+        return _names(raw)
     if spec.kind == "bool":
         if isinstance(raw, bool):
             return raw
@@ -106,8 +121,8 @@ def _convert(spec: SettingSpec, raw: Any, base: Path, origin: str) -> Any:
             value = float(raw)
         except (TypeError, ValueError):
             raise InputError(f"{origin}: {spec.ini} must be a number of seconds, got '{raw}'") from None
-        if value <= 0:
-            raise InputError(f"{origin}: {spec.ini} must be positive, got '{raw}'")
+        if not math.isfinite(value) or value <= 0:  # nan compares false with everything: refuse it by name
+            raise InputError(f"{origin}: {spec.ini} must be a finite number of seconds greater than 0, got '{raw}'")
         return value
     if spec.kind == "path":
         p = Path(str(raw)).expanduser()
@@ -131,10 +146,28 @@ def resolve(option: Callable[[SettingSpec], Any], ini: Callable[[SettingSpec], A
             raw, source, base = ini(spec), "ini", rootdir
         if raw in (None, "", []):
             raw, source, base = spec.default, "default", rootdir
-        origin = {"option": spec.option}.get(source, source)
-        values[spec.name] = _convert(spec, raw, base, origin)
         sources[spec.name] = source
-    if sources["clusters_file"] != "default" and not values["clusters_file"].is_file():
-        origin = {"option": "--mig-clusters-file"}.get(sources["clusters_file"], sources["clusters_file"])
-        raise InputError(f"{origin}: clusters file {values['clusters_file']} does not exist")
+        values[spec.name] = _convert(spec, raw, base, _origin(spec.name, sources))
+    _check_paths(values, sources)
     return Settings(**values, sources=sources)
+
+
+def _origin(name: str, sources: Mapping[str, str]) -> str:
+    """Where a setting came from, as an error names it: its option, `env VAR`, `ini` or `default`."""
+    spec = next(s for s in SETTINGS if s.name == name)
+    return {"option": spec.option}.get(sources[name], sources[name])
+
+
+def _check_paths(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """A clusters file that is a folder or missing (when given; the default is read only when a name needs it), a
+    report folder that is a file: usage errors that say which, before anything reads or creates them."""
+    clusters = values["clusters_file"]
+    if sources["clusters_file"] != "default" and clusters.is_dir():
+        raise InputError(f"{_origin('clusters_file', sources)}: {clusters} is a folder, not a clusters file "
+                         "(a YAML file of named clusters)")
+    if sources["clusters_file"] != "default" and not clusters.is_file():
+        raise InputError(f"{_origin('clusters_file', sources)}: clusters file {clusters} does not exist")
+    report = values["report"]
+    if report is not None and report.exists() and not report.is_dir():
+        raise InputError(f"{_origin('report', sources)}: {report} is a file, not a folder (the report bundle is a "
+                         "folder of files: summary.json, report.html, ...; name a new or existing folder)")

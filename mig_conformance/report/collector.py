@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from mig_conformance.report.model import (
     verdict_of,
 )
 from mig_conformance.report.records import RECORD_PROPERTY, CleanupOutcome
+from mig_conformance.validation.verdict import VERDICTS
 
 MAX_MESSAGE_LINES = 3
 MAX_LINE_CHARS = 240
@@ -132,8 +133,13 @@ class ResultCollector:
         verdict = verdict_of(totals)
         exitstatus = None if exitstatus is None else int(exitstatus)
         failed_cleanup = cleanup is not None and cleanup.failed
+        verdicts = self.config_verdicts()
+        # a custom test that failed only because the user's config does not work: the cluster still conformed
+        config_only = {v["nodeid"] for v in verdicts if v.get("as_predicted") and not v.get("ok")}
+        conformance = verdict_of(count_outcomes([replace(t, outcome="passed") if t.nodeid in config_only and
+                                                 t.outcome == "failed" else t for t in tests]))
         if exitstatus not in (None, 0, 1) or failed_cleanup:
-            verdict = "Failed"
+            verdict = conformance = "Failed"
         categories: dict[str, dict[str, int]] = {}
         for t in tests:
             counts = categories.setdefault(t.category, dict.fromkeys(OUTCOMES, 0))
@@ -155,7 +161,19 @@ class ResultCollector:
             settings=normalize_settings(settings or {}), totals=totals,
             categories=dict(sorted(categories.items())), nodes=sorted(by_node.values(), key=lambda n: n.node),
             tests=tests, exitstatus=exitstatus, cleanup=cleanup.lines() if cleanup is not None else [],
-            cleanup_failed=failed_cleanup)
+            cleanup_failed=failed_cleanup, conformance_verdict=conformance,
+            config_verdict=None if not verdicts else "Passed" if all(v.get("ok") for v in verdicts) else "Failed",
+            config_verdicts=verdicts, config_verdict_counts=verdict_counts(verdicts))
+
+    def config_verdicts(self) -> list[dict[str, Any]]:
+        """The custom suite's config verdicts (records' `config_verdict`), each with its test's nodeid and outcome,
+        ordered by config, then node."""
+        found = []
+        for nodeid, e in self._entries.items():
+            v = (e.record or {}).get("config_verdict")
+            if isinstance(v, Mapping):
+                found.append(scrub(canonical({**v, "nodeid": nodeid, "outcome": e.outcome or "error"})))
+        return sorted(found, key=lambda v: (str(v.get("config")), str(v.get("node")), v["nodeid"]))
 
     @staticmethod
     def _result(nodeid: str, e: _Entry) -> TestResult:
@@ -171,6 +189,18 @@ class ResultCollector:
             layout=[canonical(g) for g in r.get("layout") or [] if isinstance(g, Mapping)]
             if isinstance(r.get("layout"), list) else [],
             message="\n".join(messages) if messages else None)
+
+
+def verdict_counts(verdicts: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many config verdicts of each kind (every kind listed once a config was tried; {} when none was)."""
+    listed = list(verdicts)
+    if not listed:
+        return {}
+    counts = dict.fromkeys(VERDICTS, 0)
+    for v in listed:
+        kind = str(v.get("verdict"))
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 def normalize_settings(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

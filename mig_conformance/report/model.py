@@ -150,6 +150,13 @@ class RunSummary:
     exitstatus: int | None = None  # pytest's exit status (2 interrupted, 3 internal error, 5 nothing collected)
     cleanup: list[str] = field(default_factory=list)  # what the end-of-run restore and leak check said
     cleanup_failed: bool = False  # the cluster was not put back (then the verdict is Failed)
+    # The two questions a run answers, apart: did the cluster do what the kit predicted (conformance), and does the
+    # user's --mig-config-file work on the nodes its configs target (config verdicts; None: no config was tried).
+    # `verdict` is Failed when either is.
+    conformance_verdict: str | None = None
+    config_verdict: str | None = None
+    config_verdicts: list[dict[str, Any]] = field(default_factory=list)  # one per config and node, by config
+    config_verdict_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[TestResult]:
@@ -174,6 +181,8 @@ class RunSummary:
                            for name, c in sorted(self.categories.items())}
         d["nodes"] = [n.to_dict() for n in sorted(self.nodes, key=lambda n: n.node)]
         d["tests"] = [t.to_dict() for t in sorted(self.tests, key=lambda t: t.nodeid)]
+        d["config_verdicts"] = [canonical(v) for v in self.config_verdicts]
+        d["config_verdict_counts"] = {k: int(n) for k, n in self.config_verdict_counts.items()}
         return d
 
     def to_json(self) -> str:
@@ -187,17 +196,22 @@ class RunSummary:
             raise ReportFormatError(f"not a mig-conformance summary (schema {schema!r})")
         if d.get("verdict") not in VERDICTS:
             raise ReportFormatError(f"'verdict' must be Passed or Failed, got {d.get('verdict')!r}")
-        for key in ("nodes", "tests"):
+        for key in ("nodes", "tests", "config_verdicts"):
             if not isinstance(d.get(key, []), list):
                 raise ReportFormatError(f"'{key}' must be a list")
-        for key in ("settings", "totals", "categories"):
+        if not all(isinstance(v, dict) for v in d.get("config_verdicts", [])):
+            raise ReportFormatError("'config_verdicts' must be a list of mappings")
+        for key in ("conformance_verdict", "config_verdict"):
+            if d.get(key) not in (None, *VERDICTS):
+                raise ReportFormatError(f"'{key}' must be Passed, Failed or null, got {d.get(key)!r}")
+        for key in ("settings", "totals", "categories", "config_verdict_counts"):
             if not isinstance(d.get(key, {}), dict):
                 raise ReportFormatError(f"'{key}' must be a mapping")
         for key in ("settings", "categories"):
             bad = [k for k, v in d.get(key, {}).items() if not isinstance(v, dict)]
             if bad:
                 raise ReportFormatError(f"'{key}.{bad[0]}' must be a mapping")
-        counts = [d.get("totals", {}), *d.get("categories", {}).values()]
+        counts = [d.get("totals", {}), d.get("config_verdict_counts", {}), *d.get("categories", {}).values()]
         if any(not _is(n, int) for c in counts for n in c.values()):
             raise ReportFormatError("'totals' and 'categories' must hold whole numbers")
         plain = {k: v for k, v in d.items() if k not in ("schema", "nodes", "tests")}
@@ -235,7 +249,7 @@ def _mapping(d: Any, what: str) -> dict[str, Any]:
 
 _STR = {"run_id", "verdict", "started", "finished", "nodeid", "outcome", "category"}
 _OPTIONAL_STR = {"node", "instance_type", "gpu_model", "config", "strategy", "message", "cluster", "backend",
-                 "command_line", "kit_version"}
+                 "command_line", "kit_version", "conformance_verdict", "config_verdict"}
 
 
 def _known(cls: type, d: Mapping[str, Any], what: str) -> dict[str, Any]:

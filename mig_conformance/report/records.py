@@ -45,6 +45,9 @@ class ResultRecord:
     expected: Mapping[str, Any] | None = None
     measured: Mapping[str, Any] | None = None
     layout: list[Mapping[str, Any]] | None = None
+    #: the custom suite's answer to "does the user's config work here" (`validation.verdict.ConfigVerdict.as_dict()`
+    #: plus `as_predicted`: whether the cluster also did what the kit predicted), kept apart from the conformance
+    config_verdict: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, **values: Any) -> ResultRecord:

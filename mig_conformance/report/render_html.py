@@ -102,8 +102,13 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
            f"<style>{CSS}</style>", "</head>", "<body>",
            f'<header class="verdict {e(v)}"><h1>MIG conformance report</h1>',
            f'<p><span class="badge {e(v)}">{mark(v)}{e(v)}</span> &#8212; '
-           f"{e(view.totals_text(summary.totals))}</p></header>",
-           '<nav><a href="#run">Run</a><a href="#settings">Settings</a><a href="#categories">Categories</a>'
+           f"{e(view.totals_text(summary.totals))}</p>",
+           *(f'<p class="question"><span class="{e(verdict)}">{e(name)}: {e(verdict)}</span> &#8212; {e(meaning)}</p>'
+             for name, verdict, meaning in view.questions(summary)),
+           "</header>",
+           '<nav><a href="#run">Run</a>'
+           + ('<a href="#config-verdicts">Config verdicts</a>' if _has_config_section(summary) else "")
+           + '<a href="#settings">Settings</a><a href="#categories">Categories</a>'
            '<a href="#nodes">Nodes</a><a href="#failures">Failures</a>'
            + ('<a href="#cleanup">Cleanup</a>' if summary.cleanup else "")
            + ('<a href="#skipped">Skipped</a>' if view.skipped(summary) else "") + "</nav>"]
@@ -113,6 +118,7 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
     out += ['<section id="run"><h2>Run and target</h2><table class="facts"><tbody>',
             *(f"<tr>{k}<td>{val}</td></tr>" for k, val in facts), "</tbody></table></section>"]
 
+    out += _config_verdicts(summary)
     rows = view.settings_rows(summary)
     out += ['<section id="settings"><h2>Settings</h2>',
             table(["Setting", "Value", "Source"], rows) if rows else "<p>No settings recorded.</p>", "</section>"]
@@ -166,6 +172,29 @@ def _cleanup_items(summary: RunSummary) -> list[str]:
         nested = f"<ul>{''.join(f'<li>{e(sub)}</li>' for sub in subs)}</ul>" if subs else ""
         out.append(f"<li{cls}>{e(head)}{nested}</li>")
     return out
+
+
+def _has_config_section(summary: RunSummary) -> bool:
+    return bool(summary.config_verdicts or view.config_file(summary))
+
+
+def _config_verdicts(summary: RunSummary) -> list[str]:
+    """Does the user's config work, per config and node it targets: a section of its own, apart from conformance."""
+    if not _has_config_section(summary):
+        return []
+    rows = [[e(cells[0]), e(cells[1]), e(cells[2]), f'<span class="{"passed" if ok else "failed"}">{e(cells[3])}'
+             "</span>", e(cells[4]), _lines(cells[5]), _lines(cells[6])]
+            for ok, cells in view.config_verdict_rows(summary)]
+    question = f"{view.CONFIG_QUESTION[0].upper()}{view.CONFIG_QUESTION[1:]}?"
+    return ['<section id="config-verdicts"><h2>Config verdicts</h2>',
+            f"<p>{e(question)} Apart from conformance ({e(view.CONFORMANCE_QUESTION)}): the results below.</p>",
+            table(view.CONFIG_VERDICT_HEADERS, rows, raw=True) if rows else
+            "<p>No config was tried: every custom test was skipped (see Skipped).</p>", "</section>"]
+
+
+def _lines(text: str) -> str:
+    """Escaped text with its line breaks kept."""
+    return "<br/>".join(e(line) for line in text.splitlines()) or "-"
 
 
 def _anchor(name: str) -> str:

@@ -63,6 +63,7 @@ def render_md(summary: RunSummary, target: Mapping[str, Any] | None = None) -> s
              for name, value in view.facts(summary, target)]
     parts += [md_table(["Fact", "Value"], facts, raw_cols=(1,)), ""]
 
+    parts += _config_verdicts(summary)
     parts += ["## Settings", ""]
     rows = view.settings_rows(summary)
     parts += [md_table(["Setting", "Value", "Source"], rows) if rows else "No settings recorded.", ""]
@@ -103,6 +104,20 @@ def render_md(summary: RunSummary, target: Mapping[str, Any] | None = None) -> s
     parts += ["---", "", f"Rendered from summary.json by mig-conformance {md_text(summary.kit_version or '')}; "
               f"re-render with {md_code('mig-conformance report DIR', in_table=False)}.", ""]
     return "\n".join(parts)
+
+
+def _config_verdicts(summary: RunSummary) -> list[str]:
+    """Does the user's config work: one row per config and node it targets, apart from the conformance results."""
+    rows = view.config_verdict_rows(summary)
+    if not rows and not view.config_file(summary):
+        return []
+    lines = ["## Config verdicts", "", f"{view.CONFIG_QUESTION[0].upper()}{view.CONFIG_QUESTION[1:]}? (apart from "
+             f"conformance: {view.CONFORMANCE_QUESTION}, the results below)", ""]
+    shown = [[*map(md_text, cells[:3]), md_text(cells[3]) if ok else f"**{md_text(cells[3])}**",
+              *map(md_text, cells[4:])] for ok, cells in rows]
+    lines += [md_table(view.CONFIG_VERDICT_HEADERS, shown, raw_cols=range(7)) if shown else
+              "No config was tried: every custom test was skipped (see Skipped).", ""]
+    return lines
 
 
 def _tests_table(results: list[TestResult], node: NodeSummary | None = None) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from typing import TextIO
 
 from mig_conformance.report.model import RunSummary
 from mig_conformance.report.values import short_comparison
-from mig_conformance.report.view import totals_text
+from mig_conformance.report.view import questions, totals_text
 
 HEADERS = ("node", "instance type", "category", "config", "strategy", "result", "measured (!= expected)")
 
@@ -26,8 +28,25 @@ def summary_table(summary: RunSummary, width: int | None = None) -> str:
     widths.append(max([len(HEADERS[-1])] + [len(r[-1]) for r in rows]))
     lines = ["  ".join(c.ljust(w) for c, w in zip(HEADERS, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.append(f"verdict: {summary.verdict} ({totals_text(summary.totals)})")
+    lines += verdict_lines(summary)
     return "\n".join(lines)
+
+
+def verdict_lines(summary: RunSummary) -> list[str]:
+    """The config verdicts (one line each, why first), the two questions apart, then the overall verdict."""
+    lines = []
+    if summary.config_verdicts:
+        lines.append("config verdicts (config on node: verdict: why | what mig-manager and mig-parted reported):")
+    for v in summary.config_verdicts:
+        reasons = "; ".join(str(r) for r in v.get("reasons") or []) if isinstance(v.get("reasons"), list) else ""
+        reported = f"mig-manager: {v.get('mig_manager') or '-'}; mig-parted: {v.get('mig_parted') or '-'}"
+        label = str(v.get("label") or v.get("verdict"))
+        lines.append(f"  {v.get('config')} on {v.get('node')} ({v.get('gpus')}): "
+                     f"{label if v.get('ok') else label.upper()}" + (f": {reasons}" if reasons else "")
+                     + ("" if v.get("ok") else f" | {reported}"))
+    lines += [f"{name.lower()}: {verdict}: {meaning}" for name, verdict, meaning in questions(summary)]
+    lines.append(f"verdict: {summary.verdict} ({totals_text(summary.totals)})")
+    return lines
 
 
 class StatusLine:
@@ -81,3 +100,30 @@ class StatusLine:
 
     def __exit__(self, *exc: object) -> None:
         self.clear()
+
+
+LARGE_FLEET = 1_000  #: work over this many nodes or more shows its progress
+
+
+class CountProgress:
+    """Progress of work over many nodes (creating a fleet of 10,000 simulated nodes, restoring it) as plain lines, so
+    that they stay readable in CI logs too: one each time another tenth is done, with the time it has taken so far,
+    for `LARGE_FLEET` nodes or more only. Called as `(what, done, total)` after each node."""
+
+    def __init__(self, write: Callable[[str], None], threshold: int = LARGE_FLEET, steps: int = 10,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.write, self.threshold, self.steps, self.clock = write, threshold, steps, clock
+        self._what: tuple[str, int] | None = None
+        self._started = 0.0
+        self._step = 0
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if total < self.threshold:
+            return
+        if self._what != (what, total) or done <= 1:  # a new piece of work
+            self._what, self._started, self._step = (what, total), self.clock(), 0
+        step = done * self.steps // total
+        if step > self._step:
+            self._step = step
+            self.write(f"mig-conformance: {what}: {done:,}/{total:,} ({100 * done // total}%), "
+                       f"{self.clock() - self._started:.1f} s")

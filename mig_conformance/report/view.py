@@ -87,9 +87,66 @@ def test_name(nodeid: str, node: str | None = None, instance_type: str | None = 
     return f"{function}[{params}]" if params else function
 
 
+CONFORMANCE_QUESTION = "did the cluster do what the kit predicted"
+CONFIG_QUESTION = "does each config of the user's file work on the nodes it targets"
+
+
+def questions(summary: RunSummary) -> list[tuple[str, str, str]]:
+    """The two questions a run answers, apart: (name, verdict, what that says). No config question without
+    --mig-config-file; summaries written before it was asked have no conformance verdict either."""
+    out = []
+    if summary.conformance_verdict == "Passed":
+        out.append(("Conformance", "Passed", "the cluster did what the kit predicted"))
+    elif summary.conformance_verdict:
+        out.append(("Conformance", summary.conformance_verdict, "the cluster did not do what the kit predicted, "
+                    "nothing was checked, or it was not put back (see Failures and Cleanup)"))
+    counts = config_counts_text(summary.config_verdict_counts)
+    if summary.config_verdict == "Passed":
+        out.append(("Config verdicts", "Passed", f"each config of the user's file does what it should on every node it "
+                    f"targets: {counts}"))
+    elif summary.config_verdict:
+        out.append(("Config verdicts", summary.config_verdict, f"{counts}, counted per config and node it targets"))
+    return out
+
+
+def config_counts_text(counts: Mapping[str, int]) -> str:
+    """`1 applies, 2 do not apply` (kinds with none left out)."""
+    words = {"applies": ("applies", "apply"), "does-not-apply": ("does not apply", "do not apply"),
+             "expected-failure": ("expected failure confirmed", "expected failures confirmed"),
+             "unexpectedly-applied": ("UNEXPECTEDLY applied", "UNEXPECTEDLY applied")}
+    parts = [f"{n} {words.get(k, (k, k))[n != 1]}" for k, n in counts.items() if n]
+    return ", ".join(parts) or "none tried"
+
+
+def config_file(summary: RunSummary) -> str | None:
+    """The --mig-config-file of the run, if one was given."""
+    value = (summary.settings.get("config_file") or {}).get("value")
+    return str(value) if value else None
+
+
+CONFIG_VERDICT_HEADERS = ["Config", "Node", "GPUs", "Verdict", "Cluster as predicted", "Why", "Reported"]
+
+
+def config_verdict_rows(summary: RunSummary) -> list[tuple[bool, list[str]]]:
+    """(ok, [config, node, GPUs, verdict, whether the cluster did as predicted there, why, what was reported])."""
+    rows = []
+    for v in summary.config_verdicts:
+        node = str(v.get("node") or "-") + (f" ({v['instance_type']})" if v.get("instance_type") else "")
+        as_predicted = v.get("as_predicted")
+        predicted = "yes" if as_predicted is True else "NO" if as_predicted is False else "-"
+        reasons = v.get("reasons")
+        why = "\n".join(str(r) for r in reasons) if isinstance(reasons, list) and reasons else "-"
+        reported = f"mig-manager: {v.get('mig_manager') or '-'}\nmig-parted on a fresh node: " \
+                   f"{v.get('mig_parted') or '-'}"
+        cells = [str(v.get("config", "-")), node, str(v.get("gpus") or "-"), str(v.get("label") or "-"), predicted]
+        rows.append((v.get("ok") is True, [*cells, why, reported]))
+    return rows
+
+
 def facts(summary: RunSummary, target: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """Run and target facts, in reading order."""
     rows = [("Verdict", f"{summary.verdict} ({totals_text(summary.totals)})")]
+    rows += [(name, f"{verdict}: {meaning}") for name, verdict, meaning in questions(summary)]
     if summary.exitstatus not in (None, 0, 1):
         meaning = EXIT_MEANING.get(summary.exitstatus, "abnormal end")
         rows.append(("pytest exit status", f"{summary.exitstatus} ({meaning})"))

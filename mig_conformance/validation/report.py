@@ -56,3 +56,15 @@ class ValidationReport:
         return {"valid": self.valid, "file": self.file, "config": self.config, "node": self.node,
                 "errors": [e.as_dict() for e in self.errors], "warnings": [w.as_dict() for w in self.warnings],
                 "gpus": [g.as_dict() for g in self.gpus], "mig_parted": self.mig_parted}
+
+
+def mig_parted_text(mig_parted: dict[str, Any]) -> str:
+    """`apply: failure (why); assert after apply: failure (why)`: what the simulated mig-parted did with a config on a
+    fresh node (a report's `mig_parted` fields), in one line."""
+    parts = []
+    for label, key, result_key in (("apply", "apply", "apply_result"),
+                                   ("assert after apply", "assert_after_apply", "assert_result")):
+        result = mig_parted.get(result_key) or {}
+        detail = result.get("reason") or (result.get("message") if mig_parted.get(key) == "failure" else None)
+        parts.append(f"{label}: {mig_parted.get(key)}" + (f" ({detail})" if detail else ""))
+    return "; ".join(parts)

@@ -30,7 +30,9 @@ VALUES = {
     "report": ("bundle", "report=*bundle"),
     "timeout": ("42", "timeout=42.0"),
     "allow_reconfigure": ("true", "allow_reconfigure=True"),  # a flag on the command line
+    "expected_config_failures": ("a", "expected_config_failures=a"),  # names a config of my-mig.yaml
 }
+NEEDS = {"expected_config_failures": "config_file"}  # a setting that is checked against another one
 
 
 def test_every_setting_is_tested() -> None:
@@ -43,6 +45,7 @@ def test_option_from_command_line(tester: pytest.Pytester, name: str) -> None:
     value, shown = VALUES[name]
     given = spec.option if spec.kind == "bool" else f"{spec.option}={value}"
     args = [given] + ([] if name == "cluster" else ["--mig-cluster=sim"])
+    args += [f"--mig-config-file={VALUES['config_file'][0]}"] if name in NEEDS else []
     result = tester.runpytest(*args, "test_trivial.py")
     result.stdout.fnmatch_lines([f"*{shown} (from option)*"])
     assert result.ret == 0
@@ -53,6 +56,7 @@ def test_option_from_ini(tester: pytest.Pytester, name: str) -> None:
     spec = next(s for s in SETTINGS if s.name == name)
     value, shown = VALUES[name]
     lines = [f"{spec.ini} = {value}"] + ([] if name == "cluster" else ["mig_cluster = sim"])
+    lines += [f"mig_config_file = {VALUES['config_file'][0]}"] if name in NEEDS else []
     tester.makeini("[pytest]\n" + "\n".join(lines) + "\n")
     result = tester.runpytest("test_trivial.py")
     result.stdout.fnmatch_lines([f"*{shown} (from ini)*"])
@@ -66,6 +70,8 @@ def test_option_from_env(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(spec.env, value)
     if name != "cluster":
         monkeypatch.setenv("MIG_CLUSTER", "sim")
+    if name in NEEDS:
+        monkeypatch.setenv("MIG_CONFIG_FILE", VALUES["config_file"][0])
     result = tester.runpytest("test_trivial.py")
     result.stdout.fnmatch_lines([f"*{shown} (from env {spec.env})*"])
 
@@ -100,6 +106,11 @@ def test_help_works_whatever_the_environment_holds(tester: pytest.Pytester, monk
     (["--mig-cluster=eks-prod"], "*unknown --mig-cluster 'eks-prod'*clusters file*does not exist*"),
     (["--mig-cluster=sim", "--mig-strategy=both"], "*mig_strategy must be one of none, single, mixed, got 'both'*"),
     (["--mig-cluster=sim", "--mig-timeout=soon"], "*mig_timeout must be a number of seconds, got 'soon'*"),
+    *[(["--mig-cluster=sim", f"--mig-timeout={bad}"],
+       f"*--mig-timeout: mig_timeout must be a finite number of seconds greater than 0, got '{bad}'*")
+      for bad in ("nan", "NaN", "inf", "-inf", "0", "-5", "1e999")],
+    (["--mig-cluster=sim:p5.48xlarge*10001"], "*sim:p5.48xlarge*10001: *10,001 nodes, more than the cap of 10,000*"),
+    (["--mig-cluster=sim:p5.48xlarge*99999"], "*99,999 nodes, more than the cap of 10,000 nodes per fleet*"),
     (["--mig-cluster=eks:prod"], "*expected eks:CLUSTER@REGION*"),
     (["--mig-cluster=sim", "--mig-instance-type=p9.huge"], "*--mig-instance-type 'p9.huge' is not a known*"),
     (["--mig-cluster=sim", "--mig-config-file=/nonexistent/mig.yaml"], "*/nonexistent/mig.yaml*file not found*"),
@@ -119,6 +130,46 @@ def test_bad_values_are_usage_errors(tester: pytest.Pytester, args: list[str], m
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize(("where", "value"), [("env", "nan"), ("ini", "-1"), ("env", "inf")])
+def test_a_bad_timeout_names_its_source(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, where: str,
+                                        value: str) -> None:
+    if where == "env":
+        monkeypatch.setenv("MIG_TIMEOUT", value)
+    else:
+        tester.makeini(f"[pytest]\nmig_timeout = {value}\n")
+    result = tester.runpytest("--mig-cluster=sim", "test_trivial.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    origin = "env MIG_TIMEOUT" if where == "env" else "ini"
+    result.stderr.fnmatch_lines([f"*{origin}: mig_timeout must be a finite number of seconds greater than 0, got "
+                                 f"'{value}'*"])
+
+
+def test_a_clusters_file_that_is_a_folder_says_so(tester: pytest.Pytester) -> None:
+    (tester.path / "clusters.d").mkdir()
+    result = tester.runpytest("--mig-cluster=sim", "--mig-clusters-file=clusters.d", "test_trivial.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mig-clusters-file: */clusters.d is a folder, not a clusters file*"])
+    assert "does not exist" not in result.stderr.str()
+
+
+def test_a_report_path_that_is_a_file_says_so(tester: pytest.Pytester) -> None:
+    (tester.path / "afile").write_text("mine\n")
+    result = tester.runpytest("--mig-cluster=sim", "--mig-report=afile", "test_trivial.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mig-report: */afile is a file, not a folder*"])
+    assert "File exists" not in result.stderr.str() and (tester.path / "afile").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("selected", ["sim", "lab"])
+def test_a_clusters_file_entry_named_like_a_backend_is_refused(tester: pytest.Pytester, selected: str) -> None:
+    """Before: `sim:` in the clusters file was silently passed over for the built-in sim backend."""
+    tester.makefile(".yaml", **{"mig-clusters": "lab: {backend: sim}\nsim:\n  backend: sim\n  nodes: p5.48xlarge*4\n"})
+    result = tester.runpytest(f"--mig-cluster={selected}", "test_trivial.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*mig-clusters.yaml:2, cluster 'sim': 'sim' is a reserved name: --mig-cluster=sim "
+                                 "always means the built-in backend (sim[[]:SPEC])*rename it*"])
 
 
 def test_a_report_folder_with_an_unrestored_journal_is_refused(tester: pytest.Pytester) -> None:

@@ -219,3 +219,28 @@ def test_sim_settings_from_the_clusters_file_reach_the_backend(tmp_path: Path) -
     assert cluster.delay == 30.0 and node.taints
     cluster.request_mig_config(node.name, "all-balanced")
     assert cluster.get_node(node.name).labels["nvidia.com/mig.config.state"] == "pending"
+
+
+@pytest.mark.parametrize(("name", "line"), [("sim", 2), ("local", 2), ("kind", 2), ("kubeconfig", 2), ("eks", 2),
+                                            ("'eks:prod@us-west-2'", 2), ("' sim:p5.48xlarge'", 2)])
+def test_an_entry_named_like_a_built_in_backend_is_refused(tmp_path: Path, capsys, name: str, line: int) -> None:
+    """`--mig-cluster=sim` always means the built-in backend: an entry of that name could never be selected."""
+    path = tmp_path / "mig-clusters.yaml"
+    path.write_text(f"lab: {{backend: sim}}\n{name}:\n  backend: sim\n  nodes: p5.48xlarge*4\n")
+    shown = name.strip("'")
+    with pytest.raises(InputError) as info:
+        load_clusters_file(path)
+    assert f"{path}:{line}, cluster '{shown}': '{shown}' is a reserved name: --mig-cluster={shown.strip()} always " \
+           "means the built-in backend" in str(info.value)
+    with pytest.raises(InputError, match="is a reserved name"):  # also when the built-in target is selected
+        resolve_target(shown.strip(), path)
+    code, _, err = _run(capsys, "clusters", "list", "--clusters-file", str(path))
+    assert code == 2 and "is a reserved name" in err and "Traceback" not in err
+
+
+def test_a_built_in_target_ignores_other_problems_of_a_clusters_file_it_does_not_use(tmp_path: Path) -> None:
+    path = tmp_path / "mig-clusters.yaml"
+    path.write_text("prod: {backend: eks, cluster: x, regoin: us-west-2}\n")
+    assert resolve_target("sim:p5.48xlarge", path).kind == "sim"
+    path.write_text("not: [yaml\n")
+    assert resolve_target("sim", path).kind == "sim"

@@ -66,3 +66,73 @@ def test_lru_bound() -> None:
     for i in range(3):
         assert cache.get_or_run(i, lambda i=i: i * 10) == i * 10
     assert cache.get_or_run(0, lambda: "again") == "again" and cache.misses == 4  # 0 was evicted
+
+
+def test_a_command_that_changes_nothing_is_not_replayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asserts (and applies of what is applied) record no changes: the equal node that replays them is left as it
+    is, and still ends equal to one that ran them (test_cached_fleet_equals_uncached)."""
+    from mig_conformance.simulators import nvml as nv
+
+    replayed: list[Any] = []
+    original = nv.NvmlSimulator.replay
+    monkeypatch.setattr(nv.NvmlSimulator, "replay", lambda self, ch: (replayed.append(ch), original(self, ch)))
+    cluster = SimCluster("p5.48xlarge*2", allow_changes=True)
+    for node in cluster.list_gpu_nodes():
+        cluster.request_mig_config(node.name, "all-balanced")
+    # node 2 replays: apply --mode-only (a mode change) and apply (new instances); its asserts replay nothing
+    assert len(replayed) == 2 and all(ch is not None for ch in replayed)
+    assert cluster.command_cache.hits > len(replayed)
+
+
+def test_a_copied_result_has_every_field_and_shares_no_list() -> None:
+    from dataclasses import fields
+
+    from mig_conformance.simulators.mig_parted import GpuOutcome, LogEntry, MigPartedResult
+
+    result = MigPartedResult("apply", 1, ["out"], [LogEntry("fatal", "x")], "err", "text",
+                             [GpuOutcome(0, "0x233010DE", True)], "why")
+    copy = result.copy()
+    assert all(getattr(copy, f.name) == getattr(result, f.name) for f in fields(MigPartedResult))
+    assert copy.stdout is not result.stdout and copy.log is not result.log and copy.gpus is not result.gpus
+
+
+def test_simulated_uuids_are_uuid5_of_the_node_and_index() -> None:
+    """The direct computation gives uuid5's text (README's `smi -L` shows these UUIDs)."""
+    import uuid
+
+    from mig_conformance.simulators.nvml import NvmlSimulator, _stable_uuid
+
+    for parts in (("sim-p5-48xlarge-0", 0), ("nöde-€", 7), ("GPU-1234", 123456789)):
+        expected = uuid.uuid5(uuid.NAMESPACE_URL, "mig-conformance-sim:" + "/".join(str(p) for p in parts))
+        assert _stable_uuid(*parts) == str(expected)
+    expected = uuid.uuid5(uuid.NAMESPACE_URL, "mig-conformance-sim:n/0")
+    assert NvmlSimulator(["H100-80GB"], "n").gpus[0].uuid == f"GPU-{expected}"
+
+
+def test_equal_nodes_share_gpu_instances_until_one_changes_them() -> None:
+    """Replayed nodes hold the same GI objects (a 10,000-node fleet would hold as many copies); a node that changes
+    its compute instances through NVML gets its own copy first, and the others keep theirs."""
+    cluster = SimCluster("p5.48xlarge*3", allow_changes=True)
+    names = [n.name for n in cluster.list_gpu_nodes()]
+    for name in names:
+        cluster.request_mig_config(name, "all-balanced")
+    first, second, third = (cluster.node_nvml(n) for n in names)
+    gi_id = next(iter(second.gpus[0].gis))
+    assert second.gpus[0].gis[gi_id] is third.gpus[0].gis[gi_id]  # replayed: shared
+    assert first.gpus[0].gis[gi_id] is not second.gpus[0].gis[gi_id]  # the node that ran the command owns its own
+    before = json.loads(third.to_json())
+    second.nvmlInit()
+    gi = second.nvmlDeviceGetGpuInstanceById(second.nvmlDeviceGetHandleByIndex(0), gi_id)
+    profile = second.nvmlGpuInstanceGetInfo(gi).profileId
+    for ci_profile in range(8):
+        try:
+            cis = second.nvmlGpuInstanceGetComputeInstances(gi, ci_profile)
+        except Exception:
+            continue
+        for ci in cis:
+            second.nvmlComputeInstanceDestroy(ci)
+    assert second.gpus[0].gis[gi_id].cis == {} and profile is not None
+    assert json.loads(third.to_json()) == before  # untouched
+    created = second.nvmlGpuInstanceCreateComputeInstance(gi, 0)
+    assert created.ci_id in second.gpus[0].gis[gi_id].cis and json.loads(third.to_json()) == before
+    assert cluster.get_node(names[2]).allocatable == cluster.get_node(names[0]).allocatable

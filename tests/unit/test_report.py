@@ -577,3 +577,22 @@ def test_status_line_rewrites_on_a_tty_and_is_silent_otherwise() -> None:
     quiet.update("x")
     quiet.clear()
     assert plain.getvalue() == "" and not quiet.enabled
+
+
+def test_count_progress_shows_a_line_per_tenth_of_large_work_only() -> None:
+    from mig_conformance.report.terminal import CountProgress
+
+    shown: list[str] = []
+    now = [0.0]
+    progress = CountProgress(shown.append, clock=lambda: now[0])
+    for done in range(1, 1001):
+        now[0] += 0.01
+        progress("creating", done, 1000)
+    assert [s.split(": ")[2] for s in shown] == [f"{n:,}/1,000 ({n // 10}%), {n / 100 - 0.01:.1f} s"
+                                                 for n in range(100, 1001, 100)]
+    shown.clear()
+    for done in range(1, 1000):
+        progress("restoring", done, 999)  # under the threshold: nothing
+    for done in range(1, 2501):
+        progress("settling", done, 2500)  # new work: its own tenths and clock
+    assert len(shown) == 10 and shown[0].startswith("mig-conformance: settling: 250/2,500 (10%), 0.0 s")

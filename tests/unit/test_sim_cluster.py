@@ -11,7 +11,7 @@ import yaml
 from mig_conformance.cluster.base import ChangeNotAllowed, ClusterError, WaitTimeout
 from mig_conformance.cluster.registry import open_cluster, parse_target
 from mig_conformance.cluster.sim.backend import SimCluster
-from mig_conformance.cluster.sim.fleet import default_fleet, parse_fleet
+from mig_conformance.cluster.sim.fleet import MAX_NODES, default_fleet, parse_fleet
 from mig_conformance.cluster.targets import Target
 from mig_conformance.gpus.instance_types import load_instance_types
 from mig_conformance.k8s import labels as L
@@ -68,10 +68,17 @@ def test_default_fleet_is_every_mig_capable_instance_type() -> None:
     ("p5.48xlarge*0", "at least 1"),
     ("p5.48xlarge,,p4d.24xlarge", "empty item"),
     ("p9.huge", "not an instance type"),
+    ("p5.48xlarge*10001", "10,001 nodes, more than the cap of 10,000 nodes per fleet"),
+    ("p5.48xlarge*9999,p4d.24xlarge*2", "10,001 nodes, more than the cap of 10,000"),
+    ("p5.48xlarge*" + "9" * 5000, "more than a trillion nodes, more than the cap of 10,000"),  # no int() overflow
 ])
 def test_fleet_errors(spec: str, message: str) -> None:
     with pytest.raises(ClusterError, match=message):
         parse_fleet(spec)
+
+
+def test_a_fleet_of_the_cap_is_accepted() -> None:
+    assert len(parse_fleet(f"p5.48xlarge*{MAX_NODES - 1},p4d.24xlarge")) == MAX_NODES == 10_000
 
 
 def test_node_labels_capacity_and_taint() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +53,10 @@ class SimCluster(Cluster):
                  journal: Journal | None = None, strategy: str = "mixed", config_text: str | None = None,
                  config_map: str = CONFIG_MAP, mig_manager_delay: float = 0.0, with_reboot: bool = False,
                  gpu_reset_works: bool = True, gpu_taint: bool = False, default_config: str | None = DEFAULT_LABEL,
-                 driver: str = DRIVER, device_plugin_version: str = device_plugin.DEFAULT_VERSION) -> None:
+                 driver: str = DRIVER, device_plugin_version: str = device_plugin.DEFAULT_VERSION,
+                 fleet_progress: Callable[[str, int, int], None] | None = None) -> None:
         super().__init__(name or (f"sim:{fleet}" if fleet else "sim"), allow_changes, journal)
+        self.fleet_progress = fleet_progress
         _check_strategy(strategy)
         if mig_manager_delay < 0:
             raise ClusterError(f"mig-manager delay must be >= 0 seconds, got {mig_manager_delay}")
@@ -77,14 +79,14 @@ class SimCluster(Cluster):
         self._watchers: dict[tuple[str, str], list[list[str | None]]] = {}
         #: equal nodes in equal NVML states replay each other's mig-parted commands (simulators/command_cache.py)
         self.command_cache = CommandCache()
-        for spec in parse_fleet(fleet):
+        specs = parse_fleet(fleet)
+        for count, spec in enumerate(specs, 1):
             node = SimNode(spec, driver, gpu_taint, self.clock, gpu_reset_works, self.command_cache)
             node.advertise(strategy, driver, device_plugin_version)
             self._nodes[node.name] = node
-        if default_config:
-            for node in self._nodes.values():
-                if node.mig_capable:
-                    self._set_mig_config_label(node, default_config)
+            if default_config and node.mig_capable:  # the GPU Operator's default label: mig-manager runs once
+                self._set_mig_config_label(node, default_config)
+            self._count("creating the simulated nodes", count, len(specs))
 
     # ---- clock ---------------------------------------------------------------------------------------
     def clock(self) -> float:

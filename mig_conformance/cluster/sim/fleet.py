@@ -2,7 +2,8 @@
 
 Each comma-separated item is `NODE[*COUNT]`. NODE is an EC2 instance type from fixtures/instance-types.yaml, or
 a GPU list of catalog GPUs joined with `+`, each optionally `xN` (`H100-80GBx7+A10G-24GB`). An empty spec is one
-node of every MIG-capable instance type.
+node of every MIG-capable instance type. A fleet has at most `MAX_NODES` nodes (README, docs/performance.md: the
+sim backend creates and reconfigures that many in seconds; the suites then run a few tests per node).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from mig_conformance.gpus.instance_types import load_instance_types
 
 ZONES = ("us-west-2a", "us-west-2b", "us-west-2c")
 REGION = "us-west-2"
-MAX_NODES = 100_000
+MAX_NODES = 10_000  #: the documented cap of a sim/local fleet
 _COUNT = re.compile(r"^(?P<node>.+?)\*(?P<n>\d+)$")
 
 
@@ -52,22 +53,40 @@ def _gpus(node: str) -> tuple[GpuModel, ...]:
                            f"{exc}") from None
 
 
+def _count(item: str) -> int:
+    """The node count of a fleet item (`p5.48xlarge*4` -> 4); counts too long to convert are capped above any
+    fleet (Python refuses to convert strings of more than 4,300 digits)."""
+    m = _COUNT.match(item)
+    if not m:
+        return 1
+    digits = m["n"].lstrip("0") or "0"
+    return int(digits) if len(digits) <= 15 else 10**15
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def parse_fleet(spec: str) -> list[NodeSpec]:
     """Nodes of a fleet spec, named `sim-<instance-type>-<n>` (n counts per type), zones round-robin."""
     text = spec.strip() or default_fleet()
     types = load_instance_types()
     nodes: list[NodeSpec] = []
     per_slug: dict[str, int] = {}
-    for raw in text.split(","):
+    items = text.split(",")
+    total = sum(_count(item.strip()) for item in items)
+    if total > MAX_NODES:
+        many = f"{total:,}" if total < 10**12 else "more than a trillion"
+        raise ClusterError(f"sim fleet '{_short(spec)}': {many} nodes, more than the cap of {MAX_NODES:,} nodes per "
+                           "fleet")
+    for raw in items:
         item = raw.strip()
         if not item:
             raise ClusterError(f"sim fleet '{spec}': empty item (expected e.g. p5.48xlarge*4,p4d.24xlarge)")
         m = _COUNT.match(item)
-        node, count = (m["node"], int(m["n"])) if m else (item, 1)
+        node, count = (m["node"], _count(item)) if m else (item, 1)
         if count < 1:
             raise ClusterError(f"sim fleet item '{item}': the node count must be at least 1")
-        if len(nodes) + count > MAX_NODES:
-            raise ClusterError(f"sim fleet '{spec}': more than {MAX_NODES} nodes")
         if node in types:
             it = types[node]
             gpus, itype, vcpus, memory = tuple(it.gpus()), node, it.vcpus, it.memory_mib
