@@ -97,7 +97,17 @@ def _from_text(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def write_entries(entries: dict[str, dict[str, Any]], output: str | None,
                   header: list[str]) -> list[tuple[Path, list[str]]]:
-    """Write entries to stdout, one file, or one <KEY>.yaml each in a directory; (path, keys) written."""
+    """Write entries to stdout, one file, or one <KEY>.yaml each in a directory; (path, keys) written. A folder
+    that cannot be created or a file that cannot be written is an InputError naming it."""
+    try:
+        return _write_entries(entries, output, header)
+    except OSError as exc:
+        where = exc.filename or output
+        raise InputError(f"-o {output}: cannot write {where}: {exc.strerror or exc}") from None
+
+
+def _write_entries(entries: dict[str, dict[str, Any]], output: str | None,
+                   header: list[str]) -> list[tuple[Path, list[str]]]:
     if output is None:
         sys.stdout.write(entries_yaml(entries, header))
         return []

@@ -18,6 +18,7 @@ from mig_conformance.cli import EXIT_FAIL
 from mig_conformance.cli.failures import input_failure
 from mig_conformance.cli.output import print_json
 from mig_conformance.common.errors import InputError, MigConformanceError
+from mig_conformance.common.yaml_source import MAX_BYTES
 from mig_conformance.gpus.catalog import parse_gpu_specs
 from mig_conformance.gpus.gpu_list import node_gpus
 from mig_conformance.mig.spec import Spec, parse_spec_text
@@ -112,19 +113,54 @@ def load_node(args: argparse.Namespace) -> NvmlSimulator:
 
 
 def _read_spec(path: str) -> Spec | str:
-    """The parsed config file, or mig-parted's error when it cannot read it (ParseConfigFile, os.ReadFile)."""
+    """The parsed config file, or mig-parted's error when it cannot read it (ParseConfigFile, os.ReadFile).
+
+    Bounded like every file the kit reads (common/yaml_source.py): a file larger than MAX_BYTES is the simulator's
+    own input error (exit 2), not something it pretends mig-parted said."""
     try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            with Path(path).open("rb") as handle:
+                data = handle.read(MAX_BYTES + 1)
     except IsADirectoryError:
         return f"read error: read {path}: is a directory"
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         return f"read error: open {path}: {reason[:1].lower()}{reason[1:]}"
+    name = "<stdin>" if path == "-" else path
+    if len(data) > MAX_BYTES:
+        raise InputError(f"{name}: larger than {MAX_BYTES // 2**20} MiB; the kit reads at most that much")
+    text = _go_yaml_text(data)
+    return parse_spec_text(text, name) if text is not None else (
+        "unmarshal error: error converting YAML to JSON: yaml: " + _go_yaml_reader_error(data))
+
+
+def _go_yaml_text(data: bytes) -> str | None:
+    """The text go-yaml v2 reads (readerc.go: a UTF-8 or UTF-16 byte-order mark picks the encoding, else UTF-8),
+    or None when its reader stops."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return None  # UTF-32: go-yaml knows no such mark and meets a NUL
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(codec) if codec != "utf-8-sig" else data.decode(codec)
+            except UnicodeDecodeError:
+                return None
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:  # [CHOICE] yaml.v2 rejects it while scanning; its exact words are not modelled
-        return "unmarshal error: error converting YAML to JSON: yaml: invalid leading UTF-8 octet"
-    return parse_spec_text(text, "<stdin>" if path == "-" else path)
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _go_yaml_reader_error(data: bytes) -> str:
+    """go-yaml's reader error for text it cannot decode (readerc.go); [CHOICE] the first problem it would meet is
+    approximated: a NUL (UTF-32) is a control character, anything else an invalid UTF-8 octet."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "control characters are not allowed"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "incomplete UTF-16 character" if len(data) % 2 else "unexpected low surrogate area"
+    return "invalid leading UTF-8 octet"
 
 
 def _failure(command: str, error: str) -> MigPartedResult:
