@@ -23,9 +23,8 @@ from mig_conformance.capture.nvml_queries import is_nvml_error
 from mig_conformance.capture.smi_text import detect_kind
 from mig_conformance.cli import EXIT_OK, EXIT_USAGE
 from mig_conformance.common.errors import InputError
+from mig_conformance.common.extras import MissingExtra
 from mig_conformance.common.yaml_source import read_text
-
-INSTALL_HINT = "pip install 'mig-conformance[nvml]'"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,8 +47,8 @@ def load_pynvml() -> ModuleType:
     """nvidia-ml-py's pynvml, imported only when asked for."""
     try:
         return importlib.import_module("pynvml")
-    except ModuleNotFoundError:
-        raise InputError(f"capture --nvml needs nvidia-ml-py (module pynvml): {INSTALL_HINT}") from None
+    except ImportError:
+        raise MissingExtra("capture --nvml", "pynvml") from None
 
 
 def _capture_module(nvml: Any, host: str | None) -> dict[str, dict[str, Any]]:

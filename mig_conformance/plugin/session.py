@@ -34,6 +34,7 @@ from mig_conformance.mig.spec import Spec, parse_installed_config
 from mig_conformance.plugin import roles
 from mig_conformance.plugin.checks import (
     SAFE_KINDS,
+    check_extras,
     check_fleet,
     check_parallel,
     check_settings,
@@ -62,6 +63,7 @@ class MigSession:
         self.config = config
         self.settings = settings
         self.target: Target = resolve_target(settings.cluster or "", settings.clusters_file)
+        check_extras(self.target)
         check_settings(settings)
         self.user_config = read_user_config(settings)
         check_fleet(self.target)
