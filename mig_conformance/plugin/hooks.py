@@ -100,14 +100,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[settings_key] = settings
     if settings.cluster is None:
         return
+    from mig_conformance.plugin.crashes import CrashWatch, exit_internal
     from mig_conformance.plugin.session import MigSession
 
     try:
         session = MigSession(config, settings)
     except InputError as exc:
         raise pytest.UsageError(f"mig-conformance: {exc}") from None
+    except Exception as exc:  # a bug of the kit: exit 3 with one line, never a traceback or exit 1
+        exit_internal(exc, "while starting the run")
     config.stash[session_key] = session
     config.pluginmanager.register(session, "mig_conformance_session")
+    config.pluginmanager.register(CrashWatch(), "mig_conformance_crashes")
     if settings.report and roles.is_main(config):
         try:
             settings.report.mkdir(parents=True, exist_ok=True)

@@ -247,12 +247,19 @@ class MigSession:
         if self._xdist_controller and self.target.kind not in ATTACH_KINDS:
             return  # sim/local/kind clusters belong to each worker
         from mig_conformance.common.errors import InputError
+        from mig_conformance.common.extras import missing_extra
+        from mig_conformance.plugin.crashes import exit_internal
 
         try:
             nodes = self.nodes()
         except (ClusterError, InputError) as exc:
             raise pytest.UsageError(f"mig-conformance: cluster {self.target.name} ({self.target.kind}): {exc}") \
                 from None
+        except Exception as exc:  # a module of an extra that is not installed, else a bug of the kit (exit 3)
+            missing = missing_extra(exc, f"--mig-cluster {self.target.name} ({self.target.kind} backend)")
+            if missing is not None:
+                raise pytest.UsageError(f"mig-conformance: {missing}") from None
+            exit_internal(exc, f"while opening cluster {self.target.name}")
         if not nodes:
             raise pytest.UsageError(f"mig-conformance: cluster {self.target.name}: {self._no_nodes_reason()}")
 
