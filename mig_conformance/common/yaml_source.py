@@ -109,8 +109,9 @@ class _Builder:
                 raise InputError(Problem("mapping keys must be scalars", Location(doc.file, line)))
             if id(key_node) in own:
                 if key in own_lines:
-                    problem = Problem(f"duplicate key '{key}' (first defined on line {own_lines[key]})",
-                                      Location(doc.file, line, key=str(key)))
+                    shown = "~" if key is None else str(key)  # YAML's null, not Python's None
+                    problem = Problem(f"duplicate key '{shown}' (first defined on line {own_lines[key]})",
+                                      Location(doc.file, line, key=shown))
                     if self.duplicates == "error":
                         raise InputError(problem)
                     doc.warnings.append(Problem(f"{problem.message}; the last one is used", problem.location))

@@ -93,6 +93,16 @@ def test_fit_with_a_malformed_profile_name_is_a_usage_error(capsys) -> None:
     assert "profile 1g.5gb does not exist on H100-80GB" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("content", [b"", b" \t\n", b"\n\n  \r\n", b"# only a comment\n", b"\xef\xbb\xbf \t \n"])
+def test_empty_and_whitespace_only_files_get_the_same_answer(capsys, tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "blank.yaml"
+    path.write_bytes(content)
+    assert main(["validate", str(path), "--instance-type", "p5.48xlarge"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path}: the file is empty (nothing but whitespace or comments): no mig-parted config to " \
+                  "check\n"
+
+
 @pytest.mark.parametrize(("option", "value"), [("--user", ""), ("--group", " "), ("--service-account", "")])
 def test_rbac_with_an_empty_name_is_a_usage_error(capsys, option: str, value: str) -> None:
     assert main(["rbac", option, value]) == 2
