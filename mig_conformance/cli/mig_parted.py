@@ -17,7 +17,7 @@ from pathlib import Path
 from mig_conformance.cli import EXIT_FAIL
 from mig_conformance.cli.failures import input_failure
 from mig_conformance.cli.output import print_json
-from mig_conformance.common.errors import InputError, MigConformanceError
+from mig_conformance.common.errors import InputError, Location, MigConformanceError, Problem
 from mig_conformance.common.yaml_source import MAX_BYTES
 from mig_conformance.gpus.catalog import parse_gpu_specs
 from mig_conformance.gpus.gpu_list import node_gpus
@@ -25,6 +25,8 @@ from mig_conformance.mig.spec import Spec, parse_spec_text
 from mig_conformance.simulators.mig_parted import LogEntry, MigParted, MigPartedResult, capitalize
 from mig_conformance.simulators.nvml import NvmlSimulator
 
+#: located problems printed after mig-parted's own lines (validate lists every one)
+MAX_LOCATED = 3
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
@@ -171,48 +173,74 @@ def _failure(command: str, error: str) -> MigPartedResult:
     return result
 
 
-def _print(result: MigPartedResult, debug: bool, as_json: bool) -> None:
+def _print(result: MigPartedResult, debug: bool, as_json: bool, located: list[Problem]) -> None:
+    """mig-parted's output; then, when the config file was the reason it failed, where in the file (mig-parted's
+    own messages name no file or entry): `problems` in JSON, `mig-conformance:` lines on stderr."""
     if as_json:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), "problems": [p.as_dict() for p in located]})
         return
     for line in result.stdout:
         sys.stdout.write(line if line.endswith("\n") else line + "\n")
     for line in result.stderr_lines(debug):
         print(line, file=sys.stderr)
+    for problem in located[:MAX_LOCATED]:
+        print(f"mig-conformance: {problem}", file=sys.stderr)
+    if len(located) > MAX_LOCATED:
+        print(f"mig-conformance: ... and {len(located) - MAX_LOCATED} more problems (mig-conformance validate "
+              "lists them all)", file=sys.stderr)
+
+
+def located_problems(spec: Spec | str | None, selected: str | None, path: str) -> list[Problem]:
+    """The file's problems (mig-parted rejects it), else why `selected` cannot be chosen, with their locations."""
+    if isinstance(spec, str) and spec.startswith("unmarshal error"):  # bytes go-yaml cannot read
+        return [Problem("not text mig-parted can read (UTF-8, or UTF-16 with a byte-order mark)",
+                        Location("<stdin>" if path == "-" else path))]
+    if not isinstance(spec, Spec):
+        return []
+    if spec.problems:
+        return list(spec.problems)
+    try:
+        spec.select(selected)
+    except InputError as exc:
+        return list(exc.problems)
+    return []
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         node = load_node(args)
         debug = bool(args.global_debug) or _flag(args, "debug", "MIG_PARTED_DEBUG")
-        result = _command(args, node)
+        result, spec = _command(args, node)
     except MigConformanceError as exc:
         return input_failure(exc, args.json, command=args.mig_parted_command, exit_code=2)
+    located = (located_problems(spec, getattr(args, "selected_config", None), getattr(args, "config_file", "-"))
+               if not result.ok else [])
     if args.state:
         try:
             node.save(args.state)
         except OSError as exc:  # the command ran; only its state could not be kept
-            _print(result, debug, args.json)
+            _print(result, debug, args.json, located)
             print(f"error: --state {args.state}: cannot write the node state: {exc.strerror or exc}",
                   file=sys.stderr)
             return 2
-    _print(result, debug, args.json)
+    _print(result, debug, args.json, located)
     return result.exit_code
 
 
-def _command(args: argparse.Namespace, node: NvmlSimulator) -> MigPartedResult:
+def _command(args: argparse.Namespace, node: NvmlSimulator) -> tuple[MigPartedResult, Spec | str | None]:
+    """The command's result, and the config file it read (mig-parted's read error as a string)."""
     parted = MigParted(node)
     command = args.mig_parted_command
     if command == "export":
-        return parted.export(args.output_format, args.config_label)
+        return parted.export(args.output_format, args.config_label), None
     if not args.config_file:
         message = "Missing required flags 'config-file'"
         result = MigPartedResult(command, EXIT_FAIL, error=message)
         result.log = [LogEntry("fatal", message)]
-        return result
+        return result, None
     spec = _read_spec(args.config_file)
     if isinstance(spec, str):
-        return _failure(command, f"error parsing config file: {spec}")
+        return _failure(command, f"error parsing config file: {spec}"), spec
     mode_only = _flag(args, "mode_only", "MIG_PARTED_MODE_CHANGE_ONLY")
     if command == "apply":
         result = parted.apply(spec, args.selected_config, mode_only=mode_only,
@@ -220,6 +248,6 @@ def _command(args: argparse.Namespace, node: NvmlSimulator) -> MigPartedResult:
         if args.hooks_file:
             result.log.insert(0, LogEntry("warning", f"Hooks file {args.hooks_file} ignored: hooks are not "
                                                      "simulated"))
-        return result
+        return result, spec
     return parted.assert_config(spec, args.selected_config, mode_only=mode_only,
-                                valid_config=_flag(args, "valid_config", "MIG_PARTED_VALID_CONFIG"))
+                                valid_config=_flag(args, "valid_config", "MIG_PARTED_VALID_CONFIG")), spec

@@ -89,8 +89,12 @@ def test_a_null_config_name_is_rejected_as_mig_parted_does(capsys, tmp_path: Pat
     out = capsys.readouterr().out
     assert "None" not in out and "key '~'" in out
     assert main(["mig-parted", "apply", "-f", str(path), "--gpu", "H100-80GB"]) == 1
-    assert capsys.readouterr().err.startswith("FATA[0000] Error parsing config file: unmarshal error: error converting "
-                                              "YAML to JSON: unsupported map key of type: %!s(<nil>)")
+    err = capsys.readouterr().err
+    assert err.startswith("FATA[0000] Error parsing config file: unmarshal error: error converting YAML to JSON: "
+                          "unsupported map key of type: %!s(<nil>)")
+    assert f"\nmig-conformance: {path}:3, key '~': a config name is null (~)" in err  # where: mig-parted names nothing
+    assert main(["mig-parted", "apply", "-f", str(path), "--gpu", "H100-80GB", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["problems"][0]["line"] == 3
 
 
 def test_a_null_key_inside_an_entry_names_config_and_entry(capsys, tmp_path: Path) -> None:
