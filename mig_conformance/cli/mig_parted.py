@@ -186,8 +186,9 @@ def _print(result: MigPartedResult, debug: bool, as_json: bool, located: list[Pr
     for problem in located[:MAX_LOCATED]:
         print(f"mig-conformance: {problem}", file=sys.stderr)
     if len(located) > MAX_LOCATED:
-        print(f"mig-conformance: ... and {len(located) - MAX_LOCATED} more problems (mig-conformance validate "
-              "lists them all)", file=sys.stderr)
+        where = located[0].location.file or "the file"
+        print(f"mig-conformance: {where}: ... and {len(located) - MAX_LOCATED} more problems (mig-conformance "
+              "validate lists them all)", file=sys.stderr)
 
 
 def located_problems(spec: Spec | str | None, selected: str | None, path: str) -> list[Problem]:
