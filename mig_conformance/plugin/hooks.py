@@ -93,14 +93,17 @@ def resolve_settings(config: pytest.Config) -> Settings:
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or config.option.version:
         return  # `pytest --help` must work whatever MIG_* variables hold
+    from mig_conformance.plugin.crashes import CrashWatch, exit_internal
+
     try:
         settings = resolve_settings(config)
     except InputError as exc:
         raise pytest.UsageError(f"mig-conformance: {exc}") from None
+    except Exception as exc:  # a bug of the kit: exit 3 with one line
+        exit_internal(exc, "while reading the settings")
     config.stash[settings_key] = settings
     if settings.cluster is None:
         return
-    from mig_conformance.plugin.crashes import CrashWatch, exit_internal
     from mig_conformance.plugin.session import MigSession
 
     try:
