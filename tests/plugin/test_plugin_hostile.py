@@ -140,3 +140,13 @@ def test_a_crash_while_starting_the_run_is_one_line_and_exit_3(tester: pytest.Py
     assert "INTERNALERROR" not in err and "Traceback" not in err
     assert "mig-conformance: internal error while starting the run: TypeError: 'NoneType' object is not callable" \
            in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16", "utf-32"])
+def test_a_config_file_with_a_byte_order_mark_is_read(tester: pytest.Pytester, codec: str) -> None:
+    path = tester.path / "bom.yaml"
+    path.write_bytes("version: v1\nmig-configs:\n  mine:\n    - devices: all\n      mig-enabled: false\n".encode(codec))
+    tester.makepyfile(test_names="def test_names(mig_user_config):\n    assert mig_user_config.names == ['mine']\n")
+    result = tester.runpytest("--mig-cluster=sim:p5.48xlarge", f"--mig-config-file={path}", "test_names.py")
+    result.assert_outcomes(passed=1)
