@@ -42,7 +42,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mig_conformance.common.errors import InputError
+from mig_conformance.common.yaml_source import read_bytes
 from mig_conformance.gpus.catalog import (
+    MAX_NODE_GPUS,
     MODE_CHANGE_NEEDS_RESET,
     Catalog,
     CiProfile,
@@ -542,9 +544,9 @@ def _bus_numbers(count: int) -> list[int]:
     """Ascending PCI bus numbers: p5-like 0x53, 0x64, ... for up to 10 GPUs, denser beyond."""
     if count <= 10:
         return [0x53 + 0x11 * i for i in range(count)]
-    if count <= 60:
+    if count <= MAX_NODE_GPUS:
         return [0x10 + 4 * i for i in range(count)]
-    raise InputError(f"at most 60 GPUs per simulated node, got {count}")
+    raise InputError(f"at most {MAX_NODE_GPUS} GPUs per simulated node, got {count}")
 
 
 # --- the simulator -----------------------------------------------------------------------------------------
@@ -1286,7 +1288,7 @@ class NvmlSimulator:
                     gi = GiState(g["id"], g["profile_id"], g["start"], g["size"], g["serial"])
                     gi.cis = {c["id"]: CiState(**c) for c in g["compute_instances"]}
                     gpu.gis[gi.id] = gi
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"malformed NVML simulator state: {exc!r}") from None
         return sim
 
@@ -1299,6 +1301,8 @@ class NvmlSimulator:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"state is not JSON: {exc}") from None
+        except RecursionError:
+            raise InputError("state is not a simulator state: JSON nested too deep") from None
         return cls.from_snapshot(data, catalog)
 
     def save(self, path: str | Path) -> None:
@@ -1306,11 +1310,15 @@ class NvmlSimulator:
 
     @classmethod
     def load(cls, path: str | Path, catalog: Catalog | None = None) -> NvmlSimulator:
+        """A node saved by `save`; InputError naming the file for anything else (bounded read: hostile files)."""
+        data = read_bytes(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read state file {path}: {exc.strerror or exc}") from None
-        return cls.from_json(text, catalog)
+            return cls.from_json(data.decode("utf-8"), catalog)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"state file {path}: not a simulator state (not UTF-8 text: byte "
+                             f"0x{data[exc.start]:02x} at offset {exc.start})") from None
+        except InputError as exc:
+            raise InputError(f"state file {path}: {exc}") from None
 
 
 # --- module-level pynvml-style functions -------------------------------------------------------------------

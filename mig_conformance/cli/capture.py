@@ -23,9 +23,8 @@ from mig_conformance.capture.nvml_queries import is_nvml_error
 from mig_conformance.capture.smi_text import detect_kind
 from mig_conformance.cli import EXIT_OK, EXIT_USAGE
 from mig_conformance.common.errors import InputError
+from mig_conformance.common.extras import MissingExtra
 from mig_conformance.common.yaml_source import read_text
-
-INSTALL_HINT = "pip install 'mig-conformance[nvml]'"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,8 +47,8 @@ def load_pynvml() -> ModuleType:
     """nvidia-ml-py's pynvml, imported only when asked for."""
     try:
         return importlib.import_module("pynvml")
-    except ModuleNotFoundError:
-        raise InputError(f"capture --nvml needs nvidia-ml-py (module pynvml): {INSTALL_HINT}") from None
+    except ImportError:
+        raise MissingExtra("capture --nvml", "pynvml") from None
 
 
 def _capture_module(nvml: Any, host: str | None) -> dict[str, dict[str, Any]]:
@@ -97,7 +96,17 @@ def _from_text(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def write_entries(entries: dict[str, dict[str, Any]], output: str | None,
                   header: list[str]) -> list[tuple[Path, list[str]]]:
-    """Write entries to stdout, one file, or one <KEY>.yaml each in a directory; (path, keys) written."""
+    """Write entries to stdout, one file, or one <KEY>.yaml each in a directory; (path, keys) written. A folder
+    that cannot be created or a file that cannot be written is an InputError naming it."""
+    try:
+        return _write_entries(entries, output, header)
+    except OSError as exc:
+        where = exc.filename or output
+        raise InputError(f"-o {output}: cannot write {where}: {exc.strerror or exc}") from None
+
+
+def _write_entries(entries: dict[str, dict[str, Any]], output: str | None,
+                   header: list[str]) -> list[tuple[Path, list[str]]]:
     if output is None:
         sys.stdout.write(entries_yaml(entries, header))
         return []

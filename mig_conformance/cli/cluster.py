@@ -57,6 +57,9 @@ def _fail(message: str) -> int:
 
 # ---- up ---------------------------------------------------------------------------------------------------
 def _up(args: argparse.Namespace) -> int:
+    from mig_conformance.common.extras import require_backend
+
+    require_backend("local", "mig-conformance cluster up")  # MissingExtra: exit 2 with the install hint
     from mig_conformance.cluster.assets import find_assets
     from mig_conformance.cluster.local import nodes, processes
     from mig_conformance.cluster.local.backend import LocalCluster, state_dir_for
@@ -162,12 +165,13 @@ def _down(args: argparse.Namespace) -> int:
 
 # ---- status -----------------------------------------------------------------------------------------------
 def _status(args: argparse.Namespace) -> int:
+    from mig_conformance.cli.failures import report_failure
     from mig_conformance.cluster.local.rest import RestError
 
     try:
         path, plane = _plane_of(args)
-    except ClusterError as exc:
-        return _fail(str(exc))
+    except ClusterError as exc:  # with --json still one JSON document
+        return report_failure(exc, args.json, EXIT_USAGE, healthy=False)
     health = plane.health()
     procs = [{"name": n, "pid": p.pid, "health": health[n]} for n, p in plane.procs.items()]
     doc: dict[str, Any] = {"kubeconfig": str(path), "server": plane.server, "versions": plane.versions,

@@ -106,7 +106,9 @@ def _identity(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from mig_conformance.cluster.base import ClusterError
+    from mig_conformance.common.extras import require
 
+    require(("boto3", "botocore"), f"mig-conformance {args.command}", "eks")  # MissingExtra: exit 2, one line
     try:
         return _kubeconfig(args) if args.command == "eks-kubeconfig" else _token(args)
     except ClusterError as exc:  # AWS errors: already actionable and free of secrets

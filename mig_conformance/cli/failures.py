@@ -1,4 +1,4 @@
-"""Input errors of CLI commands: exit 2, and with --json still exactly one JSON document on stdout."""
+"""Errors of CLI commands: `error:` lines on stderr, or with --json exactly one JSON document on stdout."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ def problems_of(exc: MigConformanceError) -> list[Problem]:
     return list(exc.problems) if isinstance(exc, InputError) else [Problem(str(exc))]
 
 
-def input_failure(exc: MigConformanceError, as_json: bool, **fields: Any) -> int:
+def report_failure(exc: MigConformanceError, as_json: bool, code: int, **fields: Any) -> int:
     """Report `exc`: `{"error": ..., "errors": [...], **fields}` on stdout with --json, else `error:` lines on
-    stderr (as the CLI's main does). Returns EXIT_USAGE."""
+    stderr. Returns `code`."""
     problems = problems_of(exc)
     if as_json:
         print_json({**fields, "error": str(problems[0]) if problems else str(exc),
@@ -24,4 +24,9 @@ def input_failure(exc: MigConformanceError, as_json: bool, **fields: Any) -> int
     else:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
-    return EXIT_USAGE
+    return code
+
+
+def input_failure(exc: MigConformanceError, as_json: bool, **fields: Any) -> int:
+    """Input that cannot be used (see `report_failure`): EXIT_USAGE."""
+    return report_failure(exc, as_json, EXIT_USAGE, **fields)

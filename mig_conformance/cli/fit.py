@@ -9,6 +9,7 @@ from mig_conformance.cli.failures import input_failure
 from mig_conformance.cli.output import devices_text, print_json
 from mig_conformance.common.errors import InputError, MigConformanceError
 from mig_conformance.gpus.catalog import load_catalog
+from mig_conformance.gpus.profile_names import ProfileFormatError, parse_profile
 from mig_conformance.mig.placement import fit
 
 
@@ -23,14 +24,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def parse_counts(items: list[str]) -> dict[str, int]:
-    """`PROFILE=COUNT` items; COUNT is a non-negative decimal integer (repeated profiles add up)."""
+    """`PROFILE=COUNT` items; COUNT is a non-negative decimal integer (repeated profiles add up) and PROFILE a MIG
+    profile name (go-nvlib's grammar: a malformed name is a usage error, a well-formed one the GPU lacks does not
+    fit)."""
     counts: dict[str, int] = {}
     for item in items:
         name, sep, n = item.partition("=")
-        n = n.strip()
-        if not sep or not name.strip() or not (n.isascii() and n.isdigit()):
+        name, n = name.strip(), n.strip()
+        if not sep or not name or not (n.isascii() and n.isdigit()):
             raise InputError(f"expected PROFILE=COUNT with a non-negative integer COUNT, got '{item}'")
-        counts[name.strip()] = counts.get(name.strip(), 0) + int(n)
+        try:
+            parse_profile(name)
+        except ProfileFormatError as exc:
+            raise InputError(f"'{item}': '{name}' is not a MIG profile name ({exc}), e.g. 3g.40gb or "
+                             "1c.3g.40gb") from None
+        counts[name] = counts.get(name, 0) + int(n)
     return counts
 
 

@@ -17,13 +17,16 @@ from pathlib import Path
 from mig_conformance.cli import EXIT_FAIL
 from mig_conformance.cli.failures import input_failure
 from mig_conformance.cli.output import print_json
-from mig_conformance.common.errors import InputError, MigConformanceError
+from mig_conformance.common.errors import InputError, Location, MigConformanceError, Problem
+from mig_conformance.common.yaml_source import MAX_BYTES
 from mig_conformance.gpus.catalog import parse_gpu_specs
 from mig_conformance.gpus.gpu_list import node_gpus
 from mig_conformance.mig.spec import Spec, parse_spec_text
 from mig_conformance.simulators.mig_parted import LogEntry, MigParted, MigPartedResult, capitalize
 from mig_conformance.simulators.nvml import NvmlSimulator
 
+#: located problems printed after mig-parted's own lines (validate lists every one)
+MAX_LOCATED = 3
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
@@ -112,19 +115,54 @@ def load_node(args: argparse.Namespace) -> NvmlSimulator:
 
 
 def _read_spec(path: str) -> Spec | str:
-    """The parsed config file, or mig-parted's error when it cannot read it (ParseConfigFile, os.ReadFile)."""
+    """The parsed config file, or mig-parted's error when it cannot read it (ParseConfigFile, os.ReadFile).
+
+    Bounded like every file the kit reads (common/yaml_source.py): a file larger than MAX_BYTES is the simulator's
+    own input error (exit 2), not something it pretends mig-parted said."""
     try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            with Path(path).open("rb") as handle:
+                data = handle.read(MAX_BYTES + 1)
     except IsADirectoryError:
         return f"read error: read {path}: is a directory"
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         return f"read error: open {path}: {reason[:1].lower()}{reason[1:]}"
+    name = "<stdin>" if path == "-" else path
+    if len(data) > MAX_BYTES:
+        raise InputError(f"{name}: larger than {MAX_BYTES // 2**20} MiB; the kit reads at most that much")
+    text = _go_yaml_text(data)
+    return parse_spec_text(text, name) if text is not None else (
+        "unmarshal error: error converting YAML to JSON: yaml: " + _go_yaml_reader_error(data))
+
+
+def _go_yaml_text(data: bytes) -> str | None:
+    """The text go-yaml v2 reads (readerc.go: a UTF-8 or UTF-16 byte-order mark picks the encoding, else UTF-8),
+    or None when its reader stops."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return None  # UTF-32: go-yaml knows no such mark and meets a NUL
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(codec) if codec != "utf-8-sig" else data.decode(codec)
+            except UnicodeDecodeError:
+                return None
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:  # [CHOICE] yaml.v2 rejects it while scanning; its exact words are not modelled
-        return "unmarshal error: error converting YAML to JSON: yaml: invalid leading UTF-8 octet"
-    return parse_spec_text(text, "<stdin>" if path == "-" else path)
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _go_yaml_reader_error(data: bytes) -> str:
+    """go-yaml's reader error for text it cannot decode (readerc.go); [CHOICE] the first problem it would meet is
+    approximated: a NUL (UTF-32) is a control character, anything else an invalid UTF-8 octet."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "control characters are not allowed"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "incomplete UTF-16 character" if len(data) % 2 else "unexpected low surrogate area"
+    return "invalid leading UTF-8 octet"
 
 
 def _failure(command: str, error: str) -> MigPartedResult:
@@ -135,48 +173,75 @@ def _failure(command: str, error: str) -> MigPartedResult:
     return result
 
 
-def _print(result: MigPartedResult, debug: bool, as_json: bool) -> None:
+def _print(result: MigPartedResult, debug: bool, as_json: bool, located: list[Problem]) -> None:
+    """mig-parted's output; then, when the config file was the reason it failed, where in the file (mig-parted's
+    own messages name no file or entry): `problems` in JSON, `mig-conformance:` lines on stderr."""
     if as_json:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), "problems": [p.as_dict() for p in located]})
         return
     for line in result.stdout:
         sys.stdout.write(line if line.endswith("\n") else line + "\n")
     for line in result.stderr_lines(debug):
         print(line, file=sys.stderr)
+    for problem in located[:MAX_LOCATED]:
+        print(f"mig-conformance: {problem}", file=sys.stderr)
+    if len(located) > MAX_LOCATED:
+        where = located[0].location.file or "the file"
+        print(f"mig-conformance: {where}: ... and {len(located) - MAX_LOCATED} more problems (mig-conformance "
+              "validate lists them all)", file=sys.stderr)
+
+
+def located_problems(spec: Spec | str | None, selected: str | None, path: str) -> list[Problem]:
+    """The file's problems (mig-parted rejects it), else why `selected` cannot be chosen, with their locations."""
+    if isinstance(spec, str) and spec.startswith("unmarshal error"):  # bytes go-yaml cannot read
+        return [Problem("not text mig-parted can read (UTF-8, or UTF-16 with a byte-order mark)",
+                        Location("<stdin>" if path == "-" else path))]
+    if not isinstance(spec, Spec):
+        return []
+    if spec.problems:
+        return list(spec.problems)
+    try:
+        spec.select(selected)
+    except InputError as exc:
+        return list(exc.problems)
+    return []
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         node = load_node(args)
         debug = bool(args.global_debug) or _flag(args, "debug", "MIG_PARTED_DEBUG")
-        result = _command(args, node)
+        result, spec = _command(args, node)
     except MigConformanceError as exc:
         return input_failure(exc, args.json, command=args.mig_parted_command, exit_code=2)
+    located = (located_problems(spec, getattr(args, "selected_config", None), getattr(args, "config_file", "-"))
+               if not result.ok else [])
     if args.state:
         try:
             node.save(args.state)
         except OSError as exc:  # the command ran; only its state could not be kept
-            _print(result, debug, args.json)
+            _print(result, debug, args.json, located)
             print(f"error: --state {args.state}: cannot write the node state: {exc.strerror or exc}",
                   file=sys.stderr)
             return 2
-    _print(result, debug, args.json)
+    _print(result, debug, args.json, located)
     return result.exit_code
 
 
-def _command(args: argparse.Namespace, node: NvmlSimulator) -> MigPartedResult:
+def _command(args: argparse.Namespace, node: NvmlSimulator) -> tuple[MigPartedResult, Spec | str | None]:
+    """The command's result, and the config file it read (mig-parted's read error as a string)."""
     parted = MigParted(node)
     command = args.mig_parted_command
     if command == "export":
-        return parted.export(args.output_format, args.config_label)
+        return parted.export(args.output_format, args.config_label), None
     if not args.config_file:
         message = "Missing required flags 'config-file'"
         result = MigPartedResult(command, EXIT_FAIL, error=message)
         result.log = [LogEntry("fatal", message)]
-        return result
+        return result, None
     spec = _read_spec(args.config_file)
     if isinstance(spec, str):
-        return _failure(command, f"error parsing config file: {spec}")
+        return _failure(command, f"error parsing config file: {spec}"), spec
     mode_only = _flag(args, "mode_only", "MIG_PARTED_MODE_CHANGE_ONLY")
     if command == "apply":
         result = parted.apply(spec, args.selected_config, mode_only=mode_only,
@@ -184,6 +249,6 @@ def _command(args: argparse.Namespace, node: NvmlSimulator) -> MigPartedResult:
         if args.hooks_file:
             result.log.insert(0, LogEntry("warning", f"Hooks file {args.hooks_file} ignored: hooks are not "
                                                      "simulated"))
-        return result
+        return result, spec
     return parted.assert_config(spec, args.selected_config, mode_only=mode_only,
-                                valid_config=_flag(args, "valid_config", "MIG_PARTED_VALID_CONFIG"))
+                                valid_config=_flag(args, "valid_config", "MIG_PARTED_VALID_CONFIG")), spec

@@ -26,10 +26,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def subject(args: argparse.Namespace) -> dict[str, str]:
-    """The binding subject the options name."""
-    if args.group:
+    """The binding subject the options name (an empty name is a usage error: Kubernetes requires one)."""
+    for option, value in (("--group", args.group), ("--user", args.user), ("--service-account", args.service_account)):
+        if value is not None and not value.strip():
+            raise InputError(f"{option}: a name is required, got '{value}'")
+    if args.group is not None:
         return {"kind": "Group", "name": args.group, "apiGroup": "rbac.authorization.k8s.io"}
-    if args.user:
+    if args.user is not None:
         return {"kind": "User", "name": args.user, "apiGroup": "rbac.authorization.k8s.io"}
     namespace, slash, name = args.service_account.partition("/")
     if not (slash and namespace and name):

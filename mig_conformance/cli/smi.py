@@ -6,7 +6,8 @@ mig-parted config with the mig-parted simulator.
 Everything after the options is the nvidia-smi command line, e.g. `smi --gpu H100-80GB mig -lgip`.
 Values the GPU catalog does not know print as `?`; a `note:` line on stderr names every GPU and row whose
 values are not confirmed, with the catalog's reason.
-Exit status: nvidia-smi's (0, or the NVML error code); 1 when the config cannot be applied; 2 for input errors.
+Exit status: nvidia-smi's (0, or the NVML error code); 1 when the config cannot be applied; 2 for input errors
+(also a --config-file that is not YAML).
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import sys
 
 from mig_conformance.cli import EXIT_FAIL
 from mig_conformance.common.errors import InputError
-from mig_conformance.common.yaml_source import read_text
-from mig_conformance.gpus.catalog import parse_gpu_specs
-from mig_conformance.mig.spec import parse_spec_text
+from mig_conformance.gpus.catalog import MAX_NODE_GPUS, parse_gpu_specs
+from mig_conformance.mig.spec import load_spec
 from mig_conformance.simulators import nvidia_smi
 from mig_conformance.simulators import nvml as sim_nvml
 from mig_conformance.simulators.mig_parted import MigParted
@@ -50,12 +50,19 @@ def build_node(args: argparse.Namespace) -> NvmlSimulator:
         raise InputError("give --gpu GPU[xN] (or --state FILE)")
     if args.count < 1:
         raise InputError("--count must be at least 1")
-    return NvmlSimulator(parse_gpu_specs(args.gpu) * args.count, args.node_name)
+    gpus = parse_gpu_specs(args.gpu)
+    if len(gpus) * args.count > MAX_NODE_GPUS:
+        raise InputError(f"at most {MAX_NODE_GPUS} GPUs per node, got {len(gpus) * args.count:,} (--count "
+                         f"{args.count})")
+    return NvmlSimulator(gpus * args.count, args.node_name)
 
 
 def apply_config(node: NvmlSimulator, config_file: str, config: str | None) -> str | None:
-    """Apply a mig-parted config to the node; the error text when mig-parted fails, else None."""
-    spec = parse_spec_text(read_text(config_file), config_file)
+    """Apply a mig-parted config to the node; the error text when mig-parted fails, else None. A file that is not
+    YAML (or past the kit's bounds) is an InputError naming file and line."""
+    spec = load_spec(config_file)
+    if spec.syntax_error:
+        raise InputError(list(spec.problems))
     result = MigParted(node).apply(spec, config)
     return None if result.exit_code == 0 else (result.error or "mig-parted apply failed")
 

@@ -1,8 +1,8 @@
 """`mig-conformance validate CONFIG.yaml`: check a mig-parted config against a node's GPUs.
 
 Exit 0 valid, 1 invalid (mig-parted rejects the file, or the config cannot be applied as written), 2 for input
-that cannot be used at all: an unreadable file, text that is not YAML, an unknown or missing --config, an
-unknown GPU or instance type.
+that cannot be used at all: an unreadable file, text that is not YAML, an empty file (nothing but whitespace or
+comments), an unknown or missing --config, an unknown GPU or instance type. `-` reads standard input.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import argparse
 from mig_conformance.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from mig_conformance.cli.failures import input_failure
 from mig_conformance.cli.output import devices_text, print_json
-from mig_conformance.common.errors import MigConformanceError
+from mig_conformance.common.errors import InputError, Location, MigConformanceError, Problem
 from mig_conformance.gpus.gpu_list import gpu_device_ids, node_gpus
-from mig_conformance.mig.spec import load_spec
+from mig_conformance.mig.spec import Spec, load_spec, spec_name
 from mig_conformance.validation import ValidationReport, validate_node
 
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("validate", help="validate a mig-parted config for a node",
                        description="Validate a mig-parted v1 file (or a ConfigMap holding one) for a node's GPUs: "
                                    "exit 0 if valid, 1 if invalid, 2 if the input cannot be used.")
-    p.add_argument("file", metavar="CONFIG.yaml")
+    p.add_argument("file", metavar="CONFIG.yaml", help="mig-parted file or ConfigMap manifest; - reads standard input")
     p.add_argument("--config", "-c", metavar="NAME", help="named config (required if the file has several)")
     p.add_argument("--gpu", action="append", metavar="GPU[xN]", help="GPU models in PCI order, e.g. H100-80GBx8")
     p.add_argument("--instance-type", metavar="TYPE", help="EC2 instance type, e.g. p5.48xlarge")
@@ -65,23 +65,48 @@ def print_text(report: ValidationReport, node: str) -> None:
         print(f"  warning: {w}")
 
 
+def _usable(spec: Spec, args: argparse.Namespace) -> None:
+    """InputError (exit 2) for a file with nothing to validate, and for a multi-config file without a choice."""
+    if spec.empty:
+        raise InputError(Problem("the file is empty (nothing but whitespace or comments): no mig-parted config to "
+                                 "check", Location(spec.file)))
+    if args.config is None and not args.all_configs and len(spec.configs) > 1 and not spec.problems:
+        names = ", ".join(spec.configs)
+        raise InputError(Problem(f"{len(spec.configs)} configs in this file: choose one with --config NAME, or "
+                                 f"check every one with --all-configs (configs: {names})", Location(spec.file)))
+
+
+def tally(reports: list[ValidationReport]) -> dict[str, int]:
+    """How many configs are valid and invalid (the summary line of --all-configs)."""
+    valid = sum(r.valid for r in reports)
+    return {"configs": len(reports), "valid": valid, "invalid": len(reports) - valid}
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.all_configs and args.config is not None:
+        return input_failure(InputError("--all-configs checks every config of the file: give it or --config "
+                                        f"{args.config}, not both"), args.json, valid=False, file=args.file)
     try:
         node, gpus = node_gpus(args.gpu, args.instance_type)
         device_ids = gpu_device_ids(args.gpu)
         spec = load_spec(args.file)
+        _usable(spec, args)
     except MigConformanceError as exc:
-        return input_failure(exc, args.json, valid=False, file=args.file)
+        return input_failure(exc, args.json, valid=False, file=spec_name(args.file))
     usable = spec.configs and not spec.problems
-    names = sorted(spec.configs) if args.all_configs and usable else [args.config]
+    names = list(spec.configs) if args.all_configs and usable else [args.config]
     try:
         reports = [validate_node(spec, name, gpus, node, device_ids=device_ids) for name in names]
     except MigConformanceError as exc:  # e.g. more GPUs than a node can have
-        return input_failure(exc, args.json, valid=False, file=args.file)
+        return input_failure(exc, args.json, valid=False, file=spec.file)
     if args.json:
-        print_json(reports[0].as_dict() if len(reports) == 1 else
-                   {"valid": all(r.valid for r in reports), "configs": [r.as_dict() for r in reports]})
+        print_json(reports[0].as_dict() if not (args.all_configs and usable) else
+                   {"valid": all(r.valid for r in reports), "tally": tally(reports),
+                    "configs": [r.as_dict() for r in reports]})
     else:
         for r in reports:
             print_text(r, node)
+        if args.all_configs and usable:
+            t = tally(reports)
+            print(f"{spec.file} on {node}: {t['configs']} configs: {t['valid']} valid, {t['invalid']} invalid")
     return exit_code(reports)

@@ -14,7 +14,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from mig_conformance.common.errors import InputError
 from mig_conformance.common.private_files import write_private
+from mig_conformance.common.yaml_source import decode_text, read_bytes
 
 SCHEMA = "mig-conformance/journal/v1"
 
@@ -95,9 +97,13 @@ class Journal:
     def load(cls, path: str | Path) -> Journal:
         """Read a journal; ValueError says what is wrong with the file."""
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(decode_text(read_bytes(path), str(path)))  # bounded: a journal is a small file
+        except InputError as exc:
+            raise ValueError(f"not a journal: {exc}") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not a journal (invalid JSON: {exc})") from None
+        except RecursionError:
+            raise ValueError(f"{path}: not a journal (JSON nested too deep)") from None
         if not isinstance(data, dict) or not isinstance(data.get("changes", []), list):
             raise ValueError(f"{path}: not a mig-conformance journal (expected a mapping with 'changes')")
         j = cls(path, data.get("run_id", ""), data.get("cluster", ""), data.get("target") or {})

@@ -27,7 +27,9 @@ from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.kube import KubeCluster
 from mig_conformance.cluster.targets import check_backend_options
+from mig_conformance.common.errors import InputError, Location, Problem
 from mig_conformance.common.private_files import write_private
+from mig_conformance.common.yaml_source import load_yaml_file
 from mig_conformance.k8s import labels as L
 
 log = logging.getLogger("mig_conformance.cluster")
@@ -433,10 +435,21 @@ def _discard(kind: Kind, cluster_name: str, kubeconfig: Path, workdir: Path, del
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def check_kind_config(path: str) -> None:
+    """The clusters file's kind `config`, read through the kit's bounds before kind sees it: a file that is not
+    YAML, too large, too deep or an alias bomb is an InputError naming file and line, not a hung `kind create`."""
+    doc = load_yaml_file(path)
+    if not isinstance(doc.data, dict):
+        raise InputError(Problem("a kind config must be a mapping (kind: Cluster, apiVersion: kind.x-k8s.io/...)",
+                                 Location(path, doc.line())))
+
+
 def open_kind(name: str, arg: str, allow_changes: bool, options: Mapping[str, Any]) -> KindCluster:
     """Registry entry point: `kind[:NAME]` or a clusters-file entry."""
     check_backend_options("kind", options)
     opts = dict(options)
+    if opts.get("config"):
+        check_kind_config(str(opts["config"]))
     cluster_name = opts.pop("name", None) or arg or DEFAULT_NAME
     return KindCluster.open(name, cluster_name, allow_changes=allow_changes, **opts)
 

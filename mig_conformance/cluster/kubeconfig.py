@@ -15,6 +15,7 @@ from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.kube import KubeCluster
 from mig_conformance.cluster.targets import check_backend_options
+from mig_conformance.common.yaml_source import load_yaml_file
 
 
 def default_kubeconfig(env: Mapping[str, str] | None = None) -> str:
@@ -32,9 +33,12 @@ def contexts(kubeconfig: str | None = None) -> tuple[list[str], str | None]:
     from kubernetes.config.kube_config import list_kube_config_contexts
 
     paths = kubeconfig or default_kubeconfig()
-    if not _existing(paths):
+    existing = _existing(paths)
+    if not existing:
         raise ClusterError(f"kubeconfig {paths}: no such file (set --kubeconfig, the clusters file's 'kubeconfig' "
                            "or $KUBECONFIG)")
+    for path in existing:  # bounded first (alias bombs, deep nesting): the client's loader has no limits
+        load_yaml_file(path)
     try:
         found, current = list_kube_config_contexts(paths)
     except Exception as exc:  # ConfigException, YAML errors: the file is not a kubeconfig

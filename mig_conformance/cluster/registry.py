@@ -17,6 +17,7 @@ from mig_conformance.cluster.targets import (
     parse_spec,
 )
 from mig_conformance.common.errors import InputError
+from mig_conformance.common.extras import require_backend
 
 
 def parse_target(target: str) -> tuple[str, str]:
@@ -46,6 +47,7 @@ def open_cluster(target: str | Target, allow_changes: bool = False, **options: A
     else:
         kind, arg = parse_target(target)
         name, from_file = target.strip(), {}
+    require_backend(kind, f"--mig-cluster {name} ({kind} backend)")  # before anything starts
     settings = options.pop("settings", None)
     merged = {**from_file, **options}
     if kind == "sim":

@@ -373,6 +373,8 @@ class Catalog:
 
 
 _COUNT = re.compile(r"^(?P<name>.+?)(?:[x*](?P<n>\d+))?$")
+#: GPUs one (simulated) node may have: PCI bus numbers for that many exist, and no real server has more
+MAX_NODE_GPUS = 60
 
 
 def parse_gpu_specs(specs: Iterable[str], catalog: Catalog | None = None) -> list[GpuVariant]:
@@ -389,6 +391,8 @@ def parse_gpu_specs(specs: Iterable[str], catalog: Catalog | None = None) -> lis
                 name, count = item, 1
             if count < 1:
                 raise InputError(f"GPU count must be at least 1 in '{item}'")
+            if len(found) + count > MAX_NODE_GPUS:
+                raise InputError(f"at most {MAX_NODE_GPUS} GPUs per node, got {len(found) + count:,} with '{item}'")
             found.extend([cat.variant(name)] * count)
     if not found:
         raise InputError("no GPUs given")

@@ -13,6 +13,7 @@ Facts (mig-parted `api/spec/v1/spec.go`, vendored sigs.k8s.io/yaml v1.6.0 `yaml.
 from __future__ import annotations
 
 import datetime
+import json
 import math
 from decimal import Decimal
 from typing import Any
@@ -132,3 +133,26 @@ def map_key(key: Any) -> str:
         text = repr(key)
         return {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}.get(text, text)
     return str(key)
+
+
+def go_syntax(value: Any, top: bool = True) -> str:
+    """Go's `%+#v` of a value yaml.v2 decoded into interface{} (for sigs.k8s.io/yaml's error texts) [DERIVED]:
+    maps print their keys sorted, a nil inside a composite is `interface {}(nil)`, at the top `<nil>`."""
+    if value is None:
+        return "<nil>" if top else "interface {}(nil)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json_number(value) or repr(value)
+    if isinstance(value, list):
+        return "[]interface {}{" + ", ".join(go_syntax(v, False) for v in value) + "}"
+    if isinstance(value, dict):
+        items = sorted(((go_syntax(k, False), go_syntax(v, False)) for k, v in value.items()))
+        return "map[interface {}]interface {}{" + ", ".join(f"{k}:{v}" for k, v in items) + "}"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def null_key_error(value: Any) -> str:
+    """sigs.k8s.io/yaml's error for a null mapping key (v1.6.0 yaml.go, convertToJSONableObject: keys may be strings,
+    numbers or bools; `reflect.TypeOf(nil)` prints as `%!s(<nil>)`)."""
+    return f"unsupported map key of type: %!s(<nil>), key: <nil>, value: {go_syntax(value)}"

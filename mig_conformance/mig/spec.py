@@ -104,6 +104,8 @@ class Spec:
     warnings: list[SpecProblem] = field(default_factory=list)
     config_lines: dict[str, int | None] = field(default_factory=dict)
     syntax_error: bool = False
+    #: the text holds no YAML at all: nothing but whitespace (tabs too), byte-order marks and comments
+    empty: bool = False
 
     @property
     def valid(self) -> bool:
@@ -176,6 +178,8 @@ class _Parser:
         data = self.doc.data
         if data is None:
             return self.spec  # an empty document (or `null`) leaves the Spec empty, as in mig-parted
+        if self.null_keys():
+            return self.spec
         if not isinstance(data, dict):
             err = gojson.type_error(gojson.kind(data), "map[string]json.RawMessage")
             self.add(f"the file must be a mapping with 'version' and 'mig-configs', got {_what(data)}: {err}",
@@ -207,6 +211,35 @@ class _Parser:
             elif name != "version":
                 self.add(f"unexpected field: {name}", self.loc((k,), key=name, key_line=True))
         return self.spec
+
+    def null_keys(self) -> bool:
+        """A null mapping key (`~`, `null`, an empty key) anywhere fails mig-parted's YAML-to-JSON conversion
+        before anything is decoded (gojson.null_key_error): one problem per such key, in file order; True if any."""
+        found: list[SpecProblem] = []
+        stack: list[tuple[tuple[Any, ...], Any]] = [((), self.doc.data)]
+        while stack:
+            path, value = stack.pop()
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    if k is None:
+                        found.append(self._null_key(path, v))
+                    else:
+                        stack.append(((*path, k), v))
+            elif isinstance(value, list):
+                stack.extend(((*path, i), v) for i, v in enumerate(value))
+        self.spec.problems.extend(sorted(found, key=lambda p: p.location.line or 0))
+        return bool(found)
+
+    def _null_key(self, path: tuple[Any, ...], value: Any) -> SpecProblem:
+        configs = [k for k in self.doc.data if gojson.map_key(k) == "mig-configs"]
+        in_configs = bool(configs) and path[:1] == (configs[0],)
+        what = "a config name" if in_configs and len(path) == 1 else "a mapping key"
+        config = gojson.map_key(path[1]) if in_configs and len(path) > 1 else None
+        entry = path[2] if in_configs and len(path) > 2 and isinstance(path[2], int) else None
+        message = (f"{what} is null (~): mig-parted rejects the whole file, because sigs.k8s.io/yaml converts YAML to "
+                   'JSON and a JSON key cannot be null (write "~" in quotes for a name)')
+        location = Location(self.doc.file, self.doc.key_line(*path, None) + self.offset, config, entry, "~")
+        return SpecProblem(message, location, upstream=gojson.null_key_error(value), stage="yaml")
 
     def parse_configs(self, k: Any) -> None:
         configs = self.doc.data[k]
@@ -452,12 +485,25 @@ class ConfigSource:
         return list(self.spec.configs)
 
 
+def is_blank(text: str) -> bool:
+    """No YAML in the text at all: only whitespace (tabs too), byte-order marks and comment lines. mig-parted reads
+    such a file as no configs (or, with a tab, as a YAML error); the kit calls it empty either way."""
+    return all(not line.strip(" \t\r\ufeff") or line.lstrip(" \t\ufeff").startswith("#")
+               for line in text.split("\n"))
+
+
 def read_config_source(text: str, file: str = "<string>") -> ConfigSource:
     """Parse a user's mig-parted file or ConfigMap manifest (see ConfigSource)."""
     try:
         doc = _parse_document(text, file)
     except InputError as exc:
-        return ConfigSource(file, text, text, _syntax_spec(file, exc))
+        spec = _syntax_spec(file, exc)
+        spec.empty = is_blank(text)
+        return ConfigSource(file, text, text, spec)
+    if doc.data is None:
+        spec = _Parser(doc).parse()
+        spec.empty = is_blank(text)
+        return ConfigSource(file, text, text, spec)
     embedded = _configmap_payload(doc)
     if embedded is None:
         return ConfigSource(file, text, text, _Parser(doc).parse())
@@ -470,9 +516,15 @@ def read_config_source(text: str, file: str = "<string>") -> ConfigSource:
     return ConfigSource(file, text, inner_text, spec, key)
 
 
+def spec_name(path: str | Path) -> str:
+    """How messages name a config file: its path, `<stdin>` for `-`."""
+    return "<stdin>" if str(path) == "-" else str(path)
+
+
 def load_config_source(path: str | Path) -> ConfigSource:
-    """Read a user's config file; an unreadable file raises InputError naming it."""
-    return read_config_source(read_text(path), str(path))
+    """Read a user's config file (`-`: standard input; bounded, common/yaml_source.py); an unreadable file raises
+    InputError naming it."""
+    return read_config_source(read_text(path), spec_name(path))
 
 
 def parse_spec_text(text: str, file: str = "<string>") -> Spec:

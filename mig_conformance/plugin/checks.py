@@ -33,6 +33,14 @@ def check_parallel(config: pytest.Config, target: Target, settings: Settings) ->
                          "(read-only runs may use -n)")
 
 
+def check_extras(target: Target) -> None:
+    """The backend's Python modules are installed: otherwise one usage error with the install hint
+    (common/extras.py), before anything starts, instead of an ImportError in every test."""
+    from mig_conformance.common.extras import require_backend
+
+    require_backend(target.kind, f"--mig-cluster {target.name} ({target.kind} backend)")
+
+
 def check_fleet(target: Target) -> None:
     """A sim/local fleet spec is parsed before anything starts: a typo is a usage error, not a collection error."""
     if target.kind not in SAFE_KINDS or not target.arg:

@@ -99,10 +99,14 @@ def resolve_settings(config: pytest.Config) -> Settings:
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or config.option.version:
         return  # `pytest --help` must work whatever MIG_* variables hold
+    from mig_conformance.plugin.crashes import CrashWatch, exit_internal
+
     try:
         settings = resolve_settings(config)
     except InputError as exc:
         raise pytest.UsageError(f"mig-conformance: {exc}") from None
+    except Exception as exc:  # a bug of the kit: exit 3 with one line
+        exit_internal(exc, "while reading the settings")
     config.stash[settings_key] = settings
     if settings.cluster is None:
         return
@@ -112,8 +116,11 @@ def pytest_configure(config: pytest.Config) -> None:
         session = MigSession(config, settings)
     except InputError as exc:
         raise pytest.UsageError(f"mig-conformance: {exc}") from None
+    except Exception as exc:  # a bug of the kit: exit 3 with one line, never a traceback or exit 1
+        exit_internal(exc, "while starting the run")
     config.stash[session_key] = session
     config.pluginmanager.register(session, "mig_conformance_session")
+    config.pluginmanager.register(CrashWatch(), "mig_conformance_crashes")
     if settings.report and roles.is_main(config):
         try:
             settings.report.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from mig_conformance.mig.spec import Spec, parse_installed_config
 from mig_conformance.plugin import roles
 from mig_conformance.plugin.checks import (
     SAFE_KINDS,
+    check_extras,
     check_fleet,
     check_parallel,
     check_settings,
@@ -63,6 +64,7 @@ class MigSession:
         self.config = config
         self.settings = settings
         self.target: Target = resolve_target(settings.cluster or "", settings.clusters_file)
+        check_extras(self.target)
         check_settings(settings)
         self.user_config = read_user_config(settings)
         check_fleet(self.target)
@@ -262,11 +264,20 @@ class MigSession:
         yield
         if self._xdist_controller and self.target.kind not in ATTACH_KINDS:
             return  # sim/local/kind clusters belong to each worker
+        from mig_conformance.common.errors import InputError
+        from mig_conformance.common.extras import missing_extra
+        from mig_conformance.plugin.crashes import exit_internal
+
         try:
             nodes = self.nodes()
         except (ClusterError, InputError) as exc:
             raise pytest.UsageError(f"mig-conformance: cluster {self.target.name} ({self.target.kind}): {exc}") \
                 from None
+        except Exception as exc:  # a module of an extra that is not installed, else a bug of the kit (exit 3)
+            missing = missing_extra(exc, f"--mig-cluster {self.target.name} ({self.target.kind} backend)")
+            if missing is not None:
+                raise pytest.UsageError(f"mig-conformance: {missing}") from None
+            exit_internal(exc, f"while opening cluster {self.target.name}")
         if not nodes:
             raise pytest.UsageError(f"mig-conformance: cluster {self.target.name}: {self._no_nodes_reason()}")
 

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mig_conformance.common.errors import InputError
 from mig_conformance.common.scrub import scrub, scrub_text
+from mig_conformance.common.yaml_source import load_yaml_file
 from mig_conformance.report.model import ReportFormatError, RunSummary, canonical
 from mig_conformance.report.render_html import render_html
 from mig_conformance.report.render_md import render_md
@@ -111,8 +111,10 @@ def _render(d: Path, summary: RunSummary, target_doc: Mapping[str, Any] | None) 
 def load_summary(directory: str | os.PathLike[str]) -> RunSummary:
     """summary.json of a bundle; ReportFormatError says what is missing or wrong."""
     path = Path(directory) / SUMMARY_JSON
+    if not Path(directory).exists():
+        raise ReportFormatError(f"{directory}: no such folder")
     if not Path(directory).is_dir():
-        raise ReportFormatError(f"{directory}: not a directory")
+        raise ReportFormatError(f"{directory}: not a folder (give the report bundle's folder)")
     if not path.is_file():
         raise ReportFormatError(f"{path}: no summary.json here (is this a report bundle?)")
     try:
@@ -131,9 +133,9 @@ def load_target(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ReportFormatError(f"{path}: not readable YAML: {exc}") from None
+        doc = load_yaml_file(path).data  # bounded: a bundle may come from someone else
+    except InputError as exc:
+        raise ReportFormatError(f"not readable YAML: {exc}") from None
     if doc is not None and not isinstance(doc, dict):
         raise ReportFormatError(f"{path}: expected a mapping")
     return doc

@@ -225,6 +225,8 @@ class RunSummary:
             doc = json.loads(text)
         except ValueError as exc:
             raise ReportFormatError(f"summary is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ReportFormatError("summary is not a run summary: JSON nested too deep") from None
         return cls.from_dict(doc)
 
 

@@ -43,6 +43,7 @@ def validate_node(spec: Spec, config: str | None, gpus: list[GpuModel], node: st
         return report
     report.config = name
     checker = Checker(report, spec, name, gpus)
+    report.warnings.extend(unused_entries(spec, name, entries, node_device_ids(sim)))
     for i, (gpu, device_id) in enumerate(zip(gpus, node_device_ids(sim), strict=True)):
         shown = device_ids[i] if device_ids and device_ids[i].subsystem_device is not None else device_id.primary
         selected = [e for e in entries if e.selects(i, device_id)]
@@ -72,6 +73,39 @@ def validate_node(spec: Spec, config: str | None, gpus: list[GpuModel], node: st
     for plan in report.gpus:
         plan.after_apply = after_apply(sim, plan.index)
     return report
+
+
+def unused_entries(spec: Spec, name: str, entries: Sequence[MigConfigEntry],
+                   device_ids: Sequence[DeviceID]) -> list[Problem]:
+    """A warning for each entry that selects no GPU of the node (mig-parted silently skips it): `devices` beyond the
+    node's GPUs, or `devices` and `device-filter` that select nothing together. An entry whose device-filter names
+    another board is not warned about when another entry's filter matches this node (that is how one config serves
+    several GPU models, as the GPU Operator's configs do) nor when no entry selects a GPU here (a config for other
+    GPUs: each GPU's own warning says so)."""
+    by_model = any(e.device_filter and any(e.matches_device_filter(d) for d in device_ids) for e in entries)
+    used = any(e.selects(i, d) for e in entries for i, d in enumerate(device_ids))
+    out: list[Problem] = []
+    for e in entries:
+        if any(e.selects(i, d) for i, d in enumerate(device_ids)):
+            continue
+        filtered = [i for i, d in enumerate(device_ids) if e.matches_device_filter(d)]
+        listed = None if isinstance(e.devices, str) else list(e.devices)
+        if not filtered:
+            if by_model or not used:
+                continue
+            ids = ", ".join(sorted({str(d.primary) for d in device_ids}))
+            why = f"its device-filter {list(e.device_filter)} matches none of this node's GPUs ({ids})"
+            key = "device-filter"
+        elif listed is not None and all(not 0 <= i < len(device_ids) for i in listed):
+            why, key = f"its devices {listed} are not GPU indices of this node (GPUs 0-{len(device_ids) - 1})", \
+                "devices"
+        else:
+            why, key = (f"its devices {listed} are none of the GPUs its device-filter selects "
+                        f"({', '.join(map(str, filtered))})"), "devices"
+        line = e.key_lines.get(key) or e.line
+        out.append(Problem(f"entry {e.index} of config '{name}' selects no GPU of this node: {why}; mig-parted "
+                           "skips it", Location(spec.file, line, name, e.index, key)))
+    return out
 
 
 def _one_per_board(entries: Sequence[MigConfigEntry], node: nv.NvmlSimulator) -> list[int] | None:

@@ -126,7 +126,7 @@ TWO = ("version: v1\nmig-configs:\n  a:\n    - devices: all\n      mig-enabled: 
     (TWO, ["--config", "nope"], 2),  # unknown config
     (TWO, [], 2),  # several configs, no --config
     ("version: v2\n", [], 1),  # YAML, but mig-parted rejects it
-    ("", [], 1),  # no configs at all
+    ("", [], 2),  # empty: nothing to validate (docs/hardening.md)
     (TWO, ["--config", "a"], 0),
 ])
 def test_validate_exit_codes(capsys, tmp_path, text: str, extra: list[str], code: int) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from mig_conformance.capture.smi_text import parse_lgip
 from mig_conformance.cli import main
-from mig_conformance.cli.capture import INSTALL_HINT
+from mig_conformance.common.extras import install_hint
 from mig_conformance.gpus.catalog import Catalog, load_gpu_file
 from mig_conformance.gpus.device_ids import DeviceID
 from mig_conformance.mig.spec import parse_spec_text
@@ -125,7 +125,7 @@ def test_capture_text_errors(tmp_path: Path, capsys) -> None:
 def test_capture_nvml_without_nvidia_ml_py(monkeypatch, capsys) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)
     assert main(["capture", "--nvml", "-o", "never.yaml"]) == 2
-    assert INSTALL_HINT in capsys.readouterr().err
+    assert install_hint("nvml") in capsys.readouterr().err
     assert not Path("never.yaml").exists()
 
 

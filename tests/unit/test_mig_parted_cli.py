@@ -151,8 +151,10 @@ def test_parse_errors_carry_sigs_yaml_wrapper(capsys, tmp_path: Path) -> None:
     bad = tmp_path / "v2.yaml"
     bad.write_text("version: v2\n")
     code, _, err = _run(capsys, "assert", "-a", "-f", str(bad), "--gpu", "H100")
-    assert code == 1 and err.strip() == ("FATA[0000] Error parsing config file: unmarshal error: error unmarshaling "
-                                         "JSON: while decoding JSON: unknown version: v2")
+    assert code == 1 and err.splitlines() == [
+        "FATA[0000] Error parsing config file: unmarshal error: error unmarshaling JSON: while decoding JSON: unknown "
+        "version: v2",
+        f"mig-conformance: {bad}:1, key 'version': unknown version: v2 (only 'v1' exists)"]  # where, after mig-parted
 
 
 def test_valid_config_accepts_well_formed_names_that_exist_nowhere(capsys, tmp_path: Path) -> None:

@@ -512,7 +512,7 @@ def test_cli_report_rerenders(tmp_path: Path, h100: GpuModel, capsys: pytest.Cap
 
 
 @pytest.mark.parametrize(("setup", "fragment"), [
-    ("missing", "not a directory"),
+    ("missing", "no such folder"),
     ("empty", "no summary.json"),
     ("garbage", "not valid JSON"),
     ("shape", "'tests' must be a list"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from mig_conformance.common.errors import InputError
 from mig_conformance.common.yaml_source import load_yaml_file, parse_yaml
@@ -96,3 +97,31 @@ def test_first_document_only() -> None:
     doc = parse_yaml("a: 1\n---\nb: [\n", "multi.yaml", first_document_only=True)
     assert doc.data == {"a": 1}
     assert doc.warnings[0].location.line == 2 and "only the first YAML document" in doc.warnings[0].message
+
+
+@pytest.mark.parametrize("scalar", [
+    "1", "0", "7", "012", "089", "0x1F", "1_000", "+1", "-1", "123456789012345678901234567890", "١٢", "1.5", "1e3",
+    ".inf", ".NaN", "yes", "No", "on", "OFF", "y", "n", "true", "FALSE", "~", "null", "Null", "", "a", "foo bar",
+    "2001-12-14", "2001-12-14t21:59:43.10-05:00", "=", "-", "1g.10gb", "all-balanced", "0o17", "0b101", "190:20:30",
+])
+@pytest.mark.parametrize("shape", ["{}", "k: {}", "[{}]", "- {}\n", "{{}: 1}", "'{}'", '"{}"'])
+def test_scalars_resolve_as_pyyaml_resolves_them(scalar: str, shape: str) -> None:
+    """The resolver's shortcuts (plain strings, plain decimals) give exactly PyYAML's values and types."""
+    text = shape.replace("{}", scalar) if shape != "{}" else scalar
+    try:
+        expected: object = yaml.safe_load(text)
+    except yaml.YAMLError:
+        with pytest.raises(InputError):
+            parse_yaml(text, "s.yaml")
+        return
+    got = parse_yaml(text, "s.yaml").data
+    assert repr(got) == repr(expected) and _types(got) == _types(expected)  # repr: .nan equals itself
+
+
+def _types(value: object) -> object:
+    """The value's type, and the types of every key and item inside it."""
+    if isinstance(value, dict):
+        return {(type(k), k): _types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    return type(value)

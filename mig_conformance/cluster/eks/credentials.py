@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mig_conformance.cluster.base import ClusterError
+from mig_conformance.common.extras import require
 from mig_conformance.common.scrub import scrub_text
 
 #: The IAM permission each AWS call of the kit needs (named in access-denied errors and docs/eks.md).
@@ -26,7 +27,6 @@ INVALID_CODES = frozenset({"InvalidClientTokenId", "UnrecognizedClientException"
                            "AuthFailure", "InvalidAccessKeyId", "IncompleteSignature"})
 DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
                           "Forbidden"})
-EXTRA_HINT = "pip install 'mig-conformance[eks]'"
 
 
 class AwsError(ClusterError):
@@ -62,11 +62,8 @@ class ClusterNotFound(AwsError):
 
 
 def require_boto3() -> None:
-    """AwsError with the install hint when boto3 is missing."""
-    try:
-        import boto3  # noqa: F401
-    except ImportError:
-        raise AwsError(f"the eks backend needs boto3: {EXTRA_HINT}") from None
+    """MissingExtra (the install hint) when boto3 or botocore is missing."""
+    require(("boto3", "botocore"), "the eks backend", "eks")
 
 
 def who(profile: str | None) -> str:
