@@ -246,8 +246,8 @@ def _apply(node: Node, layout: Layout) -> tuple[tuple[GpuMigState, ...], str | N
 def harness_input(case_id: str, strategy: str, gpus: list[dict[str, Any]],
                   models: Sequence[GpuModel]) -> dict[str, Any]:
     # GFD picks some labels by Go map order on nodes with several GPU models: run its labelers often enough to see
-    # every order (two models: a 2**-15 chance to miss one in 16 runs).
-    runs = 16 if len({m.key for m in models}) > 1 else 1
+    # every order (two models: a 2**-31 chance to miss one in 32 runs).
+    runs = 32 if len({m.key for m in models}) > 1 else 1
     return {"id": case_id, "strategy": strategy, "driver": DRIVER, "cuda_driver_version": CUDA_DRIVER_VERSION,
             "gfd_runs": runs, "gpus": gpus}
 

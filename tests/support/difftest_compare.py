@@ -94,8 +94,8 @@ class Comparison:
     @property
     def cell(self) -> str:
         """The docs' table cell: `exact` (nothing differs), `ok` (only D1, which every case shows), `ok D2` (also
-        D2), then `u` when labels went uncompared for catalog unknowns and `n` when GFD's map order decided one;
-        `ERROR` or `DIFFERS` otherwise."""
+        D2), then `u` when labels went uncompared for catalog unknowns; `ERROR` or `DIFFERS` otherwise. (Labels
+        GFD sets by map order are not marked: whether the runs showed both values is chance.)"""
         if self.harness_error:
             return "ERROR"
         if self.unexplained:
@@ -103,10 +103,8 @@ class Comparison:
         ids = list(KNOWN)
         known = [f"D{ids.index(k) + 1}" for k in self.known]
         text = "exact" if not known else " ".join(["ok", *[k for k in known if k != "D1"]])
-        verdicts = {f.verdict for f in self.findings}
-        notes = ("u" if "unknown in catalog" in verdicts else "") + ("n" if "nondeterministic in GFD" in verdicts
-                                                                       else "")
-        return f"{text} {notes}".strip()
+        unknown = any(f.verdict == "unknown in catalog" for f in self.findings)
+        return f"{text} u" if unknown else text
 
     def explain(self) -> str:
         """Every finding, one per line (for failure messages)."""
