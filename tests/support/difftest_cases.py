@@ -133,6 +133,16 @@ def _sub_profile_config(model: GpuModel) -> dict[str, int]:
     return {ci.name: gi.slices // ci.slices}
 
 
+def _ci_mix_config(model: GpuModel) -> dict[str, int] | None:
+    """Three 1c CIs of a 3g GI next to a whole 3g GI (3x 1c.3g.40gb + 3g.40gb on H100: mig-parted packs the three
+    CIs into one GI); None without a 3-slice GI."""
+    gi = next((p for p in model.gi_profiles if p.slices == 3 and p.max_instances >= 2 and "+" not in p.name), None)
+    if gi is None:
+        return None
+    ci = min(gi.compute_instances, key=lambda c: c.slices)
+    return {ci.name: 3, gi.name: 1}
+
+
 def _me_mix_config(model: GpuModel) -> dict[str, int] | None:
     """One +me GI next to plain GIs of the same size (1g.10gb+me + 6x 1g.10gb on H100): under mixed, v0.17's
     unanchored patterns advertise the +me device as the plain profile."""
@@ -166,14 +176,17 @@ def _custom(name: str, entries: Sequence[str]) -> Layout:
 
 
 def custom_layouts(node: Node) -> list[Layout]:
-    """Layouts the ConfigMap has no config for: half MIG / half full GPUs, a CI sub-profile, +me next to its
-    plain profile, one MIG-enabled GPU left empty."""
+    """Layouts the ConfigMap has no config for: a CI sub-profile filling its GI, 1c CIs next to a whole GI of
+    their size, +me next to its plain profile, half MIG / half full GPUs, one MIG-enabled GPU left empty."""
     models = node.models
     if not all(m.mig_capable for m in models) or len({m.key for m in models}) != 1:
         return []
     model, n = models[0], len(models)
     dense = _dense_config(model)
     out = [_custom("sub-profile", [_entry("all", True, _sub_profile_config(model))])]
+    ci_mix = _ci_mix_config(model)
+    if ci_mix:
+        out.append(_custom("ci-mix", [_entry("all", True, ci_mix)]))
     me = _me_mix_config(model)
     if me:
         out.append(_custom("me-mix", [_entry("all", True, me)]))
