@@ -8,7 +8,7 @@
 // /proc/driver and another over /sys/bus/pci/devices. The mounts die with the process.
 //
 // One more file only saves time: go-nvlib's nvpci parses a pci.ids database on every device lookup (GFD looks up
-// each GPU's PCI class on every labelling), 1.3 MB when it falls back to its built-in copy. A pci.ids naming just
+// each GPU's PCI class on every labelling), 1.5 MB when it falls back to its built-in copy. A pci.ids naming just
 // the case's devices is mounted over the first pci.ids folder it searches (pciids.go defaultPCIdbPaths); the names
 // only go into log lines, never into labels or resources.
 package main
