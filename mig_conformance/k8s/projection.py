@@ -104,13 +104,14 @@ def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, sel
                  instance_type: str | None = None, with_reboot: bool = False,
                  current: NodeState | Sequence[GpuMigState] | None = None, *, driver: str | None = None,
                  device_plugin_version: str = device_plugin.DEFAULT_VERSION,
-                 gpu_reset_works: bool = True) -> NodeProjection:
+                 gpu_reset_works: bool = True, names: Sequence[str] | None = None) -> NodeProjection:
     """Project a node whose GPUs are `gpus` (PCI order) once its `nvidia.com/mig.config` label is `selected`.
 
     `current`: where the node starts — a `NodeState`, just its GPU states, or None for a fresh node. `spec` None =
     the shipped default ConfigMap. Labels are GFD's, plus `nvidia.com/mig.config`/`nvidia.com/mig.config.state` and
     the instance-type label when those apply. Under a strategy other than the one `current` was advertised with,
-    pass `current.advertised(strategy, version)`: the device plugin restarts on a strategy change.
+    pass `current.advertised(strategy, version)`: the device plugin restarts on a strategy change. `names`: the GPUs'
+    NVML names when boards differ from their models' primary board (`gfd.labels`).
     """
     before = _before(gpus, current, strategy, device_plugin_version)
     outcome = _run(gpus, spec, selected, before, with_reboot, gpu_reset_works)
@@ -120,7 +121,7 @@ def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, sel
     after = replace(after, label=before.label if selected is None else selected, verdict=outcome.state)
     advertised = device_plugin.advertise(strategy, outcome.gpus, version=device_plugin_version)
     allocatable = {**dict.fromkeys(after.registered, 0), **advertised.resources}
-    labels = gfd.labels(strategy, outcome.gpus, driver)
+    labels = gfd.labels(strategy, outcome.gpus, driver, names)
     if instance_type:
         labels[INSTANCE_TYPE] = instance_type
     if selected is not None:

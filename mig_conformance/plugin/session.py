@@ -28,9 +28,10 @@ from mig_conformance.cluster.journal import ChangeKind, Journal
 from mig_conformance.cluster.targets import Target, resolve_target
 from mig_conformance.common.errors import InputError
 from mig_conformance.common.run import RUN_LABEL, new_run_id
+from mig_conformance.gpus.catalog import load_catalog
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode
-from mig_conformance.k8s.node_hardware import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_boards, node_gpu_models
 from mig_conformance.mig.spec import Spec, parse_installed_config
 from mig_conformance.plugin import roles
 from mig_conformance.plugin.checks import (
@@ -183,8 +184,10 @@ class MigSession:
         before = self._node_state(node)
         if strategy and strategy != now:  # the device plugin restarts under the new strategy first
             before = before.advertised(strategy, DEFAULT_VERSION)
-        return project_node(node_gpu_models(node), strategy or now, self._cluster_spec(), config, node=node.name,
-                            instance_type=node.instance_type, current=before)
+        boards = node_gpu_boards(node)
+        models = [load_catalog().model_of(b) for b in boards]
+        return project_node(models, strategy or now, self._cluster_spec(), config, node=node.name,
+                            instance_type=node.instance_type, current=before, names=[b.nvml_name for b in boards])
 
     def _cluster_spec(self) -> Spec:
         """The cluster's mig-parted ConfigMap as mig-manager reads it (parsed once per version)."""
