@@ -489,3 +489,19 @@ def test_status_line_rewrites_on_a_tty_and_is_silent_otherwise() -> None:
     quiet.update("x")
     quiet.clear()
     assert plain.getvalue() == "" and not quiet.enabled
+
+
+def test_wait_log_prints_a_line_every_30s_of_a_long_wait_and_one_when_it_ends() -> None:
+    """Where no status line can be drawn (CI logs): long waits say what is awaited, how long, and the state seen."""
+    from mig_conformance.cluster.base import WaitProgress
+    from mig_conformance.report.terminal import WaitLog
+
+    log = WaitLog(every=30)
+    polls = [WaitProgress("node n to apply MIG config c", f"state={s}", t, 600)
+             for t, s in ((0, "-"), (12, "pending"), (31, "pending"), (45, "pending"), (61, "rebooting"), (70, "ok"))]
+    lines = [line for line in map(log.update, [*polls, None]) if line]
+    assert lines == ["mig-conformance: waiting for node n to apply MIG config c: 31s of 600s; state=pending",
+                     "mig-conformance: waiting for node n to apply MIG config c: 61s of 600s; state=rebooting",
+                     "mig-conformance: waited 70s for node n to apply MIG config c; last state: state=ok"]
+    short = [log.update(WaitProgress("pod p", "Pending", t, 60)) for t in (0, 5, 29)] + [log.update(None)]
+    assert short == [None] * 4  # a wait under 30 s prints nothing, and a new wait starts counting afresh
