@@ -178,19 +178,6 @@ def go_environment(env: Mapping[str, str], layout: CacheLayout) -> dict[str, str
             "CGO_ENABLED": "0", "GOWORK": "off"}
 
 
-def _go(go: str, args: list[str], cwd: Path, env: Mapping[str, str]) -> str:
-    """A short go command's stdout; BuildError with its output when it fails."""
-    try:
-        out = subprocess.run([go, *args], capture_output=True, text=True, errors="replace", cwd=cwd, env=dict(env),
-                             timeout=1800)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BuildError(f"go {' '.join(args)} (in {cwd}) failed: {exc}") from None
-    if out.returncode != 0:
-        raise BuildError(f"go {' '.join(args)} (in {cwd}) failed with exit {out.returncode}:\n"
-                         + _tail(out.stderr or out.stdout))
-    return out.stdout
-
-
 def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(f"  {line}" for line in text.strip().splitlines()[-lines:])
 
@@ -235,35 +222,49 @@ class _Watch:
                 self.activity = "compiling " + line
 
 
-def run_step(cmd: list[str], cwd: Path, env: Mapping[str, str], label: str, say: Say, every: float) -> float:
-    """Run one go build, a heartbeat line every `every` seconds; the seconds it took. Ctrl-C stops go (its own
-    process group) and leaves what is built for the next run."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", start_new_session=True)
-    assert proc.stdout is not None
-    watch = _Watch(proc.stdout)
-    next_beat = t0 + every
-    try:
-        while True:
-            try:
-                proc.wait(timeout=min(1.0, every))
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            now = time.monotonic()
-            if now >= next_beat:
-                say(f"{label}: {now - t0:.0f}s, {watch.activity} ({watch.compiled} packages compiled, "
-                    f"{watch.downloaded} modules downloaded)")
-                next_beat = now + every
-    except BaseException:
-        _stop(proc)
-        raise
-    watch.thread.join(timeout=5)
-    if proc.returncode != 0:
-        raise BuildError(f"{label}: go build failed with exit {proc.returncode} (in {cwd}):\n"
-                         + _tail("\n".join(watch.tail)))
-    return time.monotonic() - t0
+@dataclass(frozen=True)
+class GoRunner:
+    """Runs the build's go commands, each with a heartbeat line every `every` seconds: the seconds so far and what go
+    is doing (downloading a module, compiling a package). Ctrl-C stops go (its own process group)."""
+
+    go: str
+    env: Mapping[str, str]
+    say: Say
+    every: float = HEARTBEAT_S
+
+    def run(self, args: list[str], cwd: Path, label: str) -> tuple[str, float]:
+        """(stdout, seconds) of `go ARGS` in `cwd`; BuildError with the end of go's messages when it fails."""
+        t0 = time.monotonic()
+        proc = subprocess.Popen([self.go, *args], cwd=cwd, env=dict(self.env), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+        assert proc.stdout is not None and proc.stderr is not None
+        watch = _Watch(proc.stderr)  # go build -v and "go: downloading" write to stderr
+        stdout: list[str] = []
+        reader = threading.Thread(target=lambda: stdout.append(proc.stdout.read() if proc.stdout else ""),
+                                  daemon=True)
+        reader.start()
+        next_beat = t0 + self.every
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=min(1.0, self.every))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                if now >= next_beat:
+                    self.say(f"{label}: {now - t0:.0f}s, {watch.activity} ({watch.compiled} packages compiled, "
+                             f"{watch.downloaded} modules downloaded)")
+                    next_beat = now + self.every
+        except BaseException:
+            _stop(proc)
+            raise
+        watch.thread.join(timeout=5)
+        reader.join(timeout=5)
+        if proc.returncode != 0:
+            raise BuildError(f"{label}: go {args[0]} failed with exit {proc.returncode} (in {cwd}):\n"
+                             + _tail("\n".join(watch.tail)))
+        return "".join(stdout), time.monotonic() - t0
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -330,13 +331,15 @@ def _prepare(layout: CacheLayout, stamp: str, force: bool, tools: Path) -> None:
             shutil.copyfile(tools / name / file, layout.src / name / file)
 
 
-def _ldflags(step: Step, pins: Pins, go: str, layout: CacheLayout, env: Mapping[str, str],
+def _ldflags(step: Step, pins: Pins, runner: GoRunner, layout: CacheLayout, label: str,
              cache: dict[str, str]) -> str:
     """-s -w, and for Kubernetes the version variables that its release builds set (hack/lib/version.sh)."""
     if step.module != "kubernetes":
         return "-s -w"
     if "k8s" not in cache:
-        info = json.loads(_go(go, ["list", "-m", "-json", "k8s.io/kubernetes"], layout.src / "kubernetes", env))
+        runner.say(f"{label}: resolving the modules of k8s.io/kubernetes {pins.kubernetes} ...")
+        text, _ = runner.run(["list", "-m", "-json", "k8s.io/kubernetes"], layout.src / "kubernetes", label)
+        info = json.loads(text)
         built = str(info.get("Time") or "1970-01-01T00:00:00Z")
         flags = ["-s", "-w"]
         for pkg in ("k8s.io/client-go/pkg/version", "k8s.io/component-base/version"):
@@ -347,17 +350,20 @@ def _ldflags(step: Step, pins: Pins, go: str, layout: CacheLayout, env: Mapping[
     return cache["k8s"]
 
 
-def _check_etcd(pins: Pins, go: str, layout: CacheLayout, env: Mapping[str, str]) -> None:
-    selected = _go(go, ["list", "-m", "-f", "{{.Version}}", "go.etcd.io/etcd/server/v3"], layout.src / "etcd",
-                   env).strip()
+def _check_etcd(pins: Pins, runner: GoRunner, layout: CacheLayout, label: str) -> None:
+    runner.say(f"{label}: resolving the modules of go.etcd.io/etcd/server/v3 {pins.etcd} ...")
+    text, _ = runner.run(["list", "-m", "-f", "{{.Version}}", "go.etcd.io/etcd/server/v3"], layout.src / "etcd",
+                         label)
+    selected = text.strip()
     if selected != pins.etcd:
         raise BuildError(f"the etcd tools module selects go.etcd.io/etcd/server/v3 {selected}, not {pins.etcd}")
 
 
-def _write_stages(pins: Pins, go: str, layout: CacheLayout, env: Mapping[str, str]) -> None:
+def _write_stages(pins: Pins, runner: GoRunner, layout: CacheLayout) -> None:
     """kwok runs nothing without Stage objects: kwokctl's defaults, for running kwok by hand (the kit uses its own,
     cluster/local/kwok_stages.py)."""
-    source = Path(_go(go, ["list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"], layout.src / "kwok", env).strip())
+    text, _ = runner.run(["list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"], layout.src / "kwok", KWOK_STAGES)
+    source = Path(text.strip())
     parts = [f"# kwok {pins.kwok} default stages (kwokctl's node-fast, node-heartbeat-with-lease, pod-fast),",
              f"# assembled by mig-conformance cluster install from sigs.k8s.io/kwok@{pins.kwok}/kustomize/stage.",
              "# Use: kwok --config=<this file> --node-lease-duration-seconds=40 ..."]
@@ -427,7 +433,7 @@ def build(root: Path, *, force: bool = False, env: Mapping[str, str] | None = No
             say(f"up to date: {layout.bin_dir} (built by the other run)")
             return Result("up to date", layout.bin_dir, seconds=time.monotonic() - t0)
         _prepare(layout, stamp, force, tools)
-        genv = go_environment(env, layout)
+        runner = GoRunner(go, go_environment(env, layout), say, every)
         todo = missing(layout)
         done = len(BINARIES) - len(todo)
         say(f"building {pins.describe()} with Go {go_version} ({go}) into {layout.bin_dir}"
@@ -441,17 +447,17 @@ def build(root: Path, *, force: bool = False, env: Mapping[str, str] | None = No
                 say(f"{label}: already built")
                 continue
             if step.module == "etcd":
-                _check_etcd(pins, go, layout, genv)
+                _check_etcd(pins, runner, layout, label)
             partial = layout.bin_dir / f".{step.binary}.partial"
+            flags = _ldflags(step, pins, runner, layout, label, ldflags)
             say(f"{label}: building {step.package} ...")
-            cmd = [go, "build", "-v", "-trimpath", "-ldflags", _ldflags(step, pins, go, layout, genv, ldflags),
-                   "-o", str(partial), step.package]
-            seconds = run_step(cmd, layout.src / step.module, genv, label, say, every)
+            _, seconds = runner.run(["build", "-v", "-trimpath", "-ldflags", flags, "-o", str(partial), step.package],
+                                    layout.src / step.module, label)
             version_line(partial, step.version_args())
             os.replace(partial, target)
             built.append(step.binary)
             say(f"{label}: built in {seconds:.0f}s ({target.stat().st_size // 1048576} MiB)")
-        _write_stages(pins, go, layout, genv)
+        _write_stages(pins, runner, layout)
         versions = {b: version_line(layout.bin_dir / b, s.version_args()) for b, s in zip(BINARIES, STEPS, strict=True)}
         layout.stamp.write_text(stamp, encoding="utf-8")
         layout.building.unlink(missing_ok=True)
