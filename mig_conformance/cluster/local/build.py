@@ -397,7 +397,8 @@ def build(root: Path, *, force: bool = False, env: Mapping[str, str] | None = No
     """Make the six binaries available under `root` (toolcache.CacheLayout); see the module docstring.
 
     regenerate: "never" (an installed kit: tools modules that do not pin the versions of versions.env are an
-    error), "auto" (a checkout: regenerate them then, see regenerate.py) or "always" (and rebuild)."""
+    error), "auto" (a checkout: regenerate them then, see regenerate.py) or "always" (regenerate, then build what
+    the new stamp lacks)."""
     env = dict(os.environ if env is None else env)
     say = Say(out, prefix)
     t0 = time.monotonic()
