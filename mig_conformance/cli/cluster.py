@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok from the "
                     "Go modules pinned in the kit into a cache folder, with progress (step k/6). Resumable (a killed "
                     "build continues) and idempotent (a second run does nothing). Needs Go >= 1.21, which fetches "
-                    "the pinned toolchain itself; the first build takes about 10-15 minutes on 2 cores and about "
+                    "the pinned toolchain itself; the first build takes 6-15 minutes on 2 idle cores and about "
                     "6 GB of disk. Exit 0 when the binaries are there, 1 when the build failed, 2 when Go is "
                     "missing or too old.")
     install.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",

@@ -127,7 +127,7 @@ def _missing_message(
     ]
     if not_executable:
         lines.append(f"  found but not executable: {', '.join(map(str, not_executable))}")
-    lines.append(f"  build them once (needs Go >= 1.21; about 10-15 minutes on 2 cores) with: {install_command()}")
+    lines.append(f"  build them once (needs Go >= 1.21; 6-15 minutes on 2 idle cores) with: {install_command()}")
     lines.append("  or point MIG_K8S_ASSETS at a folder that holds " + ", ".join(BINARIES))
     return "\n".join(lines)
 

@@ -30,7 +30,7 @@ def test_local_without_binaries_is_a_usage_error_naming_the_install_command(
     result.stderr.fnmatch_lines([
         "*mig-conformance: cluster local (local): local control plane binaries not found: etcd, kube-apiserver*",
         f"*searched:*{empty}/mig-conformance/k8s/v*/bin; PATH",
-        "*build them once (needs Go >= 1.21; about 10-15 minutes on 2 cores) with: *mig-conformance cluster install",
+        "*build them once (needs Go >= 1.21; 6-15 minutes on 2 idle cores) with: *mig-conformance cluster install",
         "*or point MIG_K8S_ASSETS at a folder that holds etcd*"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 

@@ -318,7 +318,7 @@ def test_the_real_go_here_is_usable_or_refused_in_one_line(tmp_path: Path) -> No
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("MIG_TEST_REAL_GO_BUILD") != "1",
-                    reason="the real build takes 10-15 minutes and ~6 GB: MIG_TEST_REAL_GO_BUILD=1 runs it (CI builds "
+                    reason="the real build takes 6-30 minutes and ~6 GB: MIG_TEST_REAL_GO_BUILD=1 runs it (CI builds "
                            "the same way through scripts/build-k8s-binaries)")
 def test_the_real_go_build(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("MIG_K8S_ASSETS", "KUBEBUILDER_ASSETS")}

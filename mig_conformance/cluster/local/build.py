@@ -47,7 +47,8 @@ KWOK_STAGES = "kwok-stages.yaml"
 KWOK_STAGE_FILES = ("node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
                     "pod/fast/pod-ready.yaml", "pod/fast/pod-complete.yaml", "pod/fast/pod-delete.yaml")
 HEARTBEAT_S = 15.0
-FIRST_BUILD = "the first build takes about 10-15 minutes on 2 cores and about 6 GB of disk; later runs do nothing"
+FIRST_BUILD = ("the first build takes 6-15 minutes on 2 idle cores (longer under load) and about 6 GB of disk; later "
+               "runs do nothing")
 
 
 class BuildError(MigConformanceError):
