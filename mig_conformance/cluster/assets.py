@@ -121,14 +121,13 @@ def _missing_message(
     searched = [f"{var}={env[var]}" if env.get(var) else f"{var} unset" for var in ENV_VARS]
     searched += [str(folder) for origin, folder in folders if origin == "cache"]
     searched.append("PATH")
-    lines = [
-        f"local control plane binaries not found: {', '.join(missing)}",
+    lines = [  # what to do on the first line; where the kit looked below it
+        f"local control plane binaries not found: {', '.join(missing)}; build them once with: {install_command()} "
+        "(needs Go >= 1.21; 6-15 minutes on 2 idle cores), or point MIG_K8S_ASSETS at a folder of prebuilt ones",
         f"  searched: {'; '.join(searched)}",
     ]
     if not_executable:
         lines.append(f"  found but not executable: {', '.join(map(str, not_executable))}")
-    lines.append(f"  build them once (needs Go >= 1.21; 6-15 minutes on 2 idle cores) with: {install_command()}")
-    lines.append("  or point MIG_K8S_ASSETS at a folder that holds " + ", ".join(BINARIES))
     return "\n".join(lines)
 
 

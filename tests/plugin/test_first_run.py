@@ -28,10 +28,10 @@ def test_local_without_binaries_is_a_usage_error_naming_the_install_command(
     result = tester.runpytest("--mig-cluster=local", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
-        "*mig-conformance: cluster local (local): local control plane binaries not found: etcd, kube-apiserver*",
-        f"*searched:*{empty}/mig-conformance/k8s/v*/bin; PATH",
-        "*build them once (needs Go >= 1.21; 6-15 minutes on 2 idle cores) with: *mig-conformance cluster install",
-        "*or point MIG_K8S_ASSETS at a folder that holds etcd*"])
+        "*mig-conformance: cluster local (local): local control plane binaries not found: etcd, kube-apiserver*; "
+        "build them once with: *mig-conformance cluster install (needs Go >= 1.21; 6-15 minutes on 2 idle cores), "
+        "or point MIG_K8S_ASSETS at a folder of prebuilt ones",
+        f"*searched:*{empty}/mig-conformance/k8s/v*/bin; PATH"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
