@@ -265,6 +265,7 @@ def test_the_tty_status_line_never_overwrites_pytest_output(tester: pytest.Pytes
     primary, secondary = pty.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))  # room for the whole status
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MIG_", "PYTEST_"))}
+    env.update(COLUMNS="200", LINES="24")  # the same size for shutil.get_terminal_size, which reads these first
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mig-cluster=slow",
                              "--mig-clusters-file=clusters.yaml", "-k", "balanced or single"],
                             cwd=tester.path, stdin=secondary, stdout=secondary, stderr=secondary, env=env)
