@@ -26,5 +26,7 @@ setup(
     packages=packages(),
     package_dir={package: folder for folder, package in MAPPED.items()},
     package_data={f"{NAMESPACE}.fixtures": ["*.yaml", "*/*.yaml"], f"{NAMESPACE}.deploy": ["*.yaml"],
-                  NAMESPACE: ["py.typed"]},
+                  NAMESPACE: ["py.typed"],
+                  # the pinned Go tools modules `mig-conformance cluster install` builds the local control plane from
+                  f"{NAMESPACE}.cluster.local.tools": ["versions.env", "*/go.mod", "*/go.sum"]},
 )

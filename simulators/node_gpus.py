@@ -74,6 +74,15 @@ class NodeGpus:
             return self._read_gpu_states()
         return self.cache.get_or_run(("gpu_states", self.nvml.state_key()), self._read_gpu_states)
 
+    def gpu_names(self) -> tuple[str, ...]:
+        """Each GPU's NVML device name (what GFD names products after: a board variant reports its own)."""
+        nvml = self.nvml
+        nvml.nvmlInit()
+        try:
+            return tuple(nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(len(nvml.gpus)))
+        finally:
+            nvml.nvmlShutdown()
+
     def _read_gpu_states(self) -> tuple[GpuMigState, ...]:
         nvml = self.nvml
         out = []

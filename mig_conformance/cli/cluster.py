@@ -1,5 +1,6 @@
 """`mig-conformance cluster up|status|down`: a local Kubernetes cluster with simulated GPU nodes, for kubectl,
-the official Python client and `pytest --mig-cluster=local`. State lives next to the kubeconfig, in PATH.d/."""
+the official Python client and `pytest --mig-cluster=local`. State lives next to the kubeconfig, in PATH.d/.
+`cluster install` builds the binaries it runs (cluster/local/build.py)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("cluster", help="start, inspect or stop a local Kubernetes cluster with simulated GPU nodes",
                        description="A real control plane (etcd, kube-apiserver, kube-controller-manager, "
                                    "kube-scheduler) on 127.0.0.1 with kwok GPU nodes, the GPU Operator's objects and "
-                                   "simulated agents. Binaries: scripts/build-k8s-binaries or $MIG_K8S_ASSETS.")
+                                   "simulated agents. Binaries: `mig-conformance cluster install` or $MIG_K8S_ASSETS.")
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
+    install = verbs.add_parser(
+        "install", help="build the local control plane's binaries from pinned Go modules (once; needs Go >= 1.21)",
+        description="Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok from the "
+                    "Go modules pinned in the kit into a cache folder, with progress (step k/6). Resumable (a killed "
+                    "build continues) and idempotent (a second run does nothing). Needs Go >= 1.21, which fetches "
+                    "the pinned toolchain itself; the first build takes 6-15 minutes on 2 idle cores and about "
+                    "6 GB of disk. Exit 0 when the binaries are there, 1 when the build failed, 2 when Go is "
+                    "missing or too old.")
+    install.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                         help="cache root (default $XDG_CACHE_HOME/mig-conformance, else ~/.cache/mig-conformance); "
+                              "binaries go to DIR/k8s/<version>/bin, Go's caches to DIR/go")
+    install.add_argument("--force", action="store_true", help="rebuild even when the binaries are up to date")
+    install.add_argument("--check", action="store_true",
+                         help="build nothing: exit 0 when the binaries are available, 1 otherwise")
+    install.add_argument("--regenerate", action="store_true",
+                         help="maintainers, in a checkout: rewrite the tools modules' go.mod/go.sum from the upstream "
+                              "go.mod files of the versions in versions.env, then build")
     up = verbs.add_parser("up", help="start a cluster in the background; returns once it is ready")
     up.add_argument("--backend", choices=("local",), default="local", help="cluster kind (only: local)")
     up.add_argument("--nodes", default="p5.48xlarge", metavar="SPEC",
@@ -47,12 +65,45 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"up": _up, "down": _down, "status": _status}[args.verb](args)
+    return {"install": _install, "up": _up, "down": _down, "status": _status}[args.verb](args)
 
 
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return EXIT_USAGE
+
+
+# ---- install ----------------------------------------------------------------------------------------------
+def _install(args: argparse.Namespace) -> int:
+    from mig_conformance.cluster.local import build, pins
+    from mig_conformance.cluster.local.toolcache import user_cache_root
+
+    root: Path = args.cache_dir if args.cache_dir is not None else user_cache_root()
+    checkout = pins.in_checkout()
+    if args.regenerate and not checkout:
+        return _fail(f"--regenerate rewrites the tools modules in {pins.TOOLS}: only in a checkout of mig-conformance")
+    try:
+        if args.check:
+            available, what = build.check(root)
+            again = "mig-conformance cluster install" + (f" --cache-dir {args.cache_dir}" if args.cache_dir else "")
+            print(f"cluster install: {what}" + ("" if available else f"; build them with: {again}"))
+            return EXIT_OK if available else EXIT_FAIL
+        build.build(root, force=args.force,
+                    regenerate="always" if args.regenerate else "auto" if checkout else "never")
+    except build.GoUnavailable as exc:
+        return _fail(str(exc))
+    except build.BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("cluster install: the binaries built so far are kept; run the command again to continue",
+              file=sys.stderr)
+        return EXIT_FAIL
+    except (pins.PinsError, OSError) as exc:
+        return _fail(f"cluster install: {exc}")
+    except KeyboardInterrupt:
+        print("\ncluster install: interrupted; the binaries built so far are kept: run the command again to continue",
+              file=sys.stderr)
+        return 130
+    return EXIT_OK
 
 
 # ---- up ---------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import argparse
 from mig_conformance.cli import EXIT_FAIL, EXIT_OK
 from mig_conformance.cli.output import devices_text, print_json
 from mig_conformance.common.errors import InputError
+from mig_conformance.gpus.catalog import parse_gpu_specs
 from mig_conformance.gpus.gpu_list import node_gpus
 from mig_conformance.k8s import device_plugin
 from mig_conformance.k8s.labels import STRATEGIES
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         projection = project_node(gpus, args.strategy, spec, args.config, node=desc,
                                   instance_type=args.instance_type, with_reboot=args.with_reboot,
                                   gpu_reset_works=not args.no_gpu_reset,
-                                  driver=args.driver, device_plugin_version=args.device_plugin_version)
+                                  driver=args.driver, device_plugin_version=args.device_plugin_version,
+                                  names=[v.nvml_name for v in parse_gpu_specs(args.gpu)] if args.gpu else None)
     except ValueError as exc:  # e.g. a malformed --driver
         raise InputError(str(exc)) from None
     if args.json:

@@ -1,25 +1,31 @@
 """Where the binaries of a local Kubernetes control plane are.
 
 The local backend runs etcd, kube-apiserver, kube-scheduler, kube-controller-manager and kwok as
-processes (kubectl is for users and tests). `scripts/build-k8s-binaries` builds them into
-`.cache/k8s/bin`; prebuilt ones can be used instead (docs/local-control-plane.md).
+processes (kubectl is for users and tests). `mig-conformance cluster install` builds them into the user's cache
+folder, `scripts/build-k8s-binaries` into a checkout's `.cache/k8s/bin`; prebuilt ones can be used instead
+(docs/local-control-plane.md).
 
 Each binary is looked up on its own, first hit wins:
 
 1. the folder `$MIG_K8S_ASSETS`
 2. the folder `$KUBEBUILDER_ASSETS` (controller-runtime envtest's variable)
 3. `.cache/k8s/bin` of this repository checkout, then of the current directory
-4. `PATH`
+4. `$XDG_CACHE_HOME/mig-conformance/k8s/<pinned Kubernetes version>/bin` (`cluster install`; default
+   `~/.cache/...`)
+5. `PATH`
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mig_conformance.cluster.base import ClusterError
+from mig_conformance.cluster.local.pins import PinsError, read_pins
+from mig_conformance.cluster.local.toolcache import CacheLayout, user_cache_root
 
 BINARIES: tuple[str, ...] = (
     "etcd",
@@ -59,7 +65,19 @@ def search_folders(env: Mapping[str, str] | None = None, cwd: Path | None = None
         if folder not in seen:
             seen.add(folder)
             folders.append(("cache", folder))
+    installed = installed_bin(env)
+    if installed is not None and installed not in seen:
+        folders.append(("cache", installed))
     return folders
+
+
+def installed_bin(env: Mapping[str, str] | None = None) -> Path | None:
+    """Where `mig-conformance cluster install` puts the binaries of the pinned version (None: unreadable pins)."""
+    try:
+        version = read_pins().kubernetes
+    except PinsError:
+        return None
+    return CacheLayout(user_cache_root(env), version).bin_dir
 
 
 def find_assets(
@@ -103,16 +121,21 @@ def _missing_message(
     searched = [f"{var}={env[var]}" if env.get(var) else f"{var} unset" for var in ENV_VARS]
     searched += [str(folder) for origin, folder in folders if origin == "cache"]
     searched.append("PATH")
-    root = _repo_root()
-    script = str(root / BUILD_SCRIPT) if root else BUILD_SCRIPT
-    lines = [
-        f"local control plane binaries not found: {', '.join(missing)}",
+    lines = [  # what to do on the first line; where the kit looked below it
+        f"local control plane binaries not found: {', '.join(missing)}; build them once with: {install_command()} "
+        "(needs Go >= 1.21; 6-15 minutes on 2 idle cores), or point MIG_K8S_ASSETS at a folder of prebuilt ones",
         f"  searched: {'; '.join(searched)}",
     ]
     if not_executable:
         lines.append(f"  found but not executable: {', '.join(map(str, not_executable))}")
-    lines.append(
-        f"  build them with {script} (from a checkout of mig-conformance; cached in .cache/k8s/bin), "
-        "or point MIG_K8S_ASSETS at a folder that holds " + ", ".join(BINARIES)
-    )
     return "\n".join(lines)
+
+
+def install_command() -> str:
+    """How to run `mig-conformance cluster install` from here: by name when this interpreter's script is what
+    PATH finds, else by its path (a venv that is not activated)."""
+    script = Path(sys.executable).parent / "mig-conformance"
+    on_path = shutil.which("mig-conformance")
+    if script.is_file() and (on_path is None or Path(on_path).resolve() != script.resolve()):
+        return f"{script} cluster install"
+    return "mig-conformance cluster install"

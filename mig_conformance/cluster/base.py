@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, TypeVar, assert_never
 
 from mig_conformance.cluster.journal import Change, ChangeKind, Journal
@@ -61,6 +62,21 @@ class RestoreIncomplete(ClusterError):
         self.failures = failures
 
 
+@dataclass(frozen=True)
+class WaitProgress:
+    """One poll of a long wait, for a progress display: what is awaited, the state seen, and the seconds waited so
+    far and allowed, on the cluster's clock (simulated on sim)."""
+
+    what: str
+    state: str
+    elapsed: float
+    timeout: float
+
+    def text(self) -> str:
+        """The state first: a narrow status line keeps it."""
+        return f"{self.state} (waiting {self.elapsed:.0f}s of {self.timeout:.0f}s for {self.what})"
+
+
 class Cluster(abc.ABC):
     """One Kubernetes cluster with GPU nodes and the NVIDIA GPU Operator (real or simulated).
 
@@ -71,9 +87,9 @@ class Cluster(abc.ABC):
 
     kind: str = ""  # sim | local | kind | eks | kubeconfig
     poll_interval: float = 0.5
-    #: Optional callback showing the state of a long wait (e.g. a one-line TTY status); called on every poll with
-    #: the state, and with None when the wait ends (erase the status).
-    progress: Callable[[str | None], None] | None = None
+    #: Optional callback showing the state of a long wait (a TTY status line, or a log line now and then); called on
+    #: every poll, and with None when the wait ends (erase the status).
+    progress: Callable[[WaitProgress | None], None] | None = None
     #: Optional callback for work over many nodes (creating a simulated fleet, restoring, waiting for mig-manager to
     #: re-apply): (what, done, total) after each one; it decides what to show (see report.terminal.CountProgress).
     fleet_progress: Callable[[str, int, int], None] | None = None
@@ -321,7 +337,7 @@ class Cluster(abc.ABC):
         started = self.clock()
         deadline = started + timeout
         last_desc = None
-        since = self.clock()  # when the described state last changed
+        since = started  # when the described state last changed
         outage: float | None = None  # when the API server was last unreachable during this wait
         while True:
             try:
@@ -342,8 +358,8 @@ class Cluster(abc.ABC):
                 self.sleep(min(self.poll_interval * 2, max(0.0, deadline - self.clock())))
                 continue
             desc = describe(value)
-            if self.progress is not None:  # the state first: a narrow status line keeps it
-                self.progress(f"{desc} (waiting for {what})")
+            if self.progress is not None:
+                self.progress(WaitProgress(what, desc, self.clock() - started, timeout))
             if desc != last_desc:
                 log.info("%s: %s", what, desc)
                 last_desc = desc

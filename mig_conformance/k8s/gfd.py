@@ -7,8 +7,9 @@ Where releases differ the rule is in `k8s/versions.py` with its source (`gpu.fam
 * Always: `nvidia.com/mig.capable` (any GPU MIG-capable), `nvidia.com/mps.capable=false` (no MPS sharing configured),
   `nvidia.com/gpu.mode=compute`, `nvidia.com/vgpu.present=false` (the vGPU labeler, merged into every node's
   labels; the kit's nodes have no vGPU devices), and full-GPU labels `nvidia.com/gpu.{product,count,replicas,
-  sharing-strategy,memory,family}` where count counts every GPU of that name and replicas is 0 when all of them have
-  MIG enabled.
+  sharing-strategy,memory,family}` where count counts every GPU of that NVML name and replicas is 0 when all of them
+  have MIG enabled. Names are the boards' (`labels(names=...)`): a variant such as H100 PCIe reports its own NVML
+  name.
 * single/mixed add `nvidia.com/mig.strategy`. single with one uniform MIG profile overwrites `nvidia.com/gpu.*` with
   the MIG device (`gpu.product=<GPU>-MIG-<profile>`, `gpu.count`=number of MIG devices, memory, multiprocessors,
   slices, engines); a mix of MIG-enabled and -disabled GPUs, an empty MIG-enabled GPU or two profiles give
@@ -73,13 +74,13 @@ def _driver_labels(driver: str) -> dict[str, str]:
             "nvidia.com/cuda.driver-version.full": driver}
 
 
-def _full_gpu_labels(gpus: Sequence[GpuMigState], version: str) -> dict[str, str]:
-    """newGPULabelers: MIG-enabled GPUs first (no sharing: replicas 0), then full GPUs (replicas 1) overwrite."""
+def _full_gpu_labels(gpus: Sequence[GpuMigState], names: Sequence[str], version: str) -> dict[str, str]:
+    """newGPULabelers: MIG-enabled GPUs first (no sharing: replicas 0), then full GPUs (replicas 1) overwrite;
+    GPUs are grouped by their NVML name."""
     counts: dict[str, int] = {}
     enabled: dict[str, GpuModel] = {}
     full: dict[str, GpuModel] = {}
-    for g in gpus:
-        name = g.model.nvml_name
+    for g, name in zip(gpus, names, strict=True):
         counts[name] = counts.get(name, 0) + 1
         (enabled if g.mig_enabled else full).setdefault(name, g.model)
     out: dict[str, str] = {}
@@ -96,9 +97,10 @@ def _full_gpu_labels(gpus: Sequence[GpuMigState], version: str) -> dict[str, str
     return out
 
 
-def _mig_resource_labels(prefix: str, gpu: GpuMigState, device: str, count: int) -> dict[str, str]:
-    """NewMIGResourceLabeler: product/count/replicas/sharing-strategy plus the MIG device's NVML attributes."""
-    out = {f"{prefix}.product": product(gpu.model.nvml_name, "MIG", mig_name(device)), f"{prefix}.count": str(count),
+def _mig_resource_labels(prefix: str, gpu: GpuMigState, name: str, device: str, count: int) -> dict[str, str]:
+    """NewMIGResourceLabeler: product (the parent GPU's NVML name)/count/replicas/sharing-strategy plus the MIG
+    device's NVML attributes."""
+    out = {f"{prefix}.product": product(name, "MIG", mig_name(device)), f"{prefix}.count": str(count),
            f"{prefix}.replicas": "1", f"{prefix}.sharing-strategy": "none"}
     a = device_attributes(gpu.model, device)
     if a is not None:
@@ -109,40 +111,40 @@ def _mig_resource_labels(prefix: str, gpu: GpuMigState, device: str, count: int)
     return out
 
 
-def _mig_devices(gpus: Sequence[GpuMigState]) -> dict[str, tuple[GpuMigState, str, int]]:
-    """GFD MIG name -> (first GPU, device name, count over the node)."""
-    out: dict[str, tuple[GpuMigState, str, int]] = {}
-    for g in gpus:
+def _mig_devices(gpus: Sequence[GpuMigState], names: Sequence[str]) -> dict[str, tuple[GpuMigState, str, str, int]]:
+    """GFD MIG name -> (first GPU, its NVML name, device name, count over the node)."""
+    out: dict[str, tuple[GpuMigState, str, str, int]] = {}
+    for g, gpu_name in zip(gpus, names, strict=True):
         if g.mig_enabled:
             for d in g.devices:
-                first = out.get(mig_name(d), (g, d, 0))
-                out[mig_name(d)] = (first[0], first[1], first[2] + 1)
+                first = out.get(mig_name(d), (g, gpu_name, d, 0))
+                out[mig_name(d)] = (*first[:3], first[3] + 1)
     return out
 
 
-def _invalid(gpus: Sequence[GpuMigState]) -> dict[str, str]:
+def _invalid(gpus: Sequence[GpuMigState], names: Sequence[str]) -> dict[str, str]:
     """newInvalidMigStrategyLabeler, named after the first MIG-enabled GPU."""
-    model = next(g.model for g in gpus if g.mig_enabled)
-    return {f"{GPU_PREFIX}.product": product(model.nvml_name, "MIG", "INVALID"), f"{GPU_PREFIX}.count": "0",
+    name = next(n for g, n in zip(gpus, names, strict=True) if g.mig_enabled)
+    return {f"{GPU_PREFIX}.product": product(name, "MIG", "INVALID"), f"{GPU_PREFIX}.count": "0",
             f"{GPU_PREFIX}.replicas": "0", f"{GPU_PREFIX}.sharing-strategy": "", f"{GPU_PREFIX}.memory": "0"}
 
 
-def _single(gpus: Sequence[GpuMigState]) -> dict[str, str]:
+def _single(gpus: Sequence[GpuMigState], names: Sequence[str]) -> dict[str, str]:
     if not any(g.mig_enabled for g in gpus):
         return {}
     if any(g.mig_enabled and not g.devices for g in gpus) or any(not g.mig_enabled for g in gpus):
-        return _invalid(gpus)
-    devices = _mig_devices(gpus)
+        return _invalid(gpus, names)
+    devices = _mig_devices(gpus, names)
     if len(devices) != 1:
-        return _invalid(gpus)
-    gpu, device, count = next(iter(devices.values()))
-    return _mig_resource_labels(GPU_PREFIX, gpu, device, count)
+        return _invalid(gpus, names)
+    gpu, gpu_name, device, count = next(iter(devices.values()))
+    return _mig_resource_labels(GPU_PREFIX, gpu, gpu_name, device, count)
 
 
-def _mixed(gpus: Sequence[GpuMigState]) -> dict[str, str]:
+def _mixed(gpus: Sequence[GpuMigState], names: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, (gpu, device, count) in sorted(_mig_devices(gpus).items()):
-        out.update(_mig_resource_labels(MIG_RESOURCE_PREFIX + name, gpu, device, count))
+    for name, (gpu, gpu_name, device, count) in sorted(_mig_devices(gpus, names).items()):
+        out.update(_mig_resource_labels(MIG_RESOURCE_PREFIX + name, gpu, gpu_name, device, count))
     return out
 
 
@@ -163,7 +165,7 @@ _ATTRIBUTE_LABELS = ("memory", "multiprocessors", "slices.gi", "slices.ci", "eng
 
 @functools.cache
 def _labels(strategy: str, gpus: tuple[GpuMigState, ...], driver: str | None,
-            version: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+            names: tuple[str, ...], version: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy: {strategy}")
     if not gpus:
@@ -172,21 +174,21 @@ def _labels(strategy: str, gpus: tuple[GpuMigState, ...], driver: str | None,
     unknown: list[str] = []
     out[MIG_CAPABLE] = "true" if any(g.mig_capable for g in gpus) else "false"
     out["nvidia.com/mps.capable"] = "false"
-    out.update(_full_gpu_labels(gpus, version))
+    out.update(_full_gpu_labels(gpus, names, version))
     if strategy != "none":
         out[MIG_STRATEGY] = strategy
         if strategy == "single":
-            single = _single(gpus)
+            single = _single(gpus, names)
             out.update(single)
             if single and f"{GPU_PREFIX}.memory" not in single:  # the MIG device's memory is unknown: never the GPU's
                 out.pop(GPU_MEMORY, None)
-            devices = _mig_devices(gpus)
+            devices = _mig_devices(gpus, names)
             if single.get(f"{GPU_PREFIX}.count", "0") != "0" and len(devices) == 1:
-                gpu, device, _ = next(iter(devices.values()))
+                gpu, _, device, _ = next(iter(devices.values()))
                 unknown += _unknown_mig_labels(GPU_PREFIX, gpu, device)
         else:
-            out.update(_mixed(gpus))
-            for name, (gpu, device, _) in sorted(_mig_devices(gpus).items()):
+            out.update(_mixed(gpus, names))
+            for name, (gpu, _, device, _) in sorted(_mig_devices(gpus, names).items()):
                 unknown += _unknown_mig_labels(MIG_RESOURCE_PREFIX + name, gpu, device)
     out["nvidia.com/gpu.mode"] = "compute"  # assumed: catalog GPUs are data-center parts (PCI class 3D controller)
     if versions.since("gfd.vgpu-present", version):
@@ -195,14 +197,26 @@ def _labels(strategy: str, gpus: tuple[GpuMigState, ...], driver: str | None,
     return tuple(sorted(out.items())), tuple(sorted({k for k in unknown if k not in out}))
 
 
-def labels(strategy: str, gpus: Sequence[GpuMigState], driver: str | None = None, *,
-           version: str = DEFAULT_VERSION) -> dict[str, str]:
+def labels(strategy: str, gpus: Sequence[GpuMigState], driver: str | None = None,
+           names: Sequence[str] | None = None, *, version: str = DEFAULT_VERSION) -> dict[str, str]:
     """GFD labels for the node's GPUs under `strategy` (driver e.g. "580.159.04" adds the cuda.driver labels) as GFD
-    `version` writes them."""
-    return dict(_labels(strategy, tuple(gpus), driver, version)[0])
+    `version` writes them.
+
+    `names`: each GPU's NVML device name, which GFD's product labels and counts use; a board variant reports its own
+    (`NVIDIA H100 PCIe`, not the model's `NVIDIA H100 80GB HBM3`). None = each model's primary board.
+    """
+    return dict(_labels(strategy, tuple(gpus), driver, _names(gpus, names), version)[0])
 
 
-def unknown_labels(strategy: str, gpus: Sequence[GpuMigState], *, version: str = DEFAULT_VERSION) -> tuple[str, ...]:
+def _names(gpus: Sequence[GpuMigState], names: Sequence[str] | None) -> tuple[str, ...]:
+    found = tuple(names) if names is not None else tuple(g.model.nvml_name for g in gpus)
+    if len(found) != len(gpus):
+        raise ValueError(f"{len(found)} GPU names for {len(gpus)} GPUs")
+    return found
+
+
+def unknown_labels(strategy: str, gpus: Sequence[GpuMigState], names: Sequence[str] | None = None, *,
+                   version: str = DEFAULT_VERSION) -> tuple[str, ...]:
     """Labels GFD writes whose values the catalog does not know, so `labels` leaves them out (a check must not read
     their absence as a difference)."""
-    return _labels(strategy, tuple(gpus), None, version)[1]
+    return _labels(strategy, tuple(gpus), None, _names(gpus, names), version)[1]

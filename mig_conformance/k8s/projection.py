@@ -120,13 +120,14 @@ def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, sel
                  instance_type: str | None = None, with_reboot: bool = False,
                  current: NodeState | Sequence[GpuMigState] | None = None, *, driver: str | None = None,
                  device_plugin_version: str = device_plugin.DEFAULT_VERSION,
-                 gpu_reset_works: bool = True) -> NodeProjection:
+                 gpu_reset_works: bool = True, names: Sequence[str] | None = None) -> NodeProjection:
     """Project a node whose GPUs are `gpus` (PCI order) once its `nvidia.com/mig.config` label is `selected`.
 
     `current`: where the node starts — a `NodeState`, just its GPU states, or None for a fresh node. `spec` None =
     the shipped default ConfigMap. Labels are GFD's, plus `nvidia.com/mig.config`/`nvidia.com/mig.config.state` and
     the instance-type label when those apply. Under a strategy other than the one `current` was advertised with,
-    pass `current.advertised(strategy, version)`: the device plugin restarts on a strategy change.
+    pass `current.advertised(strategy, version)`: the device plugin restarts on a strategy change. `names`: the GPUs'
+    NVML names when boards differ from their models' primary board (`gfd.labels`).
     """
     if driver is not None:  # the GPUs as this driver reports them (profile memory differs by driver branch)
         gpus = [g.at_driver(driver) for g in gpus]
@@ -140,7 +141,7 @@ def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, sel
     after = replace(after, label=before.label if selected is None else selected, verdict=outcome.state)
     advertised = device_plugin.advertise(strategy, outcome.gpus, version=device_plugin_version)
     allocatable = {**dict.fromkeys(after.registered, 0), **advertised.resources}
-    labels = gfd.labels(strategy, outcome.gpus, driver, version=device_plugin_version)
+    labels = gfd.labels(strategy, outcome.gpus, driver, names, version=device_plugin_version)
     if instance_type:
         labels[INSTANCE_TYPE] = instance_type
     if selected is not None:
@@ -150,4 +151,4 @@ def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, sel
     return NodeProjection(node, instance_type, outcome.gpus, outcome.state, outcome.states, outcome.reason,
                           dict(sorted(allocatable.items())), dict(sorted(labels.items())), advertised.error,
                           (*outcome.notes, *driver_notes), outcome.mode_change, after,
-                          gfd.unknown_labels(strategy, outcome.gpus, version=device_plugin_version))
+                          gfd.unknown_labels(strategy, outcome.gpus, names, version=device_plugin_version))

@@ -20,6 +20,7 @@ from mig_conformance.cluster.base import (
     Cluster,
     ClusterError,
     RestoreIncomplete,
+    WaitProgress,
     relabelled_nodes,
     settle_problem,
     unlabelled_nodes,
@@ -28,9 +29,10 @@ from mig_conformance.cluster.journal import ChangeKind, Journal
 from mig_conformance.cluster.targets import Target, resolve_target
 from mig_conformance.common.errors import InputError
 from mig_conformance.common.run import RUN_LABEL, new_run_id
+from mig_conformance.gpus.catalog import load_catalog
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode
-from mig_conformance.k8s.node_hardware import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_boards, node_gpu_models
 from mig_conformance.mig.spec import Spec, parse_installed_config
 from mig_conformance.plugin import roles
 from mig_conformance.plugin.checks import (
@@ -87,11 +89,13 @@ class MigSession:
         self._worker_evidence: dict[str, Any] = {}
         self._old_signals: dict[int, Any] = {}
         self._defer = DeferSignals()
-        from mig_conformance.report.terminal import CountProgress, StatusLine
+        from mig_conformance.report.terminal import CountProgress, StatusLine, WaitLog
 
         self._status = StatusLine(sys.__stderr__)
         # large fleets: a line per tenth of the nodes created, restored, re-applied (xdist workers have no terminal)
         self._counter = CountProgress(self._write_line) if roles.is_main(config) else None
+        self._wait_log = WaitLog()
+        self._in_test = False  # between pytest's logstart and logfinish of a test: its progress line is open
         if roles.is_main(config):
             self.collector = ResultCollector()
             if threading.current_thread() is threading.main_thread():
@@ -146,7 +150,7 @@ class MigSession:
             counts = {"fleet_progress": self._counter} if self.target.kind == "sim" and self._counter else {}
             self._cluster = open_cluster(self.target, allow_changes=self.allow_changes, journal=journal,
                                          settings=self.settings, **counts)
-            if self.collector is not None and self._status.enabled:
+            if self.collector is not None:
                 self._cluster.progress = self._show_progress
             self._cluster.fleet_progress = self._counter
             self.evidence["nodes_before"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
@@ -183,8 +187,10 @@ class MigSession:
         before = self._node_state(node)
         if strategy and strategy != now:  # the device plugin restarts under the new strategy first
             before = before.advertised(strategy, DEFAULT_VERSION)
-        return project_node(node_gpu_models(node), strategy or now, self._cluster_spec(), config, node=node.name,
-                            instance_type=node.instance_type, current=before)
+        boards = node_gpu_boards(node)
+        models = [load_catalog().model_of(b) for b in boards]
+        return project_node(models, strategy or now, self._cluster_spec(), config, node=node.name,
+                            instance_type=node.instance_type, current=before, names=[b.nvml_name for b in boards])
 
     def _cluster_spec(self) -> Spec:
         """The cluster's mig-parted ConfigMap as mig-manager reads it (parsed once per version)."""
@@ -203,17 +209,23 @@ class MigSession:
         return NodeState.applied(node_gpu_models(node), self._cluster_spec(), node.labels.get(L.MIG_CONFIG),
                                  node.labels.get(L.MIG_CONFIG_STATE), registered)
 
-    def _show_progress(self, text: str | None) -> None:
-        """The TTY status of a long wait, after pytest's progress on the current line (see `StatusLine`);
-        None erases it."""
+    def _show_progress(self, progress: WaitProgress | None) -> None:
+        """A long wait, in pytest's live output: on a TTY a status after pytest's progress on the current line (see
+        `StatusLine`; None erases it), elsewhere a line now and then (see `WaitLog`)."""
         capman = self.config.pluginmanager.getplugin("capturemanager")
         reporter = self.config.pluginmanager.getplugin("terminalreporter")
+        if not self._status.enabled:
+            line = self._wait_log.update(progress)
+            if line is not None and reporter is not None:
+                with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+                    _write_between(reporter, line, resume=self._in_test)
+            return
         column = reporter._tw.width_of_current_line if reporter is not None else 0
         with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
-            if text is None:
+            if progress is None:
                 self._status.clear()
             else:
-                self._status.update(text, column)
+                self._status.update(progress.text(), column)
 
     def _write_line(self, text: str) -> None:
         """A line in pytest's output, also while a test's output is captured."""
@@ -313,6 +325,12 @@ class MigSession:
                     reason="no --mig-config-file given: nothing custom to test"))], ids=["no-config-file"])
             else:
                 metafunc.parametrize("mig_custom_config", names, ids=names)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self._in_test = True
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self._in_test = False
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         """A test's base record (its category, and its node where it is parametrized over `mig_node`) is known
@@ -533,6 +551,20 @@ def settled(node: GpuNode, strategy: str | None = None) -> bool:
     if strategy is None or L.GPU_PRODUCT not in node.labels:
         return True
     return node.labels.get(L.MIG_STRATEGY) == (None if strategy == "none" else strategy)
+
+
+def _write_between(reporter: Any, line: str, resume: bool) -> None:
+    """Write a line of our own into pytest's output without breaking its progress line: the part of the current
+    line pytest has written (`path.py ..`, or with -v `path.py::test `) is ended and our line follows; during a test
+    (`resume`) that part is written again, so that pytest goes on writing its result where it left off."""
+    tw = reporter._tw
+    current = str(getattr(tw, "_current_line", ""))
+    if current:
+        tw.line()
+    tw.line(line)
+    if current and resume:
+        tw.write(current)
+    tw.flush()
 
 
 def _node_dict(node: GpuNode) -> Mapping[str, Any]:

@@ -1,4 +1,5 @@
-"""Terminal output: the per-node/config summary table and a one-line status for long waits."""
+"""Terminal output: the per-node/config summary table, and long waits: a one-line status on a TTY, a line now and
+then elsewhere (CI logs)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mig_conformance.report.model import RunSummary
 from mig_conformance.report.values import short_comparison
 from mig_conformance.report.view import questions, totals_text
+
+if TYPE_CHECKING:
+    from mig_conformance.cluster.base import WaitProgress
 
 HEADERS = ("node", "instance type", "category", "config", "strategy", "result", "measured (!= expected)")
 
@@ -127,3 +131,36 @@ class CountProgress:
             self._step = step
             self.write(f"mig-conformance: {what}: {done:,}/{total:,} ({100 * done // total}%), "
                        f"{self.clock() - self._started:.1f} s")
+
+
+WAIT_LINE_S = 30.0
+
+
+class WaitLog:
+    """The lines of long waits where no status line can be shown (no TTY: CI logs, files): one once a wait has
+    lasted `every` seconds and again every `every` seconds, naming what is awaited, the seconds waited and allowed
+    and the state seen; and one when such a wait ends. Short waits print nothing."""
+
+    def __init__(self, every: float = WAIT_LINE_S) -> None:
+        self.every = every
+        self._last: WaitProgress | None = None
+        self._next = every
+        self._printed = False
+
+    def update(self, progress: WaitProgress | None) -> str | None:
+        """The line to print for this poll (None: nothing); `progress` None ends the wait."""
+        last = self._last
+        if progress is None:
+            printed, self._last, self._next, self._printed = self._printed, None, self.every, False
+            if last is None or not printed:
+                return None
+            return f"mig-conformance: waited {last.elapsed:.0f}s for {last.what}; last state: {last.state}"
+        if last is None or progress.what != last.what or progress.elapsed < last.elapsed:  # a new wait
+            self._next, self._printed = self.every, False
+        self._last = progress
+        if progress.elapsed < self._next:
+            return None
+        self._printed = True
+        self._next = (progress.elapsed // self.every + 1) * self.every
+        return (f"mig-conformance: waiting for {progress.what}: {progress.elapsed:.0f}s of {progress.timeout:.0f}s; "
+                f"{progress.state}")

@@ -24,8 +24,10 @@ def owned(obj: Obj) -> set[str]:
     return {k for k in annotations_of(obj).get(FEATURE_LABELS, "").split(",") if k}
 
 
-def gfd_labels(strategy: str, gpus: Sequence[GpuMigState], driver: str | None) -> dict[str, str]:
-    return gfd.labels(strategy, gpus, driver) if gpus else {}
+def gfd_labels(strategy: str, gpus: Sequence[GpuMigState], driver: str | None,
+               names: Sequence[str] | None = None) -> dict[str, str]:
+    """`names`: the GPUs' NVML device names (`NodeGpus.gpu_names`), which GFD's product labels use."""
+    return gfd.labels(strategy, gpus, driver, names) if gpus else {}
 
 
 def metadata_patch(obj: Obj, new: Mapping[str, str]) -> dict[str, Any]:

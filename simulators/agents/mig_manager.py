@@ -111,7 +111,8 @@ def _set_state(ctx: Context, node: NodeAgent, value: str) -> None:
     if value in (SUCCESS, FAILED):
         states = node.gpus.gpu_states()
         device_plugin.publish(ctx, node, states)
-        meta = gfd.metadata_patch(node.obj, gfd.gfd_labels(ctx.policy.strategy, states, ctx.options.driver))
+        meta = gfd.metadata_patch(node.obj, gfd.gfd_labels(ctx.policy.strategy, states, ctx.options.driver,
+                                                             node.gpus.gpu_names()))
         patch = {**meta, "labels": {**meta.get("labels", {}), L.MIG_CONFIG_STATE: value}}
     node.patch_metadata(ctx, patch)
     log.info("node %s: %s=%s", node.name, L.MIG_CONFIG_STATE, value)

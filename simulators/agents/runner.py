@@ -217,6 +217,7 @@ class Agents:
         assert node.gpus is not None and node.obj is not None
         states = node.gpus.gpu_states()
         device_plugin.publish(ctx, node, states)
-        meta = gfd.metadata_patch(node.obj, gfd.gfd_labels(ctx.policy.strategy, states, ctx.options.driver))
+        meta = gfd.metadata_patch(node.obj, gfd.gfd_labels(ctx.policy.strategy, states, ctx.options.driver,
+                                                             node.gpus.gpu_names()))
         if meta:
             node.patch_metadata(ctx, meta)

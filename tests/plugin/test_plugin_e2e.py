@@ -252,15 +252,20 @@ def _render(raw: str) -> list[str]:
 @pytest.mark.slow  # pytest in a subprocess
 def test_the_tty_status_line_never_overwrites_pytest_output(tester: pytest.Pytester) -> None:
     """On a terminal, long waits show a status line; pytest's progress lines must come out whole."""
+    import fcntl
     import os
     import pty
     import re
+    import struct
     import subprocess
     import sys
+    import termios
 
     tester.makefile(".yaml", clusters="slow:\n  backend: sim\n  nodes: p5.48xlarge\n  mig_manager_delay: 5\n")
     primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))  # room for the whole status
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MIG_", "PYTEST_"))}
+    env.update(COLUMNS="200", LINES="24")  # the same size for shutil.get_terminal_size, which reads these first
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mig-cluster=slow",
                              "--mig-clusters-file=clusters.yaml", "-k", "balanced or single"],
                             cwd=tester.path, stdin=secondary, stdout=secondary, stderr=secondary, env=env)
@@ -278,6 +283,7 @@ def test_the_tty_status_line_never_overwrites_pytest_output(tester: pytest.Pytes
     assert proc.wait(60) == 0
     raw = b"".join(chunks).decode(errors="replace")
     assert "node sim-p5-48xlarge-0 mig.config=all-1g.10gb state=pending" in raw, "no status line was shown"
+    assert re.search(r"state=pending \(waiting \d+s of 900s for node sim-p5-48xlarge-0 to apply", raw), raw[-2000:]
     shown = _render(raw)
     progress = [ln for ln in shown if ln.startswith(("test_", "../")) or ".py " in ln]
     assert progress, shown

@@ -23,5 +23,6 @@ def control_plane_assets(module_level: bool = False) -> dict[str, Path]:
     except ClusterError as exc:
         if in_ci():
             pytest.fail(f"CI: the local control plane binaries are required: {exc}", pytrace=False)
-        pytest.skip(f"local control plane binaries not built (scripts/build-k8s-binaries): {exc}",
+        pytest.skip(f"local control plane binaries not built (scripts/build-k8s-binaries, or mig-conformance cluster "
+                    f"install): {exc}",
                     allow_module_level=module_level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,12 +10,16 @@ import pytest
 from mig_conformance.cluster import assets
 from mig_conformance.cluster.assets import BINARIES, find_assets
 from mig_conformance.cluster.base import ClusterError
+from mig_conformance.cluster.local.pins import read_pins
 
 
 @pytest.fixture(autouse=True)
-def no_checkout_cache(monkeypatch) -> None:
-    """Ignore this checkout's real .cache/k8s/bin so that only tmp_path folders are searched."""
+def no_checkout_cache(monkeypatch, tmp_path) -> None:
+    """Ignore this checkout's real .cache/k8s/bin and the user's cache folder so that only tmp_path folders are
+    searched."""
     monkeypatch.setattr(assets, "_repo_root", lambda: None)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
 
 
 def fake_bins(folder: Path, names=BINARIES, executable: bool = True) -> Path:
@@ -71,7 +76,22 @@ def test_checkout_cache_is_searched_before_cwd_cache(tmp_path, monkeypatch) -> N
     assert find_assets(["kwok"], env={"PATH": ""}, cwd=tmp_path / "work") == {"kwok": repo_cache / "kwok"}
 
 
-def test_missing_binaries_are_named_with_the_build_script(tmp_path) -> None:
+def test_the_user_cache_of_cluster_install_comes_after_the_checkout_caches_and_before_path(tmp_path) -> None:
+    """`mig-conformance cluster install` builds into $XDG_CACHE_HOME/mig-conformance/k8s/<pinned version>/bin."""
+    version = read_pins().kubernetes
+    user = fake_bins(tmp_path / "xdg" / "mig-conformance" / "k8s" / version / "bin", ["etcd", "kwok"])
+    fake_bins(tmp_path / "xdg" / "mig-conformance" / "k8s" / "v1.0.0" / "bin", ["kubectl"])  # another version's
+    cwd_cache = fake_bins(tmp_path / "work" / ".cache" / "k8s" / "bin", ["kwok"])
+    path = fake_bins(tmp_path / "path", ["etcd", "kwok", "kubectl"])
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg"), "PATH": str(path)}
+    assert find_assets(["etcd", "kwok", "kubectl"], env=env, cwd=tmp_path / "work") == {
+        "etcd": user / "etcd", "kwok": cwd_cache / "kwok", "kubectl": path / "kubectl"}
+    home = fake_bins(tmp_path / "home" / ".cache" / "mig-conformance" / "k8s" / version / "bin", ["etcd"])
+    assert find_assets(["etcd"], env={"HOME": str(tmp_path / "home"), "PATH": ""}, cwd=tmp_path) == {
+        "etcd": home / "etcd"}  # no XDG_CACHE_HOME: ~/.cache
+
+
+def test_missing_binaries_are_named_with_the_install_command(tmp_path) -> None:
     mig = fake_bins(tmp_path / "mig", ["etcd", "kube-apiserver", "kubectl"])
     env = {"MIG_K8S_ASSETS": str(mig), "PATH": str(tmp_path / "empty")}
     with pytest.raises(ClusterError) as e:
@@ -82,9 +102,12 @@ def test_missing_binaries_are_named_with_the_build_script(tmp_path) -> None:
         assert name in first_line
     for name in ("etcd", "kube-apiserver", "kubectl"):
         assert name not in first_line
-    assert "scripts/build-k8s-binaries" in message
+    # what to do comes first: the one command, or the variable
+    assert re.search(r"build them once with: (\S*/)?mig-conformance cluster install \(needs Go >= 1.21", first_line)
+    assert "point MIG_K8S_ASSETS at a folder of prebuilt ones" in first_line
     assert f"MIG_K8S_ASSETS={mig}" in message and "KUBEBUILDER_ASSETS unset" in message
     assert str(tmp_path / ".cache" / "k8s" / "bin") in message
+    assert str(tmp_path / "home" / ".cache" / "mig-conformance" / "k8s" / read_pins().kubernetes / "bin") in message
 
 
 def test_non_executable_files_are_skipped_and_reported(tmp_path) -> None:

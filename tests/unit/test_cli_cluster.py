@@ -33,17 +33,19 @@ def test_a_corrupt_state_file_is_an_error_not_a_traceback(tmp_path: Path, capsys
     assert "controlplane.json cannot be read" in capsys.readouterr().err
 
 
-def test_up_names_the_missing_binaries_and_the_build_script(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_up_names_the_missing_binaries_and_the_install_command(tmp_path: Path, monkeypatch, capsys) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setattr(assets_mod, "_repo_root", lambda: None)
     monkeypatch.setenv("MIG_K8S_ASSETS", str(empty))
     monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
     monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(empty))
     monkeypatch.chdir(tmp_path)
     assert main(["cluster", "up", "--kubeconfig", str(tmp_path / "kc")]) == 2
     err = capsys.readouterr().err
-    assert "etcd" in err and "kube-apiserver" in err and "scripts/build-k8s-binaries" in err
+    assert "etcd" in err and "kube-apiserver" in err
+    assert "mig-conformance cluster install" in err and "point MIG_K8S_ASSETS at a folder" in err
     assert not (tmp_path / "kc.d").exists()
 
 

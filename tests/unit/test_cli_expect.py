@@ -123,3 +123,14 @@ def test_malformed_config_file_exits_2(capsys, tmp_path: Path) -> None:
     f.write_text("version: v2\nmig-configs: {}\n")
     code, _, err = run(capsys, "--gpu", "H100", "--config-file", str(f), "--config", "x", "--strategy", "mixed")
     assert code == 2 and "unknown version: v2" in err
+
+
+def test_a_board_variant_names_gfd_products_after_its_own_nvml_name(capsys) -> None:
+    """GFD's products are NVML device names: an H100 PCIe board reports `NVIDIA H100 PCIe`, not the H100 SXM5's
+    name (found by the differential test against NVIDIA's GFD code, docs/differential.md)."""
+    code, doc = run_json(capsys, "--gpu", "H100-PCIE-80GBx2", "--config", "all-1g.10gb", "--strategy", "mixed")
+    assert code == 0
+    assert doc["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-PCIe"
+    assert doc["labels"]["nvidia.com/mig-1g.10gb.product"] == "NVIDIA-H100-PCIe-MIG-1g.10gb"
+    code, doc = run_json(capsys, "--gpu", "H100-PCIE-80GBx2", "--config", "all-enabled", "--strategy", "single")
+    assert doc["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-PCIe-MIG-INVALID"

@@ -291,3 +291,29 @@ def test_thousand_nodes_are_projected_each_on_its_own() -> None:
     alone = {c: project_node(P5.gpus(), "mixed", None, c, node="alone").as_dict() for c in configs}
     for i, projection in enumerate(out):
         assert {**projection.as_dict(), "node": "alone"} == alone[configs[i % len(configs)]], f"sim-{i}"
+
+
+def test_gfd_groups_and_names_gpus_by_their_nvml_name() -> None:
+    """GFD counts GPUs per NVML name (lm/mig-strategy.go newGPULabelers), so two boards of one model with different
+    names are two products; full GPUs overwrite MIG-enabled ones, as for two models."""
+    h100 = get_instance_type("p5.48xlarge").gpu_model()
+    states = [GpuMigState(h100, True, ("1g.10gb",) * 7), GpuMigState(h100, False, ())]
+    names = ["NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe"]
+    labels = gfd.labels("mixed", states, names=names)
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-H100-PCIe" and labels["nvidia.com/gpu.count"] == "1"
+    assert labels["nvidia.com/gpu.replicas"] == "1"
+    assert labels["nvidia.com/mig-1g.10gb.product"] == "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb"
+    assert gfd.labels("mixed", states) != labels  # without names: the model's primary board for both
+    with pytest.raises(ValueError, match="1 GPU names for 2 GPUs"):
+        gfd.labels("mixed", states, names=names[:1])
+
+
+def test_a_node_labelled_with_a_board_variant_is_that_board() -> None:
+    from mig_conformance.k8s.model import GpuNode
+    from mig_conformance.k8s.node_hardware import node_gpu_boards, node_gpu_models
+
+    node = GpuNode("n", {"nvidia.com/gpu.product": "NVIDIA-H100-PCIe", "nvidia.com/gpu.count": "2"}, {}, {})
+    assert [b.key for b in node_gpu_boards(node)] == ["H100-PCIE-80GB"] * 2
+    assert [m.key for m in node_gpu_models(node)] == ["H100-80GB"] * 2
+    p5 = GpuNode("p", {"node.kubernetes.io/instance-type": "p5.48xlarge"}, {}, {})
+    assert {b.nvml_name for b in node_gpu_boards(p5)} == {"NVIDIA H100 80GB HBM3"}

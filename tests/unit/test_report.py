@@ -596,3 +596,19 @@ def test_count_progress_shows_a_line_per_tenth_of_large_work_only() -> None:
     for done in range(1, 2501):
         progress("settling", done, 2500)  # new work: its own tenths and clock
     assert len(shown) == 10 and shown[0].startswith("mig-conformance: settling: 250/2,500 (10%), 0.0 s")
+
+
+def test_wait_log_prints_a_line_every_30s_of_a_long_wait_and_one_when_it_ends() -> None:
+    """Where no status line can be drawn (CI logs): long waits say what is awaited, how long, and the state seen."""
+    from mig_conformance.cluster.base import WaitProgress
+    from mig_conformance.report.terminal import WaitLog
+
+    log = WaitLog(every=30)
+    polls = [WaitProgress("node n to apply MIG config c", f"state={s}", t, 600)
+             for t, s in ((0, "-"), (12, "pending"), (31, "pending"), (45, "pending"), (61, "rebooting"), (70, "ok"))]
+    lines = [line for line in map(log.update, [*polls, None]) if line]
+    assert lines == ["mig-conformance: waiting for node n to apply MIG config c: 31s of 600s; state=pending",
+                     "mig-conformance: waiting for node n to apply MIG config c: 61s of 600s; state=rebooting",
+                     "mig-conformance: waited 70s for node n to apply MIG config c; last state: state=ok"]
+    short = [log.update(WaitProgress("pod p", "Pending", t, 60)) for t in (0, 5, 29)] + [log.update(None)]
+    assert short == [None] * 4  # a wait under 30 s prints nothing, and a new wait starts counting afresh
