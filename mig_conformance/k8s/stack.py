@@ -251,3 +251,24 @@ def default() -> StackProfile:
 
 def with_allocation(profile: StackProfile, allocation: Sourced) -> StackProfile:
     return replace(profile, gpu_allocation=allocation)
+
+
+def overlay(profile: StackProfile, choices: Mapping[str, str | None], source: str) -> StackProfile:
+    """`profile` with the components `choices` names (None values skipped) set to `source`'s versions: a backend's
+    own options (`driver:`, `device_plugin_version:`) over the session's profile. Components a release decides
+    (mig-manager, device plugin) are not re-derived: name them too when changing gpu-operator."""
+    picked: dict[str, Any] = {c: Sourced(v, source) for c, v in choices.items() if v is not None}
+    return replace(profile, **picked) if picked else profile
+
+
+def as_argument(profile: StackProfile) -> str:
+    """`kubernetes=v1.37.2,gpu-operator=...` of every known version: how the local backend hands its profile to the
+    agents' process (`from_argument` reads it back)."""
+    return ",".join(f"{V.SPELLINGS[c]}={v}" for c in V.COMPONENTS if (v := profile.component(c).value))
+
+
+def from_argument(text: str | None, source: str) -> StackProfile:
+    """The profile `as_argument` wrote (every component sourced to `source`); the default for None or empty."""
+    if not text:
+        return DEFAULT
+    return resolve([(parse_choices(text, source), source)])
