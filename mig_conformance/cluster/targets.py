@@ -41,8 +41,8 @@ BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 #: Per backend: keyword options the kit itself passes to the backend's opener besides the clusters-file keys.
 KIT_OPTIONS: dict[str, frozenset[str]] = {
-    "sim": frozenset({"name", "journal", "config_text", "fleet_progress"}),
-    "local": frozenset({"name", "journal", "config_text", "state_dir"}),
+    "sim": frozenset({"name", "journal", "config_text", "fleet_progress", "stack"}),
+    "local": frozenset({"name", "journal", "config_text", "state_dir", "stack"}),
     "kind": frozenset({"journal", "operator_namespace", "attach_only"}),
     "kubeconfig": frozenset({"journal", "operator_namespace"}),
     "eks": frozenset({"journal", "operator_namespace", "run_id"}),
