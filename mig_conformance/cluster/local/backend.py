@@ -84,7 +84,7 @@ class LocalCluster(KubeCluster):
             operator.install(admin, config_text)
             kit_rbac.apply(admin, rbac_docs if rbac_docs is not None else kit_rbac.documents())
             nodes.register(admin, plan)
-            operator.create_policy(admin, strategy, default_config, with_reboot)
+            operator.create_policy(admin, strategy, default_config, with_reboot, stack=profile)
             if want_agents:  # their start-up overlaps the components' and the nodes' readiness
                 start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works, profile)
 
