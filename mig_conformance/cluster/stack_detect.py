@@ -165,9 +165,9 @@ def _dra(cluster: KubeCluster, out: Detected) -> None:
 def detect(cluster: KubeCluster) -> Detected:
     """Everything detection finds on `cluster` (module doc); reads only."""
     out = Detected()
-    _daemonsets(cluster, out)
-    _policy(cluster, out)
+    _daemonsets(cluster, out)  # what runs first, then the nodes' own reports, then what is configured
     _nodes(cluster, out)
+    _policy(cluster, out)
     _dra(cluster, out)
     return out
 
