@@ -242,17 +242,20 @@ class GpuModel:
     selected_driver: str | None = None
     #: what `at_driver` could not confirm or did not know under `selected_driver` (empty: nothing)
     driver_notes: tuple[str, ...] = ()
+    #: the catalog's model this one was made from by `at_driver` (None: this is the catalog's)
+    catalog_model: GpuModel | None = field(default=None, compare=False, repr=False)
 
     def at_driver(self, version: str | None) -> GpuModel:
         """This model as driver `version` reports it (module doc): the model itself for the catalog's branch, the
         branch of its own rows or None; else the branch overlay's values, unknown (None) where it has none."""
         if version is None:
             return self
+        base = self.catalog_model or self  # idempotent: always from the catalog's rows, one object per driver
         branch = driver_branch(version)
-        own = driver_branch(self.driver) if self.driver else None
-        if branch in (CATALOG_DRIVER_BRANCH, own) or (not self.mig_capable and self.memory_total_mib is None):
-            return self
-        return _at_branch(ByIdentity(self), branch, version)
+        own = driver_branch(base.driver) if base.driver else None
+        if branch in (CATALOG_DRIVER_BRANCH, own) or (not base.mig_capable and base.memory_total_mib is None):
+            return base
+        return _at_branch(ByIdentity(base), branch, version)
 
     @property
     def nvml_name(self) -> str:
@@ -458,7 +461,7 @@ def _at_branch(ref: ByIdentity[GpuModel], branch: int, version: str) -> GpuModel
     if unsure and overlay is not None:
         notes.append(unsure)
     return replace(model, gi_profiles=tuple(rows), memory_total_mib=total, selected_driver=version,
-                   driver_notes=tuple(notes), confirmed=model.confirmed and not notes)
+                   driver_notes=tuple(notes), confirmed=model.confirmed and not notes, catalog_model=model)
 
 
 def _join_reasons(*reasons: str | None) -> str | None:
