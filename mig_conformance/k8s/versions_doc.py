@@ -13,7 +13,8 @@ def _cell(text: str) -> str:
 
 
 def rules_table() -> str:
-    rows = ["| rule | component | since | before | from then on | source | modelled in |", "|---|---|---|---|---|---|---|"]
+    rows = ["| rule | component | since | before | from then on | source | modelled in |",
+            "|---|---|---|---|---|---|---|"]
     rows += [f"| `{r.id}` | {V.SPELLINGS[r.component]} | {r.since} | {_cell(r.before)} | {_cell(r.after)} | "
              f"{_cell(r.source)} | {_cell(r.modelled)} |" for r in V.RULES]
     return "\n".join(rows)
