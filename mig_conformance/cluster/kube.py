@@ -38,7 +38,6 @@ PERMISSIONS = {
     "get_code": "get /version", "list_namespace": "list namespaces", "read_namespace": "get namespaces",
     "list_pod_for_all_namespaces": "list pods in all namespaces",
     "list_namespaced_deployment": "list deployments", "watch_node": "watch nodes",
-    "list_namespaced_daemon_set": "list daemonsets (optional: stack detection)",
 }
 
 

@@ -22,8 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mig_conformance.cluster.base import ClusterError
-from mig_conformance.cluster.kube import KubeCluster, NotFound
+from mig_conformance.cluster.kube import KubeCluster
 from mig_conformance.k8s import stack as S
 from mig_conformance.k8s import versions as V
 from mig_conformance.k8s.labels import GPU_PRESENT
@@ -69,19 +68,29 @@ def _tag(image: str) -> str | None:
     return last.rsplit(":", 1)[1] if ":" in last and "@" not in image else None
 
 
-def _read(what: str, out: Detected, fn: Callable[[], Any]) -> Any:
+def _read(what: str, out: Detected, fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args) on the raw client; None when it cannot be read: a missing API or CRD (404) says nothing, a missing
+    permission or another error is a note (detection is optional: deploy/rbac.yaml grants only what suites need)."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
     try:
-        return fn()
-    except ClusterError as exc:
-        out.notes.append(f"{what}: not read ({exc})")
-        return None
+        return fn(*args)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        why = "not permitted for this identity" if exc.status in (401, 403) else f"API error {exc.status}"
+        out.notes.append(f"{what}: not read ({why}; optional, docs/versions.md#the-stack-profile)")
+    except (HTTPError, OSError) as exc:
+        out.notes.append(f"{what}: not read ({type(exc).__name__})")
+    return None
 
 
 def _daemonsets(cluster: KubeCluster, out: Detected) -> None:
     apps = cluster._client.AppsV1Api(cluster.api_client)
-    found = _read(f"DaemonSets in {cluster.operator_namespace}", out,
-                  lambda: cluster._call(apps.list_namespaced_daemon_set, cluster.operator_namespace).items)
-    for ds in sorted(found or [], key=lambda d: d.metadata.name):
+    found = _read(f"DaemonSets in {cluster.operator_namespace}", out, apps.list_namespaced_daemon_set,
+                  cluster.operator_namespace)
+    for ds in sorted(found.items if found is not None else [], key=lambda d: d.metadata.name):
         component = DAEMONSETS.get(ds.metadata.name)
         if component is None:
             continue
@@ -94,8 +103,8 @@ def _daemonsets(cluster: KubeCluster, out: Detected) -> None:
 
 
 def _policy(cluster: KubeCluster, out: Detected) -> None:
-    items = _read("ClusterPolicy", out, lambda: cluster._call(cluster.custom.list_cluster_custom_object,
-                                                              *CLUSTER_POLICIES).get("items", []))
+    listed = _read("ClusterPolicy", out, cluster.custom.list_cluster_custom_object, *CLUSTER_POLICIES)
+    items = (listed or {}).get("items") or []
     if not items:
         return
     policy: Mapping[str, Any] = items[0]
@@ -121,8 +130,9 @@ def _most_common(values: Mapping[str, str], what: str, out: Detected) -> tuple[s
 
 
 def _nodes(cluster: KubeCluster, out: Detected) -> None:
-    raw = _read("nodes", out, lambda: cluster._call(cluster.core.list_node).items)
-    gpu = [n for n in raw or [] if (n.metadata.labels or {}).get(GPU_PRESENT) == "true"
+    listed = _read("nodes", out, cluster.core.list_node)
+    nodes = listed.items if listed is not None else []
+    gpu = [n for n in nodes if (n.metadata.labels or {}).get(GPU_PRESENT) == "true"
            or any(k.startswith("nvidia.com/") for k in (n.status.capacity or {}))]
     drivers = {n.metadata.name: (n.metadata.labels or {})[DRIVER_LABEL] for n in gpu
                if (n.metadata.labels or {}).get(DRIVER_LABEL)}
@@ -140,15 +150,9 @@ def _nodes(cluster: KubeCluster, out: Detected) -> None:
 
 def _dra(cluster: KubeCluster, out: Detected) -> None:
     def listed(resource: tuple[str, str, str]) -> list[dict[str, Any]]:
-        try:
-            items: list[dict[str, Any]] = cluster._call(cluster.custom.list_cluster_custom_object,
-                                                        *resource).get("items", [])
-            return items
-        except NotFound:  # the API or the CRD is not there, which says no
-            return []
-        except ClusterError as exc:
-            out.notes.append(f"{resource[2]}.{resource[0]}: not read ({exc})")
-            return []
+        found = _read(f"{resource[2]}.{resource[0]}", out, cluster.custom.list_cluster_custom_object, *resource)
+        items: list[dict[str, Any]] = (found or {}).get("items") or []
+        return items
 
     slices = [s for s in listed(RESOURCE_SLICES) if (s.get("spec") or {}).get("driver") == DRA_DRIVER]
     if slices:
