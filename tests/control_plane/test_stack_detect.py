@@ -4,16 +4,20 @@ detection reads each back with its source; reads only, and a missing permission 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mig_conformance.cluster.kube import KubeCluster
 from mig_conformance.cluster.local.backend import LocalCluster
 from mig_conformance.cluster.stack_detect import detect, detect_profile
 from mig_conformance.k8s import stack
 from support.control_plane import control_plane_assets
+from support.kit_runs import kit_kubeconfig, run_pytest
 
 NS = "gpu-operator"
 
@@ -138,3 +142,22 @@ def test_the_kits_least_privilege_identity_gets_notes_not_errors(local: LocalClu
     assert profile.gpu_operator.value == "v25.10.1"
     assert any(n.startswith(f"DaemonSets in {NS}: not read (not permitted") for n in profile.notes)
     assert not any("access denied" in n for n in profile.notes)
+
+
+def test_a_run_against_a_real_cluster_records_what_it_detected(local: LocalCluster, tmp_path: Path) -> None:
+    """Through the plugin: `--mig-cluster=kubeconfig:kit` detects the stack (the session, once), `--mig-stack`
+    overrides a component, and summary.json and TARGET.yaml keep each version's source."""
+    kubeconfig = kit_kubeconfig(local, tmp_path / "kube" / "config")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "test_one.py").write_text("def test_one(mig_cluster):\n    assert mig_cluster.stack\n")
+    code, out = run_pytest(tmp_path / "run", kubeconfig, "--mig-stack=driver=550.54.15", "test_one.py")
+    assert code == 0, out[-3000:]
+    assert "mig-conformance stack: detected when the cluster is opened" in out
+    assert "stack: kubernetes v" in out and "gpu-operator v25.10.1 (detected from ClusterPolicy" in out
+    summary = json.loads((tmp_path / "run" / "out" / "summary.json").read_text())
+    assert summary["settings"]["stack.driver"] == {"value": "550.54.15", "source": "option --mig-stack"}
+    assert summary["settings"]["stack.gpu_operator"]["source"].startswith("detected from ClusterPolicy")
+    target = yaml.safe_load((tmp_path / "run" / "out" / "TARGET.yaml").read_text())
+    assert target["versions"]["gpu_operator"] == "v25.10.1" and target["versions"]["driver"] == "550.54.15"
+    assert target["stack"]["device_plugin"]["value"] == "v0.18.1"
+    assert "access denied" not in out
