@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -177,7 +177,7 @@ def detect(cluster: KubeCluster) -> Detected:
 
 
 def detect_profile(cluster: KubeCluster,
-                   layers: list[tuple[dict[str, str], str]] | None = None) -> S.StackProfile:
+                   layers: Sequence[tuple[Mapping[str, str], str]] | None = None) -> S.StackProfile:
     """The cluster's profile: chosen versions (`layers`, e.g. `--mig-stack`) over what was detected; unknown
     components stay unknown (never a default) and what could not be read is a note."""
     found = detect(cluster)

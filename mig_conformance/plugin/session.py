@@ -170,14 +170,13 @@ class MigSession:
     def _detect_stack(self, cluster: Cluster) -> StackProfile:
         """A real cluster's profile: detected (reads only), the run's choices over it; never fails the run."""
         from mig_conformance.cluster.kube import KubeCluster
-        from mig_conformance.cluster.stack_detect import detect_profile
         from mig_conformance.k8s import stack as stack_profile
 
         layers = choice_layers(self.settings, self.target)
         if not isinstance(cluster, KubeCluster):
             return stack_profile.resolve(layers, simulated=False)
         try:
-            return detect_profile(cluster, layers)
+            return cluster.detect_stack(layers)
         except Exception as exc:  # detection is best effort: the suites' verdicts do not depend on it
             log.warning("stack detection failed: %s", exc)
             profile = stack_profile.resolve(layers, simulated=False)

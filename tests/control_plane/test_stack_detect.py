@@ -49,6 +49,19 @@ def daemonset(name: str, image: str) -> dict[str, Any]:
                 "containers": [{"name": name, "image": image}]}}}}
 
 
+def test_a_real_clusters_stack_is_unknown_until_detected(local: LocalCluster) -> None:
+    from kubernetes import config as kconfig
+
+    cluster = KubeCluster("fresh", kconfig.new_client_from_config(config_file=str(local.admin_kubeconfig)))
+    try:
+        assert cluster.stack.gpu_operator.value is None and cluster.stack.driver.value is None
+        assert cluster.describe()["stack"]["gpu_operator"]["value"] is None
+        assert cluster.detect_stack().gpu_operator.value == "v25.10.1"
+        assert cluster.describe()["stack"]["gpu_operator"]["value"] == "v25.10.1"
+    finally:
+        cluster.close()
+
+
 def test_detection_reads_each_object_with_its_source(local: LocalCluster, admin: KubeCluster) -> None:
     found = detect(admin)
     # the ClusterPolicy the local backend wrote for GPU Operator v25.10.1 (Helm chart label, spec versions)
