@@ -3,7 +3,8 @@ all-balanced, and verified.
 
 Every node goes through its own NVML simulator, mig-parted simulator, device plugin and GFD.
 Targets (issue 10, on the 2-core build machine): < 5 s wall, < 1 GB peak RSS.
-Run: .venv/bin/python benchmarks/bench_fleet.py [--nodes N] [--profile]
+Run: .venv/bin/python benchmarks/bench_fleet.py [--nodes N] [--profile] [--stack gpu-operator=v25.3.4,driver=550.54.15]
+(--stack: the GPU stack to model, as --mig-stack; another driver branch swaps every model's profile table)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from machine import describe
 from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.cluster.sim.fleet import MAX_NODES
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import stack
 
 EXPECTED = {"nvidia.com/mig-3g.40gb": 8, "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-1g.10gb": 16}
 
@@ -39,11 +41,11 @@ def verify(cluster: SimCluster, config: str, expected: dict[str, int]) -> None:
             sys.exit(f"{node.name}: {config} allocatable {got} != {expected}")
 
 
-def run(nodes: int) -> tuple[dict[str, float], SimCluster]:
+def run(nodes: int, profile: stack.StackProfile | None = None) -> tuple[dict[str, float], SimCluster]:
     times = {}
     t0 = time.perf_counter()
     # No default label: labelling all-disabled is then a real mig-manager run on every node.
-    cluster = SimCluster(f"p5.48xlarge*{nodes}", allow_changes=True, default_config=None)
+    cluster = SimCluster(f"p5.48xlarge*{nodes}", allow_changes=True, default_config=None, stack=profile)
     times["create"] = time.perf_counter() - t0
     t = time.perf_counter()
     relabel(cluster, "all-disabled")
@@ -61,13 +63,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=MAX_NODES)
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile run")
+    parser.add_argument("--stack", help="COMPONENT=VERSION,... to model (default: the newest GA releases)")
     args = parser.parse_args()
+    profile = stack.resolve([(stack.parse_choices(args.stack, "--stack"), "--stack")]) if args.stack else None
     print(describe())
+    print(f"stack: {(profile or stack.default()).line()}")
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
     cpu = time.process_time()
-    times, cluster = run(args.nodes)
+    times, cluster = run(args.nodes, profile)
     cpu = time.process_time() - cpu
     if args.profile:
         prof.disable()

@@ -567,12 +567,16 @@ class NvmlSimulator:
         """GPUs as models (their primary board), variants, or GPU specs (`H100-PCIE-80GB`, catalog.resolve).
 
         `driver_version` defaults to R535 with `legacy_driver`, else the first model's catalog driver, else
-        580.159.04 (captured). `legacy_driver` (default: whether the driver is R535 or older) makes profile queries
-        NotSupported while MIG is disabled. `gpu_reset_works=False`: a platform without GPU reset (module doc).
+        580.159.04 (captured); an explicit one selects the models' values under that driver (`GpuModel.at_driver`:
+        profile memory differs by branch; unknown values are placeholders, flagged like any other). `legacy_driver`
+        (default: whether the driver is R535 or older) makes profile queries NotSupported while MIG is disabled.
+        `gpu_reset_works=False`: a platform without GPU reset (module doc).
         """
         # models need no catalog: a fleet of 10,000 nodes would otherwise look the catalog up 10,000 times
         cat = catalog if catalog is not None or all(isinstance(g, GpuModel) for g in gpus) else load_catalog()
         boards = [self._board(g, cat) for g in gpus]
+        if driver_version is not None:
+            boards = [(m.at_driver(driver_version), v) for m, v in boards]
         self.name = name
         known = [m.driver for m, _ in boards if m.driver]
         self.driver_version = driver_version or (DRIVER_535 if legacy_driver else known[0] if known else DRIVER_580)
@@ -1178,7 +1182,7 @@ class NvmlSimulator:
     def device_notes(self, handle: DeviceHandle) -> list[str]:
         """What is not confirmed about a GPU as a whole (its board, memory.total); [] when everything is."""
         gpu = self._gpu(handle)
-        notes = list(gpu.variant.notes)
+        notes = [*gpu.variant.notes, *gpu.model.driver_notes]
         if self.legacy_driver and gpu.model.mig_capable and gpu.mig_current != NVML_DEVICE_MIG_ENABLE:
             notes.append(f"driver {self.driver_version} lists no MIG profiles while MIG mode is disabled (R535 and "
                          "older, docs/reference/nvml.md#driver-differences)")

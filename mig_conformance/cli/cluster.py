@@ -15,7 +15,9 @@ from typing import Any
 from mig_conformance.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from mig_conformance.cli.output import table
 from mig_conformance.cluster.base import ClusterError
+from mig_conformance.common.errors import InputError
 from mig_conformance.common.private_files import write_private
+from mig_conformance.k8s import stack
 
 CLUSTER_FILE = "cluster.json"
 
@@ -54,6 +56,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--mig-manager-delay", type=float, default=None, metavar="S",
                     help="seconds mig-manager stays pending/rebooting (agents' default when not given)")
     up.add_argument("--no-agents", action="store_true", help="do not start the simulated GPU Operator agents")
+    up.add_argument("--stack", metavar="COMPONENT=VERSION,...",
+                    help="the GPU stack the agents behave as, e.g. gpu-operator=v26.3.1,driver=550.54.15 (default: "
+                         "the newest GA releases; docs/versions.md); runs against the cluster detect it")
     up.add_argument("--timeout", type=float, default=60.0, metavar="S", help="readiness timeout per component")
     down = verbs.add_parser("down", help="stop the cluster of a kubeconfig and remove its data (logs stay)")
     status = verbs.add_parser("status", help="processes, API health and GPU nodes (exit 1 when not healthy)")
@@ -141,6 +146,10 @@ def _up(args: argparse.Namespace) -> int:
     except ClusterError as exc:
         return _fail(f"--nodes {args.nodes!r}: {exc}")
     try:
+        profile = stack.resolve([(stack.parse_choices(args.stack, "--stack"), "option --stack")])
+    except InputError as exc:
+        return _fail(str(exc))
+    try:
         assets = find_assets(BINARIES)
     except ClusterError as exc:
         return _fail(str(exc))
@@ -150,7 +159,7 @@ def _up(args: argparse.Namespace) -> int:
         cluster = LocalCluster.start(args.nodes, state_dir=state, strategy=args.strategy, gpu_taint=args.gpu_taint,
                                      mig_manager_delay=args.mig_manager_delay,
                                      agents=False if args.no_agents else "auto", assets=assets, detach=True,
-                                     timeout=args.timeout, name=f"local@{path}")
+                                     timeout=args.timeout, name=f"local@{path}", stack=profile)
     except ClusterError as exc:
         return _fail(f"cluster up failed (everything it started was stopped; logs in {state / 'logs'}):\n{exc}")
     except OSError as exc:  # e.g. the --kubeconfig folder is a file
@@ -173,6 +182,7 @@ def _up(args: argparse.Namespace) -> int:
     print(f"  nodes       {len(node_names)} ({args.nodes}), MIG strategy {args.strategy}, "
           f"GPU taint {'yes' if args.gpu_taint else 'no'}")
     print("  processes   " + ", ".join(f"{p.name} {p.pid}" for p in plane.procs.values()))
+    print(f"  stack       {stack.as_argument(profile)}")
     print(f"  logs        {plane.logs}/")
     print(f"  kit identity ServiceAccount mig-conformance/mig-conformance ({state / 'mig-conformance.kubeconfig'})")
     print(f"  try         kubectl --kubeconfig {path} get nodes")

@@ -7,9 +7,9 @@ import argparse
 from mig_conformance.cli import EXIT_FAIL, EXIT_OK
 from mig_conformance.cli.output import devices_text, print_json
 from mig_conformance.common.errors import InputError
-from mig_conformance.gpus.catalog import parse_gpu_specs
+from mig_conformance.gpus.catalog import driver_branch, parse_gpu_specs
 from mig_conformance.gpus.gpu_list import node_gpus
-from mig_conformance.k8s import device_plugin
+from mig_conformance.k8s import device_plugin, stack, versions
 from mig_conformance.k8s.labels import STRATEGIES
 from mig_conformance.k8s.projection import NodeProjection, project_node
 from mig_conformance.mig.default_config import default_config_file
@@ -32,15 +32,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--with-reboot", action="store_true", help="mig-manager WITH_REBOOT=true")
     p.add_argument("--no-gpu-reset", action="store_true",
                    help="model a node where a GPU reset cannot complete a MIG mode change (Ampere in some VMs)")
-    p.add_argument("--driver", metavar="VERSION", help="driver version for GFD's cuda.driver labels, e.g. 580.159.04")
-    p.add_argument("--device-plugin-version", metavar="VERSION", default=device_plugin.DEFAULT_VERSION,
-                   help=f"k8s-device-plugin release to model (default {device_plugin.DEFAULT_VERSION})")
+    p.add_argument("--stack", metavar="COMPONENT=VERSION,...",
+                   help="the GPU stack to model, e.g. gpu-operator=v26.3.1,driver=550.54.15 (default: the newest GA "
+                        "releases; docs/versions.md); --driver and --device-plugin-version override its two")
+    p.add_argument("--driver", metavar="VERSION",
+                   help=f"driver version: GFD's cuda.driver labels and the profile memory of its branch (default: the "
+                        f"stack's, {stack.DEFAULT_DRIVER})")
+    p.add_argument("--device-plugin-version", metavar="VERSION",
+                   help=f"k8s-device-plugin release to model (default: the stack's, {device_plugin.DEFAULT_VERSION})")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(run=run)
 
 
-def _print_text(desc: str, args: argparse.Namespace, p: NodeProjection) -> None:
+def _print_text(desc: str, args: argparse.Namespace, p: NodeProjection, profile: stack.StackProfile) -> None:
     print(f"node {desc}: config {args.config or '(no nvidia.com/mig.config label)'}, strategy {args.strategy}")
+    print(f"stack: {profile.line()}")
     if p.state is None:
         print("mig-manager: " + ("does not run here" if args.config else "nothing to do (no nvidia.com/mig.config "
                                                                            "label)"))
@@ -63,10 +69,7 @@ def _print_text(desc: str, args: argparse.Namespace, p: NodeProjection) -> None:
 
 def run(args: argparse.Namespace) -> int:
     desc, gpus = node_gpus(args.gpu, args.instance_type)
-    try:
-        device_plugin.parse_version(args.device_plugin_version)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    profile = choose_stack(args)
     spec = load_spec(args.config_file or default_config_file())
     if spec.problems:
         raise InputError(list(spec.problems))
@@ -74,13 +77,33 @@ def run(args: argparse.Namespace) -> int:
         projection = project_node(gpus, args.strategy, spec, args.config, node=desc,
                                   instance_type=args.instance_type, with_reboot=args.with_reboot,
                                   gpu_reset_works=not args.no_gpu_reset,
-                                  driver=args.driver, device_plugin_version=args.device_plugin_version,
+                                  driver=profile.driver.value, device_plugin_version=profile.device_plugin_model,
                                   names=[v.nvml_name for v in parse_gpu_specs(args.gpu)] if args.gpu else None)
     except ValueError as exc:  # e.g. a malformed --driver
         raise InputError(str(exc)) from None
     if args.json:
-        print_json(projection.as_dict())
+        print_json({**projection.as_dict(), "stack": profile.as_dict()})
     else:
-        _print_text(desc, args, projection)
+        _print_text(desc, args, projection, profile)
     failed = projection.state == "failed" or projection.plugin_error is not None
     return EXIT_FAIL if failed else EXIT_OK
+
+
+def choose_stack(args: argparse.Namespace) -> stack.StackProfile:
+    """The profile of `--stack`, with `--driver` and `--device-plugin-version` over it (the same choice as the
+    plugin's `--mig-stack`); InputError names the option."""
+    explicit: dict[str, str] = {}
+    try:
+        if args.device_plugin_version:
+            device_plugin.parse_version(args.device_plugin_version)
+            explicit["device_plugin"] = versions.canonical("device_plugin", args.device_plugin_version)
+        if args.driver:
+            driver_branch(args.driver)
+            explicit["driver"] = args.driver.strip()
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    layers = [({k: v}, f"option --{k.replace('_', '-')}" + ("-version" if k == "device_plugin" else ""))
+              for k, v in explicit.items()]
+    if args.stack:
+        layers.append((stack.parse_choices(args.stack, "--stack"), "option --stack"))
+    return stack.resolve(layers)

@@ -5,7 +5,9 @@ name), or a --state FILE written by `mig-conformance mig-parted`; --config-file 
 mig-parted config with the mig-parted simulator.
 Everything after the options is the nvidia-smi command line, e.g. `smi --gpu H100-80GB mig -lgip`.
 Values the GPU catalog does not know print as `?`; a `note:` line on stderr names every GPU and row whose
-values are not confirmed, with the catalog's reason.
+values are not confirmed, with the catalog's reason. --driver VERSION prints what that driver reports: profile memory
+differs by driver branch (H100 3g.40gb: 39.38 GiB on 550.54.15, 39.50 on 580.159.04), and where the catalog has no
+source for the branch the value is `?`.
 Exit status: nvidia-smi's (0, or the NVML error code); 1 when the config cannot be applied; 2 for input errors
 (also a --config-file that is not YAML).
 """
@@ -17,7 +19,7 @@ import sys
 
 from mig_conformance.cli import EXIT_FAIL
 from mig_conformance.common.errors import InputError
-from mig_conformance.gpus.catalog import MAX_NODE_GPUS, parse_gpu_specs
+from mig_conformance.gpus.catalog import MAX_NODE_GPUS, driver_branch, parse_gpu_specs
 from mig_conformance.mig.spec import load_spec
 from mig_conformance.simulators import nvidia_smi
 from mig_conformance.simulators import nvml as sim_nvml
@@ -34,6 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--config-file", metavar="F", help="mig-parted config file to apply first")
     p.add_argument("--config", metavar="NAME", help="the mig-config of --config-file to apply")
     p.add_argument("--node-name", default="sim-node", help="seed of the GPU UUIDs (default: sim-node)")
+    p.add_argument("--driver", metavar="VERSION",
+                   help="driver the node runs, e.g. 550.54.15 (default: each table's own, 580.159.04 for H100/H200)")
     p.add_argument("-L", "--list-gpus", action="store_true", help="nvidia-smi -L")
     p.add_argument("smi_args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="nvidia-smi arguments: -L | mig -lgip | mig -lgipp | mig -lgi | mig -lci [-i N]")
@@ -43,9 +47,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def build_node(args: argparse.Namespace) -> NvmlSimulator:
     """The simulated node from --state or --gpu/--count."""
     if args.state:
-        if args.gpu:
-            raise InputError("give --gpu or --state, not both")
+        if args.gpu or args.driver:
+            raise InputError("give --gpu (and --driver) or --state, not both: a state file keeps its driver")
         return NvmlSimulator.load(args.state)
+    if args.driver:
+        try:
+            driver_branch(args.driver)
+        except ValueError as exc:
+            raise InputError(f"--driver: {exc}") from None
     if not args.gpu:
         raise InputError("give --gpu GPU[xN] (or --state FILE)")
     if args.count < 1:
@@ -54,7 +63,7 @@ def build_node(args: argparse.Namespace) -> NvmlSimulator:
     if len(gpus) * args.count > MAX_NODE_GPUS:
         raise InputError(f"at most {MAX_NODE_GPUS} GPUs per node, got {len(gpus) * args.count:,} (--count "
                          f"{args.count})")
-    return NvmlSimulator(gpus * args.count, args.node_name)
+    return NvmlSimulator(gpus * args.count, args.node_name, driver_version=args.driver)
 
 
 def apply_config(node: NvmlSimulator, config_file: str, config: str | None) -> str | None:

@@ -13,7 +13,9 @@ from typing import Any, TypeVar, assert_never
 from mig_conformance.cluster.journal import Change, ChangeKind, Journal
 from mig_conformance.common.errors import MigConformanceError
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
+from mig_conformance.k8s.stack import StackProfile
 
 log = logging.getLogger("mig_conformance.cluster")
 T = TypeVar("T")
@@ -98,6 +100,8 @@ class Cluster(abc.ABC):
         self.name = name
         self.allow_changes = allow_changes
         self.journal = journal or Journal(cluster=name)
+        #: the GPU stack's versions: chosen on sim/local (the backends model them), detected on real clusters
+        self.stack: StackProfile = stack_profile.default()
 
     # ---- reading (backend-specific) ------------------------------------------------------------
     @abc.abstractmethod

@@ -7,14 +7,16 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, TransientError, append_new
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.common.run import RUN_LABEL
+from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus, Taint
+from mig_conformance.k8s.stack import StackProfile
 
 log = logging.getLogger("mig_conformance.cluster")
 #: how long a closing label watch may take to deliver the value a read of the node already showed
@@ -71,6 +73,16 @@ class KubeCluster(Cluster):
         self._config_map = config_map
         self.pod_image = pod_image or DEFAULT_POD_IMAGE
         self.facts = dict(facts or {})
+        #: unknown until `detect_stack` reads it (a real cluster's versions are never assumed)
+        self.stack = stack_profile.resolve(simulated=False)
+
+    def detect_stack(self, layers: Sequence[tuple[Mapping[str, str], str]] = ()) -> StackProfile:
+        """Read the cluster's GPU stack (cluster/stack_detect.py; reads only), with `layers` (chosen versions) over
+        what was found; kept as `self.stack`."""
+        from mig_conformance.cluster.stack_detect import detect_profile
+
+        self.stack = detect_profile(self, list(layers))
+        return self.stack
 
     # ---- error translation ------------------------------------------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -142,6 +154,7 @@ class KubeCluster(Cluster):
         if drivers:
             versions["driver"] = ", ".join(drivers)
         info["versions"] = {k: v for k, v in versions.items() if v}
+        info["stack"] = self.stack.as_dict()
         return info
 
     def _operator_version(self, policy: Mapping[str, Any]) -> str | None:

@@ -1,7 +1,8 @@
 """What `--mig-cluster` names: a backend spec (`sim:SPEC`, `eks:CLUSTER@REGION`, ...) or a clusters-file entry.
 
 This module is the one schema of targets: the forms of a spec string and, per backend, the keys a clusters-file
-entry may set (each is an option that backend's opener accepts; `namespace` is the GPU Operator's namespace).
+entry may set (each is an option that backend's opener accepts; `namespace` is the GPU Operator's namespace;
+`stack` the GPU stack's versions, `COMPONENT=VERSION,...` or a mapping, which the session resolves).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from mig_conformance.common.errors import InputError, Location, Problem
 from mig_conformance.common.fields import MappingReader
 from mig_conformance.common.yaml_source import YamlDocument, load_yaml_file
+from mig_conformance.k8s.stack import parse_choices
 
 FORMS = {"sim": "sim[:SPEC]", "local": "local[:SPEC]", "kind": "kind[:NAME]", "kubeconfig": "kubeconfig:CONTEXT",
          "eks": "eks:CLUSTER@REGION"}
@@ -24,7 +26,8 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _KIND_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 NUMBER = (int, float)
-COMMON_KEYS: dict[str, type | tuple[type, ...]] = {"backend": str, "description": str, "node_selector": dict}
+COMMON_KEYS: dict[str, type | tuple[type, ...]] = {"backend": str, "description": str, "node_selector": dict,
+                                                  "stack": (str, dict)}
 _SIMULATED: dict[str, type | tuple[type, ...]] = {"nodes": str, "strategy": str, "mig_manager_delay": NUMBER,
                                                   "with_reboot": bool, "gpu_reset_works": bool, "gpu_taint": bool,
                                                   "default_config": str}
@@ -41,15 +44,15 @@ BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 #: Per backend: keyword options the kit itself passes to the backend's opener besides the clusters-file keys.
 KIT_OPTIONS: dict[str, frozenset[str]] = {
-    "sim": frozenset({"name", "journal", "config_text", "fleet_progress"}),
-    "local": frozenset({"name", "journal", "config_text", "state_dir"}),
+    "sim": frozenset({"name", "journal", "config_text", "fleet_progress", "stack"}),
+    "local": frozenset({"name", "journal", "config_text", "state_dir", "stack"}),
     "kind": frozenset({"journal", "operator_namespace", "attach_only"}),
     "kubeconfig": frozenset({"journal", "operator_namespace"}),
     "eks": frozenset({"journal", "operator_namespace", "run_id"}),
 }
 #: Clusters-file keys the session uses (not handed to the backend as they are): the GPU Operator's `namespace`
 #: reaches kube backends as `operator_namespace`.
-SESSION_KEYS = frozenset({"backend", "description", "node_selector", "namespace"})
+SESSION_KEYS = frozenset({"backend", "description", "node_selector", "namespace", "stack"})
 #: The clusters-file key that is the target's argument (the `SPEC` of `sim:SPEC`), not an opener option.
 ARG_KEYS = {"sim": "nodes", "local": "nodes"}
 REQUIRED = {"eks": ("cluster", "region"), "kubeconfig": ("context",), "kind": ("name",)}
@@ -180,6 +183,11 @@ def load_clusters_file(path: Path) -> dict[str, Target]:
         for req in REQUIRED.get(backend, ()):
             if req not in options:
                 raise r.fail(f"missing required key '{req}' for backend {backend}", req)
+        if "stack" in options:  # COMPONENT=VERSION,... or a mapping (k8s/stack.py); the session resolves it
+            try:
+                parse_choices(options["stack"], "stack")
+            except InputError as exc:
+                raise r.fail(str(exc), "stack") from None
         selector = options.get("node_selector", {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items()):
             raise r.fail("node_selector must map label names to string values", "node_selector")

@@ -3,6 +3,11 @@
 A model's profile table can be shared by several boards (PCI device IDs); each is a `GpuVariant` with its own
 PCI ID, NVML name and confirmation (docs/catalog-schema.md). `Catalog.resolve(spec)` gives a (model, variant)
 pair, `Catalog.get(spec)` the model alone.
+
+Profile memory depends on the driver. A model's rows are the catalog's driver (`CATALOG_DRIVER_BRANCH`, R580: the
+NVML captures) and the driver its own file names; `driver_branches:` overlays list what a source shows under another
+branch. `GpuModel.at_driver(version)` is the model as that driver reports it: the overlay's values, and unknown (None,
+flagged in every output) where no source exists, never the R580 number (docs/catalog-schema.md#driver-branches).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 from mig_conformance.common.errors import InputError, Problem, UnknownNameError
 from mig_conformance.common.fields import MappingReader
+from mig_conformance.common.identity import ByIdentity
 from mig_conformance.common.yaml_source import load_yaml_file
 from mig_conformance.gpus.profile_names import ProfileFormatError, ProfileName, parse_profile
 
@@ -29,6 +35,30 @@ VARIANT_FIELDS = frozenset({*ROW_FIELDS, "engines", "id", "placements", "memory_
 #: a GPU reset to take effect" (GoogleCloudPlatform/container-engine-accelerators partition_gpu.go @992db812;
 #: docs/reference/nvml.md#mig-mode-changes).
 MODE_CHANGE_NEEDS_RESET = frozenset({"ampere"})
+#: The driver branch the catalog's primary rows describe: the NVML captures of tests/data/captures/ (580.159.04).
+CATALOG_DRIVER_BRANCH = 580
+
+
+def driver_branch(version: str) -> int:
+    """The branch of a driver version (`550.54.15` -> 550); ValueError for anything that is not X.Y[.Z]."""
+    parts = version.strip().split(".")
+    if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"driver version must look like 580.159.04, got '{version}'")
+    return int(parts[0])
+
+
+@dataclass(frozen=True)
+class DriverBranch:
+    """What one source shows of a model under another driver branch: only values it shows are known there."""
+
+    branch: int
+    driver: str | None  # the exact driver of the source, when it says
+    memory_mib: dict[str, int]  # GI profile name -> memorySizeMB under this branch
+    memory_total_mib: int | None
+    confirmed: bool
+    reason: str | None
+    source: str
+    derived: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,6 +237,25 @@ class GpuModel:
     file: str = ""
     variants: tuple[GpuVariant, ...] = ()  # primary first; one per PCI device ID
     nvml_name_confirmed: bool = True
+    driver_branches: tuple[DriverBranch, ...] = ()
+    #: the driver these values are for (`at_driver`); None = the catalog's rows as they are
+    selected_driver: str | None = None
+    #: what `at_driver` could not confirm or did not know under `selected_driver` (empty: nothing)
+    driver_notes: tuple[str, ...] = ()
+    #: the catalog's model this one was made from by `at_driver` (None: this is the catalog's)
+    catalog_model: GpuModel | None = field(default=None, compare=False, repr=False)
+
+    def at_driver(self, version: str | None) -> GpuModel:
+        """This model as driver `version` reports it (module doc): the model itself for the catalog's branch, the
+        branch of its own rows or None; else the branch overlay's values, unknown (None) where it has none."""
+        if version is None:
+            return self
+        base = self.catalog_model or self  # idempotent: always from the catalog's rows, one object per driver
+        branch = driver_branch(version)
+        own = driver_branch(base.driver) if base.driver else None
+        if branch in (CATALOG_DRIVER_BRANCH, own) or (not base.mig_capable and base.memory_total_mib is None):
+            return base
+        return _at_branch(ByIdentity(base), branch, version)
 
     @property
     def nvml_name(self) -> str:
@@ -372,6 +421,54 @@ class Catalog:
         return [g for g in self.gpus.values() if g.mig_capable]
 
 
+@functools.cache
+def _at_branch(ref: ByIdentity[GpuModel], branch: int, version: str) -> GpuModel:
+    """`GpuModel.at_driver` for a branch other than the rows' own (cached per model, branch and version)."""
+    model: GpuModel = ref.obj
+    overlay = next((b for b in model.driver_branches if b.branch == branch), None)
+    where = f"driver {version}"
+    if overlay is None:
+        reason = (f"no source gives {model.key} profile memory under driver branch R{branch} ({where}); the catalog's "
+                  f"rows are R{CATALOG_DRIVER_BRANCH} (docs/catalog-schema.md#driver-branches)")
+        memory: dict[str, int] = {}
+        total: int | None = None
+        source = ""
+        unsure: str | None = reason
+    else:
+        memory, total, source = overlay.memory_mib, overlay.memory_total_mib, overlay.source
+        unsure = None if overlay.confirmed else f"R{branch} values of {model.key} unconfirmed: {overlay.reason}"
+    rows = []
+    unknown = []
+    for p in model.gi_profiles:
+        value = memory.get(p.name)
+        if value is None:
+            unknown.append(p.name)
+            why = reason if overlay is None else (f"memory under {where} unknown: the R{branch} source shows only "
+                                                  f"{', '.join(memory)}")
+            rows.append(replace(p, memory_mib=None, confirmed=False, reason=_join_reasons(p.reason, why)))
+        else:
+            derived = tuple(dict.fromkeys((*p.derived, *overlay.derived))) if overlay else p.derived
+            rows.append(replace(p, memory_mib=value, confirmed=p.confirmed and unsure is None,
+                                reason=_join_reasons(p.reason, unsure), source=f"{source} (R{branch}); {p.source}",
+                                derived=derived))
+    notes = []
+    if unknown and model.mig_capable:
+        why = f"the R{branch} source shows only {', '.join(memory)}" if overlay else f"no source for branch R{branch}"
+        notes.append(f"{model.key} under {where}: memory of {', '.join(unknown)} unknown ({why}): `?` in nvidia-smi, "
+                     "their memory labels left out")
+    if total is None and model.memory_total_mib is not None:
+        notes.append(f"{model.key} under {where}: device memory (nvidia.com/gpu.memory) unknown")
+    if unsure and overlay is not None:
+        notes.append(unsure)
+    return replace(model, gi_profiles=tuple(rows), memory_total_mib=total, selected_driver=version,
+                   driver_notes=tuple(notes), confirmed=model.confirmed and not notes, catalog_model=model)
+
+
+def _join_reasons(*reasons: str | None) -> str | None:
+    found = [r for r in reasons if r]
+    return "; ".join(dict.fromkeys(found)) or None
+
+
 _COUNT = re.compile(r"^(?P<name>.+?)(?:[x*](?P<n>\d+))?$")
 #: GPUs one (simulated) node may have: PCI bus numbers for that many exist, and no real server has more
 MAX_NODE_GPUS = 60
@@ -514,6 +611,33 @@ def _variant(r: MappingReader, model_key: str, pci_ids: tuple[str, ...], nvml_na
                       reason=reason, source=r.get("source", str), primary=False)
 
 
+def _driver_branch(r: MappingReader, names: set[str], own: str | None) -> DriverBranch:
+    branch = r.get("branch", int)
+    if branch == CATALOG_DRIVER_BRANCH or (own and branch == driver_branch(own)):
+        raise r.fail(f"branch {branch} is the branch of the rows themselves; an overlay is for another branch",
+                     "branch")
+    driver = r.get("driver", str, None)
+    if driver is not None and driver_branch(driver) != branch:
+        raise r.fail(f"driver {driver} is not of branch {branch}", "driver")
+    memory = r.get("memory_mib", dict, {})
+    unknown = sorted(set(memory) - names)
+    if unknown:
+        raise r.fail(f"memory_mib names {', '.join(map(str, unknown))}, which this GPU has no GI profile of",
+                     "memory_mib")
+    if not all(isinstance(v, int) and v > 0 for v in memory.values()):
+        raise r.fail("memory_mib values must be MiB (integers > 0)", "memory_mib")
+    confirmed = r.get("confirmed", bool)
+    reason = r.get("reason", str, None)
+    if not confirmed and not reason:
+        raise r.fail("'reason' is required when 'confirmed' is false", "confirmed")
+    derived = tuple(r.get("derived", list, []))
+    if not set(derived) <= {"memory_mib"}:
+        raise r.fail("'derived' may name memory_mib", "derived")
+    return DriverBranch(branch=branch, driver=driver, memory_mib={str(k): int(v) for k, v in memory.items()},
+                        memory_total_mib=r.get("memory_total_mib", int, None), confirmed=confirmed, reason=reason,
+                        source=r.get("source", str), derived=derived)
+
+
 def load_gpu_file(path: str | Path) -> GpuModel:
     """Load and check one catalog file; errors name the file, line and key."""
     doc = load_yaml_file(path)
@@ -543,7 +667,12 @@ def load_gpu_file(path: str | Path) -> GpuModel:
         min_driver=r.get("min_driver", str, None), confirmed=r.get("confirmed", bool, True),
         source=r.get("source", str), gi_profiles=gis, file=str(path),
         nvml_name_confirmed=r.get("nvml_name_confirmed", bool, True))
-    gpu = replace(gpu, variants=(_primary_variant(gpu), *variants))
+    branches_raw = r.get("driver_branches", list, [])
+    branches = tuple(_driver_branch(r.child("driver_branches").child(i), {p.name for p in gis}, gpu.driver)
+                     for i in range(len(branches_raw)))
+    if len({b.branch for b in branches}) != len(branches):
+        raise r.fail("'driver_branches' lists a branch twice", "driver_branches")
+    gpu = replace(gpu, variants=(_primary_variant(gpu), *variants), driver_branches=branches)
     if gpu.mig_capable and not (gpu.memory_slots and gpu.compute_slices and gis):
         raise r.fail("a MIG-capable GPU needs memory_slots, compute_slices and gi_profiles")
     for p in gis:

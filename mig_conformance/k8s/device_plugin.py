@@ -1,7 +1,9 @@
 """NVIDIA k8s-device-plugin: the extended resources a node advertises for a MIG strategy (none | single | mixed).
 
-Follows NVIDIA/k8s-device-plugin `internal/rm/device_map.go` and `internal/rm/rm.go` (identical from v0.17.0 to
-v0.20.0 except the pattern anchoring below; read at snapshot 1b826acc):
+Follows NVIDIA/k8s-device-plugin `internal/rm/device_map.go` and `internal/rm/rm.go` from v0.15.0 to v0.20.x (read at
+snapshot 1b826acc and at the tags). Where releases differ the rule is in `k8s/versions.py` with its source: the error
+chain's wording (v0.17.0), an empty MIG-enabled GPU under mixed (an error before v0.16.0, a warning since) and the
+pattern anchoring below (v0.20.0).
 
 * none: every GPU is one `nvidia.com/gpu`, MIG mode or not.
 * single: every MIG device is one `nvidia.com/gpu` (resource pattern `*`); MIG-disabled and non-MIG GPUs too. It fails
@@ -27,16 +29,20 @@ from dataclasses import dataclass, field
 
 from mig_conformance.common.identity import ByIdentity
 from mig_conformance.gpus.catalog import GpuModel
+from mig_conformance.k8s import versions
 from mig_conformance.k8s.labels import GPU_RESOURCE, MIG_RESOURCE_PREFIX, STRATEGIES
 from mig_conformance.mig.state import GpuMigState, device_attributes
 
-#: Version modelled by default: the device plugin of GPU Operator v26.3.x (v0.19.3), whose mixed-strategy names drop
-#: MIG attributes. GPU Operator v26.7.0 ships v0.20.0 (deployments/gpu-operator/values.yaml at tag v26.7.0).
-DEFAULT_VERSION = "v0.19.3"
-ANCHORED_SINCE = (0, 20, 0)
+#: Version modelled by default: the device plugin of the newest GPU Operator (v26.7.0 ships v0.20.0,
+#: deployments/gpu-operator/values.yaml at tag v26.7.0); the stack profile (k8s/stack.py) chooses another.
+DEFAULT_VERSION = versions.OPERATOR_RELEASES[versions.NEWEST_OPERATOR].device_plugin
 
+_MAP = "error building device map: error building device map from config.resources: "
+#: v0.17.0+: cmd/nvidia-device-plugin/plugin-manager.go + internal/plugin/factory.go (rule device-plugin.error-chain)
 ERROR_PREFIX = ("error starting plugins: error getting plugins: unable to create plugins: failed to construct "
-                "resource managers: error building device map: error building device map from config.resources: ")
+                "resource managers: " + _MAP)
+#: v0.15.x-v0.16.x: internal/plugin/manager/nvml.go
+ERROR_PREFIX_V015 = "error starting plugins: error getting plugins: failed to construct NVML resource managers: " + _MAP
 # go-nvlib devicelib.VisitMigDevices wraps a visitor's error five times.
 _MIG_VISIT = ("error visiting devices: error visiting device: error visiting device: error visiting MIG device: "
               "error visiting MIG device: ")
@@ -64,7 +70,22 @@ def parse_version(version: str) -> tuple[int, int, int]:
 
 def anchored_patterns(version: str) -> bool:
     """Whether this plugin version matches MIG resource patterns exactly (v0.20.0+)."""
-    return parse_version(version) >= ANCHORED_SINCE
+    return versions.since("device-plugin.anchored-patterns", version)
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What differs between the modelled releases (versions.RULES), decided once per version."""
+
+    anchored: bool  # device-plugin.anchored-patterns
+    empty_mig_gpu_is_error: bool  # not device-plugin.empty-mig-gpu
+    prefix: str  # device-plugin.error-chain
+
+    @classmethod
+    def of(cls, version: str) -> Behaviour:
+        parse_version(version)
+        return cls(anchored_patterns(version), not versions.since("device-plugin.empty-mig-gpu", version),
+                   ERROR_PREFIX if versions.since("device-plugin.error-chain", version) else ERROR_PREFIX_V015)
 
 
 @functools.cache
@@ -91,12 +112,15 @@ def _attributes_key(gpu: GpuMigState, name: str) -> object:
     return device_attributes(gpu.model, name) or name
 
 
-def _error(message: str) -> DevicePluginResult:
-    return DevicePluginResult({}, ERROR_PREFIX + message)
+def _error(message: str, how: Behaviour) -> DevicePluginResult:
+    return DevicePluginResult({}, how.prefix + message)
+
+
+_NOT_CONFIGURED = "invalid MIG configuration: at least one device with migEnabled=true was not configured correctly: "
 
 
 @functools.cache
-def _advertise(strategy: str, gpus: tuple[GpuMigState, ...], anchored: bool) -> DevicePluginResult:
+def _advertise(strategy: str, gpus: tuple[GpuMigState, ...], how: Behaviour) -> DevicePluginResult:
     if strategy not in STRATEGIES:
         return DevicePluginResult({}, f"error starting plugins: unable to validate flags: unknown MIG strategy: "
                                       f"{strategy}")
@@ -110,24 +134,26 @@ def _advertise(strategy: str, gpus: tuple[GpuMigState, ...], anchored: bool) -> 
         if not g.mig_enabled:
             continue
         for d in g.devices:
-            name = GPU_RESOURCE if strategy == "single" else mixed_resource_name(d, patterns, anchored)
+            name = GPU_RESOURCE if strategy == "single" else mixed_resource_name(d, patterns, how.anchored)
             if name is None:
                 return _error(f"error building MIG device map: {_MIG_VISIT}MIG profile '{d}' does not match any "
-                              "resource patterns")
+                              "resource patterns", how)
             mig[name] = mig.get(name, 0) + 1
     warnings: list[str] = []
     for i, g in enumerate(gpus):
         if g.mig_enabled and not g.devices:
+            if how.empty_mig_gpu_is_error:  # before v0.16.0 the message always named device 0 (`i := 0`)
+                return _error(f"{_NOT_CONFIGURED}error visiting device: device 0 has an invalid MIG configuration",
+                              how)
             if strategy == "single":
-                return _error("invalid MIG configuration: at least one device with migEnabled=true was not configured "
-                              f"correctly: error visiting device: device {i} has no MIG devices configured")
+                return _error(f"{_NOT_CONFIGURED}error visiting device: device {i} has no MIG devices configured", how)
             warnings.append(f"device {i} has no MIG devices configured")
     if strategy == "single":
         kinds = {_attributes_key(g, d) for g in gpus if g.mig_enabled for d in g.devices}
         if len(kinds) > 1:
-            return _error(f"invalid MIG configuration: {_MIG_VISIT}more than one MIG device type present on node")
+            return _error(f"invalid MIG configuration: {_MIG_VISIT}more than one MIG device type present on node", how)
         if full and mig:
-            return _error("all devices on the node must be configured with the same migEnabled value")
+            return _error("all devices on the node must be configured with the same migEnabled value", how)
     for k, v in mig.items():
         counts[k] = counts.get(k, 0) + v
     return DevicePluginResult(dict(sorted(counts.items())), None, tuple(warnings))
@@ -135,5 +161,10 @@ def _advertise(strategy: str, gpus: tuple[GpuMigState, ...], anchored: bool) -> 
 
 def advertise(strategy: str, gpus: Sequence[GpuMigState], *, version: str = DEFAULT_VERSION) -> DevicePluginResult:
     """Extended resources (count > 0 only, as registered) for `strategy`, or the plugin's fatal error."""
-    result = _advertise(strategy, tuple(gpus), anchored_patterns(version))
+    result = _advertise(strategy, tuple(gpus), _behaviour(version))
     return DevicePluginResult(dict(result.resources), result.error, result.warnings)
+
+
+@functools.cache
+def _behaviour(version: str) -> Behaviour:
+    return Behaviour.of(version)

@@ -1,12 +1,15 @@
 """gpu-feature-discovery (GFD) node labels for a MIG strategy.
 
-Follows NVIDIA/k8s-device-plugin `internal/lm/{nvml.go,mig-strategy.go,resource.go}` (snapshot 1b826acc, same logic
-since v0.17.0): labelers merged in order, later ones overwriting earlier keys.
+Follows NVIDIA/k8s-device-plugin `internal/lm/{labeler.go,nvml.go,mig-strategy.go,resource.go,vgpu.go}` from v0.15.0
+(GFD ships with the device plugin's version) to v0.20.x: labelers merged in order, later ones overwriting earlier keys.
+Where releases differ the rule is in `k8s/versions.py` with its source (`gpu.family` of Ada and Blackwell).
 
 * Always: `nvidia.com/mig.capable` (any GPU MIG-capable), `nvidia.com/mps.capable=false` (no MPS sharing configured),
-  `nvidia.com/gpu.mode=compute`, and full-GPU labels `nvidia.com/gpu.{product,count,replicas,sharing-strategy,memory,
-  family}` where count counts every GPU of that NVML name and replicas is 0 when all of them have MIG enabled. Names
-  are the boards' (`labels(names=...)`): a variant such as H100 PCIe reports its own NVML name.
+  `nvidia.com/gpu.mode=compute`, `nvidia.com/vgpu.present=false` (the vGPU labeler, merged into every node's
+  labels; the kit's nodes have no vGPU devices), and full-GPU labels `nvidia.com/gpu.{product,count,replicas,
+  sharing-strategy,memory,family}` where count counts every GPU of that NVML name and replicas is 0 when all of them
+  have MIG enabled. Names are the boards' (`labels(names=...)`): a variant such as H100 PCIe reports its own NVML
+  name.
 * single/mixed add `nvidia.com/mig.strategy`. single with one uniform MIG profile overwrites `nvidia.com/gpu.*` with
   the MIG device (`gpu.product=<GPU>-MIG-<profile>`, `gpu.count`=number of MIG devices, memory, multiprocessors,
   slices, engines); a mix of MIG-enabled and -disabled GPUs, an empty MIG-enabled GPU or two profiles give
@@ -14,7 +17,9 @@ since v0.17.0): labelers merged in order, later ones overwriting earlier keys.
   named by `MigProfile.String()` with `+` replaced by `.` (so `1g.10gb+me` -> `mig-1g.10gb.me`, `1c.3g.40gb` stays).
 
 Not produced (no source data in the catalog, or run-time values): `gpu.compute.major/minor`, `cuda.runtime*`,
-`gpu.machine`, `gfd.timestamp`. Labels whose catalog value is unknown (null) are left out.
+`gpu.machine`, `gfd.timestamp`. Labels whose catalog value is unknown (null) are left out, and `unknown_labels` names
+them: under single the MIG device's memory replaces the whole GPU's `gpu.memory`, so where the catalog does not know
+it (B200 3g/4g/7g) `gpu.memory` is left out rather than kept at the whole GPU's.
 """
 
 from __future__ import annotations
@@ -24,13 +29,24 @@ import re
 from collections.abc import Sequence
 
 from mig_conformance.gpus.catalog import GpuModel
-from mig_conformance.k8s.labels import MIG_CAPABLE, MIG_RESOURCE_PREFIX, MIG_STRATEGY, STRATEGIES
+from mig_conformance.k8s import versions
+from mig_conformance.k8s.device_plugin import DEFAULT_VERSION
+from mig_conformance.k8s.labels import GPU_MEMORY, MIG_CAPABLE, MIG_RESOURCE_PREFIX, MIG_STRATEGY, STRATEGIES
 from mig_conformance.mig.state import GpuMigState, device_attributes
 
 GPU_PREFIX = "nvidia.com/gpu"
-#: lm/resource.go getArchFamily names by catalog architecture (CUDA compute capability -> family).
-FAMILIES = {"ada": "ada-lovelace"}
+VGPU_PRESENT = "nvidia.com/vgpu.present"
+#: lm/resource.go getArchFamily by catalog architecture (CUDA compute capability -> family), with the release
+#: before which the name was different: (rule, name before it).
+FAMILIES = {"ada": ("ada-lovelace", "gfd.family-ada", "ampere"), "blackwell": ("blackwell", "gfd.family-blackwell",
+                                                                               "undefined")}
 _UNSAFE = re.compile(r"[^A-Za-z0-9\-_. ]")
+
+
+def family(architecture: str, version: str = DEFAULT_VERSION) -> str:
+    """`nvidia.com/gpu.family` of a catalog architecture under this GFD release (versions.RULES gfd.family-*)."""
+    name, rule, before = FAMILIES.get(architecture, (architecture, "", architecture))
+    return name if not rule or versions.since(rule, version) else before
 
 
 def sanitise(text: str) -> str:
@@ -58,7 +74,7 @@ def _driver_labels(driver: str) -> dict[str, str]:
             "nvidia.com/cuda.driver-version.full": driver}
 
 
-def _full_gpu_labels(gpus: Sequence[GpuMigState], names: Sequence[str]) -> dict[str, str]:
+def _full_gpu_labels(gpus: Sequence[GpuMigState], names: Sequence[str], version: str) -> dict[str, str]:
     """newGPULabelers: MIG-enabled GPUs first (no sharing: replicas 0), then full GPUs (replicas 1) overwrite;
     GPUs are grouped by their NVML name."""
     counts: dict[str, int] = {}
@@ -77,7 +93,7 @@ def _full_gpu_labels(gpus: Sequence[GpuMigState], names: Sequence[str]) -> dict[
             if model.memory_total_mib:
                 out[f"{GPU_PREFIX}.memory"] = str(model.memory_total_mib)
             if model.architecture:
-                out[f"{GPU_PREFIX}.family"] = FAMILIES.get(model.architecture, model.architecture)
+                out[f"{GPU_PREFIX}.family"] = family(model.architecture, version)
     return out
 
 
@@ -132,32 +148,75 @@ def _mixed(gpus: Sequence[GpuMigState], names: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _unknown_mig_labels(prefix: str, gpu: GpuMigState, device: str) -> list[str]:
+    """The labels of NewMIGResourceLabeler whose values the catalog does not know (left out of `labels`)."""
+    a = device_attributes(gpu.model, device)
+    if a is None:
+        return [f"{prefix}.{k}" for k in _ATTRIBUTE_LABELS]
+    values = {"memory": a.memory_mib, "multiprocessors": a.multiprocessors, "engines.copy": a.copy_engines,
+              "engines.decoder": a.decoders, "engines.encoder": a.encoders, "engines.jpeg": a.jpeg,
+              "engines.ofa": a.ofa}
+    return [f"{prefix}.{k}" for k, v in values.items() if v is None]
+
+
+_ATTRIBUTE_LABELS = ("memory", "multiprocessors", "slices.gi", "slices.ci", "engines.copy", "engines.decoder",
+                     "engines.encoder", "engines.jpeg", "engines.ofa")
+
+
 @functools.cache
 def _labels(strategy: str, gpus: tuple[GpuMigState, ...], driver: str | None,
-            names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+            names: tuple[str, ...], version: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy: {strategy}")
     if not gpus:
-        return ()
+        return (), ()
     out: dict[str, str] = _driver_labels(driver) if driver else {}
+    unknown: list[str] = []
     out[MIG_CAPABLE] = "true" if any(g.mig_capable for g in gpus) else "false"
     out["nvidia.com/mps.capable"] = "false"
-    out.update(_full_gpu_labels(gpus, names))
+    out.update(_full_gpu_labels(gpus, names, version))
     if strategy != "none":
         out[MIG_STRATEGY] = strategy
-        out.update(_single(gpus, names) if strategy == "single" else _mixed(gpus, names))
+        if strategy == "single":
+            single = _single(gpus, names)
+            out.update(single)
+            if single and f"{GPU_PREFIX}.memory" not in single:  # the MIG device's memory is unknown: never the GPU's
+                out.pop(GPU_MEMORY, None)
+            devices = _mig_devices(gpus, names)
+            if single.get(f"{GPU_PREFIX}.count", "0") != "0" and len(devices) == 1:
+                gpu, _, device, _ = next(iter(devices.values()))
+                unknown += _unknown_mig_labels(GPU_PREFIX, gpu, device)
+        else:
+            out.update(_mixed(gpus, names))
+            for name, (gpu, _, device, _) in sorted(_mig_devices(gpus, names).items()):
+                unknown += _unknown_mig_labels(MIG_RESOURCE_PREFIX + name, gpu, device)
     out["nvidia.com/gpu.mode"] = "compute"  # assumed: catalog GPUs are data-center parts (PCI class 3D controller)
-    return tuple(sorted(out.items()))
+    if versions.since("gfd.vgpu-present", version):
+        out[VGPU_PRESENT] = "false"  # lm/vgpu.go: len(vGPU devices) > 0; the kit's nodes have none
+    unknown.append(GPU_MEMORY)  # the whole GPU's (or, under single, the MIG device's) when the catalog lacks it
+    return tuple(sorted(out.items())), tuple(sorted({k for k in unknown if k not in out}))
 
 
 def labels(strategy: str, gpus: Sequence[GpuMigState], driver: str | None = None,
-           names: Sequence[str] | None = None) -> dict[str, str]:
-    """GFD labels for the node's GPUs under `strategy` (driver e.g. "580.159.04" adds the cuda.driver labels).
+           names: Sequence[str] | None = None, *, version: str = DEFAULT_VERSION) -> dict[str, str]:
+    """GFD labels for the node's GPUs under `strategy` (driver e.g. "580.159.04" adds the cuda.driver labels) as GFD
+    `version` writes them.
 
     `names`: each GPU's NVML device name, which GFD's product labels and counts use; a board variant reports its own
     (`NVIDIA H100 PCIe`, not the model's `NVIDIA H100 80GB HBM3`). None = each model's primary board.
     """
+    return dict(_labels(strategy, tuple(gpus), driver, _names(gpus, names), version)[0])
+
+
+def _names(gpus: Sequence[GpuMigState], names: Sequence[str] | None) -> tuple[str, ...]:
     found = tuple(names) if names is not None else tuple(g.model.nvml_name for g in gpus)
     if len(found) != len(gpus):
         raise ValueError(f"{len(found)} GPU names for {len(gpus)} GPUs")
-    return dict(_labels(strategy, tuple(gpus), driver, found))
+    return found
+
+
+def unknown_labels(strategy: str, gpus: Sequence[GpuMigState], names: Sequence[str] | None = None, *,
+                   version: str = DEFAULT_VERSION) -> tuple[str, ...]:
+    """Labels GFD writes whose values the catalog does not know, so `labels` leaves them out (a check must not read
+    their absence as a difference)."""
+    return _labels(strategy, tuple(gpus), None, _names(gpus, names), version)[1]

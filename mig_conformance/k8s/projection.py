@@ -73,12 +73,15 @@ class NodeProjection:
     notes: tuple[str, ...] = ()
     mode_change: bool = False
     after: NodeState | None = field(default=None, compare=False, repr=False)
+    #: labels GFD writes whose values the catalog does not know (left out of `labels`; a check must not compare them)
+    unknown_labels: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"node": self.node, "instance_type": self.instance_type, "state": self.state,
                 "states": list(self.states), "reason": self.reason, "mode_change": self.mode_change,
                 "plugin_error": self.plugin_error, "notes": list(self.notes),
                 "allocatable": dict(self.allocatable), "labels": dict(self.labels),
+                "unknown_labels": list(self.unknown_labels),
                 "gpus": [{"index": i, **g.as_dict()} for i, g in enumerate(self.gpus)]}
 
 
@@ -88,6 +91,19 @@ def _before(gpus: Sequence[GpuModel], current: NodeState | Sequence[GpuMigState]
         return current
     states = tuple(current) if current is not None else initial_states(gpus)
     return NodeState(states).advertised(strategy, version)
+
+
+_Current = NodeState | Sequence[GpuMigState] | None
+
+
+def _at_driver(current: _Current, driver: str) -> _Current:
+    """A starting state whose GPUs are the models as `driver` reports them (a state first built from the catalog's
+    rows, e.g. from a node's labels, must compare equal to what the projection makes of it)."""
+    if current is None:
+        return None
+    states = current.gpus if isinstance(current, NodeState) else tuple(current)
+    moved = tuple(replace(g, model=g.model.at_driver(driver)) for g in states)
+    return replace(current, gpus=moved) if isinstance(current, NodeState) else moved
 
 
 def _run(gpus: Sequence[GpuModel], spec: Spec | None, selected: str | None, before: NodeState, with_reboot: bool,
@@ -113,15 +129,19 @@ def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, sel
     pass `current.advertised(strategy, version)`: the device plugin restarts on a strategy change. `names`: the GPUs'
     NVML names when boards differ from their models' primary board (`gfd.labels`).
     """
+    if driver is not None:  # the GPUs as this driver reports them (profile memory differs by driver branch)
+        gpus = [g.at_driver(driver) for g in gpus]
+        current = _at_driver(current, driver)
     before = _before(gpus, current, strategy, device_plugin_version)
     outcome = _run(gpus, spec, selected, before, with_reboot, gpu_reset_works)
+    driver_notes = tuple(dict.fromkeys(n for g in gpus for n in g.driver_notes))
     after = before
     if PENDING in outcome.states:  # mig-manager restarted the device plugin and GFD
         after = replace(before, gpus=outcome.gpus).advertised(strategy, device_plugin_version)
     after = replace(after, label=before.label if selected is None else selected, verdict=outcome.state)
     advertised = device_plugin.advertise(strategy, outcome.gpus, version=device_plugin_version)
     allocatable = {**dict.fromkeys(after.registered, 0), **advertised.resources}
-    labels = gfd.labels(strategy, outcome.gpus, driver, names)
+    labels = gfd.labels(strategy, outcome.gpus, driver, names, version=device_plugin_version)
     if instance_type:
         labels[INSTANCE_TYPE] = instance_type
     if selected is not None:
@@ -130,4 +150,5 @@ def project_node(gpus: Sequence[GpuModel], strategy: str, spec: Spec | None, sel
         labels[MIG_CONFIG_STATE] = outcome.state
     return NodeProjection(node, instance_type, outcome.gpus, outcome.state, outcome.states, outcome.reason,
                           dict(sorted(allocatable.items())), dict(sorted(labels.items())), advertised.error,
-                          outcome.notes, outcome.mode_change, after)
+                          (*outcome.notes, *driver_notes), outcome.mode_change, after,
+                          gfd.unknown_labels(strategy, outcome.gpus, names, version=device_plugin_version))

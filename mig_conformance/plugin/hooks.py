@@ -142,9 +142,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from mig_conformance import __version__
 
     shown = ("cluster", "clusters_file", "config_file", "strategy", "instance_type", "allow_reconfigure", "report",
-             "timeout", "expected_config_failures")
+             "timeout", "expected_config_failures", "stack")
     parts = [f"{name}={_shown(d['value'])} (from {d['source']})" for name, d in settings.describe().items()
              if name in shown and ((d["value"] is not None and d["source"] != "default") or name == "cluster")]
     session = config.stash.get(session_key, None)
     mode = session.mode_line() if session else ""
-    return [f"mig-conformance {__version__}: " + ", ".join(parts), f"mig-conformance mode: {mode}"]
+    lines = [f"mig-conformance {__version__}: " + ", ".join(parts), f"mig-conformance mode: {mode}"]
+    if session is not None:
+        stack = session.stack.line() if session.stack else "detected when the cluster is opened (see the summary)"
+        lines.append(f"mig-conformance stack: {stack}")
+    return lines

@@ -46,11 +46,15 @@ from mig_conformance.plugin.checks import (
 )
 from mig_conformance.plugin.settings import Settings
 from mig_conformance.plugin.signals import INTERRUPT_SIGNALS, DeferSignals
+from mig_conformance.plugin.stack_choice import choice_layers, chosen_profile
+from mig_conformance.plugin.stack_choice import lines as stack_lines
+from mig_conformance.plugin.stack_choice import summary_settings as stack_settings
 from mig_conformance.report.collector import ResultCollector
 from mig_conformance.report.records import CLEANUP_PROBLEMS, RECORD_PROPERTY, CleanupOutcome, Settled
 
 if TYPE_CHECKING:
     from mig_conformance.k8s.projection import NodeProjection, NodeState
+    from mig_conformance.k8s.stack import StackProfile
     from mig_conformance.report.model import RunSummary
 
 log = logging.getLogger("mig_conformance")
@@ -72,6 +76,8 @@ class MigSession:
         check_fleet(self.target)
         check_parallel(config, self.target, settings)
         check_unrestored_journals(config, settings)
+        #: the stack profile sim/local behave as (resolved once, here); None: detected when the cluster is opened
+        self.stack: StackProfile | None = chosen_profile(settings, self.target)
         self._worker_id = roles.worker_id(config)
         self.run_id = roles.worker_input(config).get("mig_run_id") or new_run_id()
         # One namespace per xdist worker: a worker deletes its own when it finishes, not the others'.
@@ -147,14 +153,42 @@ class MigSession:
             from mig_conformance.cluster.registry import open_cluster
 
             journal = Journal(self.journal_path(), self.run_id, self.target.name, self._journal_target())
-            counts = {"fleet_progress": self._counter} if self.target.kind == "sim" and self._counter else {}
+            counts: dict[str, Any] = ({"fleet_progress": self._counter} if self.target.kind == "sim" and self._counter
+                                      else {})
+            if self.stack is not None:
+                counts["stack"] = self.stack
             self._cluster = open_cluster(self.target, allow_changes=self.allow_changes, journal=journal,
                                          settings=self.settings, **counts)
+            if self.stack is None:
+                self._cluster.stack = self._detect_stack(self._cluster)
             if self.collector is not None:
                 self._cluster.progress = self._show_progress
             self._cluster.fleet_progress = self._counter
             self.evidence["nodes_before"] = [_node_dict(n) for n in self._cluster.list_gpu_nodes()]
         return self._cluster
+
+    def _detect_stack(self, cluster: Cluster) -> StackProfile:
+        """A real cluster's profile: detected (reads only), the run's choices over it; never fails the run."""
+        from mig_conformance.cluster.kube import KubeCluster
+        from mig_conformance.k8s import stack as stack_profile
+
+        layers = choice_layers(self.settings, self.target)
+        if not isinstance(cluster, KubeCluster):
+            return stack_profile.resolve(layers, simulated=False)
+        try:
+            return cluster.detect_stack(layers)
+        except Exception as exc:  # detection is best effort: the suites' verdicts do not depend on it
+            log.warning("stack detection failed: %s", exc)
+            profile = stack_profile.resolve(layers, simulated=False)
+            return dataclasses.replace(profile, notes=(*profile.notes, f"stack detection failed: {exc}"))
+
+    def stack_dict(self) -> dict[str, Any] | None:
+        """The run's profile as summary.json and TARGET.yaml record it (a worker's, on the xdist controller)."""
+        if self._cluster is not None:
+            return self._cluster.stack.as_dict()
+        if self._worker_target.get("stack"):
+            return dict(self._worker_target["stack"])
+        return self.stack.as_dict() if self.stack is not None else None
 
     def nodes(self) -> list[GpuNode]:
         selector = dict(self.target.node_selector)
@@ -180,17 +214,20 @@ class MigSession:
         return self._project(n, config, strategy)
 
     def _project(self, node: GpuNode, config: str | None, strategy: str | None) -> NodeProjection:
-        from mig_conformance.k8s.device_plugin import DEFAULT_VERSION
+        """The projection as the cluster's stack behaves: its device plugin release and its driver's profile
+        memory (the chosen versions on sim/local, the detected ones on real clusters)."""
         from mig_conformance.k8s.projection import project_node
 
+        profile = self.cluster.stack
         now = self.cluster.get_mig_strategy()
         before = self._node_state(node)
         if strategy and strategy != now:  # the device plugin restarts under the new strategy first
-            before = before.advertised(strategy, DEFAULT_VERSION)
+            before = before.advertised(strategy, profile.device_plugin_model)
         boards = node_gpu_boards(node)
         models = [load_catalog().model_of(b) for b in boards]
         return project_node(models, strategy or now, self._cluster_spec(), config, node=node.name,
-                            instance_type=node.instance_type, current=before, names=[b.nvml_name for b in boards])
+                            instance_type=node.instance_type, current=before, names=[b.nvml_name for b in boards],
+                            device_plugin_version=profile.device_plugin_model, driver=profile.driver.value)
 
     def _cluster_spec(self) -> Spec:
         """The cluster's mig-parted ConfigMap as mig-manager reads it (parsed once per version)."""
@@ -242,14 +279,13 @@ class MigSession:
         """Label `node` with `config` (and set the strategy) and wait until mig-manager reports success|failed
         and, after a strategy change, until GFD publishes the new strategy (the device plugin and GFD restart on
         it; the plugin's resources come first). The projection's view of the node follows (see `expect`)."""
-        from mig_conformance.k8s.device_plugin import DEFAULT_VERSION
-
         name = node if isinstance(node, str) else node.name
         before = self.cluster.get_node(name)
         projected = self._project(before, config, strategy)
         if strategy and strategy != self.cluster.get_mig_strategy():
             self.cluster.set_mig_strategy(strategy)
-            self._node_states = {n: s.advertised(strategy, DEFAULT_VERSION) for n, s in self._node_states.items()}
+            version = self.cluster.stack.device_plugin_model
+            self._node_states = {n: s.advertised(strategy, version) for n, s in self._node_states.items()}
         else:
             strategy = None
         what = f"node {name} to apply MIG config {config}" + (f" under strategy {strategy}" if strategy else "")
@@ -377,6 +413,8 @@ class MigSession:
         terminalreporter.write_sep("=", "mig-conformance summary")
         terminalreporter.write_line(summary_table(summary))
         terminalreporter.write_line(f"mode: {self.mode_line()}")
+        for line in stack_lines(self.stack_dict()):
+            terminalreporter.write_line(line)
         for line in self.cleanup.lines() if self.cleanup else []:
             red = line.startswith(CLEANUP_PROBLEMS)
             terminalreporter.write_line(line, red=red, bold=red)
@@ -529,6 +567,9 @@ class MigSession:
             info = {"describe_error": str(exc)}
         info.setdefault("cluster", self.target.name)
         info.setdefault("backend", self.target.kind)
+        if self._cluster is not None:  # the profile's versions win over what describe() read for TARGET.yaml
+            info["stack"] = self._cluster.stack.as_dict()
+            info["versions"] = {**(info.get("versions") or {}), **self._cluster.stack.versions()}
         return info
 
     def _summary(self, exitstatus: int) -> RunSummary:
@@ -538,7 +579,8 @@ class MigSession:
         return self.collector.summary(
             run_id=self.run_id, started=self.started, finished=dt.datetime.now(dt.UTC), cluster=self.target.name,
             backend=self.target.kind, command_line=" ".join(sys.argv), kit_version=__version__,
-            settings={**self.settings.describe(), "mode": {"value": self.mode, "source": "derived"}},
+            settings={**self.settings.describe(), "mode": {"value": self.mode, "source": "derived"},
+                      **stack_settings(self.stack_dict())},
             exitstatus=exitstatus, cleanup=self.cleanup)
 
 

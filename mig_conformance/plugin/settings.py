@@ -14,6 +14,7 @@ from typing import Any
 
 from mig_conformance.common.errors import InputError
 from mig_conformance.k8s.labels import STRATEGIES
+from mig_conformance.k8s.stack import parse_choices
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class SettingSpec:
     name: str  # attribute of Settings and ini key suffix: ini key is f"mig_{name}"
     option: str
     env: str | None
-    kind: str  # str | path | bool | float | strategy | names (a list: repeated option, comma-separated env, ini lines)
+    kind: str  # str | path | bool | float | strategy | stack | names (a list: repeated option, comma-separated env,
+    # ini lines)
     default: Any
     help: str
 
@@ -63,6 +65,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("expected_config_failures", "--mig-expect-config-failure", "MIG_EXPECTED_CONFIG_FAILURES", "names",
                 (), "a config of --mig-config-file that must NOT apply on the nodes it targets (repeatable; env: "
                 "comma-separated; ini: one per line): its success fails the run"),
+    SettingSpec("stack", "--mig-stack", "MIG_STACK", "stack", None,
+                "GPU stack versions to model on sim/local (and to override detection on real clusters), e.g. "
+                "gpu-operator=v26.3.1,driver=550.54.15,device-plugin=v0.17.4 (default: the newest GA releases; "
+                "docs/versions.md)"),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -82,6 +88,7 @@ class Settings:
     report: Path | None = None
     timeout: float = 900.0
     expected_config_failures: tuple[str, ...] = ()
+    stack: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -128,6 +135,8 @@ def _convert(spec: SettingSpec, raw: Any, base: Path, origin: str) -> Any:
         p = Path(str(raw)).expanduser()
         return p if p.is_absolute() else base / p
     text = str(raw).strip()
+    if spec.kind == "stack":
+        parse_choices(text, origin)  # the components and versions are checked here; the session resolves them
     if spec.kind == "strategy" and text not in STRATEGIES:
         raise InputError(f"{origin}: {spec.ini} must be one of {', '.join(STRATEGIES)}, got '{raw}'")
     return text or None

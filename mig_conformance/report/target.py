@@ -96,6 +96,7 @@ def build_target(summary: RunSummary, describe: Mapping[str, Any] | None = None)
         "nodes": [{"node": n.node, "instance_type": n.instance_type, "gpu_model": n.gpu_model}
                   for n in sorted(summary.nodes, key=lambda n: n.node)],
         "versions": find_versions(cluster),
+        "stack": cluster.get("stack"),  # the stack profile: each version with where it came from (k8s/stack.py)
         "cluster": {"name": summary.cluster, "backend": summary.backend, "facts": cluster},
         "kit": {"name": "mig-conformance", "version": summary.kit_version, "command_line": summary.command_line},
         "python": platform.python_version(),

@@ -15,6 +15,7 @@ from types import FrameType
 
 from mig_conformance.k8s import device_plugin as dp
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.agents.api import KubeApi
 from mig_conformance.simulators.agents.context import Context, Options
@@ -37,8 +38,12 @@ def parser() -> argparse.ArgumentParser:
                    help="mig-manager's WITH_REBOOT (also taken from the ClusterPolicy's spec.migManager.env)")
     p.add_argument("--no-gpu-reset", action="store_true",
                    help="a GPU reset cannot complete a MIG mode change on Ampere (only a reboot does)")
-    p.add_argument("--driver", default=nv.DRIVER_580, help="driver version the GPUs report (GFD labels)")
-    p.add_argument("--device-plugin-version", default=dp.DEFAULT_VERSION, help="device plugin release to model")
+    p.add_argument("--stack", metavar="COMPONENT=VERSION,...",
+                   help="the versions to behave as, e.g. gpu-operator=v26.3.1,driver=550.54.15 (default: the newest "
+                        "GA releases); --driver and --device-plugin-version override its two")
+    p.add_argument("--driver", help=f"driver version the GPUs report (default: the stack's, {nv.DRIVER_580})")
+    p.add_argument("--device-plugin-version",
+                   help=f"device plugin release to model (default: the stack's, {dp.DEFAULT_VERSION})")
     p.add_argument("--state-dir", type=Path, help="keep each node's GPU state here, so a restart keeps it")
     p.add_argument("--resync", type=int, default=60, metavar="S", help="relist every S seconds (default 60)")
     p.add_argument("--workers", type=int, default=8, help="nodes reconciled at once (default 8)")
@@ -51,11 +56,15 @@ def parser() -> argparse.ArgumentParser:
 def options(args: argparse.Namespace) -> Options:
     if args.mig_manager_delay < 0:
         raise ValueError(f"--mig-manager-delay must be >= 0, got {args.mig_manager_delay}")
-    dp.parse_version(args.device_plugin_version)
+    if args.device_plugin_version:
+        dp.parse_version(args.device_plugin_version)
+    profile = stack_profile.overlay(stack_profile.from_argument(args.stack, "agents --stack"),
+                                    {"driver": args.driver, "device_plugin": args.device_plugin_version},
+                                    "agents option")
     return Options(namespace=args.namespace, node_selector=args.node_selector or None,
                    mig_manager_delay=args.mig_manager_delay, with_reboot=args.with_reboot,
-                   gpu_reset_works=not args.no_gpu_reset, driver=args.driver,
-                   device_plugin_version=args.device_plugin_version, state_dir=args.state_dir,
+                   gpu_reset_works=not args.no_gpu_reset, driver=profile.driver.value or nv.DRIVER_580,
+                   device_plugin_version=profile.device_plugin_model, stack=profile, state_dir=args.state_dir,
                    resync=max(1, args.resync), workers=max(1, args.workers))
 
 

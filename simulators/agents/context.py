@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from mig_conformance.k8s import device_plugin as dp
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import stack as stack_profile
+from mig_conformance.k8s.stack import StackProfile
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.agents.api import Api, Unavailable
 from mig_conformance.simulators.agents.workqueue import WorkQueue
@@ -41,6 +43,8 @@ class Options:
     gpu_reset_works: bool = True
     driver: str = nv.DRIVER_580
     device_plugin_version: str = dp.DEFAULT_VERSION
+    #: the versions the agents behave as (`--stack`); driver and device_plugin_version are its modelled values
+    stack: StackProfile = stack_profile.DEFAULT
     state_dir: Path | None = None
     resync: int = 60
     workers: int = 8

@@ -16,6 +16,7 @@ from mig_conformance.cli import main
 from mig_conformance.cluster.local import processes
 from mig_conformance.cluster.local.controlplane import ControlPlane, port_listening
 from mig_conformance.cluster.registry import open_cluster
+from mig_conformance.cluster.stack_detect import detect_profile
 from support.control_plane import control_plane_assets
 
 
@@ -28,11 +29,13 @@ def test_up_status_down_round_trip(tmp_path: Path, assets: dict[str, Path], caps
     kc = tmp_path / "kc"
     state = tmp_path / "kc.d"
     up = subprocess.run([sys.executable, "-m", "mig_conformance", "cluster", "up", "--backend", "local",
-                         "--nodes", "p5.48xlarge", "--gpu-taint", "--kubeconfig", str(kc)],
+                         "--nodes", "p5.48xlarge", "--gpu-taint", "--kubeconfig", str(kc),
+                         "--stack", "gpu-operator=v25.3.4"],
                         capture_output=True, text=True, timeout=120)
     try:
         assert up.returncode == 0, up.stderr
         assert "local cluster ready in" in up.stdout and f"kubectl --kubeconfig {kc} get nodes" in up.stdout
+        assert "gpu-operator=v25.3.4,mig-manager=v0.12.3,device-plugin=v0.17.4" in up.stdout
         assert stat.S_IMODE(kc.stat().st_mode) == 0o600
         plane = ControlPlane.load(state)
         assert {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} <= set(plane.procs)
@@ -57,6 +60,8 @@ def test_up_status_down_round_trip(tmp_path: Path, assets: dict[str, Path], caps
         try:
             assert [n.name for n in attached.list_gpu_nodes()] == [nodes[0]["metadata"]["name"]]
             assert attached.describe()["identity"] == "ServiceAccount mig-conformance/mig-conformance"
+            detected = detect_profile(attached)  # what `--mig-cluster` runs against it see (session._detect_stack)
+            assert (detected.gpu_operator.value, detected.device_plugin.value) == ("v25.3.4", "v0.17.4")
         finally:
             attached.close()  # does not stop a cluster it did not start
         assert all(processes.alive(p) for p in plane.procs.values())

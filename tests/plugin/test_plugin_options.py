@@ -31,6 +31,7 @@ VALUES = {
     "timeout": ("42", "timeout=42.0"),
     "allow_reconfigure": ("true", "allow_reconfigure=True"),  # a flag on the command line
     "expected_config_failures": ("a", "expected_config_failures=a"),  # names a config of my-mig.yaml
+    "stack": ("gpu-operator=v25.3.4", "stack=gpu-operator=v25.3.4"),
 }
 NEEDS = {"expected_config_failures": "config_file"}  # a setting that is checked against another one
 
@@ -124,6 +125,11 @@ def test_help_works_whatever_the_environment_holds(tester: pytest.Pytester, monk
      "*with --mig-allow-reconfigure, xdist workers would change the cluster-wide MIG strategy*"),
     (["--mig-cluster=kind:lab", "-n", "2"], "*a kind cluster cannot be shared by xdist workers*"),
     (["--mig-cluster=kind:lab", "--dist=load", "--tx=2*popen"], "*a kind cluster cannot be shared by xdist*"),
+    (["--mig-cluster=sim", "--mig-stack=cuda=12.0"], "*--mig-stack: unknown stack component 'cuda'*"),
+    (["--mig-cluster=sim", "--mig-stack=device-plugin=v0.12.0"],
+     "*option --mig-stack: device plugin v0.12.0 is older than the oldest release the kit models*"),
+    (["--mig-cluster=sim", "--mig-stack=gpu-operator=v23.9.0"],
+     "*option --mig-stack: gpu-operator v23.9.0 is not a release the kit knows*choose mig-manager= too*"),
 ])
 def test_bad_values_are_usage_errors(tester: pytest.Pytester, args: list[str], message: str) -> None:
     result = tester.runpytest(*args, "test_trivial.py")

@@ -42,16 +42,9 @@ ATTRIBUTE_LABELS = {"memory": "memory_mib", "multiprocessors": "multiprocessors"
                     "engines.encoder": "encoders", "engines.jpeg": "jpeg", "engines.ofa": "ofa"}
 
 #: Known differences: id -> (what, why), numbered D1, D2, ... in this order in docs/differential.md, which explains
-#: each; the other branch of issue 11 (item 5) fixes both in k8s/gfd.py.
-KNOWN = {
-    "vgpu-present": ("GFD always writes nvidia.com/vgpu.present (false without vGPU devices); the kit never does",
-                     "lm/vgpu.go NewVGPULabeler is merged into every GFD run (lm/labeler.go NewLabelers); "
-                     "modelled with the device-plugin versions (issue 11 item 5)"),
-    "single-memory-unknown": ("single strategy, uniform MIG profile whose memory the catalog does not know: the "
-                              "kit keeps the full GPU's nvidia.com/gpu.memory, GFD writes the MIG device's",
-                              "lm/mig-strategy.go newMIGDeviceLabelers overwrites gpu.memory with the MIG "
-                              "device's; the kit must leave the label out (issue 11 item 5)"),
-}
+#: each. None today: the two this test found (GFD's `nvidia.com/vgpu.present`, and `nvidia.com/gpu.memory` under
+#: single for a MIG profile of unknown memory) are modelled in k8s/gfd.py (issue 11 item 5).
+KNOWN: dict[str, tuple[str, str]] = {}
 
 
 @dataclass(frozen=True)
@@ -93,16 +86,16 @@ class Comparison:
 
     @property
     def cell(self) -> str:
-        """The docs' table cell: `exact` (nothing differs), `ok` (only D1, which every case shows), `ok D2` (also
-        D2), then `u` when labels went uncompared for catalog unknowns; `ERROR` or `DIFFERS` otherwise. (Labels
-        GFD sets by map order are not marked: whether the runs showed both values is chance.)"""
+        """The docs' table cell: `exact` (nothing differs), `ok D<n> ...` (only known differences), then `u` when
+        labels went uncompared for catalog unknowns; `ERROR` or `DIFFERS` otherwise. (Labels GFD sets by map order
+        are not marked: whether the runs showed both values is chance.)"""
         if self.harness_error:
             return "ERROR"
         if self.unexplained:
             return "DIFFERS"
         ids = list(KNOWN)
         known = [f"D{ids.index(k) + 1}" for k in self.known]
-        text = "exact" if not known else " ".join(["ok", *[k for k in known if k != "D1"]])
+        text = "exact" if not known else " ".join(["ok", *known])
         unknown = any(f.verdict == "unknown in catalog" for f in self.findings)
         return f"{text} u" if unknown else text
 
@@ -150,13 +143,8 @@ def _label_verdict(key: str, kit: str | None, nvidia: str | None, variants: Sequ
         return None
     if kit is not None and kit in variants:
         return "nondeterministic in GFD"
-    if key == "nvidia.com/vgpu.present" and kit is None:
-        return "known:vgpu-present"
-    if _unknown_in_catalog(key, strategy, gpus):
-        if kit is None:
-            return "unknown in catalog"
-        if strategy == "single" and key == f"{gfd.GPU_PREFIX}.memory":
-            return "known:single-memory-unknown"
+    if _unknown_in_catalog(key, strategy, gpus) and kit is None:
+        return "unknown in catalog"
     return "differs"
 
 
@@ -182,7 +170,7 @@ def compare(case_id: str, strategy: str, gpus: Sequence[GpuMigState], names: Seq
     if g["error"] is not None:
         out.findings.append(Finding("gfd error", None, g["error"], "differs"))
         return out
-    kit_labels = gfd.labels(strategy, gpus, driver, names)
+    kit_labels = gfd.labels(strategy, gpus, driver, names, version=version)  # GFD ships with the plugin's version
     nvidia_labels: dict[str, str] = g["labels"]
     variants: dict[str, list[str]] = g["variants"]
     for key in sorted(set(kit_labels) | set(nvidia_labels)):

@@ -60,3 +60,10 @@ def test_down_and_status_without_a_cluster(tmp_path: Path, capsys) -> None:
     for verb in ("down", "status"):
         assert main(["cluster", verb, "--kubeconfig", str(tmp_path / "nothing")]) == 2
         assert "no local cluster" in capsys.readouterr().err
+
+
+def test_up_rejects_a_bad_stack_before_starting_anything(tmp_path: Path, capsys) -> None:
+    assert main(["cluster", "up", "--stack", "gpu-operator=v1.0.0", "--kubeconfig", str(tmp_path / "kc")]) == 2
+    err = capsys.readouterr().err
+    assert "gpu-operator v1.0.0 is not a release the kit knows" in err and "Traceback" not in err
+    assert not (tmp_path / "kc.d").exists()

@@ -81,8 +81,12 @@ def test_no_config_label(capsys) -> None:
 
 
 def test_device_plugin_version_flag(capsys) -> None:
+    """The default is the newest GA device plugin (v0.20.0, GPU Operator v26.7.0): anchored patterns name `1g.10gb+me`
+    by itself (NVIDIA/k8s-device-plugin commit 0dfdfb979, first tag v0.20.0); v0.17.4 still folds it into 1g.10gb."""
     base = ["--instance-type", "p5.48xlarge", "--config", "all-1g.10gb.me", "--strategy", "mixed"]
-    assert run_json(capsys, *base)[1]["allocatable"] == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb": 8}
+    assert run_json(capsys, *base)[1]["allocatable"] == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb.me": 8}
+    code, doc = run_json(capsys, *base, "--device-plugin-version", "v0.17.4")
+    assert code == 0 and doc["allocatable"] == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb": 8}
     code, doc = run_json(capsys, *base, "--device-plugin-version", "v0.20.0")
     assert code == 0 and doc["allocatable"] == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb.me": 8}
 

@@ -64,7 +64,7 @@ def _nvidia(case: dc.DiffCase, labels: dict[str, str] | None = None,
     dp = device_plugin.advertise(case.strategy, case.states, version=dc.PLUGIN_VERSION)
     error = dp.error.removeprefix("".join(CMD_WRAPPERS)) if dp.error else None
     plugin_result = {"resources": dict(dp.resources), "error": error, "warnings": list(dp.warnings), **(plugin or {})}
-    gfd_labels = {**gfd.labels(case.strategy, case.states, dc.DRIVER), **(labels or {})}
+    gfd_labels = {**gfd.labels(case.strategy, case.states, dc.DRIVER, version=dc.PLUGIN_VERSION), **(labels or {})}
     return {"id": case.id, "device_plugin": plugin_result,
             "gfd": {"labels": gfd_labels, "variants": {}, "error": None, "warnings": []}}
 
@@ -74,11 +74,14 @@ def _compare(case: dc.DiffCase, result: dict[str, Any]) -> Any:
                    dc.PLUGIN_VERSION, dc.DRIVER)
 
 
-def test_equal_results_are_exact_and_vgpu_present_is_the_known_d1() -> None:
+def test_equal_results_are_exact_and_vgpu_present_is_compared() -> None:
+    """Formerly D1: the kit now writes `nvidia.com/vgpu.present=false` as GFD does, so the label is compared."""
     case = _p5_case("all-1g.10gb", "mixed")
-    assert _compare(case, _nvidia(case)).cell == "exact"
-    vgpu = _compare(case, _nvidia(case, labels={"nvidia.com/vgpu.present": "false"}))
-    assert vgpu.cell == "ok" and vgpu.known == ["vgpu-present"] and not vgpu.unexplained
+    result = _nvidia(case)
+    assert result["gfd"]["labels"]["nvidia.com/vgpu.present"] == "false"
+    assert _compare(case, result).cell == "exact"
+    vgpu = _compare(case, _nvidia(case, labels={"nvidia.com/vgpu.present": "true"}))
+    assert vgpu.cell == "DIFFERS" and [f.what for f in vgpu.unexplained] == ["label nvidia.com/vgpu.present"]
 
 
 @pytest.mark.parametrize(("plugin", "labels", "what"), [
@@ -103,7 +106,8 @@ def test_the_kit_error_is_nvidia_error_behind_the_command_wrappers() -> None:
     assert _compare(case, result).cell == "exact"
 
 
-def test_labels_of_catalog_unknowns_are_noted_and_single_memory_is_d2() -> None:
+def test_labels_of_catalog_unknowns_are_noted_also_single_memory() -> None:
+    """Formerly D2: under single the kit leaves `nvidia.com/gpu.memory` out where the MIG device's is unknown."""
     node = dc.instance_node("p6-b200.48xlarge")
     layout = next(x for x in dc.layouts(node) if x.name == "all-3g.90gb")
     states, verdict, gpus = dc._apply(node, layout)
@@ -111,7 +115,8 @@ def test_labels_of_catalog_unknowns_are_noted_and_single_memory_is_d2() -> None:
                                                                                           node.models))
     result = _nvidia(case, labels={"nvidia.com/gpu.memory": "91679", "nvidia.com/gpu.multiprocessors": "0"})
     found = _compare(case, result)
-    assert found.known == ["single-memory-unknown"] and found.cell == "ok D2 u"
+    assert found.known == [] and found.cell == "exact u" and not found.unexplained
+    assert [f.what for f in found.findings] == ["label nvidia.com/gpu.memory", "label nvidia.com/gpu.multiprocessors"]
     mixed = dc.DiffCase("b200m", node, layout, "mixed", states, verdict, case.harness)
     result = _nvidia(mixed)
     result["gfd"]["labels"]["nvidia.com/mig-3g.90gb.memory"] = "91679"

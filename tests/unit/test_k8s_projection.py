@@ -211,8 +211,9 @@ def test_non_mig_gpus() -> None:
 
 
 def test_me_profile_naming_depends_on_plugin_version() -> None:
-    old = project_node(P5.gpus(), "mixed", None, "all-1g.10gb.me")
+    old = project_node(P5.gpus(), "mixed", None, "all-1g.10gb.me", device_plugin_version="v0.19.3")
     new = project_node(P5.gpus(), "mixed", None, "all-1g.10gb.me", device_plugin_version="v0.20.0")
+    assert project_node(P5.gpus(), "mixed", None, "all-1g.10gb.me").allocatable == new.allocatable  # the default
     assert old.gpus[0].devices == ("1g.10gb+me",)
     assert old.allocatable == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb": 8}  # issue #1462: attributes dropped
     assert new.allocatable == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb.me": 8}
@@ -224,9 +225,10 @@ def test_me_profile_naming_depends_on_plugin_version() -> None:
 def test_compute_instances() -> None:
     states = reconcile(P5.gpus(), CUSTOM, "ci").gpus
     assert states[0].counts == {"3g.40gb": 1, "1c.3g.40gb": 3}
-    old = device_plugin.advertise("mixed", states)
+    old = device_plugin.advertise("mixed", states, version="v0.19.3")
     assert old.resources == {"nvidia.com/mig-3g.40gb": 32}  # unanchored "3g.40gb" matches "1c.3g.40gb"
     new = device_plugin.advertise("mixed", states, version="v0.20.0")
+    assert new == device_plugin.advertise("mixed", states)  # the default: v0.20.0 (GPU Operator v26.7.0)
     assert new.resources == {} and new.error
     assert new.error.endswith("MIG profile '1c.3g.40gb' does not match any resource patterns")
     single = device_plugin.advertise("single", states)

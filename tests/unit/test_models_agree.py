@@ -4,8 +4,10 @@ cluster (mig-parted's command code on simulated NVML, the device plugin and GFD 
 Generated cases: a node of one or two catalog GPU models, a mig-parted file of one to three named configs whose
 entries mix device filters and index lists, MIG modes, canonical and non-canonical device names (`1c.1g.10gb`,
 CI profiles, `+me`), zero and huge counts and names no GPU has; then a sequence of label values (repeats, unknown
-names) and strategy changes. After every step both models must show the same state sequence, verdict, allocatable
-(zeros included), GFD labels and per-GPU MIG devices. `MIG_AGREE_EXAMPLES` raises the case count (CI runs 2,000).
+names) and strategy changes, under a device-plugin release (v0.15.0 .. v0.20.0) and a driver (R580, R550 with its
+overlays, R570/R595 without a source). After every step both models must show the same state sequence, verdict,
+allocatable (zeros included), GFD labels and per-GPU MIG devices. `MIG_AGREE_EXAMPLES` raises the case count (CI runs
+2,000).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.gpus.catalog import GpuModel, load_catalog
 from mig_conformance.gpus.device_ids import DeviceID
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import versions
 from mig_conformance.k8s.device_plugin import DEFAULT_VERSION
 from mig_conformance.k8s.projection import NodeState, project_node
 from mig_conformance.mig.spec import parse_installed_config
@@ -36,6 +39,10 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FOREIGN_FILTER = "0x12345678"
 UNKNOWN_NAMES = ("9g.99gb", "1g.1gb", "not-a-profile", "1g.10gb+gfx")
+#: every device-plugin release some GPU Operator release ships (versions.OPERATOR_RELEASES), oldest first
+PLUGIN_VERSIONS = sorted({r.device_plugin for r in versions.OPERATOR_RELEASES.values()}, key=versions.release)
+#: the catalog's branch, one with overlays, and two without a source (their memory is unknown in both models)
+DRIVERS = ("580.159.04", "550.54.15", "570.124.06", "595.91.07")
 
 
 def _names(model: GpuModel) -> list[str]:
@@ -53,6 +60,8 @@ class Case:
     reset_works: bool
     config_text: str
     steps: list[tuple[str, str]] = field(default_factory=list)  # ("label", value) | ("strategy", value)
+    plugin_version: str = DEFAULT_VERSION
+    driver: str = DRIVERS[0]
 
     @property
     def gpus(self) -> list[GpuModel]:
@@ -87,7 +96,8 @@ def cases(draw: st.DrawFn) -> Case:
     configs = {n: draw(st.lists(entries(gpus), min_size=1, max_size=3)) for n in names}
     text = yaml.safe_dump({"version": "v1", "mig-configs": configs}, sort_keys=False)
     case = Case([g.key for g in gpus], draw(st.sampled_from(["none", "single", "mixed"])), draw(st.booleans()),
-                draw(st.booleans()), text)
+                draw(st.booleans()), text, plugin_version=draw(st.sampled_from(PLUGIN_VERSIONS)),
+                driver=draw(st.sampled_from(DRIVERS)))
     for _ in range(draw(st.integers(1, 4))):
         if draw(st.integers(0, 4)) == 0:
             case.steps.append(("strategy", draw(st.sampled_from(["none", "single", "mixed"]))))
@@ -109,26 +119,28 @@ def run_case(case: Case) -> list[str]:
     """Both models through the case's steps; returns the outcome of each step (for hypothesis' statistics)."""
     fleet = "+".join(case.gpu_keys)
     cluster = SimCluster(fleet, allow_changes=True, strategy=case.strategy, config_text=case.config_text,
-                         with_reboot=case.with_reboot, gpu_reset_works=case.reset_works, default_config=None)
+                         with_reboot=case.with_reboot, gpu_reset_works=case.reset_works, default_config=None,
+                         device_plugin_version=case.plugin_version, driver=case.driver)
     (node,) = cluster.list_gpu_nodes()
     spec = parse_installed_config(case.config_text, "agree")
-    state = NodeState.fresh(case.gpus).advertised(case.strategy, DEFAULT_VERSION)
+    version = case.plugin_version
+    state = NodeState.fresh(case.gpus).advertised(case.strategy, version)
     strategy = case.strategy
     outcomes = []
     for kind, value in case.steps:
         if kind == "strategy":
             cluster.set_mig_strategy(value)
             strategy = value
-            state = state.advertised(value, DEFAULT_VERSION)
+            state = state.advertised(value, version)
             continue
         want = project_node(case.gpus, strategy, spec, value, current=state, with_reboot=case.with_reboot,
-                            gpu_reset_works=case.reset_works, driver=cluster.driver)
+                            gpu_reset_works=case.reset_works, driver=case.driver, device_plugin_version=version)
         with cluster.observe_label(node.name, L.MIG_CONFIG_STATE) as seen:
             cluster.request_mig_config(node.name, value)
             cluster.advance(3600)
         got = cluster.get_node(node.name)
-        where = f"{'+'.join(case.gpu_keys)} {strategy} reboot={case.with_reboot} " \
-                f"reset={case.reset_works} steps={case.steps} step={value}\n{case.config_text}"
+        where = f"{'+'.join(case.gpu_keys)} {strategy} reboot={case.with_reboot} reset={case.reset_works} " \
+                f"plugin={version} driver={case.driver} steps={case.steps} step={value}\n{case.config_text}"
         assert tuple(s for s in seen[1:] if s is not None) == want.states, where
         assert got.labels.get(L.MIG_CONFIG_STATE) == want.state, where
         sim_gpus = [(g.mig_enabled, g.devices) for g in cluster._nodes[node.name].gpu_states()]
@@ -150,6 +162,23 @@ def run_case(case: Case) -> list[str]:
 def test_projection_and_simulators_agree(case: Case) -> None:
     for outcome in run_case(case):
         event(outcome)
+    event(f"device plugin {case.plugin_version}")
+    event(f"driver {case.driver}")
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("plugin_version", ["v0.16.2", "v0.19.3", "v0.20.0"])
+def test_every_version_and_driver_on_a_me_and_ci_node(plugin_version: str, driver: str) -> None:
+    """Where the releases differ (`+me` naming, compute instances, an empty MIG GPU) and the driver's profile
+    memory (known, partly known, unknown), both models agree for each release and driver."""
+    text = yaml.safe_dump({"version": "v1", "mig-configs": {
+        "odd": [{"devices": [0], "mig-enabled": True, "mig-devices": {"1g.10gb+me": 1, "1c.3g.40gb": 2}},
+                {"devices": [1], "mig-enabled": True, "mig-devices": {}}],
+        "uniform": [{"devices": "all", "mig-enabled": True, "mig-devices": {"3g.40gb": 2}}]}})
+    case = Case(["H100-80GB", "H100-80GB"], "mixed", False, True, text,
+                [("label", "odd"), ("strategy", "single"), ("label", "uniform"), ("strategy", "mixed")],
+                plugin_version=plugin_version, driver=driver)
+    assert run_case(case) == ["success", "success"]
 
 
 def test_a_full_gi_ci_key_then_its_canonical_name_succeeds_at_once_in_both() -> None:

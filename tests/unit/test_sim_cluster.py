@@ -239,8 +239,10 @@ def test_config_text_change_takes_effect_at_the_next_label_change(p5: SimCluster
     assert nonzero(p5.get_node(P5)) == {"nvidia.com/mig-3g.40gb": 16}
 
 
-def test_device_plugin_names_agree_with_mig_parted(p5: SimCluster) -> None:
+@pytest.mark.parametrize("version", ["v0.19.3", "v0.20.0"])
+def test_device_plugin_names_agree_with_mig_parted(version: str) -> None:
     """The device plugin's per-device profile lookup and mig-parted's walk name the same MIG devices."""
+    p5 = SimCluster("p5.48xlarge", allow_changes=True, device_plugin_version=version)
     text = custom({"odd": [{"devices": [0], "mig-enabled": True, "mig-devices": {"1g.10gb+me": 1, "1c.3g.40gb": 2}},
                            {"devices": [1, 2, 3, 4, 5, 6, 7], "mig-enabled": False}]})
     p5.set_mig_config(text)
@@ -254,9 +256,12 @@ def test_device_plugin_names_agree_with_mig_parted(p5: SimCluster) -> None:
     finally:
         nvml.nvmlShutdown()
     assert walked == {"1g.10gb+me": 1, "1c.3g.40gb": 2}
-    # v0.19.3: the unanchored patterns fold +me into 1g.10gb and each CI into a whole 3g.40gb (issue #1462, #192)
-    assert nonzero(p5.get_node(P5)) == {"nvidia.com/gpu": 7, "nvidia.com/mig-1g.10gb": 1,
-                                        "nvidia.com/mig-3g.40gb": 2}
+    if version == "v0.19.3":  # unanchored patterns fold +me into 1g.10gb and each CI into a whole 3g.40gb (#1462)
+        assert nonzero(p5.get_node(P5)) == {"nvidia.com/gpu": 7, "nvidia.com/mig-1g.10gb": 1,
+                                            "nvidia.com/mig-3g.40gb": 2}
+    else:  # v0.20.0 anchors them: a compute instance matches no pattern and the plugin exits (PR #1807)
+        assert nonzero(p5.get_node(P5)) == {}
+        assert "'1c.3g.40gb' does not match any resource patterns" in (p5.device_plugin_error(P5) or "")
     assert p5.get_node(P5).labels["nvidia.com/mig-1g.10gb.me.count"] == "1"
 
 

@@ -23,6 +23,8 @@ from mig_conformance.cluster.kube import KubeCluster
 from mig_conformance.cluster.local import kit_rbac, kubeconfig, nodes, operator, processes
 from mig_conformance.cluster.local.controlplane import ControlPlane, interruptible
 from mig_conformance.cluster.local.rest import Rest
+from mig_conformance.k8s import stack as stack_profile
+from mig_conformance.k8s.stack import StackProfile
 from mig_conformance.mig.default_config import DEFAULT_LABEL
 
 log = logging.getLogger("mig_conformance.cluster.local")
@@ -61,12 +63,15 @@ class LocalCluster(KubeCluster):
               default_config: str | None = DEFAULT_LABEL, name: str | None = None,
               allow_changes: bool = True, journal: Journal | None = None, assets: Mapping[str, Path] | None = None,
               extra_args: Mapping[str, Sequence[str]] | None = None, detach: bool = False,
-              timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None) -> LocalCluster:
+              timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None,
+              stack: StackProfile | None = None) -> LocalCluster:
         """Start a control plane with the nodes of `spec` (default p5.48xlarge), the operator objects, the kit's
         RBAC and (agents=True, or "auto" when the agents module exists) the simulated agents; connect as the kit.
 
         detach: processes outlive this Python process (for `cluster up`); otherwise they die with it.
+        stack: the versions the agents behave as (default: the newest GA releases); `cluster.stack` keeps it.
         """
+        profile = stack or stack_profile.default()
         spec = spec.strip() or DEFAULT_SPEC
         plan = nodes.plan(spec, gpu_taint)  # bad specs fail before anything starts
         want_agents = agents_available() if agents == "auto" else bool(agents)
@@ -79,9 +84,9 @@ class LocalCluster(KubeCluster):
             operator.install(admin, config_text)
             kit_rbac.apply(admin, rbac_docs if rbac_docs is not None else kit_rbac.documents())
             nodes.register(admin, plan)
-            operator.create_policy(admin, strategy, default_config, with_reboot)
+            operator.create_policy(admin, strategy, default_config, with_reboot, stack=profile)
             if want_agents:  # their start-up overlaps the components' and the nodes' readiness
-                start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works)
+                start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works, profile)
 
         with interruptible():  # SIGTERM/SIGHUP also while waiting for nodes and agents: nothing is left behind
             plane.start(bootstrap)
@@ -91,6 +96,7 @@ class LocalCluster(KubeCluster):
             except BaseException:
                 plane.stop()
                 raise
+        cluster.stack = profile
         cluster.facts["local"] = {"nodes": spec, "agents": want_agents, "state_dir": str(folder)}
         if detach:
             plane.detach()
@@ -166,6 +172,7 @@ class LocalCluster(KubeCluster):
         self.plane.stop_process(AGENTS)
 
     def start_agents(self, mig_manager_delay: float | None = None, wait: bool = True, **options: Any) -> None:
+        options.setdefault("stack", self.stack)
         with self.plane.admin() as admin:
             start_agents(self.plane, admin, mig_manager_delay, **options)
         if wait:
@@ -183,8 +190,8 @@ def state_dir_for(kubeconfig_path: Path) -> Path:
 
 
 def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, with_reboot: bool = False,
-                   gpu_reset_works: bool = True) -> list[str]:
-    """`python -m mig_conformance.simulators.agents ...` for this plane."""
+                   gpu_reset_works: bool = True, stack: StackProfile | None = None) -> list[str]:
+    """`python -m mig_conformance.simulators.agents ...` for this plane, behaving as `stack`'s versions."""
     argv = [sys.executable, "-m", AGENTS_MODULE, "--kubeconfig", str(plane.state_dir / AGENTS_KUBECONFIG),
             "--namespace", operator.NAMESPACE, "--log", str(plane.logs / "agents.log"),
             "--ready-file", str(plane.state_dir / "agents.ready"), "--state-dir", str(plane.state_dir / "agents")]
@@ -194,11 +201,13 @@ def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, 
         argv.append("--with-reboot")
     if not gpu_reset_works:
         argv.append("--no-gpu-reset")
+    if stack is not None:
+        argv += ["--stack", stack_profile.as_argument(stack)]
     return argv
 
 
 def start_agents(plane: ControlPlane, admin: Rest, mig_manager_delay: float | None = None,
-                 with_reboot: bool = False, gpu_reset_works: bool = True) -> None:
+                 with_reboot: bool = False, gpu_reset_works: bool = True, stack: StackProfile | None = None) -> None:
     """Write the agents' kubeconfig (their own ServiceAccount token) and start their process."""
     assert plane.pki is not None
     token = admin.token_for(operator.NAMESPACE, operator.AGENTS_SA, AGENTS_TOKEN_SECONDS)
@@ -207,7 +216,7 @@ def start_agents(plane: ControlPlane, admin: Rest, mig_manager_delay: float | No
         token=token))
     (plane.state_dir / "agents.ready").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    plane.spawn(AGENTS, agents_command(plane, mig_manager_delay, with_reboot, gpu_reset_works), env=env,
+    plane.spawn(AGENTS, agents_command(plane, mig_manager_delay, with_reboot, gpu_reset_works, stack), env=env,
                 log_file=plane.logs / "agents.stderr.log")
 
 

@@ -11,6 +11,8 @@ import yaml
 
 from mig_conformance.cluster.local.rest import RestError, path_of
 from mig_conformance.k8s import device_plugin
+from mig_conformance.k8s import stack as stack_profile
+from mig_conformance.k8s.stack import StackProfile
 from mig_conformance.mig.default_config import CONFIG_MAP, DEFAULT_LABEL, default_config_file
 from mig_conformance.simulators import nvml as nv
 
@@ -72,21 +74,26 @@ def crd() -> Obj:
 
 
 def cluster_policy(strategy: str = "mixed", default_config: str | None = DEFAULT_LABEL,
-                   with_reboot: bool = False) -> Obj:
-    """The ClusterPolicy `cluster-policy`: MIG strategy, mig-manager's ConfigMap and the simulated versions."""
+                   with_reboot: bool = False, stack: StackProfile | None = None) -> Obj:
+    """The ClusterPolicy `cluster-policy`: MIG strategy, mig-manager's ConfigMap and the simulated versions (the
+    stack profile's, as the GPU Operator's Helm chart writes them: chart label and spec.<component>.version)."""
+    profile = stack or stack_profile.default()
+    plugin = profile.device_plugin.value or device_plugin.DEFAULT_VERSION
     config: Obj = {"name": CONFIG_MAP}
     if default_config:
         config["default"] = default_config
     return {
-        "apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": POLICY},
+        "apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy",
+        "metadata": {"name": POLICY, "labels": {"helm.sh/chart": f"gpu-operator-{profile.gpu_operator.value}"}
+                     if profile.gpu_operator.value else {}},
         "spec": {
             "operator": {"defaultRuntime": "containerd"},
             "mig": {"strategy": strategy},
-            "migManager": {"enabled": True, "config": config,
+            "migManager": {"enabled": True, "config": config, "version": profile.mig_manager.value or "",
                            "env": [{"name": "WITH_REBOOT", "value": "true" if with_reboot else "false"}]},
-            "driver": {"enabled": True, "version": nv.DRIVER_580},
-            "devicePlugin": {"enabled": True, "version": device_plugin.DEFAULT_VERSION},
-            "gfd": {"enabled": True, "version": device_plugin.DEFAULT_VERSION},
+            "driver": {"enabled": True, "version": profile.driver.value or nv.DRIVER_580},
+            "devicePlugin": {"enabled": True, "version": plugin},
+            "gfd": {"enabled": True, "version": plugin},
         },
     }
 
@@ -129,10 +136,10 @@ def install(api: Any, config_text: str | None = None, ns: str = NAMESPACE) -> No
 
 
 def create_policy(api: Any, strategy: str = "mixed", default_config: str | None = DEFAULT_LABEL,
-                  with_reboot: bool = False, timeout: float = 30.0) -> None:
+                  with_reboot: bool = False, timeout: float = 30.0, stack: StackProfile | None = None) -> None:
     """Create the ClusterPolicy once its CRD serves. Server-side apply, not POST: the API server holds every
     create of a CRD established less than 2 s ago for 2 s (a guard for HA API servers), an apply is not held."""
-    policy = cluster_policy(strategy, default_config, with_reboot)
+    policy = cluster_policy(strategy, default_config, with_reboot, stack)
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -27,7 +27,9 @@ from mig_conformance.cluster.sim.fleet import parse_fleet
 from mig_conformance.cluster.sim.node import ActiveRun, RunRecord, SimNode
 from mig_conformance.k8s import device_plugin, scheduling
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
+from mig_conformance.k8s.stack import StackProfile
 from mig_conformance.mig.default_config import CONFIG_MAP, DEFAULT_LABEL, default_config_text
 from mig_conformance.mig.reconfigure import PENDING
 from mig_conformance.mig.spec import Spec, parse_installed_config
@@ -53,14 +55,22 @@ class SimCluster(Cluster):
                  journal: Journal | None = None, strategy: str = "mixed", config_text: str | None = None,
                  config_map: str = CONFIG_MAP, mig_manager_delay: float = 0.0, with_reboot: bool = False,
                  gpu_reset_works: bool = True, gpu_taint: bool = False, default_config: str | None = DEFAULT_LABEL,
-                 driver: str = DRIVER, device_plugin_version: str = device_plugin.DEFAULT_VERSION,
+                 driver: str | None = None, device_plugin_version: str | None = None,
+                 stack: StackProfile | None = None,
                  fleet_progress: Callable[[str, int, int], None] | None = None) -> None:
         super().__init__(name or (f"sim:{fleet}" if fleet else "sim"), allow_changes, journal)
         self.fleet_progress = fleet_progress
         _check_strategy(strategy)
         if mig_manager_delay < 0:
             raise ClusterError(f"mig-manager delay must be >= 0 seconds, got {mig_manager_delay}")
-        device_plugin.parse_version(device_plugin_version)
+        if device_plugin_version is not None:
+            device_plugin.parse_version(device_plugin_version)
+        #: the versions this cluster behaves as: the session's profile, the backend's own options over it
+        self.stack = stack_profile.overlay(stack or stack_profile.default(),
+                                           {"driver": driver, "device_plugin": device_plugin_version},
+                                           "sim backend option")
+        driver = self.stack.driver.value or DRIVER
+        device_plugin_version = self.stack.device_plugin_model
         self._strategy = strategy
         self._config_map = config_map
         self._config_text = default_config_text() if config_text is None else config_text
@@ -112,6 +122,7 @@ class SimCluster(Cluster):
                 "driver": f"{self.driver} (simulated)", "device_plugin": f"{self.plugin_version} (simulated)",
                 "mig_strategy": self._strategy, "config_map": self._config_map,
                 "mig_manager": {"delay_s": self.delay, "with_reboot": self.with_reboot},
+                "stack": self.stack.as_dict(),
                 "nodes": {"count": len(self._nodes), "gpus": sum(len(n.spec.gpus) for n in self._nodes.values()),
                           "by_type": dict(sorted(types.items()))}}
 

@@ -71,7 +71,7 @@ class SimNode(NodeGpus):
         now.update(result.resources)
         self.registered.update(result.resources)
         self.resources = dict(sorted(now.items()))
-        labels = gfd.labels(strategy, states, driver, self.gpu_names())
+        labels = gfd.labels(strategy, states, driver, self.gpu_names(), version=plugin_version)
         for key in self._gfd_keys - labels.keys():
             self.labels.pop(key, None)
         self.labels.update(labels)
