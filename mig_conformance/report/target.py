@@ -101,7 +101,22 @@ def build_target(summary: RunSummary, describe: Mapping[str, Any] | None = None)
         "python": platform.python_version(),
         "pytest": _package_version("pytest"),
         "os": platform.platform(terse=True),
+        "catalog": _catalog(summary),
     }
+
+
+def _catalog(summary: RunSummary) -> list[dict[str, Any]]:
+    """Where each instance type and GPU entry of the run came from (shipped or user file) and how far its rows are
+    observed (the sign-off page's provenance)."""
+    out = []
+    for entry in summary.signoff:
+        it, gpu = entry.get("instance_type", {}), entry.get("gpu", {})
+        out.append({"instance_type": it.get("name"), "instance_type_origin": it.get("origin"),
+                    "instance_type_file": it.get("file"), "gpu": gpu.get("key"), "gpu_origin": gpu.get("origin"),
+                    "gpu_file": gpu.get("file"), "captured": gpu.get("how"),
+                    **{f"{s}_rows": gpu.get(f"{s}_rows", []) for s in ("captured", "published", "unconfirmed",
+                                                                      "derived")}})
+    return out
 
 
 def _strings(value: Any) -> list[str]:
