@@ -89,7 +89,6 @@ def _print_provenance(args: argparse.Namespace, gpus: list[GpuModel]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     desc, gpus = node_gpus(args.gpu, args.instance_type)
-    unavailable = mig_unavailable(args.instance_type) if args.config else None
     try:
         device_plugin.parse_version(args.device_plugin_version)
     except ValueError as exc:
@@ -97,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.config_file or default_config_file())
     if spec.problems:
         raise InputError(list(spec.problems))
+    enables = args.config is not None and any(e.mig_enabled for e in spec.configs.get(args.config, ()))
+    unavailable = mig_unavailable(args.instance_type) if enables else None
     try:
         projection = project_node(gpus, args.strategy, spec, None if unavailable else args.config, node=desc,
                                   instance_type=args.instance_type, with_reboot=args.with_reboot,

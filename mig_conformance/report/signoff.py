@@ -71,8 +71,9 @@ def config_rows(model: GpuModel, count: int, it: InstanceType | None, spec: Spec
             measured = [t.outcome for t in tests if t.config == config and t.strategy == strategy]
             row["run"] = ("failed" if any(o in ("failed", "error") for o in measured) else
                           measured[0] if measured else None)
-            if unavailable:
-                row.update(verdict="not applicable", detail=unavailable, allocatable={})
+            if unavailable and any(e.mig_enabled for e in spec.configs[config]):
+                row.update(verdict="not applicable", detail="MIG is not available on this instance type (see MIG)",
+                           allocatable={})
                 rows.append(row)
                 continue
             try:

@@ -62,3 +62,16 @@ def test_env_and_ini_give_folders_and_a_bad_one_is_a_usage_error(tester: pytest.
     result = tester.runpytest("--mig-cluster=sim", "test_it.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*env MIG_CATALOG*instance-types.yaml:3*unknown catalog GPU 'NOPE'*"])
+
+
+@pytest.mark.slow
+def test_sim_run_of_p6e_gb200_says_mig_is_not_applicable(tester: pytest.Pytester) -> None:
+    """p6e-gb200 with the EKS AMI: CDMM keeps MIG off; the simulated node has no MIG, every MIG test is skipped as
+    not applicable with the reason, and the run still passes (its catalog check ran)."""
+    result = tester.runpytest("--mig-cluster=sim:p6e-gb200.36xlarge", "--mig-report=out", "-rs",
+                              "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*not applicable: MIG is not available on p6e-gb200.36xlarge*CDMM*"])
+    summary = json.loads((tester.path / "out" / "summary.json").read_text())
+    assert summary["totals"]["passed"] >= 1 and summary["totals"]["failed"] == 0
+    assert summary["signoff"][0]["instance_type"]["mig_available"] is False
