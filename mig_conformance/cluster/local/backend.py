@@ -23,6 +23,7 @@ from mig_conformance.cluster.kube import KubeCluster
 from mig_conformance.cluster.local import kit_rbac, kubeconfig, nodes, operator, processes
 from mig_conformance.cluster.local.controlplane import ControlPlane, interruptible
 from mig_conformance.cluster.local.rest import Rest
+from mig_conformance.gpus.catalog import user_catalog_dirs
 from mig_conformance.mig.default_config import DEFAULT_LABEL
 
 log = logging.getLogger("mig_conformance.cluster.local")
@@ -194,6 +195,8 @@ def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, 
         argv.append("--with-reboot")
     if not gpu_reset_works:
         argv.append("--no-gpu-reset")
+    for folder in user_catalog_dirs():  # the agents see the run's user catalogs (--mig-catalog)
+        argv += ["--catalog", folder]
     return argv
 
 
