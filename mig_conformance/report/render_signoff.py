@@ -112,6 +112,9 @@ def signoff_md(summary: RunSummary) -> list[str]:
     """The sign-off sections of report.md (nothing when the summary has none)."""
     out: list[str] = []
     for entry in summary.signoff:
+        if "note" in entry:
+            out += [m.md_text(str(entry["note"])), ""]
+            continue
         out += [f"## Sign-off: {m.md_text(title(entry))}", "",
                 m.md_table(["Fact", "Value"], [[m.md_text(k), m.md_text(v)] for k, v in facts(entry)],
                            raw_cols=(0, 1)), "",
@@ -134,6 +137,9 @@ def signoff_html(summary: RunSummary) -> list[str]:
     """The sign-off sections of report.html (nothing when the summary has none)."""
     out: list[str] = []
     for i, entry in enumerate(summary.signoff):
+        if "note" in entry:
+            out.append(f'<p class="signoff-note">{h.e(entry["note"])}</p>')
+            continue
         rows = "".join(f"<tr><th>{h.e(k)}</th><td>{h.e(v)}</td></tr>" for k, v in facts(entry))
         pictures = ["<figure>" + gpu_svg(p, caption=str(p["gpu"]) + ": every placement", standalone=False)
                     + "</figure>" for p in entry["pictures"]]

@@ -10,7 +10,6 @@ Built once when the bundle is written, stored in summary.json (`signoff`), so `r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -110,14 +109,25 @@ def _type_of(summary: RunSummary) -> dict[str, list[TestResult]]:
     return by_type
 
 
+#: A sign-off page is for a run on the instance types being validated; a run over a whole fleet gets a note instead
+#: (every page would repeat the catalog for types nobody signs off, and the report would grow past what a reader,
+#: or a browser's full-page screenshot, takes).
+MAX_SIGNOFF_TYPES = 3
+
+
 def build_signoff(summary: RunSummary, config_file: str | Path | None = None) -> list[dict[str, Any]]:
-    """One sign-off entry per instance type of the run that the catalog knows (user catalogs in effect)."""
+    """One sign-off entry per instance type of the run that the catalog knows (user catalogs in effect); for a run
+    over more than MAX_SIGNOFF_TYPES types, one `{"note": ...}` entry saying how to get them."""
+    by_type = _type_of(summary)
+    if len(by_type) > MAX_SIGNOFF_TYPES:
+        return [{"note": f"No sign-off pages: this run covers {len(by_type)} instance types; they are written for "
+                         f"runs of at most {MAX_SIGNOFF_TYPES} (select with sim:TYPE or --mig-instance-type TYPE)."}]
     types = load_instance_types()
     catalog = load_catalog()
     spec = load_spec(config_file or default_config_file())
     config_source = str(config_file) if config_file else "the GPU Operator's default-mig-parted-config"
     out = []
-    for name, tests in sorted(_type_of(summary).items()):
+    for name, tests in sorted(by_type.items()):
         it = types.get(name)
         if it is None:
             continue
@@ -160,6 +170,3 @@ def _test_row(t: TestResult) -> dict[str, Any]:
             "comparison": short_comparison(t.expected, t.measured) if t.expected or t.measured else None,
             "message": t.message}
 
-
-def signoff_types(entries: Iterable[dict[str, Any]]) -> list[str]:
-    return [str(e.get("instance_type", {}).get("name")) for e in entries]

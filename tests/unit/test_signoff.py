@@ -49,3 +49,15 @@ def test_no_signoff_without_instance_types() -> None:
                          tests=[TestResult("t.py::test", "passed")])
     assert build_signoff(summary) == []
     assert "Sign-off" not in render_md(summary)
+
+
+def test_a_fleet_run_gets_a_note_instead_of_pages() -> None:
+    types = ["p4d.24xlarge", "p5.48xlarge", "p5e.48xlarge", "g7e.2xlarge"]
+    summary = RunSummary(run_id="r", verdict="Passed", started="s", finished="f", duration_s=1.0,
+                         tests=[TestResult(f"t.py::test[{t}]", "passed", instance_type=t) for t in types])
+    summary.signoff = build_signoff(summary)
+    (note,) = summary.signoff
+    assert "4 instance types" in note["note"] and "sim:TYPE" in note["note"]
+    md = render_md(summary)
+    assert "No sign-off pages: this run covers 4 instance types" in md and "## Sign-off" not in md
+    assert "No sign-off pages" in render_html(summary)
