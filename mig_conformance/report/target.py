@@ -110,6 +110,8 @@ def _catalog(summary: RunSummary) -> list[dict[str, Any]]:
     observed (the sign-off page's provenance)."""
     out = []
     for entry in summary.signoff:
+        if "instance_type" not in entry:  # a note: no sign-off pages for this run
+            continue
         it, gpu = entry.get("instance_type", {}), entry.get("gpu", {})
         out.append({"instance_type": it.get("name"), "instance_type_origin": it.get("origin"),
                     "instance_type_file": it.get("file"), "gpu": gpu.get("key"), "gpu_origin": gpu.get("origin"),
