@@ -9,6 +9,7 @@ from typing import Any
 from mig_conformance.report import render_html as h
 from mig_conformance.report import render_md as m
 from mig_conformance.report.model import RunSummary
+from mig_conformance.report.signoff import CATALOG_HEADERS
 from mig_conformance.report.svg import gpu_svg
 
 PROFILE_HEADERS = ["Profile", "ID", "Max", "Slices", "SM", "MiB", "CE/DEC/ENC/JPG/OFA", "Placements", "Row"]
@@ -105,6 +106,18 @@ def test_cells(rows: list[Mapping[str, Any]]) -> list[list[str]]:
              r["comparison"] or r["message"] or "-"] for r in rows]
 
 
+def catalog_cells(entry: Mapping[str, Any]) -> list[list[str]]:
+    """Where each instance type and GPU entry of the run came from, and its rows' states."""
+    out = []
+    for r in entry.get("catalog", []):
+        states = ", ".join(f"{len(r.get(f'{s}_rows', []))} {s}" for s in ("captured", "published", "unconfirmed")
+                           if r.get(f"{s}_rows"))
+        out.append([str(r.get("instance_type")), f"{r.get('instance_type_origin')} {r.get('instance_type_file')}",
+                    str(r.get("gpu")), f"{r.get('gpu_origin')} {r.get('gpu_file')}", str(r.get("captured")),
+                    states or "-"])
+    return out
+
+
 SIGN = "Signed off by: ______________________  Organisation: ______________________  Date: ____________"
 
 
@@ -114,6 +127,8 @@ def signoff_md(summary: RunSummary) -> list[str]:
     for entry in summary.signoff:
         if "note" in entry:
             out += [m.md_text(str(entry["note"])), ""]
+            if entry.get("catalog"):
+                out += ["## Catalog", "", m.md_table(CATALOG_HEADERS, catalog_cells(entry)), ""]
             continue
         out += [f"## Sign-off: {m.md_text(title(entry))}", "",
                 m.md_table(["Fact", "Value"], [[m.md_text(k), m.md_text(v)] for k, v in facts(entry)],
@@ -139,6 +154,9 @@ def signoff_html(summary: RunSummary) -> list[str]:
     for i, entry in enumerate(summary.signoff):
         if "note" in entry:
             out.append(f'<p class="signoff-note">{h.e(entry["note"])}</p>')
+            if entry.get("catalog"):
+                out += ['<section id="catalog"><h2>Catalog</h2>', h.table(CATALOG_HEADERS, catalog_cells(entry)),
+                        "</section>"]
             continue
         rows = "".join(f"<tr><th>{h.e(k)}</th><td>{h.e(v)}</td></tr>" for k, v in facts(entry))
         pictures = ["<figure>" + gpu_svg(p, caption=str(p["gpu"]) + ": every placement", standalone=False)

@@ -119,11 +119,13 @@ def build_signoff(summary: RunSummary, config_file: str | Path | None = None) ->
     """One sign-off entry per instance type of the run that the catalog knows (user catalogs in effect); for a run
     over more than MAX_SIGNOFF_TYPES types, one `{"note": ...}` entry saying how to get them."""
     by_type = _type_of(summary)
-    if len(by_type) > MAX_SIGNOFF_TYPES:
-        return [{"note": f"No sign-off pages: this run covers {len(by_type)} instance types; they are written for "
-                         f"runs of at most {MAX_SIGNOFF_TYPES} (select with sim:TYPE or --mig-instance-type TYPE)."}]
     types = load_instance_types()
     catalog = load_catalog()
+    if len(by_type) > MAX_SIGNOFF_TYPES:
+        rows = [catalog_row(types[n], catalog.get(types[n].gpu)) for n in sorted(by_type) if n in types]
+        return [{"note": f"No sign-off pages: this run covers {len(by_type)} instance types; they are written for "
+                         f"runs of at most {MAX_SIGNOFF_TYPES} (select with sim:TYPE or --mig-instance-type TYPE).",
+                 "catalog": rows}]
     spec = load_spec(config_file or default_config_file())
     config_source = str(config_file) if config_file else "the GPU Operator's default-mig-parted-config"
     out = []
@@ -134,6 +136,18 @@ def build_signoff(summary: RunSummary, config_file: str | Path | None = None) ->
         model = catalog.get(it.gpu)
         out.append(_entry(it, model, spec, config_source, tests))
     return out
+
+
+CATALOG_HEADERS = ["Instance type", "From", "GPU", "From", "How", "Rows"]
+
+
+def catalog_row(it: InstanceType, model: GpuModel) -> dict[str, Any]:
+    """Where an instance type and its GPU entry came from and the state of the GPU's rows (TARGET.yaml `catalog`)."""
+    prov = gpu_provenance(model)
+    return {"instance_type": it.name, "instance_type_origin": "user catalog" if it.user else "shipped",
+            "instance_type_file": it.file, "gpu": model.key, "gpu_origin": prov.origin, "gpu_file": prov.file,
+            "captured": prov.how, **{f"{s}_rows": prov.rows_in(s) for s in ("captured", "published", "unconfirmed")},
+            "derived_rows": list(prov.derived)}
 
 
 def _entry(it: InstanceType, model: GpuModel, spec: Spec, config_source: str,
@@ -159,6 +173,7 @@ def _entry(it: InstanceType, model: GpuModel, spec: Spec, config_source: str,
         "configs": configs,
         "untargeted_configs": untargeted,
         "scheduling": [_test_row(t) for t in sorted(tests, key=lambda t: t.nodeid) if t.category == "scheduling"],
+        "catalog": [catalog_row(it, model)],
         "mismatches": [_test_row(t) for t in sorted(tests, key=lambda t: t.nodeid) if t.outcome in ("failed",
                                                                                                     "error")],
     }

@@ -58,6 +58,9 @@ def test_a_fleet_run_gets_a_note_instead_of_pages() -> None:
     summary.signoff = build_signoff(summary)
     (note,) = summary.signoff
     assert "4 instance types" in note["note"] and "sim:TYPE" in note["note"]
+    assert [r["instance_type"] for r in note["catalog"]] == sorted(types)
+    assert note["catalog"][0]["gpu_origin"] == "shipped" and note["catalog"][0]["captured"] == "from public sources"
     md = render_md(summary)
     assert "No sign-off pages: this run covers 4 instance types" in md and "## Sign-off" not in md
+    assert "| p5.48xlarge | shipped " in md and "captured on driver 580.159.04 | 7 captured |" in md
     assert "No sign-off pages" in render_html(summary)
