@@ -107,18 +107,8 @@ def build_target(summary: RunSummary, describe: Mapping[str, Any] | None = None)
 
 def _catalog(summary: RunSummary) -> list[dict[str, Any]]:
     """Where each instance type and GPU entry of the run came from (shipped or user file) and how far its rows are
-    observed (the sign-off page's provenance)."""
-    out = []
-    for entry in summary.signoff:
-        if "instance_type" not in entry:  # a note: no sign-off pages for this run
-            continue
-        it, gpu = entry.get("instance_type", {}), entry.get("gpu", {})
-        out.append({"instance_type": it.get("name"), "instance_type_origin": it.get("origin"),
-                    "instance_type_file": it.get("file"), "gpu": gpu.get("key"), "gpu_origin": gpu.get("origin"),
-                    "gpu_file": gpu.get("file"), "captured": gpu.get("how"),
-                    **{f"{s}_rows": gpu.get(f"{s}_rows", []) for s in ("captured", "published", "unconfirmed",
-                                                                      "derived")}})
-    return out
+    observed (report/signoff.py `catalog_row`)."""
+    return [row for entry in summary.signoff for row in entry.get("catalog", []) if isinstance(row, dict)]
 
 
 def _strings(value: Any) -> list[str]:
