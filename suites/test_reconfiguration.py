@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mig_conformance.k8s import labels as L
-from mig_conformance.k8s.node_hardware import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_models, not_applicable_note
 from mig_conformance.suites._helpers import apply_and_check
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def test_label_change_is_followed(mig_node: GpuNode, mig_cluster: Cluster, mig_r
                                   mig_settings: Settings) -> None:
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
-        pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable")
+        pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable{not_applicable_note(mig_node)}")
     original = mig_cluster.original_node_label(mig_node.name, L.MIG_CONFIG)  # before this run changed the node
     strategy = mig_cluster.get_mig_strategy()
     apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "reconfiguration", "all-disabled", strategy)
@@ -46,7 +46,8 @@ def test_unknown_config_fails(mig_node: GpuNode, mig_cluster: Cluster, mig_recon
                               mig_record: Callable[..., None]) -> None:
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
-        pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable (no mig-manager runs there)")
+        pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable (no mig-manager runs there)"
+                    f"{not_applicable_note(mig_node)}")
     name = "mig-conformance-no-such-config"
     mig_record(category="reconfiguration", node=mig_node.name, instance_type=mig_node.instance_type, config=name,
                strategy=mig_cluster.get_mig_strategy(), expected={"state": "failed"})  # before the wait can fail

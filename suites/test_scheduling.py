@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mig_conformance.k8s import labels as L
-from mig_conformance.k8s.node_hardware import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_models, not_applicable_note
 from mig_conformance.suites._helpers import nvidia_resources
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def balanced_node(mig_node: GpuNode, mig_cluster: Cluster, mig_reconfigure: Call
     mig_record(node=mig_node.name, instance_type=mig_node.instance_type, config="all-balanced", strategy="mixed")
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
-        pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable")
+        pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable{not_applicable_note(mig_node)}")
     if mig_settings.strategy not in (None, "mixed"):
         pytest.skip("scheduling of MIG resources is checked under the mixed strategy")
     node = mig_reconfigure(mig_node, "all-balanced", "mixed")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mig_conformance.k8s.node_hardware import node_gpu_models
+from mig_conformance.k8s.node_hardware import node_gpu_models, not_applicable_note
 from mig_conformance.mig.plans import single_strategy_config, uniform_configs
 from mig_conformance.mig.profile_indices import BASE_GI_INDICES
 from mig_conformance.mig.spec import Spec, parse_spec_text
@@ -73,7 +73,7 @@ def test_all_balanced(mig_node: GpuNode, mig_cluster: Cluster, mig_settings: Set
         pytest.skip("the cluster's mig-parted config has no all-balanced")
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
-        pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable")
+        pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable{not_applicable_note(mig_node)}")
     _, expected = apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "all-balanced",
                                   "all-balanced", strategy)
     assert expected.state == "success", f"all-balanced should apply on {gpu.key}: {expected.reason}"

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not built yet
             raise
         module.register(sub)
+    from mig_conformance.cli.catalogs import add_catalog_option
+
+    add_catalog_option(parser)
     return parser
 
 
@@ -93,7 +96,10 @@ def _main(argv: Sequence[str] | None) -> int:
     args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
-        return int(args.run(args))
+        from mig_conformance.cli.catalogs import catalogs_of
+
+        with catalogs_of(args):
+            return int(args.run(args))
     except BrokenPipeError:
         raise
     except KeyboardInterrupt:

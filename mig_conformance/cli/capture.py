@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -40,6 +41,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--name", help="GPU name for --nvidia-smi-text when no -L output is given")
     p.add_argument("--memory-total-mib", type=int, help="device memory for --nvidia-smi-text (NVML memory.total)")
     p.add_argument("--driver", help="driver version for --nvidia-smi-text")
+    p.add_argument("--pci-device-id", metavar="0xDDDDVVVV",
+                   help="PCI device ID for --nvidia-smi-text (`nvidia-smi -q`: 'Device Id'); mig-parted device "
+                        "filters select the GPU by it")
+    p.add_argument("--key", help="catalog key for the entry (default: a suggestion from the name and memory)")
     p.set_defaults(run=run)
 
 
@@ -89,9 +94,27 @@ def _from_text(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     if "lgip" not in texts:
         raise InputError("--nvidia-smi-text needs the nvidia-smi mig -lgip output")
     files = ", ".join(Path(p).name for p in args.nvidia_smi_text)
-    return parse_nvidia_smi_text(texts["lgip"], texts.get("lgipp"), list_text=texts.get("list"), name=args.name,
-                                 memory_total_mib=args.memory_total_mib, driver=args.driver,
-                                 source=f"capture --nvidia-smi-text {files}")
+    entries = parse_nvidia_smi_text(texts["lgip"], texts.get("lgipp"), list_text=texts.get("list"), name=args.name,
+                                    memory_total_mib=args.memory_total_mib, driver=args.driver,
+                                    source=f"capture --nvidia-smi-text {files}")
+    return _named(entries, args.key, args.pci_device_id)
+
+
+def _named(entries: dict[str, dict[str, Any]], key: str | None, pci: str | None) -> dict[str, dict[str, Any]]:
+    """The text capture's entry under the key and PCI ID the user gave (text output has neither for sure)."""
+    if pci is not None:
+        if not re.fullmatch(r"0x[0-9a-fA-F]{8}", pci.strip()):
+            raise InputError(f"--pci-device-id must look like 0x233010DE (device, then vendor 10DE), got '{pci}'")
+        for entry in entries.values():
+            entry["pci_device_ids"] = [f"0x{int(pci, 16):08X}"]
+    if key is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}", key):
+            raise InputError(f"--key must be letters, digits and . _ + - (at most 64), got '{key}'")
+        if len(entries) != 1:
+            raise InputError(f"--key names one entry, but the text has {len(entries)} GPU models")
+        entry = next(iter(entries.values()))
+        entries = {key: {**entry, "key": key}}
+    return entries
 
 
 def write_entries(entries: dict[str, dict[str, Any]], output: str | None,

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from typing import Any
 
 from mig_conformance.cli import EXIT_FAIL, EXIT_OK
 from mig_conformance.cli.output import devices_text, print_json
 from mig_conformance.common.errors import InputError
-from mig_conformance.gpus.catalog import driver_branch, parse_gpu_specs
+from mig_conformance.gpus.catalog import GpuModel, driver_branch, parse_gpu_specs
 from mig_conformance.gpus.gpu_list import node_gpus
+from mig_conformance.gpus.instance_types import get_instance_type
+from mig_conformance.gpus.provenance import gpu_provenance
 from mig_conformance.k8s import device_plugin, stack, versions
-from mig_conformance.k8s.labels import STRATEGIES
+from mig_conformance.k8s.labels import MIG_CONFIG, STRATEGIES
 from mig_conformance.k8s.projection import NodeProjection, project_node
 from mig_conformance.mig.default_config import default_config_file
 from mig_conformance.mig.spec import load_spec
+from mig_conformance.validation.availability import NOT_APPLICABLE, mig_unavailable
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,25 +72,54 @@ def _print_text(desc: str, args: argparse.Namespace, p: NodeProjection, profile:
         print(f"  {k}={text}")
 
 
+def _provenance(args: argparse.Namespace, gpus: list[GpuModel]) -> dict[str, Any]:
+    """Where the node's instance type and GPU entries came from (shipped or user file) and how far they are
+    observed: every output that shows them says so."""
+    it = get_instance_type(args.instance_type) if args.instance_type else None
+    out: dict[str, Any] = {"gpus": [gpu_provenance(g).as_dict() for g in {g.key: g for g in gpus}.values()]}
+    if it is not None:
+        out["instance_type"] = {"name": it.name, "origin": "user catalog" if it.user else "shipped", "file": it.file,
+                                "source": it.source, "notes": list(it.notes), "min_driver": it.min_driver}
+    return out
+
+
+def _print_provenance(args: argparse.Namespace, gpus: list[GpuModel]) -> None:
+    if args.instance_type:
+        it = get_instance_type(args.instance_type)
+        print(f"instance type {it.name}: {it.origin} (source: {it.source})")
+        for note in it.notes:
+            print(f"  note: {note}")
+    for g in {g.key: g for g in gpus}.values():
+        print(f"GPU {gpu_provenance(g).line()}")
+
+
 def run(args: argparse.Namespace) -> int:
     desc, gpus = node_gpus(args.gpu, args.instance_type)
     profile = choose_stack(args)
     spec = load_spec(args.config_file or default_config_file())
     if spec.problems:
         raise InputError(list(spec.problems))
+    enables = args.config is not None and any(e.mig_enabled for e in spec.configs.get(args.config, ()))
+    unavailable = mig_unavailable(args.instance_type) if enables else None
     try:
-        projection = project_node(gpus, args.strategy, spec, args.config, node=desc,
+        projection = project_node(gpus, args.strategy, spec, None if unavailable else args.config, node=desc,
                                   instance_type=args.instance_type, with_reboot=args.with_reboot,
                                   gpu_reset_works=not args.no_gpu_reset,
                                   driver=profile.driver.value, device_plugin_version=profile.device_plugin_model,
                                   names=[v.nvml_name for v in parse_gpu_specs(args.gpu)] if args.gpu else None)
     except ValueError as exc:  # e.g. a malformed --driver
         raise InputError(str(exc)) from None
+    if unavailable:  # mig-manager is not deployed there (or cannot enable MIG): the GPUs stay whole
+        projection = replace(projection, labels=dict(sorted({**projection.labels, MIG_CONFIG: args.config}.items())))
     if args.json:
-        print_json({**projection.as_dict(), "stack": profile.as_dict()})
+        print_json({**projection.as_dict(), "stack": profile.as_dict(), "mig_available": unavailable is None,
+                    "not_applicable": unavailable, "provenance": _provenance(args, gpus)})
     else:
+        _print_provenance(args, gpus)
+        if unavailable:
+            print(f"config {args.config}: {NOT_APPLICABLE}: {unavailable}")
         _print_text(desc, args, projection, profile)
-    failed = projection.state == "failed" or projection.plugin_error is not None
+    failed = projection.state == "failed" or projection.plugin_error is not None or unavailable is not None
     return EXIT_FAIL if failed else EXIT_OK
 
 

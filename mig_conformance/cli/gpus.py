@@ -15,6 +15,7 @@ from mig_conformance.cli.failures import input_failure
 from mig_conformance.cli.output import print_json, table
 from mig_conformance.common.errors import MigConformanceError
 from mig_conformance.gpus.catalog import ENGINE_KEYS, Catalog, GiProfile, GpuModel, GpuVariant, load_catalog
+from mig_conformance.gpus.provenance import gpu_provenance
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,7 +55,7 @@ def _model_dict(g: GpuModel, variant: GpuVariant | None = None) -> dict[str, Any
             "memory_total_mib": g.memory_total_mib, "memory_slots": g.memory_slots,
             "compute_slices": g.compute_slices, "driver": g.driver, "confirmed": g.confirmed,
             "unconfirmed": g.unconfirmed + (shown.notes if variant else g.variant_notes), "derived": g.derived,
-            "source": g.source, "variant": shown.key,
+            "source": g.source, "provenance": gpu_provenance(g).as_dict(), "variant": shown.key,
             "variants": [_variant_dict(v) for v in g.variants],
             "profiles": [_shown(g, shown, p) for p in g.gi_profiles]}
 
@@ -89,6 +90,12 @@ def _list(catalog: Catalog, gpus: list[GpuModel]) -> int:
         print(table([[v.key, v.model_key, v.pci_device_id, v.nvml_name if v.nvml_name_known else "?",
                       "yes" if v.confirmed else f"no: {', '.join(v.unconfirmed)}"] for v in variants],
                     ["variant", "GPU", "PCI ID", "NVML name", "confirmed"]))
+    users = [gpu_provenance(g) for g in gpus if gpu_provenance(g).origin != "shipped"]
+    if users:
+        print()
+        print("Not shipped with the kit (they add to or override the shipped entries):")
+        for prov in users:
+            print(f"  {prov.line()}")
     print("(mig-conformance gpus GPU shows a profile table and what is unconfirmed)")
     return 0
 
@@ -106,6 +113,7 @@ def _show(g: GpuModel, variant: GpuVariant) -> int:
     if variant.primary and len(g.pci_device_ids) > 1:
         print(f"other boards: {', '.join(f'{v.key} ({v.pci_device_id})' for v in g.variants[1:])}")
     print(f"source: {g.source}")
+    print(f"catalog: {gpu_provenance(g).line()}")
     if not variant.primary:
         print(f"board source: {variant.source}")
     rows = []

@@ -16,6 +16,7 @@ from mig_conformance.common.errors import InputError, Location, MigConformanceEr
 from mig_conformance.gpus.gpu_list import gpu_device_ids, node_gpus
 from mig_conformance.mig.spec import Spec, load_spec, spec_name
 from mig_conformance.validation import ValidationReport, validate_node
+from mig_conformance.validation.availability import mark_not_applicable, mig_unavailable
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     names = list(spec.configs) if args.all_configs and usable else [args.config]
     try:
         reports = [validate_node(spec, name, gpus, node, device_ids=device_ids) for name in names]
+        unavailable = mig_unavailable(args.instance_type)
+        if unavailable:
+            reports = [mark_not_applicable(r, unavailable) if not r.input_error else r for r in reports]
     except MigConformanceError as exc:  # e.g. more GPUs than a node can have
         return input_failure(exc, args.json, valid=False, file=spec.file)
     if args.json:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from mig_conformance.common.errors import InputError, Problem, UnknownNameError
+from mig_conformance.common.errors import InputError, MigConformanceError, Problem, UnknownNameError
 from mig_conformance.common.fields import MappingReader
 from mig_conformance.common.identity import ByIdentity
 from mig_conformance.common.yaml_source import load_yaml_file
@@ -688,16 +688,57 @@ def catalog_dir() -> Path:
     return Path(str(resources.files("mig_conformance.fixtures").joinpath("gpus")))
 
 
+#: The user catalog folders in effect (each holds gpus/*.yaml and/or instance-types.yaml; gpus/user_catalog.py
+#: checks and sets them). A process-wide value, not a context variable: the simulators' threads must see it too.
+_USER_DIRS: tuple[str, ...] = ()
+
+
+def user_catalog_dirs() -> tuple[str, ...]:
+    """The user catalog folders in effect (absolute paths, in the order given; later ones win)."""
+    return _USER_DIRS
+
+
+def set_user_catalog_dirs(dirs: tuple[str, ...]) -> tuple[str, ...]:
+    """Make `dirs` the user catalog folders in effect and return the previous ones; only gpus/user_catalog.py calls
+    this, after loading everything once, so a folder with an error is never half in effect."""
+    global _USER_DIRS
+    previous, _USER_DIRS = _USER_DIRS, tuple(dirs)
+    return previous
+
+
+def user_gpu_dir(folder: str) -> str:
+    """Where a user catalog folder keeps its GPU entries (as `capture -o DIR/gpus/` writes them)."""
+    return str(Path(folder) / "gpus")
+
+
 @functools.cache
 def _load_dirs(dirs: tuple[str, ...]) -> Catalog:
-    gpus: dict[str, GpuModel] = {}
+    """A new Catalog of every entry in `dirs`; an error leaves no catalog. Later folders override earlier ones: an
+    entry replaces the one of its key, and its names and PCI IDs resolve to it before an earlier folder's (a user's
+    capture of a board is newer evidence than the shipped row)."""
+    folders: list[list[GpuModel]] = []
     for d in dirs:
-        for f in sorted(Path(d).glob("*.yaml")):
-            g = load_gpu_file(f)
-            gpus[g.key] = g  # later folders override earlier ones
+        folders.append([_load_entry(f) for f in sorted(Path(d).glob("*.yaml"))])
+    gpus: dict[str, GpuModel] = {}
+    for entries in reversed(folders):
+        for g in entries:
+            gpus.setdefault(g.key, g)
     return Catalog(list(gpus.values()))
 
 
-def load_catalog(extra_dirs: tuple[str, ...] = ()) -> Catalog:
-    """The shipped catalog, plus user folders (e.g. captured entries) that add or override models."""
-    return _load_dirs((str(catalog_dir()), *extra_dirs))
+def _load_entry(path: Path) -> GpuModel:
+    """`load_gpu_file`, with shapes its checks do not expect (a user's file is hostile input) named by file."""
+    try:
+        return load_gpu_file(path)
+    except MigConformanceError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InputError(f"{path}: not a GPU catalog entry (docs/catalog-schema.md): {type(exc).__name__}: "
+                         f"{exc}") from None
+
+
+def load_catalog(extra_dirs: tuple[str, ...] = (), user_dirs: tuple[str, ...] | None = None) -> Catalog:
+    """The shipped catalog, plus the user catalog folders in effect (`user_dirs`, default `user_catalog_dirs()`)
+    and `extra_dirs` of entries (e.g. captured ones) that add or override models."""
+    users = _USER_DIRS if user_dirs is None else user_dirs
+    return _load_dirs((str(catalog_dir()), *(user_gpu_dir(d) for d in users), *extra_dirs))

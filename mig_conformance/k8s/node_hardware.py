@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mig_conformance.common.errors import InputError
 from mig_conformance.gpus.catalog import GpuModel, GpuVariant, load_catalog
 from mig_conformance.gpus.instance_types import load_instance_types
@@ -27,6 +29,25 @@ def node_gpu_boards(node: GpuNode) -> list[GpuVariant]:
 
 
 def node_gpu_models(node: GpuNode) -> list[GpuModel]:
-    """GPU models in PCI order (`node_gpu_boards`' models)."""
+    """GPU models in PCI order (`node_gpu_boards`' models); on an instance type without MIG (p6e-gb200 with the EKS
+    AMI: CDMM) they are not MIG capable there, whatever the model can do elsewhere."""
     catalog = load_catalog()
-    return [catalog.model_of(b) for b in node_gpu_boards(node)]
+    models = [catalog.model_of(b) for b in node_gpu_boards(node)]
+    return [without_mig(g) for g in models] if node_mig_unavailable(node) else models
+
+
+def node_mig_unavailable(node: GpuNode) -> str | None:
+    """Why MIG is not available on the node's instance type (instance-types `mig_available: false`), or None."""
+    it = load_instance_types().get(node.labels.get(L.INSTANCE_TYPE, ""))
+    return it.mig_unavailable if it is not None else None
+
+
+def not_applicable_note(node: GpuNode) -> str:
+    """' (not applicable: <why>)' for a node whose instance type has no MIG, else ''; for skip reasons."""
+    why = node_mig_unavailable(node)
+    return f" (not applicable: {why})" if why else ""
+
+
+def without_mig(model: GpuModel) -> GpuModel:
+    """The model as a platform that does not let it run MIG shows it: no MIG capability, no MIG profiles."""
+    return replace(model, mig_capable=False, gi_profiles=())

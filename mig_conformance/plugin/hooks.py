@@ -25,7 +25,7 @@ from mig_conformance.plugin.fixtures import (  # registered with the plugin: pyt
     mig_settings,
     mig_user_config,
 )
-from mig_conformance.plugin.keys import session_key, settings_key
+from mig_conformance.plugin.keys import catalogs_key, session_key, settings_key
 from mig_conformance.plugin.settings import SETTINGS, Settings
 
 if TYPE_CHECKING:
@@ -56,13 +56,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                             help=f"{spec.help} (ini {spec.ini}){env}")
             group.addoption(spec.negative_option, action="store_false", dest=spec.dest,
                             help=f"the opposite of {spec.option}, overriding ini and env")
-        elif spec.kind == "names":
-            group.addoption(spec.option, action="append", dest=spec.dest, default=None, metavar="NAME",
+        elif spec.kind in ("names", "paths"):
+            group.addoption(spec.option, action="append", dest=spec.dest, default=None,
+                            metavar="NAME" if spec.kind == "names" else "DIR",
                             help=f"{spec.help} (ini {spec.ini}){env}")
         else:
             group.addoption(spec.option, dest=spec.dest, default=None, metavar=spec.name.upper(),
                             help=f"{spec.help} (ini {spec.ini}){env}")
-        if spec.kind == "names":
+        if spec.kind in ("names", "paths"):
             parser.addini(spec.ini, help=spec.help, type="linelist", default=[])
         else:
             parser.addini(spec.ini, help=spec.help, default=None)
@@ -108,6 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except Exception as exc:  # a bug of the kit: exit 3 with one line
         exit_internal(exc, "while reading the settings")
     config.stash[settings_key] = settings
+    _use_catalogs(config, settings)
     if settings.cluster is None:
         return
     from mig_conformance.plugin.session import MigSession
@@ -131,6 +133,32 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.xmlpath = str(settings.report / "junit.xml")
 
 
+def _use_catalogs(config: pytest.Config, settings: Settings) -> None:
+    """The --mig-catalog folders in effect for the run (a folder that does not load is a usage error naming file,
+    line and key); pytest_unconfigure puts the previous ones back."""
+    if not settings.catalog:
+        return
+    from mig_conformance.gpus.user_catalog import activate
+    from mig_conformance.plugin.settings import origin_of
+
+    origin = origin_of("catalog", settings.sources)
+    try:
+        config.stash[catalogs_key] = activate(settings.catalog, origin)
+    except InputError as exc:
+        text = str(exc)
+        raise pytest.UsageError(f"mig-conformance: {text if text.startswith(origin) else f'{origin}: {text}'}") \
+            from None
+
+
+@pytest.hookimpl(trylast=True)  # after the session has written the report, which names the user files
+def pytest_unconfigure(config: pytest.Config) -> None:
+    previous = config.stash.get(catalogs_key, None)
+    if previous is not None:
+        from mig_conformance.gpus.catalog import set_user_catalog_dirs
+
+        set_user_catalog_dirs(previous)
+
+
 def _shown(value: object) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
@@ -142,7 +170,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from mig_conformance import __version__
 
     shown = ("cluster", "clusters_file", "config_file", "strategy", "instance_type", "allow_reconfigure", "report",
-             "timeout", "expected_config_failures", "stack")
+             "timeout", "expected_config_failures", "stack", "catalog")
     parts = [f"{name}={_shown(d['value'])} (from {d['source']})" for name, d in settings.describe().items()
              if name in shown and ((d["value"] is not None and d["source"] != "default") or name == "cluster")]
     session = config.stash.get(session_key, None)

@@ -13,3 +13,5 @@ if TYPE_CHECKING:
 
 settings_key = pytest.StashKey[Settings]()
 session_key: pytest.StashKey[MigSession] = pytest.StashKey()
+#: the user catalog folders in effect before the run's --mig-catalog ones (put back at unconfigure)
+catalogs_key = pytest.StashKey[tuple[str, ...]]()

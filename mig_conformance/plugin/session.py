@@ -471,7 +471,9 @@ class MigSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # nothing validated, or the cluster not put back
         if self.settings.report:
             from mig_conformance.report.bundle import write_bundle
+            from mig_conformance.report.signoff import build_signoff
 
+            summary.signoff = build_signoff(summary, self.settings.config_file)
             write_bundle(self.settings.report, summary, target, self.evidence)
 
     def _clean_up(self, cluster: Cluster) -> None:

@@ -25,7 +25,7 @@ class SettingSpec:
     option: str
     env: str | None
     kind: str  # str | path | bool | float | strategy | stack | names (a list: repeated option, comma-separated env,
-    # ini lines)
+    # ini lines) | paths (a list of folders, given like names)
     default: Any
     help: str
 
@@ -69,6 +69,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "GPU stack versions to model on sim/local (and to override detection on real clusters), e.g. "
                 "gpu-operator=v26.3.1,driver=550.54.15,device-plugin=v0.17.4 (default: the newest GA releases; "
                 "docs/versions.md)"),
+    SettingSpec("catalog", "--mig-catalog", "MIG_CATALOG", "paths", (),
+                "a user catalog folder (gpus/*.yaml captured entries, instance-types.yaml new types) that adds to or "
+                "overrides the shipped catalog (repeatable, later folders win; env: comma-separated; ini: one per "
+                "line)"),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -89,6 +93,7 @@ class Settings:
     timeout: float = 900.0
     expected_config_failures: tuple[str, ...] = ()
     stack: str | None = None
+    catalog: tuple[Path, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -98,7 +103,9 @@ class Settings:
 
 
 def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def _names(raw: Any) -> tuple[str, ...]:
@@ -114,6 +121,9 @@ def _convert(spec: SettingSpec, raw: Any, base: Path, origin: str) -> Any:
         return None
     if spec.kind == "names":
         return _names(raw)
+    if spec.kind == "paths":
+        folders = (Path(n).expanduser() for n in _names(raw))
+        return tuple(p if p.is_absolute() else base / p for p in folders)
     if spec.kind == "bool":
         if isinstance(raw, bool):
             return raw
@@ -159,6 +169,11 @@ def resolve(option: Callable[[SettingSpec], Any], ini: Callable[[SettingSpec], A
         values[spec.name] = _convert(spec, raw, base, _origin(spec.name, sources))
     _check_paths(values, sources)
     return Settings(**values, sources=sources)
+
+
+def origin_of(name: str, sources: Mapping[str, str]) -> str:
+    """Where a setting came from, as an error names it (`--mig-catalog`, `env MIG_CATALOG`, `ini`, `default`)."""
+    return _origin(name, sources)
 
 
 def _origin(name: str, sources: Mapping[str, str]) -> str:

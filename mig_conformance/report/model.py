@@ -157,6 +157,8 @@ class RunSummary:
     config_verdict: str | None = None
     config_verdicts: list[dict[str, Any]] = field(default_factory=list)  # one per config and node, by config
     config_verdict_counts: dict[str, int] = field(default_factory=dict)
+    #: the vendor sign-off page: one entry per instance type of the run (report/signoff.py); empty without a report
+    signoff: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failures(self) -> list[TestResult]:
@@ -183,6 +185,7 @@ class RunSummary:
         d["tests"] = [t.to_dict() for t in sorted(self.tests, key=lambda t: t.nodeid)]
         d["config_verdicts"] = [canonical(v) for v in self.config_verdicts]
         d["config_verdict_counts"] = {k: int(n) for k, n in self.config_verdict_counts.items()}
+        d["signoff"] = [canonical(e) for e in self.signoff]
         return d
 
     def to_json(self) -> str:
@@ -196,9 +199,11 @@ class RunSummary:
             raise ReportFormatError(f"not a mig-conformance summary (schema {schema!r})")
         if d.get("verdict") not in VERDICTS:
             raise ReportFormatError(f"'verdict' must be Passed or Failed, got {d.get('verdict')!r}")
-        for key in ("nodes", "tests", "config_verdicts"):
+        for key in ("nodes", "tests", "config_verdicts", "signoff"):
             if not isinstance(d.get(key, []), list):
                 raise ReportFormatError(f"'{key}' must be a list")
+        if not all(isinstance(v, dict) for v in d.get("signoff", [])):
+            raise ReportFormatError("'signoff' must be a list of mappings")
         if not all(isinstance(v, dict) for v in d.get("config_verdicts", [])):
             raise ReportFormatError("'config_verdicts' must be a list of mappings")
         for key in ("conformance_verdict", "config_verdict"):

@@ -112,6 +112,10 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
            '<a href="#nodes">Nodes</a><a href="#failures">Failures</a>'
            + ('<a href="#cleanup">Cleanup</a>' if summary.cleanup else "")
            + ('<a href="#skipped">Skipped</a>' if view.skipped(summary) else "") + "</nav>"]
+    if summary.signoff:  # the vendor's page comes first
+        from mig_conformance.report.render_signoff import signoff_html
+
+        out += signoff_html(summary)
 
     facts = [[f"<th>{e(k)}</th>", f"<code>{e(val)}</code>" if k in ("Run ID", "Command line") else e(val)]
              for k, val in view.facts(summary, target)]

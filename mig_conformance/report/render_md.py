@@ -59,6 +59,10 @@ def md_outcome_line(line: str) -> str:
 def render_md(summary: RunSummary, target: Mapping[str, Any] | None = None) -> str:
     """The whole report.md text."""
     parts = [f"# MIG conformance report: {summary.verdict}", ""]
+    if summary.signoff:  # the vendor's page comes first
+        from mig_conformance.report.render_signoff import signoff_md
+
+        parts += signoff_md(summary)
     facts = [[name, md_code(value) if name in ("Run ID", "Command line") else md_text(value)]
              for name, value in view.facts(summary, target)]
     parts += [md_table(["Fact", "Value"], facts, raw_cols=(1,)), ""]

@@ -102,7 +102,14 @@ def build_target(summary: RunSummary, describe: Mapping[str, Any] | None = None)
         "python": platform.python_version(),
         "pytest": _package_version("pytest"),
         "os": platform.platform(terse=True),
+        "catalog": _catalog(summary),
     }
+
+
+def _catalog(summary: RunSummary) -> list[dict[str, Any]]:
+    """Where each instance type and GPU entry of the run came from (shipped or user file) and how far its rows are
+    observed (report/signoff.py `catalog_row`)."""
+    return [row for entry in summary.signoff for row in entry.get("catalog", []) if isinstance(row, dict)]
 
 
 def _strings(value: Any) -> list[str]:

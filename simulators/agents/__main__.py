@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log", type=Path, help="log file (default stderr)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument("--ready-file", type=Path, help="written once every node has been reconciled once")
+    p.add_argument("--catalog", action="append", default=[], metavar="DIR",
+                   help="a user catalog folder in effect for the agents (the run's --mig-catalog; repeatable)")
     return p
 
 
@@ -80,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         opts = options(args)
+        if args.catalog:  # the nodes' instance types and GPUs may come from the run's user catalogs
+            from mig_conformance.gpus.user_catalog import activate
+
+            activate(args.catalog, "--catalog")
         api = KubeApi(args.kubeconfig, pool_size=opts.workers + 4)
         setup_logging(args.log, args.log_level)
     except Exception as exc:  # bad option value, unreadable kubeconfig or log file

@@ -19,6 +19,8 @@ def project_files(tester: pytest.Pytester) -> None:
     tester.makefile(".yaml", **{"my-mig": "version: v1\nmig-configs:\n  a:\n    - devices: all\n"
                                           "      mig-enabled: false\n"})
     tester.makefile(".yaml", clusters="lab:\n  backend: sim\n  nodes: p4d.24xlarge\n")
+    (tester.mkdir("ucat") / "instance-types.yaml").write_text(
+        "instance_types:\n  x1.2xlarge: {gpu: H100-80GB, gpu_count: 1}\n", encoding="utf-8")  # a user catalog
 
 
 VALUES = {
@@ -32,6 +34,7 @@ VALUES = {
     "allow_reconfigure": ("true", "allow_reconfigure=True"),  # a flag on the command line
     "expected_config_failures": ("a", "expected_config_failures=a"),  # names a config of my-mig.yaml
     "stack": ("gpu-operator=v25.3.4", "stack=gpu-operator=v25.3.4"),
+    "catalog": ("ucat", "catalog=*ucat"),  # written by project_files
 }
 NEEDS = {"expected_config_failures": "config_file"}  # a setting that is checked against another one
 

@@ -146,7 +146,10 @@ def _review(browser: Browser, page: Path, verdict: str, shot: Path) -> dict[str,
     assert _fonts_have(sorted({c for c in shown["text"] if ord(c) > 0x7E})) == [], "no installed font has them"
     assert shown["width"] <= shown["viewport"], "the page is wider than the window"
     assert browser.requests() == [page.as_uri()], "the page asked for more than itself"
-    shot.write_bytes(browser.screenshot())
+    # the saved picture, for a human: the top of a page longer than a browser paints at once (16,384 px in Chromium;
+    # the default fleet's page with every section open is longer)
+    height = browser.evaluate("document.documentElement.scrollHeight")
+    shot.write_bytes(browser.screenshot({"x": 0, "y": 0, "width": shown["viewport"], "height": min(height, 16000)}))
     return seen
 
 

@@ -13,14 +13,12 @@ from mig_conformance.mig.spec import Spec, load_spec
 from mig_conformance.validation import validate_node
 
 # Configs whose GPUs are not in the catalog, so nothing can select them (documented in docs/catalog.md):
-# HGX GB200 (both profile generations), GH200 144GB HBM3e, B300 and GB300 have no profile table with
-# SM counts, memory and placements in any public source (docs/reference/profiles.md#gpus-without-a-catalog-table).
+# GB200's early boards, GH200 144GB HBM3e and GB300 have no profile table in any public source
+# (docs/reference/profiles.md#gpus-without-a-catalog-table). B300 and GB200's production boards are in the catalog
+# with their names and counts only (every other value null, placements assumed).
 CONFIGS_FOR_GPUS_OUTSIDE_THE_CATALOG = {
-    "all-1g.47gb", "all-2g.47gb", "all-3g.93gb", "all-4g.93gb", "all-7g.186gb",  # GB200 production boards
     "all-3g.95gb", "all-4g.95gb", "all-7g.189gb",  # GB200 early boards
     "all-1g.36gb", "all-2g.36gb", "all-3g.72gb", "all-4g.72gb", "all-7g.144gb",  # GH200 144GB HBM3e
-    "all-1g.34gb", "all-1g.34gb.me", "all-1g.67gb", "all-2g.67gb", "all-3g.135gb", "all-4g.135gb",
-    "all-7g.269gb",  # B300
     "all-1g.35gb.me", "all-1g.70gb", "all-2g.70gb", "all-3g.139gb", "all-4g.139gb", "all-7g.278gb",  # GB300
 }
 # Expected failures among the configs that do select a catalog GPU: none.

@@ -58,7 +58,8 @@ def test_fleet_names_zones_and_counts() -> None:
 
 
 def test_default_fleet_is_every_mig_capable_instance_type() -> None:
-    wanted = {name for name, it in load_instance_types().items() if it.gpu_model().mig_capable}
+    wanted = {name for name, it in load_instance_types().items() if it.gpu_model().mig_capable and it.mig_available}
+    assert "p6e-gb200.36xlarge" not in wanted and "p6-b300.48xlarge" in wanted  # GB200 there: CDMM, no MIG
     assert set(default_fleet().split(",")) == wanted
     cluster = SimCluster()
     assert {n.instance_type for n in cluster.list_gpu_nodes()} == wanted

@@ -23,6 +23,7 @@ from mig_conformance.cluster.kube import KubeCluster
 from mig_conformance.cluster.local import kit_rbac, kubeconfig, nodes, operator, processes
 from mig_conformance.cluster.local.controlplane import ControlPlane, interruptible
 from mig_conformance.cluster.local.rest import Rest
+from mig_conformance.gpus.catalog import user_catalog_dirs
 from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.k8s.stack import StackProfile
 from mig_conformance.mig.default_config import DEFAULT_LABEL
@@ -203,6 +204,8 @@ def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, 
         argv.append("--no-gpu-reset")
     if stack is not None:
         argv += ["--stack", stack_profile.as_argument(stack)]
+    for folder in user_catalog_dirs():  # the agents see the run's user catalogs (--mig-catalog)
+        argv += ["--catalog", folder]
     return argv
 
 

@@ -16,6 +16,7 @@ from mig_conformance.common.errors import InputError
 from mig_conformance.gpus.catalog import GpuModel, load_catalog
 from mig_conformance.gpus.gpu_list import parse_gpu_list
 from mig_conformance.gpus.instance_types import load_instance_types
+from mig_conformance.k8s.node_hardware import without_mig
 
 ZONES = ("us-west-2a", "us-west-2b", "us-west-2c")
 REGION = "us-west-2"
@@ -36,8 +37,9 @@ class NodeSpec:
 
 
 def default_fleet() -> str:
-    """One node of each MIG-capable instance type, in file order."""
-    return ",".join(name for name, it in load_instance_types().items() if it.gpu_model().mig_capable)
+    """One node of each MIG-capable instance type that offers MIG, in file order."""
+    return ",".join(name for name, it in load_instance_types().items()
+                    if it.gpu_model().mig_capable and it.mig_available)
 
 
 def _slug(text: str) -> str:
@@ -90,6 +92,8 @@ def parse_fleet(spec: str) -> list[NodeSpec]:
         if node in types:
             it = types[node]
             gpus, itype, vcpus, memory = tuple(it.gpus()), node, it.vcpus, it.memory_mib
+            if not it.mig_available:  # the platform keeps MIG off (p6e-gb200 with the EKS AMI: CDMM)
+                gpus = tuple(without_mig(g) for g in gpus)
         else:
             gpus, itype, vcpus, memory = _gpus(node), None, None, None
         slug = _slug(node)
