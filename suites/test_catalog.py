@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mig_conformance.gpus.catalog import load_catalog
-from mig_conformance.k8s import gfd
+from mig_conformance.k8s import bottlerocket, gfd
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.mig.plans import configs_for_node, single_strategy_config
@@ -56,6 +56,8 @@ def test_node_gpu_is_in_catalog(mig_node: GpuNode, mig_cluster: Cluster, mig_exp
     assert gpus, f"{node.name}: no GPUs"
     gpu = gpus[0]
     product = node.labels.get(L.GPU_PRODUCT)
+    if product is None and bottlerocket.is_bottlerocket(node.os_image):
+        pytest.skip(f"{node.name}: {bottlerocket.NO_GFD}")
     count = node.labels.get(L.GPU_COUNT)
     strategy = node.labels.get(L.MIG_STRATEGY) or "none"  # GFD labels it under single and mixed only
     want = _gfd_now(node, mig_expect, gpus, strategy)

@@ -24,7 +24,7 @@ from mig_conformance.gpus.catalog import GpuModel
 from mig_conformance.k8s import device_plugin
 from mig_conformance.k8s.labels import INSTANCE_TYPE
 from mig_conformance.k8s.projection import project_node
-from mig_conformance.mig.spec import parse_spec_text
+from mig_conformance.mig.spec import Spec, parse_spec_text
 
 STRATEGY = "single"  # bottlerocket-os/bottlerocket#4483 (docs/reference/bottlerocket.md#the-settings)
 PREFIX = "settings.kubelet-device-plugins.nvidia"
@@ -40,6 +40,9 @@ SINGLE_ONLY = ("Bottlerocket's device plugin offers MIG devices only as nvidia.c
                "mixed, docs/reference/bottlerocket.md#the-settings)")
 AT_BOOT = ("Bottlerocket applies MIG at boot: a changed setting takes effect only after the node reboots "
            "(docs/reference/bottlerocket.md#the-settings)")
+NO_MIG_MANAGER = ("Bottlerocket node: no mig-manager and no nvidia.com/mig.config label; its MIG layout comes from "
+                  "settings.kubelet-device-plugins.nvidia applied at boot (change the settings and reboot), so the "
+                  "mig-manager checks do not apply (suites/test_bottlerocket.py checks what it advertises)")
 NO_GFD = ("Bottlerocket ships no GPU Feature Discovery: the node gets no nvidia.com/* labels unless you deploy GFD "
           "(docs/reference/bottlerocket.md#sources)")
 MPS = ("device-sharing-strategy \"mps\" with device-partitioning-strategy \"mig\": MPS and MIG are mutually "
@@ -191,6 +194,10 @@ def parse_settings(text: str, file: str = "<string>") -> Settings:
     return Settings(file, partitioning, sharing, profiles, enabled if isinstance(enabled, bool) else None,
                     replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None,
                     rename if isinstance(rename, bool) else None, lines)
+
+
+#: what a Bottlerocket node does without user data for it: MIG on, every GPU its largest profile
+DEFAULT_SETTINGS = Settings("<default: device-partitioning-strategy = \"mig\">", partitioning="mig")
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -346,11 +353,15 @@ class BottlerocketNode:
                 "notes": list(self.notes), "gpus": list(self.gpus)}
 
 
-def _spec_text(p: Plan) -> str:
+CONFIG_NAME = "bottlerocket"
+
+
+def spec_of(p: Plan) -> Spec:
+    """The plan as a one-config mig-parted spec (`CONFIG_NAME`), so both models of a node can apply it."""
     devices = f"{{\"{p.profile}\": {p.count}}}" if p.profile else "{}"
     enabled = "true" if p.mig else "false"
-    return (f"version: v1\nmig-configs:\n  bottlerocket:\n    - devices: all\n      mig-enabled: {enabled}\n"
-            f"      mig-devices: {devices}\n")
+    return parse_spec_text(f"version: v1\nmig-configs:\n  {CONFIG_NAME}:\n    - devices: all\n"
+                           f"      mig-enabled: {enabled}\n      mig-devices: {devices}\n", "<bottlerocket settings>")
 
 
 def project(settings: Settings, gpus: Sequence[GpuModel], node: str = "", instance_type: str | None = None,
@@ -361,26 +372,32 @@ def project(settings: Settings, gpus: Sequence[GpuModel], node: str = "", instan
         raise InputError("a node without GPUs")
     board = Board.of(gpus[0], pci_device_ids[0] if pci_device_ids else None)
     p = plan(settings, board, len(gpus))
-    spec = parse_spec_text(_spec_text(p), "<bottlerocket settings>")
-    projected = project_node(gpus, STRATEGY, spec, "bottlerocket", node=node, instance_type=instance_type,
+    projected = project_node(gpus, STRATEGY, spec_of(p), CONFIG_NAME, node=node, instance_type=instance_type,
                              driver=driver, device_plugin_version=device_plugin_version)
-    allocatable, error = dict(projected.allocatable), projected.plugin_error
-    notes = [AT_BOOT, NO_GFD]
-    if not p.plugin_starts:
-        allocatable, error = {}, MPS if settings.sharing == "mps" else "the device plugin is disabled " \
-                                                                     f"({ENABLED} = false)"
-    elif settings.sharing == "time-slicing":
-        replicas = settings.replicas if settings.replicas is not None else 2
-        devices = allocatable.pop("nvidia.com/gpu", 0)
-        name = "nvidia.com/gpu" if settings.rename_by_default is False else "nvidia.com/gpu.shared"
-        allocatable = {**allocatable, "nvidia.com/gpu": 0, name: devices * replicas}
-        notes.append(f"time-slicing: {replicas} replicas of each device as {name} (settings page; "
-                     "docs/reference/bottlerocket.md#the-settings)")
+    allocatable, error, notes = advertised(settings, p, projected.allocatable, projected.plugin_error)
     labels = {INSTANCE_TYPE: instance_type} if instance_type else {}
     gpu_rows = tuple({"index": i, "model": g.model.key, "mig_enabled": g.mig_enabled, "devices": dict(g.counts)}
                      for i, g in enumerate(projected.gpus))
-    return BottlerocketNode(node, instance_type, p, gpu_rows, dict(sorted(allocatable.items())), labels, error,
-                            tuple(notes))
+    return BottlerocketNode(node, instance_type, p, gpu_rows, allocatable, labels, error, (AT_BOOT, NO_GFD, *notes))
+
+
+def advertised(settings: Settings, p: Plan, resources: Mapping[str, int],
+               error: str | None) -> tuple[dict[str, int], str | None, tuple[str, ...]]:
+    """What Bottlerocket's device plugin registers, given what NVIDIA's plugin (single strategy) would: nothing when
+    it does not start (MPS with MIG, or disabled), shared replicas under time-slicing."""
+    if not p.plugin_starts:
+        why = MPS if settings.sharing == "mps" else f"the device plugin is disabled ({ENABLED} = false)"
+        return {}, why, ()
+    out = dict(resources)
+    notes: tuple[str, ...] = ()
+    if settings.sharing == "time-slicing" and error is None:
+        replicas = settings.replicas if settings.replicas is not None else 2
+        devices = out.pop("nvidia.com/gpu", 0)
+        name = "nvidia.com/gpu" if settings.rename_by_default is False else "nvidia.com/gpu.shared"
+        out = {**out, "nvidia.com/gpu": 0, name: devices * replicas}
+        notes = (f"time-slicing: {replicas} replicas of each device as {name} (settings page; "
+                 "docs/reference/bottlerocket.md#the-settings)",)
+    return dict(sorted(out.items())), error, notes
 
 
 def refuse_strategy(strategy: str | None) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.local.kwok_stages import NODE_ANNOTATION
-from mig_conformance.cluster.sim.fleet import REGION, ZONES, NodeSpec, parse_fleet
+from mig_conformance.cluster.sim.fleet import REGION, ZONES, NodeSpec, parse_fleet, refuse_flavours
 from mig_conformance.cluster.sim.node import DEFAULT_PODS
 from mig_conformance.k8s import labels as L
 
@@ -86,6 +86,7 @@ def node_body(spec: NodeSpec, name: str, ip: str, gpu_taint: bool) -> dict[str, 
 def plan(fleet: str, gpu_taint: bool = False, start: int = 0) -> list[LocalNode]:
     """The nodes of a fleet spec; `start` offsets the per-zone host numbers (for adding nodes later)."""
     specs = parse_fleet(fleet)
+    refuse_flavours(specs, "local")
     per_zone: dict[str, int] = {}
     nodes = []
     for spec in specs:
