@@ -196,14 +196,26 @@ def parse_settings(text: str, file: str = "<string>") -> Settings:
                     rename if isinstance(rename, bool) else None, lines)
 
 
+#: status.nodeInfo.osImage of the kit's simulated Bottlerocket nodes (1.34.0: the first release with MIG)
+SIMULATED_OS_IMAGE = "Bottlerocket OS 1.34.0 (aws-k8s-nvidia, simulated)"
+#: the local backend's simulated Bottlerocket nodes carry their user data here for the agents (a real node keeps it
+#: on the host, out of the API's sight)
+SETTINGS_ANNOTATION = "mig-conformance.io/bottlerocket-settings"
+
 #: what a Bottlerocket node does without user data for it: MIG on, every GPU its largest profile
 DEFAULT_SETTINGS = Settings("<default: device-partitioning-strategy = \"mig\">", partitioning="mig")
 
 
 def load_settings(path: str | Path) -> Settings:
     """Read a user-data file (bounded: `MAX_BYTES`; '-' is standard input)."""
+    return load_settings_text(path)[1]
+
+
+def load_settings_text(path: str | Path) -> tuple[str, Settings]:
+    """The user-data file's text (to hand on, e.g. to the local agents) and its settings."""
     name = "<stdin>" if str(path) == "-" else str(path)
-    return parse_settings(decode_text(read_bytes(path, MAX_BYTES), name), name)
+    text = decode_text(read_bytes(path, MAX_BYTES), name)
+    return text, parse_settings(text, name)
 
 
 # ---- what the migmanager does with them ------------------------------------------------------------------------

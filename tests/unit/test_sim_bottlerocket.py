@@ -25,11 +25,16 @@ def test_fleet_items_take_a_flavour() -> None:
         parse_fleet("p5.48xlarge@flatcar")
 
 
-def test_local_and_kind_refuse_the_flavour() -> None:
+def test_kind_refuses_the_flavour_and_local_nodes_carry_it() -> None:
     from mig_conformance.cluster.local.nodes import plan
+    from mig_conformance.cluster.sim.fleet import refuse_flavours
 
-    with pytest.raises(ClusterError, match="simulated by the sim backend only"):
-        plan("p5.48xlarge@bottlerocket")
+    with pytest.raises(ClusterError, match="simulated by the sim and local backends only"):
+        refuse_flavours(parse_fleet("p5.48xlarge@bottlerocket"), "kind")
+    br, plain = plan("p5.48xlarge@bottlerocket,p5.48xlarge", bottlerocket_settings=USER_DATA)
+    assert bottlerocket.is_bottlerocket(br.body["status"]["nodeInfo"]["osImage"])
+    assert br.body["metadata"]["annotations"][bottlerocket.SETTINGS_ANNOTATION] == USER_DATA
+    assert "nodeInfo" not in plain.body["status"]
 
 
 def test_a_bottlerocket_node_boots_with_its_settings(tmp_path: Path) -> None:

@@ -3,9 +3,10 @@
 Each comma-separated item is `NODE[*COUNT][@FLAVOUR]`. NODE is an EC2 instance type from
 fixtures/instance-types.yaml, or a GPU list of catalog GPUs joined with `+`, each optionally `xN`
 (`H100-80GBx7+A10G-24GB`). FLAVOUR `bottlerocket` makes Bottlerocket nodes (`p5.48xlarge*2@bottlerocket`): MIG from
-Bottlerocket's settings at boot, no GPU Operator on them (k8s/bottlerocket.py). An empty spec is one
-node of every MIG-capable instance type. A fleet has at most `MAX_NODES` nodes (README, docs/performance.md: the
-sim backend creates and reconfigures that many in seconds; the suites then run a few tests per node).
+Bottlerocket's settings at boot, no GPU Operator on them (k8s/bottlerocket.py; sim and local, not kind).
+An empty spec is one node of every MIG-capable instance type. A fleet has at most `MAX_NODES` nodes (README,
+docs/performance.md: the sim backend creates and reconfigures that many in seconds; the suites then run a few tests
+per node).
 """
 
 from __future__ import annotations
@@ -118,8 +119,9 @@ def parse_fleet(spec: str) -> list[NodeSpec]:
 
 
 def refuse_flavours(specs: list[NodeSpec], backend: str) -> None:
-    """Backends whose agents model GPU Operator nodes only refuse `@bottlerocket` items (simulated by `sim`)."""
+    """Backends whose nodes run GPU Operator agents only (kind) refuse `@bottlerocket` items (sim and local
+    simulate them)."""
     flavoured = sorted({s.os for s in specs if s.os != LINUX})
     if flavoured:
-        raise ClusterError(f"{backend} backend: '@{flavoured[0]}' nodes are simulated by the sim backend only "
-                           f"(use sim:SPEC); {backend} runs GPU Operator agents on every node")
+        raise ClusterError(f"{backend} backend: '@{flavoured[0]}' nodes are simulated by the sim and local backends "
+                           f"only (use sim:SPEC or local:SPEC); {backend} runs GPU Operator agents on every node")

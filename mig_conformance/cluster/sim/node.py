@@ -25,8 +25,6 @@ from mig_conformance.simulators.node_gpus import NodeGpus
 from mig_conformance.simulators.node_gpus import RunRecord as RunRecord
 
 DEFAULT_PODS = 110  # kubelet's default maxPods
-#: status.nodeInfo.osImage of a simulated Bottlerocket node (the first release with MIG: docs/reference/bottlerocket.md)
-BOTTLEROCKET_OS_IMAGE = "Bottlerocket OS 1.34.0 (aws-k8s-nvidia, simulated)"
 
 
 class SimNode(NodeGpus):
@@ -57,7 +55,7 @@ class SimNode(NodeGpus):
         self.applied: str | None = None  # the label value mig-manager last picked up
         self.runs: list[RunRecord] = []
         self.bottlerocket = spec.os == BOTTLEROCKET
-        self.os_image = BOTTLEROCKET_OS_IMAGE if self.bottlerocket else None
+        self.os_image = bottlerocket.SIMULATED_OS_IMAGE if self.bottlerocket else None
         self.boot_plan: bottlerocket.Plan | None = None
         self.boot_settings: bottlerocket.Settings | None = None
 
