@@ -208,28 +208,31 @@ def pair_nodes(a: RunSummary, b: RunSummary) -> list[tuple[str, NodeSummary | No
     return labelled
 
 
-def _renamer(pairs: Sequence[tuple[str, NodeSummary | None, NodeSummary | None]],
-             side: int) -> list[tuple[re.Pattern[str], str]]:
-    """Patterns that replace one bundle's node names (and `name[instance type]` in test ids) by category labels."""
-    out = []
-    for label, *nodes in pairs:
-        node = nodes[side]
-        if node is not None:
-            it = re.escape(f"[{node.instance_type}]") if node.instance_type else ""
-            out.append((re.compile(re.escape(node.node) + (f"(?:{it})?" if it else "")), f"<{label}>"))
-    return sorted(out, key=lambda p: -len(p[0].pattern))  # longer names first (node-1 before node-10)
+class _Renamer:
+    """Replaces one bundle's node names (and `name[instance type]` in test ids) by category labels: one regular
+    expression of every name, longest first (node-10 before node-1), so a string is scanned once."""
 
+    def __init__(self, pairs: Sequence[tuple[str, NodeSummary | None, NodeSummary | None]], side: int) -> None:
+        self.labels: dict[str, str] = {}
+        for label, *nodes in pairs:
+            node = nodes[side]
+            if node is not None:
+                self.labels[node.node] = f"<{label}>"
+                if node.instance_type:
+                    self.labels[f"{node.node}[{node.instance_type}]"] = f"<{label}>"
+        names = sorted(self.labels, key=len, reverse=True)
+        self.pattern = re.compile("|".join(re.escape(n) for n in names)) if names else None
 
-def _rename(value: Any, patterns: Sequence[tuple[re.Pattern[str], str]]) -> Any:
-    if isinstance(value, str):
-        for pattern, label in patterns:
-            value = pattern.sub(label, value)
+    def __call__(self, value: Any) -> Any:
+        if self.pattern is None:
+            return value
+        if isinstance(value, str):
+            return self.pattern.sub(lambda m: self.labels[m.group(0)], value)
+        if isinstance(value, Mapping):
+            return {self(k): self(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self(v) for v in value]
         return value
-    if isinstance(value, Mapping):
-        return {_rename(k, patterns): _rename(v, patterns) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rename(v, patterns) for v in value]
-    return value
 
 
 # ---- comparing -------------------------------------------------------------------------------------------------
@@ -252,22 +255,31 @@ def changes(a: Any, b: Any, path: tuple[str | int, ...] = ()) -> tuple[Change, .
 
 
 def _test_values(t: TestResult) -> dict[str, Any]:
-    d = t.to_dict()
-    return {f: d[f] for f in VALUE_FIELDS if d.get(f) not in (None, {}, [])}
+    """The compared fields (layouts as summary.json holds them: GPUs by index, instances by start)."""
+    return {f: getattr(t, f) for f in VALUE_FIELDS if getattr(t, f) not in (None, {}, [])}
 
 
-def _compare_tests(a: Sequence[TestResult], b: Sequence[TestResult], ra: Sequence[tuple[re.Pattern[str], str]],
-                   rb: Sequence[tuple[re.Pattern[str], str]]) -> tuple[list[TestDiff], int]:
-    left = {_rename(t.nodeid, ra): t for t in a}
-    right = {_rename(t.nodeid, rb): t for t in b}
+def _renamed(values: dict[str, Any], rename: _Renamer) -> str:
+    """Canonical JSON text with node names replaced (one pass over one string)."""
+    return str(rename(json.dumps(values, sort_keys=True, ensure_ascii=False)))
+
+
+def _compare_tests(a: Sequence[TestResult], b: Sequence[TestResult], ra: _Renamer,
+                   rb: _Renamer) -> tuple[list[TestDiff], int]:
+    left = {ra(t.nodeid): t for t in a}
+    right = {rb(t.nodeid): t for t in b}
     out, same = [], 0
     for key in sorted(set(left) | set(right)):
         x, y = left.get(key), right.get(key)
-        values = changes(_rename(_test_values(x), ra), _rename(_test_values(y), rb)) if x and y else ()
+        values: tuple[Change, ...] = ()
+        # equal objects need no renaming; otherwise compare them as they read with node names replaced
+        if x and y and (vx := _test_values(x)) != (vy := _test_values(y)) \
+                and (va := _renamed(vx, ra)) != (vb := _renamed(vy, rb)):
+            values = changes(json.loads(va), json.loads(vb))
         ref = x or y
         diff = TestDiff(key, ref.category if ref else "other", x.outcome if x else None,
                         y.outcome if y else None, values,
-                        (_rename(x.message, ra) if x else None, _rename(y.message, rb) if y else None))
+                        (ra(x.message) if x else None, rb(y.message) if y else None))
         if diff.verdict_changed or diff.values:
             out.append(diff)
         else:
@@ -275,10 +287,10 @@ def _compare_tests(a: Sequence[TestResult], b: Sequence[TestResult], ra: Sequenc
     return out, same
 
 
-def _config_verdict_rows(s: RunSummary, patterns: Sequence[tuple[re.Pattern[str], str]]) -> dict[str, str | None]:
+def _config_verdict_rows(s: RunSummary, rename: _Renamer) -> dict[str, str | None]:
     rows = {}
     for v in s.config_verdicts:
-        key = _rename(f"{v.get('config')} on {v.get('node')}", patterns)
+        key = rename(f"{v.get('config')} on {v.get('node')}")
         rows[key] = str(v.get("verdict")) if v.get("verdict") is not None else None
     return rows
 
@@ -286,7 +298,7 @@ def _config_verdict_rows(s: RunSummary, patterns: Sequence[tuple[re.Pattern[str]
 def diff_bundles(a: Bundle, b: Bundle) -> BundleDiff:
     sa, sb = a.summary, b.summary
     pairs = pair_nodes(sa, sb)
-    ra, rb = _renamer(pairs, 0), _renamer(pairs, 1)
+    ra, rb = _Renamer(pairs, 0), _Renamer(pairs, 1)
     nodes = []
     for label, x, y in pairs:
         fields_changed = changes({"instance_type": x.instance_type, "gpu_model": x.gpu_model},
