@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
-from mig_conformance.cli import EXIT_FAIL, EXIT_OK
+from mig_conformance.cli import EXIT_FAIL, EXIT_OK, expect_bottlerocket
 from mig_conformance.cli.output import devices_text, print_json
 from mig_conformance.common.errors import InputError
 from mig_conformance.gpus.catalog import GpuModel, driver_branch, parse_gpu_specs
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--gpu", action="append", metavar="GPU[xN]", help="GPU models in PCI order, e.g. H100-80GBx8")
     p.add_argument("--config", metavar="NAME",
                    help="value of the nvidia.com/mig.config label (omit: a node without the label)")
-    p.add_argument("--strategy", required=True, choices=STRATEGIES, help="ClusterPolicy mig.strategy")
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="ClusterPolicy mig.strategy (required, except with --bottlerocket-settings: single)")
     p.add_argument("--config-file", metavar="FILE",
                    help="mig-parted config or ConfigMap (default: the GPU Operator's default-mig-parted-config)")
     p.add_argument("--with-reboot", action="store_true", help="mig-manager WITH_REBOOT=true")
@@ -46,7 +47,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--device-plugin-version", metavar="VERSION",
                    help=f"k8s-device-plugin release to model (default: the stack's, {device_plugin.DEFAULT_VERSION})")
     p.add_argument("--json", action="store_true", help="print one JSON document")
-    p.set_defaults(run=run)
+    expect_bottlerocket.register_options(p)
+    p.set_defaults(run=run, usage_error=p.error)
 
 
 def _print_text(desc: str, args: argparse.Namespace, p: NodeProjection, profile: stack.StackProfile) -> None:
@@ -94,6 +96,10 @@ def _print_provenance(args: argparse.Namespace, gpus: list[GpuModel]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bottlerocket_settings is not None:
+        return expect_bottlerocket.run(args, choose_stack(args))
+    if args.strategy is None:
+        args.usage_error("the following arguments are required: --strategy (except with --bottlerocket-settings)")
     desc, gpus = node_gpus(args.gpu, args.instance_type)
     profile = choose_stack(args)
     spec = load_spec(args.config_file or default_config_file())

@@ -135,7 +135,7 @@ def gpu_labels(instance_type: str) -> dict[str, str]:
 def assign_instance_types(nodes: Sequence[Mapping[str, Any]], fleet: str | None) -> dict[str, str]:
     """Worker node name -> instance type: from `fleet` (`p5.48xlarge*2,g5.xlarge`, in worker-name order), else from
     the instance-type labels the kind config already gave them, else one p5.48xlarge on the first worker."""
-    from mig_conformance.cluster.sim.fleet import parse_fleet
+    from mig_conformance.cluster.sim.fleet import parse_fleet, refuse_flavours
     from mig_conformance.gpus.instance_types import load_instance_types
 
     workers = sorted(n["metadata"]["name"] for n in nodes
@@ -148,6 +148,7 @@ def assign_instance_types(nodes: Sequence[Mapping[str, Any]], fleet: str | None)
             return preset
         fleet = DEFAULT_NODES
     specs = parse_fleet(fleet)
+    refuse_flavours(specs, "kind")
     untyped = [s.name for s in specs if s.instance_type is None]
     if untyped:
         raise ClusterError(f"kind nodes '{fleet}': only EC2 instance types can be used on kind (not GPU lists)")

@@ -184,7 +184,9 @@ class KubeCluster(Cluster):
         taints = tuple(Taint(t.key, t.value or "", t.effect) for t in (raw.spec.taints or []))
         cap = {k: q for k, v in (status.capacity or {}).items() if (q := _quantity(v)) is not None}
         alloc = {k: q for k, v in (status.allocatable or {}).items() if (q := _quantity(v)) is not None}
-        return GpuNode(raw.metadata.name, dict(raw.metadata.labels or {}), cap, alloc, taints)
+        info = getattr(status, "node_info", None)
+        return GpuNode(raw.metadata.name, dict(raw.metadata.labels or {}), cap, alloc, taints,
+                       os_image=getattr(info, "os_image", None) or None)
 
     def list_gpu_nodes(self, selector: Mapping[str, str] | None = None) -> list[GpuNode]:
         label_selector = ",".join(f"{k}={v}" for k, v in (selector or {}).items()) or None

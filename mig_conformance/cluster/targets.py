@@ -34,8 +34,9 @@ _SIMULATED: dict[str, type | tuple[type, ...]] = {"nodes": str, "strategy": str,
 _KUBE: dict[str, type | tuple[type, ...]] = {"config_map": str, "namespace": str, "pod_image": str}
 #: Per backend: the keys a clusters-file entry may set, with their types.
 BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "sim": {**_SIMULATED, "config_map": str, "driver": str, "device_plugin_version": str},
-    "local": {**_SIMULATED, "agents": bool, "timeout": NUMBER, "kubeconfig": str},
+    "sim": {**_SIMULATED, "config_map": str, "driver": str, "device_plugin_version": str,
+            "bottlerocket_settings": str},
+    "local": {**_SIMULATED, "agents": bool, "timeout": NUMBER, "kubeconfig": str, "bottlerocket_settings": str},
     "kind": {"name": str, "config": str, "keep": bool, "kind_bin": str, "kubectl_bin": str, "nodes": str,
              "image": str, "agents": bool, **_KUBE},
     "kubeconfig": {"context": str, "kubeconfig": str, **_KUBE},
@@ -57,7 +58,7 @@ SESSION_KEYS = frozenset({"backend", "description", "node_selector", "namespace"
 ARG_KEYS = {"sim": "nodes", "local": "nodes"}
 REQUIRED = {"eks": ("cluster", "region"), "kubeconfig": ("context",), "kind": ("name",)}
 #: File options; relative ones are taken relative to the clusters file (binaries only when they contain a '/').
-PATH_KEYS = ("kubeconfig", "config")
+PATH_KEYS = ("kubeconfig", "config", "bottlerocket_settings")
 BINARY_KEYS = ("kind_bin", "kubectl_bin")
 
 

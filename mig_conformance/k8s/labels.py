@@ -8,6 +8,7 @@ GPU_PRODUCT = "nvidia.com/gpu.product"
 GPU_COUNT = "nvidia.com/gpu.count"
 GPU_MEMORY = "nvidia.com/gpu.memory"
 GPU_PRESENT = "nvidia.com/gpu.present"
+CUDA_DRIVER_FULL = "nvidia.com/cuda.driver-version.full"  # GFD: the driver the node runs
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 ZONE = "topology.kubernetes.io/zone"
 

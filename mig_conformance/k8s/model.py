@@ -41,6 +41,8 @@ class GpuNode:
     #: mig-manager wrote, in order, as watched while the kit waited (the kit's own clearing of the old verdict left
     #: out); None when the node was labelled so already (mig-manager had nothing to pick up)
     mig_states: tuple[str, ...] | None = None
+    #: status.nodeInfo.osImage (e.g. "Bottlerocket OS 1.34.0 (aws-k8s-1.33-nvidia)"); None where unknown
+    os_image: str | None = None
 
     @property
     def instance_type(self) -> str | None:

@@ -30,6 +30,7 @@ from mig_conformance.cluster.targets import Target, resolve_target
 from mig_conformance.common.errors import InputError
 from mig_conformance.common.run import RUN_LABEL, new_run_id
 from mig_conformance.gpus.catalog import load_catalog
+from mig_conformance.k8s import bottlerocket
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode
 from mig_conformance.k8s.node_hardware import node_gpu_boards, node_gpu_models
@@ -281,6 +282,8 @@ class MigSession:
         it; the plugin's resources come first). The projection's view of the node follows (see `expect`)."""
         name = node if isinstance(node, str) else node.name
         before = self.cluster.get_node(name)
+        if bottlerocket.is_bottlerocket(before.os_image):
+            pytest.skip(f"{name}: {bottlerocket.NO_MIG_MANAGER}")
         projected = self._project(before, config, strategy)
         if strategy and strategy != self.cluster.get_mig_strategy():
             self.cluster.set_mig_strategy(strategy)

@@ -9,7 +9,7 @@ only when it differs, so the same reconcile also repairs a status that someone e
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mig_conformance.k8s import device_plugin as dp
@@ -27,13 +27,18 @@ def plugin_resource(name: str) -> bool:
     return name == GPU_RESOURCE or name.startswith(MIG_RESOURCE_PREFIX)
 
 
+Adjust = Callable[[dict[str, int], str | None], tuple[dict[str, int], str | None]]
+
+
 def desired(strategy: str, gpus: Sequence[GpuMigState], capacity: Mapping[str, Any],
-            version: str = dp.DEFAULT_VERSION) -> tuple[dict[str, int], str | None]:
-    """(resource -> count for every plugin resource the node should show, the plugin's error or None)."""
+            version: str = dp.DEFAULT_VERSION, adjust: Adjust | None = None) -> tuple[dict[str, int], str | None]:
+    """(resource -> count for every plugin resource the node should show, the plugin's error or None); `adjust`
+    turns NVIDIA's plugin's answer into another plugin's (Bottlerocket's sharing settings)."""
     result = dp.advertise(strategy, gpus, version=version)
+    resources, error = adjust(dict(result.resources), result.error) if adjust else (result.resources, result.error)
     want = {name: 0 for name in capacity if plugin_resource(name)}
-    want.update(result.resources)
-    return dict(sorted(want.items())), result.error
+    want.update(resources)
+    return dict(sorted(want.items())), error
 
 
 def _same(current: Any, count: int) -> bool:
@@ -50,15 +55,18 @@ def status_patch(obj: Obj, want: Mapping[str, int]) -> dict[str, Any] | None:
     return {"capacity": values, "allocatable": dict(values)}
 
 
-def publish(ctx: Context, node: NodeAgent, gpus: Sequence[GpuMigState]) -> None:
-    """Patch the node status when its plugin resources differ from what the plugin would register now."""
+def publish(ctx: Context, node: NodeAgent, gpus: Sequence[GpuMigState], strategy: str | None = None,
+            adjust: Adjust | None = None) -> None:
+    """Patch the node status when its plugin resources differ from what the plugin would register now (under the
+    ClusterPolicy's strategy unless the node's plugin has its own)."""
     assert node.obj is not None
     capacity = (node.obj.get("status") or {}).get("capacity") or {}
-    want, error = desired(ctx.policy.strategy, gpus, capacity, ctx.options.device_plugin_version)
+    strategy = strategy or ctx.policy.strategy
+    want, error = desired(strategy, gpus, capacity, ctx.options.device_plugin_version, adjust)
     patch = status_patch(node.obj, want)
     if patch is None:
         return
     if error:
-        log.warning("node %s: device plugin (strategy %s) fails: %s", node.name, ctx.policy.strategy, error)
+        log.warning("node %s: device plugin (strategy %s) fails: %s", node.name, strategy, error)
     node.patch_status(ctx, patch)
     log.info("node %s: allocatable %s", node.name, {k: v for k, v in want.items() if v} or "no GPUs")

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import cast
 
-from mig_conformance.simulators.agents import device_plugin, gfd, gpu_operator, mig_manager
+from mig_conformance.simulators.agents import bottlerocket, device_plugin, gfd, gpu_operator, mig_manager
 from mig_conformance.simulators.agents.api import ApiError, Gone, NotFound, Obj, Unavailable
 from mig_conformance.simulators.agents.context import BACKOFF_MAX, BACKOFF_START, Context, Policy, Stopped
 from mig_conformance.simulators.agents.node import GPUS_ANNOTATION, NodeAgent, forget_nvml
@@ -196,6 +196,9 @@ class Agents:
                             GPUS_ANNOTATION)
             return
         try:
+            if (settings := bottlerocket.settings_of(node.obj)) is not None:  # no GPU Operator on this node
+                bottlerocket.reconcile(ctx, node, settings)
+                return
             extra = gpu_operator.pending_labels(node, ctx.policy.default_config)
             if extra:
                 node.patch_metadata(ctx, {"labels": extra})

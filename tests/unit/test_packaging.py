@@ -28,7 +28,7 @@ DATA = ("fixtures", "deploy")
 TOOLS = ["mig_conformance/cluster/local/tools/versions.env",
          *(f"mig_conformance/cluster/local/tools/{m}/go.{ext}" for m in ("kubernetes", "etcd", "kwok")
            for ext in ("mod", "sum"))]
-YAML = ["mig_conformance/fixtures/instance-types.yaml",
+YAML = ["mig_conformance/fixtures/instance-types.yaml", "mig_conformance/fixtures/bottlerocket-mig.yaml",
         "mig_conformance/fixtures/configs/default-mig-parted-config.yaml", "mig_conformance/deploy/rbac.yaml",
         *(f"mig_conformance/fixtures/gpus/{p.name}" for p in sorted((ROOT / "fixtures" / "gpus").glob("*.yaml")))]
 

@@ -24,6 +24,7 @@ from mig_conformance.cluster.local import kit_rbac, kubeconfig, nodes, operator,
 from mig_conformance.cluster.local.controlplane import ControlPlane, interruptible
 from mig_conformance.cluster.local.rest import Rest
 from mig_conformance.gpus.catalog import user_catalog_dirs
+from mig_conformance.k8s import bottlerocket
 from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.k8s.stack import StackProfile
 from mig_conformance.mig.default_config import DEFAULT_LABEL
@@ -47,6 +48,8 @@ class LocalCluster(KubeCluster):
     """A KubeCluster over a local control plane, connected as the kit's least-privilege ServiceAccount."""
 
     kind = "local"
+    #: the user data of the cluster's `@bottlerocket` nodes when the kit started it (None: attached, not known)
+    bottlerocket_settings: bottlerocket.Settings | None = None
 
     def __init__(self, name: str, api_client: Any, plane: ControlPlane, *, owned: bool,
                  allow_changes: bool = True, journal: Journal | None = None,
@@ -65,7 +68,7 @@ class LocalCluster(KubeCluster):
               allow_changes: bool = True, journal: Journal | None = None, assets: Mapping[str, Path] | None = None,
               extra_args: Mapping[str, Sequence[str]] | None = None, detach: bool = False,
               timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None,
-              stack: StackProfile | None = None) -> LocalCluster:
+              stack: StackProfile | None = None, bottlerocket_settings: str | None = None) -> LocalCluster:
         """Start a control plane with the nodes of `spec` (default p5.48xlarge), the operator objects, the kit's
         RBAC and (agents=True, or "auto" when the agents module exists) the simulated agents; connect as the kit.
 
@@ -74,7 +77,9 @@ class LocalCluster(KubeCluster):
         """
         profile = stack or stack_profile.default()
         spec = spec.strip() or DEFAULT_SPEC
-        plan = nodes.plan(spec, gpu_taint)  # bad specs fail before anything starts
+        br_text, br_settings = bottlerocket.load_settings_text(bottlerocket_settings) if bottlerocket_settings \
+            else ("", bottlerocket.DEFAULT_SETTINGS)
+        plan = nodes.plan(spec, gpu_taint, bottlerocket_settings=br_text)  # bad specs fail before anything starts
         want_agents = agents_available() if agents == "auto" else bool(agents)
         if want_agents and not agents_available():
             raise ClusterError(f"local backend: the simulated agents ({AGENTS_MODULE}) are not installed")
@@ -99,6 +104,7 @@ class LocalCluster(KubeCluster):
                 raise
         cluster.stack = profile
         cluster.facts["local"] = {"nodes": spec, "agents": want_agents, "state_dir": str(folder)}
+        cluster.bottlerocket_settings = br_settings
         if detach:
             plane.detach()
             cluster.owned = False  # close() releases the client only

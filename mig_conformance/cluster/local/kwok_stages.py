@@ -23,14 +23,17 @@ _CONDITIONS = (
 
 
 def _node_ready(kubelet_version: str) -> str:
-    lines = ["{{ $now := Now }}", "conditions:"]
+    # a node created with its own osImage (a simulated Bottlerocket node) keeps it
+    keep_os = ('{{ $os := "simulated (kwok)" }}{{ with .status.nodeInfo }}{{ with .osImage }}{{ $os = . }}{{ end }}'
+               "{{ end }}")
+    lines = ["{{ $now := Now }}" + keep_os, "conditions:"]
     for ctype, status, reason, message in _CONDITIONS:
         lines += [f"- type: {ctype}", f"  status: \"{status}\"", f"  reason: {reason}", f"  message: \"{message}\"",
                   "  lastHeartbeatTime: {{ $now | Quote }}", "  lastTransitionTime: {{ $now | Quote }}"]
     lines += ["nodeInfo:", "  architecture: amd64", "  operatingSystem: linux",
               f"  kubeletVersion: {kubelet_version}", f"  kubeProxyVersion: {kubelet_version}",
               "  containerRuntimeVersion: containerd://simulated-by-kwok", "  kernelVersion: simulated",
-              "  osImage: simulated (kwok)", "  machineID: \"\"", "  systemUUID: \"\"", "  bootID: \"\"",
+              "  osImage: {{ $os | Quote }}", "  machineID: \"\"", "  systemUUID: \"\"", "  bootID: \"\"",
               "phase: Running"]
     return "\n".join(lines) + "\n"
 

@@ -18,8 +18,9 @@ from typing import Any
 
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.local.kwok_stages import NODE_ANNOTATION
-from mig_conformance.cluster.sim.fleet import REGION, ZONES, NodeSpec, parse_fleet
+from mig_conformance.cluster.sim.fleet import BOTTLEROCKET, REGION, ZONES, NodeSpec, parse_fleet
 from mig_conformance.cluster.sim.node import DEFAULT_PODS
+from mig_conformance.k8s import bottlerocket as br
 from mig_conformance.k8s import labels as L
 
 GPUS_ANNOTATION = "mig-conformance.io/gpus"
@@ -54,8 +55,9 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
 
-def node_body(spec: NodeSpec, name: str, ip: str, gpu_taint: bool) -> dict[str, Any]:
-    """The Node object (metadata, spec, status with capacity and addresses)."""
+def node_body(spec: NodeSpec, name: str, ip: str, gpu_taint: bool, bottlerocket_settings: str = "") -> dict[str, Any]:
+    """The Node object (metadata, spec, status with capacity and addresses); a Bottlerocket node (`@bottlerocket`)
+    also its osImage and, for the agents, its user data (`bottlerocket_settings`, TOML text)."""
     group = f"gpu-{_slug(spec.instance_type or gpu_list(spec))}"
     labels = {
         HOSTNAME: name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
@@ -73,18 +75,23 @@ def node_body(spec: NodeSpec, name: str, ip: str, gpu_taint: bool) -> dict[str, 
     node_spec: dict[str, Any] = {"providerID": f"aws:///{spec.zone}/{instance_id}"}
     if gpu_taint:
         node_spec["taints"] = [{"key": L.GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}]
+    addresses = [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name},
+                 {"type": "InternalDNS", "address": name}]
+    status: dict[str, Any] = {"capacity": capacity, "allocatable": dict(capacity), "addresses": addresses}
+    if spec.os == BOTTLEROCKET:
+        status["nodeInfo"] = {"osImage": br.SIMULATED_OS_IMAGE}
+        annotations[br.SETTINGS_ANNOTATION] = bottlerocket_settings
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": labels, "annotations": annotations},
         "spec": node_spec,
-        "status": {"capacity": capacity, "allocatable": dict(capacity),
-                   "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name},
-                                 {"type": "InternalDNS", "address": name}]},
+        "status": status,
     }
 
 
-def plan(fleet: str, gpu_taint: bool = False, start: int = 0) -> list[LocalNode]:
-    """The nodes of a fleet spec; `start` offsets the per-zone host numbers (for adding nodes later)."""
+def plan(fleet: str, gpu_taint: bool = False, start: int = 0, bottlerocket_settings: str = "") -> list[LocalNode]:
+    """The nodes of a fleet spec; `start` offsets the per-zone host numbers (for adding nodes later);
+    `bottlerocket_settings`: the user data (TOML text) of its `@bottlerocket` nodes."""
     specs = parse_fleet(fleet)
     per_zone: dict[str, int] = {}
     nodes = []
@@ -97,7 +104,7 @@ def plan(fleet: str, gpu_taint: bool = False, start: int = 0) -> list[LocalNode]
         a, b = 32 * zone_index + k // 240, 10 + k % 240
         name = f"ip-10-0-{a}-{b}.{REGION}.compute.internal"
         ip = f"10.0.{a}.{b}"
-        nodes.append(LocalNode(name, ip, spec, node_body(spec, name, ip, gpu_taint)))
+        nodes.append(LocalNode(name, ip, spec, node_body(spec, name, ip, gpu_taint, bottlerocket_settings)))
     return nodes
 
 

@@ -25,7 +25,7 @@ from mig_conformance.cluster.base import Cluster, ClusterError, Missing, append_
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.sim.fleet import parse_fleet
 from mig_conformance.cluster.sim.node import ActiveRun, RunRecord, SimNode
-from mig_conformance.k8s import device_plugin, scheduling
+from mig_conformance.k8s import bottlerocket, device_plugin, scheduling
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
@@ -57,7 +57,8 @@ class SimCluster(Cluster):
                  gpu_reset_works: bool = True, gpu_taint: bool = False, default_config: str | None = DEFAULT_LABEL,
                  driver: str | None = None, device_plugin_version: str | None = None,
                  stack: StackProfile | None = None,
-                 fleet_progress: Callable[[str, int, int], None] | None = None) -> None:
+                 fleet_progress: Callable[[str, int, int], None] | None = None,
+                 bottlerocket_settings: str | None = None) -> None:
         super().__init__(name or (f"sim:{fleet}" if fleet else "sim"), allow_changes, journal)
         self.fleet_progress = fleet_progress
         _check_strategy(strategy)
@@ -90,11 +91,16 @@ class SimCluster(Cluster):
         #: equal nodes in equal NVML states replay each other's mig-parted commands (simulators/command_cache.py)
         self.command_cache = CommandCache()
         specs = parse_fleet(fleet)
+        #: the user data of every Bottlerocket node (`NODE@bottlerocket`), applied when the node boots
+        self.bottlerocket_settings = bottlerocket.load_settings(bottlerocket_settings) if bottlerocket_settings \
+            else bottlerocket.DEFAULT_SETTINGS
         for count, spec in enumerate(specs, 1):
             node = SimNode(spec, driver, gpu_taint, self.clock, gpu_reset_works, self.command_cache)
+            if node.bottlerocket:
+                node.boot_bottlerocket(self.bottlerocket_settings)
             node.advertise(strategy, driver, device_plugin_version)
             self._nodes[node.name] = node
-            if default_config and node.mig_capable:  # the GPU Operator's default label: mig-manager runs once
+            if default_config and node.mig_capable and not node.bottlerocket:  # the GPU Operator's default label
                 self._set_mig_config_label(node, default_config)
             self._count("creating the simulated nodes", count, len(specs))
 
@@ -124,7 +130,19 @@ class SimCluster(Cluster):
                 "mig_manager": {"delay_s": self.delay, "with_reboot": self.with_reboot},
                 "stack": self.stack.as_dict(),
                 "nodes": {"count": len(self._nodes), "gpus": sum(len(n.spec.gpus) for n in self._nodes.values()),
-                          "by_type": dict(sorted(types.items()))}}
+                          "by_type": dict(sorted(types.items()))},
+                **self._bottlerocket_facts()}
+
+    def _bottlerocket_facts(self) -> dict[str, Any]:
+        nodes = sorted(n.name for n in self._nodes.values() if n.bottlerocket)
+        if not nodes:
+            return {}
+        return {"bottlerocket": {"nodes": nodes, "settings": self.bottlerocket_settings.file,
+                                 "os_image": nodes and self._nodes[nodes[0]].os_image}}
+
+    def bottlerocket_plan(self, name: str) -> bottlerocket.Plan | None:
+        """What a Bottlerocket node's migmanager applied at its last boot (None: not a Bottlerocket node)."""
+        return self._node(name).boot_plan
 
     def list_gpu_nodes(self, selector: Mapping[str, str] | None = None) -> list[GpuNode]:
         wanted = dict(selector or {})
@@ -214,7 +232,7 @@ class SimCluster(Cluster):
         if node.labels.get(L.MIG_CONFIG) == value:
             return  # no change, no watch event
         node.labels[L.MIG_CONFIG] = value
-        if node.mig_capable and node.current is None:
+        if node.mig_capable and node.current is None and not node.bottlerocket:  # no mig-manager on Bottlerocket
             self._start_run(node)
 
     def _start_run(self, node: SimNode) -> None:

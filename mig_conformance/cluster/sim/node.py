@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mig_conformance.cluster.sim.fleet import REGION, NodeSpec
-from mig_conformance.k8s import device_plugin, gfd
+from mig_conformance.cluster.sim.fleet import BOTTLEROCKET, REGION, NodeSpec
+from mig_conformance.k8s import bottlerocket, device_plugin, gfd
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode, Taint
 from mig_conformance.simulators import nvml as nv
@@ -54,28 +54,54 @@ class SimNode(NodeGpus):
         self._gfd_keys: frozenset[str] = frozenset()
         self.applied: str | None = None  # the label value mig-manager last picked up
         self.runs: list[RunRecord] = []
+        self.bottlerocket = spec.os == BOTTLEROCKET
+        self.os_image = bottlerocket.SIMULATED_OS_IMAGE if self.bottlerocket else None
+        self.boot_plan: bottlerocket.Plan | None = None
+        self.boot_settings: bottlerocket.Settings | None = None
+
+    # ---- Bottlerocket ----------------------------------------------------------------------------------
+    def boot_bottlerocket(self, settings: bottlerocket.Settings) -> bottlerocket.Plan:
+        """Boot as Bottlerocket does: its migmanager applies the settings' MIG layout (mig-parted's apply on this
+        node's NVML stands in for `nvidia-smi mig -cgi`; a mode change that needs it gets a reboot)."""
+        self.boot_settings = settings
+        self.boot_plan = p = bottlerocket.plan(settings, bottlerocket.Board.of(self.spec.gpus[0]),
+                                               len(self.spec.gpus))
+        if not self.mig_capable:
+            return p
+        spec = bottlerocket.spec_of(p)
+        if self.parted.apply(spec, bottlerocket.CONFIG_NAME).error is not None:
+            self.reboot()
+            self.parted.apply(spec, bottlerocket.CONFIG_NAME)
+        return p
 
     # ---- API-server view ------------------------------------------------------------------------------
     def view(self) -> GpuNode:
         capacity = {**self.base, **self.resources}
-        return GpuNode(self.name, dict(self.labels), capacity, dict(capacity), self.taints)
+        return GpuNode(self.name, dict(self.labels), capacity, dict(capacity), self.taints, os_image=self.os_image)
 
     # ---- device plugin, kubelet and GFD -----------------------------------------------------------------
     def advertise(self, strategy: str, driver: str, plugin_version: str) -> bool:
-        """Restart the device plugin and GFD on this node; True when allocatable changed."""
+        """Restart the device plugin and GFD on this node; True when allocatable changed. A Bottlerocket node runs
+        its own device plugin with the single strategy and no GFD, whatever the ClusterPolicy says."""
+        if self.bottlerocket:
+            strategy = bottlerocket.STRATEGY
         states = self.gpu_states()
         result = device_plugin.advertise(strategy, states, version=plugin_version)
-        self.plugin_error = result.error
+        resources, self.plugin_error = result.resources, result.error
+        if self.boot_settings is not None and self.boot_plan is not None:
+            resources, self.plugin_error, _ = bottlerocket.advertised(self.boot_settings, self.boot_plan, resources,
+                                                                      result.error)
         before = self.resources
         now = dict.fromkeys(self.registered, 0)
-        now.update(result.resources)
-        self.registered.update(result.resources)
+        now.update(resources)
+        self.registered.update(resources)
         self.resources = dict(sorted(now.items()))
-        labels = gfd.labels(strategy, states, driver, self.gpu_names(), version=plugin_version)
+        labels = {} if self.bottlerocket else gfd.labels(strategy, states, driver, self.gpu_names(),
+                                                         version=plugin_version)
         for key in self._gfd_keys - labels.keys():
             self.labels.pop(key, None)
         self.labels.update(labels)
         self._gfd_keys = frozenset(labels)
-        if self.mig_capable:
+        if self.mig_capable and not self.bottlerocket:
             self.labels["nvidia.com/gpu.deploy.mig-manager"] = "true"
         return before != self.resources
