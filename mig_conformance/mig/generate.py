@@ -206,9 +206,12 @@ def _yaml_v2_less(a: str, b: str) -> bool:
     return len(a) < len(b)
 
 
+def _yaml_v2_cmp(a: str, b: str) -> int:
+    return -1 if _yaml_v2_less(a, b) else 1 if _yaml_v2_less(b, a) else 0
+
+
 def yaml_v2_sorted(keys: Iterable[str]) -> list[str]:
-    return sorted(keys, key=functools.cmp_to_key(lambda a, b: -1 if _yaml_v2_less(a, b) else
-                                                 1 if _yaml_v2_less(b, a) else 0))
+    return sorted(keys, key=functools.cmp_to_key(_yaml_v2_cmp))
 
 
 def to_yaml(configs: Configs) -> str:

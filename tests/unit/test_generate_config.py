@@ -1,7 +1,8 @@
 """The generated per-node config (mig-manager v0.14.0+) against mig-parted's builder rules.
 
-Expected values are written from the upstream rules and tests (NVIDIA/mig-parted v0.15.0 `pkg/mig/builder/
-builder_test.go`, `balanced.go`, `discovery.go`; docs/reference/mig-parted.md#generated-config), not from the implementation."""
+Expected values are written from the upstream rules and tests (NVIDIA/mig-parted v0.15.0
+`pkg/mig/builder/builder_test.go`, `balanced.go`, `discovery.go`; docs/reference/mig-parted.md#generated-config), not
+from the implementation."""
 
 from __future__ import annotations
 
