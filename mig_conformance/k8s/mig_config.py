@@ -103,3 +103,21 @@ def effective_config(node: str, stack: StackProfile, policy_name: str | None,
                                f"generation failed ({exc}): DEFAULT_CONFIG_FILE")
     return EffectiveConfig(GENERATED, node_config_map(node), G.node_file(configs),
                            f"{stack.generates_per_node_config().why}; no spec.migManager.config.name")
+
+
+def offline_config(node: str, gpus: list[tuple[Any, str]], stack: StackProfile, driver: str | None = None,
+                   legacy_driver: bool = False) -> EffectiveConfig:
+    """The effective config of a node known only by its GPUs ((model, PCI ID) in PCI order), on a fresh cluster
+    (no custom name, MIG disabled when mig-manager starts): what `expect` and `generate-config` assume.
+    `legacy_driver`: an R535-style driver that lists no profiles while MIG is disabled (fallback to the static map);
+    a node without MIG-capable GPUs runs no mig-manager, its "config" is the static map."""
+    def discover() -> G.Configs:
+        configs = G.discover(gpus)  # raises NoMigCapableDevices first, as discovery does
+        if legacy_driver:
+            raise G.NoProfilesDiscovered(f"driver {driver} lists no MIG profiles while MIG mode is disabled")
+        return G.build(configs)
+
+    try:
+        return effective_config(node, stack, None, lambda name: None, discover)
+    except G.NoMigCapableDevices as exc:
+        return EffectiveConfig(STATIC, CONFIG_MAP, default_config_text(), f"{exc}: mig-manager does not run")
