@@ -15,6 +15,7 @@ from types import FrameType
 
 from mig_conformance.k8s import device_plugin as dp
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import stack
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.agents.api import KubeApi
 from mig_conformance.simulators.agents.context import Context, Options
@@ -39,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
                    help="a GPU reset cannot complete a MIG mode change on Ampere (only a reboot does)")
     p.add_argument("--driver", default=nv.DRIVER_580, help="driver version the GPUs report (GFD labels)")
     p.add_argument("--device-plugin-version", default=dp.DEFAULT_VERSION, help="device plugin release to model")
+    p.add_argument("--stack", metavar="COMPONENT=VERSION,...",
+                   help="simulated versions, e.g. gpu-operator=v25.10.1 (default: the newest GA releases); they "
+                        "decide which file mig-manager reads (generated <node>-mig-config from mig-manager v0.14.0)")
     p.add_argument("--state-dir", type=Path, help="keep each node's GPU state here, so a restart keeps it")
     p.add_argument("--resync", type=int, default=60, metavar="S", help="relist every S seconds (default 60)")
     p.add_argument("--workers", type=int, default=8, help="nodes reconciled at once (default 8)")
@@ -52,11 +56,13 @@ def options(args: argparse.Namespace) -> Options:
     if args.mig_manager_delay < 0:
         raise ValueError(f"--mig-manager-delay must be >= 0, got {args.mig_manager_delay}")
     dp.parse_version(args.device_plugin_version)
+    profile = stack.resolve([(stack.parse_choices(args.stack, "--stack"), "option --stack")]) if args.stack else \
+        stack.default()
     return Options(namespace=args.namespace, node_selector=args.node_selector or None,
                    mig_manager_delay=args.mig_manager_delay, with_reboot=args.with_reboot,
                    gpu_reset_works=not args.no_gpu_reset, driver=args.driver,
                    device_plugin_version=args.device_plugin_version, state_dir=args.state_dir,
-                   resync=max(1, args.resync), workers=max(1, args.workers))
+                   resync=max(1, args.resync), workers=max(1, args.workers), stack=profile)
 
 
 def setup_logging(path: Path | None, level: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from mig_conformance.k8s import device_plugin as dp
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import stack as stack_mod
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.agents.api import Api, Unavailable
 from mig_conformance.simulators.agents.workqueue import WorkQueue
@@ -44,6 +45,8 @@ class Options:
     state_dir: Path | None = None
     resync: int = 60
     workers: int = 8
+    #: the simulated versions: which file mig-manager reads (k8s/mig_config.py)
+    stack: stack_mod.StackProfile = stack_mod.DEFAULT
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class Policy:
     """The ClusterPolicy fields the agents act on (GPU Operator defaults when there is none)."""
 
     strategy: str = DEFAULT_STRATEGY
-    config_map: str = DEFAULT_CONFIG_MAP
+    config_map: str | None = None  # spec.migManager.config.name; None: empty (k8s/mig_config.py decides)
     default_config: str | None = None
     with_reboot: bool = False
 
@@ -63,7 +66,7 @@ class Policy:
         config = manager.get("config") or {}
         env = {e.get("name"): str(e.get("value", "")) for e in manager.get("env") or [] if isinstance(e, dict)}
         return cls(strategy=(spec.get("mig") or {}).get("strategy") or DEFAULT_STRATEGY,
-                   config_map=config.get("name") or DEFAULT_CONFIG_MAP,
+                   config_map=config.get("name") or None,
                    default_config=config.get("default") or None,
                    with_reboot=env.get("WITH_REBOOT", "").lower() == "true")
 

@@ -23,7 +23,10 @@ from mig_conformance.cluster.kube import KubeCluster
 from mig_conformance.cluster.local import kit_rbac, kubeconfig, nodes, operator, processes
 from mig_conformance.cluster.local.controlplane import ControlPlane, interruptible
 from mig_conformance.cluster.local.rest import Rest
-from mig_conformance.mig.default_config import DEFAULT_LABEL
+from mig_conformance.k8s import stack as stack_mod
+from mig_conformance.k8s import versions as V
+from mig_conformance.k8s.stack import StackProfile
+from mig_conformance.mig.default_config import CONFIG_MAP, DEFAULT_LABEL
 
 log = logging.getLogger("mig_conformance.cluster.local")
 
@@ -61,12 +64,17 @@ class LocalCluster(KubeCluster):
               default_config: str | None = DEFAULT_LABEL, name: str | None = None,
               allow_changes: bool = True, journal: Journal | None = None, assets: Mapping[str, Path] | None = None,
               extra_args: Mapping[str, Sequence[str]] | None = None, detach: bool = False,
-              timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None) -> LocalCluster:
+              timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None,
+              stack: StackProfile | None = None) -> LocalCluster:
         """Start a control plane with the nodes of `spec` (default p5.48xlarge), the operator objects, the kit's
         RBAC and (agents=True, or "auto" when the agents module exists) the simulated agents; connect as the kit.
 
         detach: processes outlive this Python process (for `cluster up`); otherwise they die with it.
+        stack: the simulated versions (default: the newest GA releases). On GPU Operator v26.3.0+ the ClusterPolicy
+        names no ConfigMap unless `config_text` is given, so mig-manager (v0.14.0+) generates per node.
         """
+        stack = stack or stack_mod.default()
+        config_name = CONFIG_MAP if config_text is not None or not stack.custom_config_needs_name() else None
         spec = spec.strip() or DEFAULT_SPEC
         plan = nodes.plan(spec, gpu_taint)  # bad specs fail before anything starts
         want_agents = agents_available() if agents == "auto" else bool(agents)
@@ -79,15 +87,16 @@ class LocalCluster(KubeCluster):
             operator.install(admin, config_text)
             kit_rbac.apply(admin, rbac_docs if rbac_docs is not None else kit_rbac.documents())
             nodes.register(admin, plan)
-            operator.create_policy(admin, strategy, default_config, with_reboot)
+            operator.create_policy(admin, strategy, default_config, with_reboot, config_name=config_name)
             if want_agents:  # their start-up overlaps the components' and the nodes' readiness
-                start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works)
+                start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works, stack=stack)
 
         with interruptible():  # SIGTERM/SIGHUP also while waiting for nodes and agents: nothing is left behind
             plane.start(bootstrap)
             try:
                 cluster = cls._finish(plane, plan, want_agents, name or f"local:{spec}", allow_changes=allow_changes,
                                       journal=journal, timeout=timeout)
+                cluster.stack = stack
             except BaseException:
                 plane.stop()
                 raise
@@ -167,7 +176,7 @@ class LocalCluster(KubeCluster):
 
     def start_agents(self, mig_manager_delay: float | None = None, wait: bool = True, **options: Any) -> None:
         with self.plane.admin() as admin:
-            start_agents(self.plane, admin, mig_manager_delay, **options)
+            start_agents(self.plane, admin, mig_manager_delay, **{"stack": self.stack, **options})
         if wait:
             wait_agents_ready(self.plane, self.plane.timeout)
 
@@ -183,7 +192,7 @@ def state_dir_for(kubeconfig_path: Path) -> Path:
 
 
 def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, with_reboot: bool = False,
-                   gpu_reset_works: bool = True) -> list[str]:
+                   gpu_reset_works: bool = True, stack: StackProfile | None = None) -> list[str]:
     """`python -m mig_conformance.simulators.agents ...` for this plane."""
     argv = [sys.executable, "-m", AGENTS_MODULE, "--kubeconfig", str(plane.state_dir / AGENTS_KUBECONFIG),
             "--namespace", operator.NAMESPACE, "--log", str(plane.logs / "agents.log"),
@@ -194,11 +203,18 @@ def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, 
         argv.append("--with-reboot")
     if not gpu_reset_works:
         argv.append("--no-gpu-reset")
+    if stack is not None:
+        argv += ["--stack", stack_choices(stack)]
     return argv
 
 
+def stack_choices(stack: StackProfile) -> str:
+    """The profile's known versions as --stack COMPONENT=VERSION,... for the agents."""
+    return ",".join(f"{V.SPELLINGS[c]}={v}" for c in V.COMPONENTS if (v := stack.component(c).value))
+
+
 def start_agents(plane: ControlPlane, admin: Rest, mig_manager_delay: float | None = None,
-                 with_reboot: bool = False, gpu_reset_works: bool = True) -> None:
+                 with_reboot: bool = False, gpu_reset_works: bool = True, stack: StackProfile | None = None) -> None:
     """Write the agents' kubeconfig (their own ServiceAccount token) and start their process."""
     assert plane.pki is not None
     token = admin.token_for(operator.NAMESPACE, operator.AGENTS_SA, AGENTS_TOKEN_SECONDS)
@@ -207,7 +223,7 @@ def start_agents(plane: ControlPlane, admin: Rest, mig_manager_delay: float | No
         token=token))
     (plane.state_dir / "agents.ready").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    plane.spawn(AGENTS, agents_command(plane, mig_manager_delay, with_reboot, gpu_reset_works), env=env,
+    plane.spawn(AGENTS, agents_command(plane, mig_manager_delay, with_reboot, gpu_reset_works, stack), env=env,
                 log_file=plane.logs / "agents.stderr.log")
 
 

@@ -72,9 +72,10 @@ def crd() -> Obj:
 
 
 def cluster_policy(strategy: str = "mixed", default_config: str | None = DEFAULT_LABEL,
-                   with_reboot: bool = False) -> Obj:
-    """The ClusterPolicy `cluster-policy`: MIG strategy, mig-manager's ConfigMap and the simulated versions."""
-    config: Obj = {"name": CONFIG_MAP}
+                   with_reboot: bool = False, config_name: str | None = CONFIG_MAP) -> Obj:
+    """The ClusterPolicy `cluster-policy`: MIG strategy, mig-manager's ConfigMap (`config_name`; None: unset, as
+    GPU Operator v26.3.0+ installs it, so mig-manager generates its config) and the simulated versions."""
+    config: Obj = {"name": config_name} if config_name else {}
     if default_config:
         config["default"] = default_config
     return {
@@ -104,7 +105,9 @@ def agents_rbac(ns: str = NAMESPACE) -> list[Obj]:
         {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
         {"apiGroups": ["nvidia.com"], "resources": ["clusterpolicies"], "verbs": ["get", "list", "watch"]},
     ]
-    ns_rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+    # configmaps create/update: mig-manager >= v0.14.0 stores the config it generated in <node>-mig-config
+    ns_rules = [{"apiGroups": [""], "resources": ["configmaps"],
+                 "verbs": ["get", "list", "watch", "create", "update"]}]
     ref = {"apiGroup": RBAC_GROUP}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
@@ -129,10 +132,10 @@ def install(api: Any, config_text: str | None = None, ns: str = NAMESPACE) -> No
 
 
 def create_policy(api: Any, strategy: str = "mixed", default_config: str | None = DEFAULT_LABEL,
-                  with_reboot: bool = False, timeout: float = 30.0) -> None:
+                  with_reboot: bool = False, timeout: float = 30.0, config_name: str | None = CONFIG_MAP) -> None:
     """Create the ClusterPolicy once its CRD serves. Server-side apply, not POST: the API server holds every
     create of a CRD established less than 2 s ago for 2 s (a guard for HA API servers), an apply is not held."""
-    policy = cluster_policy(strategy, default_config, with_reboot)
+    policy = cluster_policy(strategy, default_config, with_reboot, config_name)
     deadline = time.monotonic() + timeout
     while True:
         try:
