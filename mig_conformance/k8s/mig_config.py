@@ -55,7 +55,10 @@ class EffectiveConfig:
 
     @property
     def spec(self) -> Spec:
-        return _parse(self.text, f"ConfigMap {self.config_map}")
+        """Parsed once per text: equal nodes share one Spec (the command cache keys on its identity), so a generated
+        file is named without its node."""
+        where = "ConfigMap <node>-mig-config" if self.kind == GENERATED else f"ConfigMap {self.config_map}"
+        return _parse(self.text, where)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "config_map": self.config_map, "why": self.why}

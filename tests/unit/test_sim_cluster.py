@@ -414,7 +414,7 @@ def test_gpu_taint_needs_a_toleration() -> None:
 
 
 def test_restore_puts_labels_strategy_and_config_back() -> None:
-    cluster = SimCluster("p5.48xlarge", allow_changes=True)
+    cluster = SimCluster("p5.48xlarge", allow_changes=True, stack=STATIC_STACK)  # config by name: test_effective_config
     before = cluster.get_node(P5)
     original_text = cluster.get_mig_config()[1]
     cluster.set_node_label(P5, L.MIG_CONFIG_STATE, None)
