@@ -72,6 +72,7 @@ def _parse(text: str, where: str) -> Spec:
     return parse_installed_config(text, where)
 
 
+@functools.lru_cache(maxsize=64)
 def config_file_name(stack: StackProfile, policy_name: str | None) -> str | None:
     """The ConfigMap mig-manager is given as CONFIG_FILE, or None when it generates its own config.
 
@@ -104,8 +105,26 @@ def effective_config(node: str, stack: StackProfile, policy_name: str | None,
         text = read_config_map(CONFIG_MAP)
         return EffectiveConfig(FALLBACK, CONFIG_MAP, default_config_text() if text is None else text,
                                f"generation failed ({exc}): DEFAULT_CONFIG_FILE")
-    return EffectiveConfig(GENERATED, node_config_map(node), G.node_file(configs),
-                           f"{stack.generates_per_node_config().why}; no spec.migManager.config.name")
+    return EffectiveConfig(GENERATED, node_config_map(node), _node_file(configs), _generated_why(stack))
+
+
+@functools.lru_cache(maxsize=64)
+def _generated_why(stack: StackProfile) -> str:
+    return f"{stack.generates_per_node_config().why}; no spec.migManager.config.name"
+
+
+def _node_file(configs: G.Configs) -> str:
+    """The text, shared by equal nodes (the command cache hands them one Configs object)."""
+    key = id(configs)
+    hit = _TEXTS.get(key)
+    if hit is None or hit[0] is not configs:
+        hit = _TEXTS[key] = (configs, G.node_file(configs))
+        if len(_TEXTS) > 256:
+            _TEXTS.pop(next(iter(_TEXTS)))
+    return hit[1]
+
+
+_TEXTS: dict[int, tuple[G.Configs, str]] = {}
 
 
 def offline_config(node: str, gpus: list[tuple[Any, str]], stack: StackProfile, driver: str | None = None,
