@@ -30,6 +30,10 @@ DEFAULT_OPERATOR_NAMESPACE = "gpu-operator"
 DEFAULT_POD_IMAGE = "busybox:1.36"
 #: set by the local backend's simulated mig-manager when it starts (simulators/agents/mig_manager.py)
 MIG_MANAGER_ANNOTATION = "mig-conformance.io/mig-manager-config"
+#: the operator's mig-manager DaemonSet pods (NVIDIA/gpu-operator assets/state-mig-manager/0600_daemonset.yaml
+#: @a22dbf67); the operator rolls them out again when spec.migManager.config.name changes (CONFIG_FILE and the
+#: mounted ConfigMap are in their template: controllers/object_controls.go @a22dbf67, L2070-2091)
+MIG_MANAGER_PODS = "app=nvidia-mig-manager"
 
 # What each call needs, for access-denied messages (matches deploy/rbac.yaml).
 PERMISSIONS = {
@@ -80,6 +84,7 @@ class KubeCluster(Cluster):
         self.facts = dict(facts or {})
         #: the stack's versions where known (local: chosen); None: decided from what the cluster shows
         self.stack: StackProfile | None = None
+        self._pods_before_rollout: dict[str, bool] | None = None  # mig-manager pods before a config-name change
 
     # ---- error translation ------------------------------------------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -286,7 +291,19 @@ class KubeCluster(Cluster):
             self._call(self.core.patch_namespaced_config_map, name, self.operator_namespace,
                        {"data": {"config.yaml": text}})
 
+    def _mig_manager_pods(self) -> dict[str, bool] | None:
+        """uid -> Ready of the operator's mig-manager pods; None when they cannot be listed (said in the log)."""
+        try:
+            pods = self._call(self.core.list_namespaced_pod, self.operator_namespace,
+                              label_selector=MIG_MANAGER_PODS).items
+        except ClusterError as exc:
+            log.warning("cannot list the mig-manager pods (%s): not waiting for their rollout", exc)
+            return None
+        return {p.metadata.uid: any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+                for p in pods if p.metadata.deletion_timestamp is None}
+
     def _write_policy_config_name(self, name: str | None) -> None:
+        self._pods_before_rollout = self._mig_manager_pods()
         policy = self._cluster_policy()
         self._call(self.custom.patch_cluster_custom_object, *CLUSTER_POLICY, policy["metadata"]["name"],
                    {"spec": {"migManager": {"config": {"name": name}}}})
@@ -314,11 +331,25 @@ class KubeCluster(Cluster):
                                   f"no spec.migManager.config.name and no {MC.node_config_map(node)}")
 
     def wait_mig_manager_restarted(self, timeout: float) -> None:
-        """Until every node that runs the simulated mig-manager (annotation `mig-conformance.io/mig-manager-config`,
-        the local agents') reports the file the ClusterPolicy now implies and a verdict for its label. Real
-        clusters carry no such annotation: there this returns at once (the mig-manager pods' rollout is not
-        watched)."""
+        """After spec.migManager.config.name changed: until the operator has replaced every mig-manager pod that
+        ran before the change (`app=nvidia-mig-manager` in the operator namespace) and as many new ones are Ready,
+        and every node that runs the local backend's simulated mig-manager (annotation
+        `mig-conformance.io/mig-manager-config`; it has no pods) reports the file the ClusterPolicy now implies
+        and a verdict for its label."""
         name = self.policy_config_name()
+        before, self._pods_before_rollout = self._pods_before_rollout, None
+        if before:
+            def rolled_out(now: dict[str, bool] | None) -> bool:
+                return now is not None and not (now.keys() & before.keys()) and sum(now.values()) >= len(before)
+
+            def pods_text(now: dict[str, bool] | None) -> str:
+                if now is None:
+                    return "mig-manager pods cannot be listed"
+                old = len(now.keys() & before.keys())
+                return f"{old} of {len(before)} old mig-manager pods left, {sum(now.values())} new ones Ready"
+
+            self._wait(self._mig_manager_pods, rolled_out, timeout,
+                       f"the operator to roll out mig-manager with {name or 'no config name'}", pods_text)
 
         def state(raw: Any) -> tuple[str | None, dict[str, str]]:
             return (raw.metadata.annotations or {}).get(MIG_MANAGER_ANNOTATION), dict(raw.metadata.labels or {})

@@ -4,6 +4,7 @@ with an exact restore, and the static path of an operator before v26.3.0."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from mig_conformance.cluster.base import CUSTOM_CONFIG_MAP
 from mig_conformance.cluster.journal import ChangeKind
 from mig_conformance.cluster.local import operator
 from mig_conformance.cluster.local.backend import LocalCluster
-from mig_conformance.cluster.local.rest import path_of
+from mig_conformance.cluster.local.rest import RestError, path_of
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import mig_config as MC
 from mig_conformance.k8s import stack as stack_mod
@@ -141,3 +142,44 @@ def test_operator_before_v26_3_uses_the_static_path(tmp_path_factory: pytest.Tem
         assert _snapshot(cluster) == before
     finally:
         cluster.close()
+
+
+def _mig_manager_pod(name: str, node: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": operator.NAMESPACE, "labels": {"app": "nvidia-mig-manager"}},
+            "spec": {"nodeName": node, "containers": [{"name": "nvidia-mig-manager", "image": "busybox:1.36"}],
+                     "tolerations": [{"operator": "Exists"}]}}
+
+
+def test_a_config_name_change_waits_for_the_mig_manager_rollout(newest: LocalCluster) -> None:
+    """On a real cluster the operator replaces the mig-manager pods when config.name changes: the kit waits until
+    none of the pods from before is left and as many new ones are Ready (pods on kwok nodes stand in for them)."""
+    from mig_conformance.cluster.base import WaitTimeout
+
+    node = _node(newest)
+    newest.wait_mig_manager_restarted(60)
+    with newest.admin() as admin:
+        pods = f"/api/v1/namespaces/{operator.NAMESPACE}/pods"
+
+        def delete(name: str) -> None:
+            with contextlib.suppress(RestError):
+                admin.request("DELETE", f"{pods}/{name}", query={"gracePeriodSeconds": "0"})
+
+        admin.request("POST", pods, _mig_manager_pod("nvidia-mig-manager-old", node))
+        newest.wait_for_pod(operator.NAMESPACE, "nvidia-mig-manager-old", lambda p: p.phase == "Running", 30, "old")
+        try:
+            newest.set_mig_config(USER)
+            with pytest.raises(WaitTimeout, match="1 of 1 old mig-manager pods left"):
+                newest.wait_mig_manager_restarted(2)
+            newest.set_mig_config(USER)  # the name is set already: no rollout to wait for
+            newest._pods_before_rollout = {"old-uid": True}  # as recorded before the change
+            delete("nvidia-mig-manager-old")
+            admin.request("POST", pods, _mig_manager_pod("nvidia-mig-manager-new", node))
+            newest.wait_mig_manager_restarted(60)
+            assert newest.node_mig_config(node).kind == MC.CUSTOM
+        finally:
+            delete("nvidia-mig-manager-old")
+            delete("nvidia-mig-manager-new")
+            newest.restore()
+            newest._pods_before_rollout = None
+            newest.wait_mig_manager_restarted(60)
