@@ -99,6 +99,12 @@ def apply_and_check(mig_node: GpuNode, mig_reconfigure: Callable[..., GpuNode],
     return node, expected
 
 
+def report_property(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
+    """Adds a (name, value) report property of the test (pytest's record_property without its warning under
+    junit_family xunit2: the kit's records travel the same way)."""
+    return lambda name, value: request.node.user_properties.append((name, value))
+
+
 def node_config(mig_cluster: Cluster, node: GpuNode, record_property: Callable[[str, object], None]) -> Spec:
     """The mig-parted file mig-manager reads on `node` (generated `<node>-mig-config`, custom or static: the suites
     pick config names from it), said in the test's report properties (`mig_config`) and output."""

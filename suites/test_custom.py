@@ -22,7 +22,7 @@ from mig_conformance.cluster.journal import ChangeKind
 from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.mig.plans import configs_for_node, layout_pictures
 from mig_conformance.plugin.checks import expected_failures_origin
-from mig_conformance.suites._helpers import projection_problems, record_expectation, require_config
+from mig_conformance.suites._helpers import projection_problems, record_expectation, report_property, require_config
 from mig_conformance.validation.verdict import judge
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def user_config_installed(mig_cluster: Cluster, mig_user_config: ConfigSource,
 def test_custom_config(mig_node: GpuNode, mig_custom_config: str, mig_user_config: ConfigSource,
                        mig_reconfigure: Callable[..., GpuNode], mig_expect: Callable[..., NodeProjection],
                        mig_record: Callable[..., None], mig_settings: Settings, mig_cluster: Cluster,
-                       request: pytest.FixtureRequest, record_property: Callable[[str, object], None]) -> None:
+                       request: pytest.FixtureRequest) -> None:
     config = mig_custom_config
     strategy = mig_settings.strategy or mig_cluster.get_mig_strategy()  # the row names the strategy it ran under
     mig_record(config=config, strategy=strategy)
@@ -63,7 +63,7 @@ def test_custom_config(mig_node: GpuNode, mig_custom_config: str, mig_user_confi
     if config not in configs_for_node(gpus, mig_user_config.spec):
         pytest.skip(f"config {config} of {mig_user_config.file} selects none of the GPUs of {mig_node.name}")
     installed = request.getfixturevalue("user_config_installed")
-    require_config(mig_cluster, mig_node, config, record_property, installed)
+    require_config(mig_cluster, mig_node, config, report_property(request), installed)
     expected = record_expectation(mig_node, mig_expect, mig_record, "custom", config, strategy)
     node = mig_reconfigure(mig_node, config, strategy)
     measured, want, problems = projection_problems(node, expected, config, strategy)

@@ -133,3 +133,18 @@ def test_older_operator_keeps_patching_the_named_map() -> None:
     assert cluster.policy_config_name() == CONFIG_MAP and cluster.node_mig_config(P5).text == USER
     cluster.restore()
     assert cluster.node_mig_config(P5).text == default_config_text()
+
+
+def test_config_name_changes_survive_a_journal_file_and_read_well(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A killed run's journal holds the new kinds; `mig-conformance restore` describes them."""
+    from mig_conformance.cluster.base import describe_change, restore_sequence
+    from mig_conformance.cluster.journal import Journal
+
+    path = tmp_path / "journal.json"
+    cluster = SimCluster("p5.48xlarge", allow_changes=True, journal=Journal(path, "r1", "sim"))
+    cluster.set_mig_config(USER)
+    cluster.set_node_label(P5, "example.com/x", "1")
+    loaded = Journal.load(path)
+    assert [describe_change(c) for c in restore_sequence(loaded.changes)] == [
+        "ClusterPolicy spec.migManager.config.name(removed)", "ConfigMap mig-conformance-config (deleted)",
+        f"node {P5} label example.com/x(removed)"]
