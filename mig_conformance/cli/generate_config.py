@@ -13,6 +13,8 @@ from mig_conformance.common.errors import InputError
 from mig_conformance.gpus.catalog import load_catalog, parse_gpu_specs
 from mig_conformance.gpus.instance_types import get_instance_type
 from mig_conformance.mig import generate as G
+from mig_conformance.mig.default_config import CONFIG_MAP
+from mig_conformance.simulators.nvml import is_legacy_driver
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--instance-type", metavar="TYPE", help="EC2 instance type, e.g. p5.48xlarge")
     p.add_argument("--gpu", action="append", metavar="GPU[xN]",
                    help="GPUs in PCI order, repeatable for mixed nodes, e.g. --gpu H100-80GBx4 --gpu A30-24GBx4")
+    p.add_argument("--driver", metavar="VERSION",
+                   help="the node's driver; R535 and older list no MIG profiles while MIG is disabled, so mig-manager "
+                        "generates nothing there and falls back to default-mig-parted-config (exit 1)")
     p.add_argument("--header", action="store_true",
                    help="with the two comment lines mig-manager puts before the YAML in the ConfigMap")
     p.add_argument("--json", action="store_true",
@@ -46,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
         configs = G.generate(gpus)
     except G.NoMigCapableDevices as exc:
         return report_failure(InputError(f"{exc}: mig-manager does not run on such a node"), args.json, EXIT_FAIL)
+    if args.driver and is_legacy_driver(args.driver):
+        return report_failure(InputError(
+            f"driver {args.driver} lists no MIG profiles while MIG mode is disabled (R535 and older): mig-manager's "
+            f"discovery finds none, so it generates nothing and reads the static {CONFIG_MAP} instead "
+            "(DEFAULT_CONFIG_FILE; docs/reference/mig-parted.md#generated-config)"), args.json, EXIT_FAIL)
     if args.json:
         print_json(G.as_go_json(configs))
     else:

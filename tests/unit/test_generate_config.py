@@ -225,6 +225,8 @@ def test_cli_instance_type_prints_the_yaml(capsys: pytest.CaptureFixture[str]) -
 
     assert main(["generate-config", "--instance-type", "p5.48xlarge"]) == 0
     assert capsys.readouterr().out == H100_YAML
+    assert main(["generate-config", "--instance-type", "p5.48xlarge", "--driver", "580.159.04"]) == 0
+    assert capsys.readouterr().out == H100_YAML
     assert main(["generate-config", "--instance-type", "p5.48xlarge", "--header"]) == 0
     assert capsys.readouterr().out == G.HEADER + H100_YAML
 
@@ -254,6 +256,7 @@ def test_cli_board_variant_uses_its_own_device_id(capsys: pytest.CaptureFixture[
     (["--instance-type", "nope"], 2, "unknown instance type 'nope'"),
     (["--gpu", "NoSuchGPU"], 2, "NoSuchGPU"),
     (["--instance-type", "g6.xlarge"], 1, "no MIG-capable devices found on the system"),
+    (["--instance-type", "p5.48xlarge", "--driver", "535.183.01"], 1, "reads the static default-mig-parted-config"),
 ])
 def test_cli_errors(capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str) -> None:
     import json
