@@ -127,7 +127,8 @@ class SimCluster(Cluster):
         types = Counter(n.spec.instance_type or "+".join(g.key for g in n.spec.gpus) for n in self._nodes.values())
         return {"kubernetes_version": "sim", "backend": "sim", "gpu_operator": "simulated",
                 "driver": f"{self.driver} (simulated)", "device_plugin": f"{self.plugin_version} (simulated)",
-                "mig_strategy": self._strategy, "config_map": self._policy_name or "",
+                "mig_strategy": self._strategy,
+                "config_map": self._policy_name or "(none: mig-manager generates <node>-mig-config)",
                 "mig_manager": {"delay_s": self.delay, "with_reboot": self.with_reboot},
                 "nodes": {"count": len(self._nodes), "gpus": sum(len(n.spec.gpus) for n in self._nodes.values()),
                           "by_type": dict(sorted(types.items()))}}
