@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from mig_conformance.mig import generate as G
 from mig_conformance.mig.config import creation_order
 from mig_conformance.mig.reconfigure import PENDING, REBOOTING, reconfigure
 from mig_conformance.mig.spec import Spec
@@ -130,6 +131,45 @@ class NodeGpus:
                        for ci in nvml.nvmlGpuInstanceGetComputeInstances(gi, info.id)):
                     return str(new_mig_profile(i, j, 0, memory, total))
         raise NodeGpuError(f"{nvml.name}: MIG device {mig} matches no GPU/compute instance profile")
+
+    def discover_profiles(self) -> list[list[G.Discovered]]:
+        """mig-parted's discovery.DiscoverMIGProfiles on this node's NVML: per MIG-capable GPU, go-nvlib's profile
+        list without compute-instance profiles, with the GI profile's InstanceCount (the A30's fixed list instead).
+        Raises NoMigCapableDevices / NoProfilesDiscovered as it does (docs/reference/mig-parted.md#generated-config);
+        an R535 driver lists no profiles while MIG is disabled, so a fresh node with one gets the latter."""
+        nvml, parted = self.nvml, self.parted
+        found: list[list[G.Discovered]] = []
+        capable = 0
+        nvml.nvmlInit()
+        try:
+            for i in range(len(nvml.gpus)):
+                if not parted.is_mig_capable(i):
+                    continue
+                capable += 1
+                handle = nvml.nvmlDeviceGetHandleByIndex(i)
+                device_id = f"0x{nvml.nvmlDeviceGetPciInfo(handle).pciDeviceId:08X}"
+                if device_id == G.A30_DEVICE_ID:
+                    found.append(G.device_profiles(nvml.gpus[i].model, device_id))
+                    continue
+                profiles: list[G.Discovered] = []
+                for p in parted._read_device_profiles(i):
+                    if p.name.is_compute_instance:
+                        continue
+                    try:
+                        count = nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, p.gi_index).instanceCount
+                    except nv.NVMLError:
+                        continue  # discovery logs a warning and skips the profile
+                    if all(q.name != str(p) for q in profiles):
+                        profiles.append(G.Discovered(str(p), count, device_id, p.name.g, not p.name.attributes))
+                if profiles:
+                    found.append(profiles)
+        finally:
+            nvml.nvmlShutdown()
+        return G.checked(found, capable)
+
+    def generated_configs(self) -> G.Configs:
+        """What mig-manager >= v0.14.0 generates on this node (raises like `discover_profiles`)."""
+        return G.build(self.discover_profiles())
 
     def reboot(self) -> None:
         """Pending MIG modes take effect; GPU and compute instances do not survive a reboot."""

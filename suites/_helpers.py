@@ -11,8 +11,10 @@ from mig_conformance.k8s import labels as L
 from mig_conformance.mig.plans import layout_pictures
 
 if TYPE_CHECKING:
+    from mig_conformance.cluster.base import Cluster
     from mig_conformance.k8s.model import GpuNode
     from mig_conformance.k8s.projection import NodeProjection
+    from mig_conformance.mig.spec import Spec
 
 
 def nvidia_resources(node: GpuNode) -> dict[str, int]:
@@ -95,3 +97,33 @@ def apply_and_check(mig_node: GpuNode, mig_reconfigure: Callable[..., GpuNode],
     if problems:
         pytest.fail("\n".join(problems))
     return node, expected
+
+
+def report_property(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
+    """Adds a (name, value) report property of the test (pytest's record_property without its warning under
+    junit_family xunit2: the kit's records travel the same way)."""
+    return lambda name, value: request.node.user_properties.append((name, value))
+
+
+def node_config(mig_cluster: Cluster, node: GpuNode, record_property: Callable[[str, object], None]) -> Spec:
+    """The mig-parted file mig-manager reads on `node` (generated `<node>-mig-config`, custom or static: the suites
+    pick config names from it), said in the test's report properties (`mig_config`) and output."""
+    effective = mig_cluster.node_mig_config(node.name)
+    record_property("mig_config", effective.as_dict())
+    print(f"{node.name}: {effective.line()}")
+    return effective.spec
+
+
+def require_config(mig_cluster: Cluster, node: GpuNode, config: str, record_property: Callable[[str, object], None],
+                   installed: str | None = None) -> None:
+    """Fail, naming the node, the ConfigMap and the configs it has, when `config` is not in the file mig-manager
+    reads on `node` now (a name missing from a generated `<node>-mig-config` would only end `failed`)."""
+    effective = mig_cluster.node_mig_config(node.name)
+    record_property("mig_config", effective.as_dict())
+    print(f"{node.name}: {effective.line()}")
+    names = effective.spec.configs
+    if config in names:
+        return
+    hint = f" (the kit installed ConfigMap {installed})" if installed and installed != effective.config_map else ""
+    pytest.fail(f"config {config} is not in the mig-parted file mig-manager reads on node {node.name}: "
+                f"{effective.kind} ConfigMap {effective.config_map}{hint} has {', '.join(sorted(names)) or 'none'}")

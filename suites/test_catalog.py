@@ -14,8 +14,8 @@ from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.mig.plans import configs_for_node, single_strategy_config
 from mig_conformance.mig.reconfigure import SUCCESS
-from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.mig.state import initial_states
+from mig_conformance.suites._helpers import node_config, report_property
 
 if TYPE_CHECKING:
     from mig_conformance.cluster.base import Cluster
@@ -89,8 +89,8 @@ def _published_profiles(node: GpuNode) -> list[str]:
     return sorted(k[len(prefix):-len(suffix)] for k in node.labels if k.startswith(prefix) and k.endswith(suffix))
 
 
-def _config_to_publish_labels(gpu: GpuModel, mig_cluster: Cluster,
-                              mig_settings: Settings) -> tuple[str, None] | tuple[None, str]:
+def _config_to_publish_labels(gpu: GpuModel, mig_cluster: Cluster, mig_settings: Settings, node: GpuNode,
+                              record: Callable[[str, object], None]) -> tuple[str, None] | tuple[None, str]:
     """(config, None): a config of the cluster's mig-parted file that gives the GPU MIG devices (all-balanced, else
     a uniform all-<profile> config), for the test to apply under mixed; or (None, why it may not reconfigure)."""
     if not gpu.mig_capable:
@@ -99,15 +99,16 @@ def _config_to_publish_labels(gpu: GpuModel, mig_cluster: Cluster,
         return None, "the run may not change the cluster (--mig-allow-reconfigure allows it)"
     if mig_settings.strategy not in (None, "mixed"):
         return None, f"--mig-strategy={mig_settings.strategy}, and GFD publishes them under mixed"
-    name, text = mig_cluster.get_mig_config()
-    spec = parse_spec_text(text, f"ConfigMap {name}")
+    spec = node_config(mig_cluster, node, record)
+    name = mig_cluster.node_mig_config(node.name).config_map
     config = "all-balanced" if "all-balanced" in configs_for_node([gpu], spec) else single_strategy_config(gpu, spec)
     return (config, None) if config else (None, f"ConfigMap {name} has no config with MIG devices for {gpu.key}")
 
 
 def test_mig_labels_match_profile_table(mig_node: GpuNode, mig_cluster: Cluster, mig_settings: Settings,
                                         mig_reconfigure: Callable[..., GpuNode],
-                                        mig_record: Callable[..., None]) -> None:
+                                        mig_record: Callable[..., None],
+                                        request: pytest.FixtureRequest) -> None:
     """Every nvidia.com/mig-<profile>.* label GFD publishes equals the catalog's numbers for that profile.
 
     GFD publishes them under the mixed strategy for the MIG devices a node has. A node that shows none now (every
@@ -121,7 +122,7 @@ def test_mig_labels_match_profile_table(mig_node: GpuNode, mig_cluster: Cluster,
                config=node.labels.get(L.MIG_CONFIG), strategy=node.labels.get(L.MIG_STRATEGY))
     published = _published_profiles(node)
     if not published:
-        config, why_not = _config_to_publish_labels(gpu, mig_cluster, mig_settings)
+        config, why_not = _config_to_publish_labels(gpu, mig_cluster, mig_settings, node, report_property(request))
         if config is None:
             pytest.skip(f"{node.name} publishes no MIG profile labels now (MIG disabled or strategy not mixed) and is "
                         f"not reconfigured: {why_not}")

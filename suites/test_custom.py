@@ -6,7 +6,10 @@ One test per node and config (ids like `test_custom_config[NODE[TYPE]-training]`
   node's GPUs finds no error), or, for a config listed with --mig-expect-config-failure, it does not.
 The test fails when either answer is no; its record carries both, and the report shows them apart (its Config
 verdicts section). Each test installs the file as the cluster's mig-parted ConfigMap and puts the original back
-when it ends, so later suites see the cluster's own configs."""
+when it ends, so later suites see the cluster's own configs: on GPU Operator v26.3.0+ (custom files only by
+name) as the ConfigMap `mig-conformance-config` that spec.migManager.config.name points at, waiting for mig-manager to
+restart with it; before, by replacing the text of the ConfigMap the ClusterPolicy names (`Cluster.set_mig_config`).
+Before labelling, the test checks that the config is in the file mig-manager now reads on the node."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from mig_conformance.cluster.journal import ChangeKind
 from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.mig.plans import configs_for_node, layout_pictures
 from mig_conformance.plugin.checks import expected_failures_origin
-from mig_conformance.suites._helpers import projection_problems, record_expectation
+from mig_conformance.suites._helpers import projection_problems, record_expectation, report_property, require_config
 from mig_conformance.validation.verdict import judge
 
 if TYPE_CHECKING:
@@ -32,13 +35,21 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("custom")]
 
 
+CONFIG_KINDS = {ChangeKind.MIG_CONFIG, ChangeKind.MIG_CONFIG_NAME, ChangeKind.CONFIG_MAP}
+
+
 @pytest.fixture
-def user_config_installed(mig_cluster: Cluster, mig_user_config: ConfigSource) -> Iterator[None]:
-    """The user's mig-parted file (the file a ConfigMap manifest of theirs holds) as the cluster's mig-parted
-    ConfigMap for one test; the original text comes back afterwards."""
-    mig_cluster.set_mig_config(mig_user_config.mig_parted_text)
-    yield
-    mig_cluster.restore(kinds={ChangeKind.MIG_CONFIG})
+def user_config_installed(mig_cluster: Cluster, mig_user_config: ConfigSource,
+                          mig_settings: Settings) -> Iterator[str]:
+    """The user's mig-parted file (the file a ConfigMap manifest of theirs holds) as the file mig-manager reads for
+    one test (yields the ConfigMap holding it); the ClusterPolicy and ConfigMaps come back afterwards."""
+    name = mig_cluster.set_mig_config(mig_user_config.mig_parted_text)
+    mig_cluster.wait_mig_manager_restarted(mig_settings.timeout)
+    yield name
+    changed_name = any(c.kind == ChangeKind.MIG_CONFIG_NAME for c in mig_cluster.journal.changes)
+    mig_cluster.restore(kinds=CONFIG_KINDS)
+    if changed_name:
+        mig_cluster.wait_mig_manager_restarted(mig_settings.timeout)
 
 
 def test_custom_config(mig_node: GpuNode, mig_custom_config: str, mig_user_config: ConfigSource,
@@ -51,7 +62,8 @@ def test_custom_config(mig_node: GpuNode, mig_custom_config: str, mig_user_confi
     gpus = node_gpu_models(mig_node)
     if config not in configs_for_node(gpus, mig_user_config.spec):
         pytest.skip(f"config {config} of {mig_user_config.file} selects none of the GPUs of {mig_node.name}")
-    request.getfixturevalue("user_config_installed")
+    installed = request.getfixturevalue("user_config_installed")
+    require_config(mig_cluster, mig_node, config, report_property(request), installed)
     expected = record_expectation(mig_node, mig_expect, mig_record, "custom", config, strategy)
     node = mig_reconfigure(mig_node, config, strategy)
     measured, want, problems = projection_problems(node, expected, config, strategy)

@@ -10,7 +10,7 @@ import pytest
 
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.node_hardware import node_gpu_models, not_applicable_note
-from mig_conformance.suites._helpers import apply_and_check
+from mig_conformance.suites._helpers import apply_and_check, node_config, report_property
 
 if TYPE_CHECKING:
     from mig_conformance.cluster.base import Cluster
@@ -23,10 +23,13 @@ pytestmark = [pytest.mark.mig_disruptive, pytest.mark.mig_category("reconfigurat
 
 def test_label_change_is_followed(mig_node: GpuNode, mig_cluster: Cluster, mig_reconfigure: Callable[..., GpuNode],
                                   mig_expect: Callable[..., NodeProjection], mig_record: Callable[..., None],
-                                  mig_settings: Settings) -> None:
+                                  mig_settings: Settings, request: pytest.FixtureRequest) -> None:
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
         pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable{not_applicable_note(mig_node)}")
+    names = node_config(mig_cluster, mig_node, report_property(request)).configs  # says which file the names come from
+    if "all-balanced" not in names:
+        pytest.skip(f"{mig_node.name}: the file mig-manager reads has no all-balanced")
     original = mig_cluster.original_node_label(mig_node.name, L.MIG_CONFIG)  # before this run changed the node
     strategy = mig_cluster.get_mig_strategy()
     apply_and_check(mig_node, mig_reconfigure, mig_expect, mig_record, "reconfiguration", "all-disabled", strategy)

@@ -15,9 +15,10 @@ from mig_conformance.gpus.instance_types import get_instance_type
 from mig_conformance.gpus.provenance import gpu_provenance
 from mig_conformance.k8s import device_plugin, stack, versions
 from mig_conformance.k8s.labels import MIG_CONFIG, STRATEGIES
+from mig_conformance.k8s.mig_config import EffectiveConfig, offline_config
 from mig_conformance.k8s.projection import NodeProjection, project_node
-from mig_conformance.mig.default_config import default_config_file
 from mig_conformance.mig.spec import load_spec
+from mig_conformance.simulators.nvml import is_legacy_driver
 from mig_conformance.validation.availability import NOT_APPLICABLE, mig_unavailable
 
 
@@ -34,7 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="ClusterPolicy mig.strategy (required, except with --bottlerocket-settings: single)")
     p.add_argument("--config-file", metavar="FILE",
-                   help="mig-parted config or ConfigMap (default: the GPU Operator's default-mig-parted-config)")
+                   help="mig-parted config or ConfigMap (a custom config; default: what mig-manager reads on a fresh "
+                        "node of the newest stack: the config it generates from the node's GPUs, or the GPU "
+                        "Operator's default-mig-parted-config where it cannot generate)")
     p.add_argument("--with-reboot", action="store_true", help="mig-manager WITH_REBOOT=true")
     p.add_argument("--no-gpu-reset", action="store_true",
                    help="model a node where a GPU reset cannot complete a MIG mode change (Ampere in some VMs)")
@@ -95,6 +98,17 @@ def _print_provenance(args: argparse.Namespace, gpus: list[GpuModel]) -> None:
         print(f"GPU {gpu_provenance(g).line()}")
 
 
+def _effective(desc: str, gpus: list[Any], args: argparse.Namespace, profile: stack.StackProfile) -> EffectiveConfig:
+    """The file mig-manager of the chosen stack reads on a fresh node with these GPUs (k8s/mig_config.py)."""
+    if args.gpu:
+        ids = [v.pci_device_id for v in parse_gpu_specs(args.gpu)]
+    else:
+        ids = [g.primary_variant.pci_device_id for g in gpus]
+    driver = profile.driver.value
+    legacy = driver is not None and is_legacy_driver(driver)
+    return offline_config(desc, list(zip(gpus, ids, strict=True)), profile, driver, legacy)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.bottlerocket_settings is not None:
         return expect_bottlerocket.run(args, choose_stack(args))
@@ -102,7 +116,12 @@ def run(args: argparse.Namespace) -> int:
         args.usage_error("the following arguments are required: --strategy (except with --bottlerocket-settings)")
     desc, gpus = node_gpus(args.gpu, args.instance_type)
     profile = choose_stack(args)
-    spec = load_spec(args.config_file or default_config_file())
+    effective = None
+    if args.config_file:
+        spec = load_spec(args.config_file)
+    else:
+        effective = _effective(desc, gpus, args, profile)
+        spec = effective.spec
     if spec.problems:
         raise InputError(list(spec.problems))
     enables = args.config is not None and any(e.mig_enabled for e in spec.configs.get(args.config, ()))
@@ -117,14 +136,17 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from None
     if unavailable:  # mig-manager is not deployed there (or cannot enable MIG): the GPUs stay whole
         projection = replace(projection, labels=dict(sorted({**projection.labels, MIG_CONFIG: args.config}.items())))
+    mig_config = effective.as_dict() if effective else {"kind": "custom", "file": args.config_file}
     if args.json:
-        print_json({**projection.as_dict(), "stack": profile.as_dict(), "mig_available": unavailable is None,
-                    "not_applicable": unavailable, "provenance": _provenance(args, gpus)})
+        print_json({**projection.as_dict(), "stack": profile.as_dict(), "mig_config": mig_config,
+                    "mig_available": unavailable is None, "not_applicable": unavailable,
+                    "provenance": _provenance(args, gpus)})
     else:
         _print_provenance(args, gpus)
         if unavailable:
             print(f"config {args.config}: {NOT_APPLICABLE}: {unavailable}")
         _print_text(desc, args, projection, profile)
+        print(f"mig-parted file: {effective.line() if effective else args.config_file}")
     failed = projection.state == "failed" or projection.plugin_error is not None or unavailable is not None
     return EXIT_FAIL if failed else EXIT_OK
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar, assert_never
 from mig_conformance.cluster.journal import Change, ChangeKind, Journal
 from mig_conformance.common.errors import MigConformanceError
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import mig_config as MC
 from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
 from mig_conformance.k8s.stack import StackProfile
@@ -26,8 +27,12 @@ T = TypeVar("T")
 #: (kubernetes/kubernetes#121635; the window grows with the number of RBAC objects). A 404 is never retried.
 RECOVERY_S = 30.0
 
-#: What `restore()` puts back first: cluster-wide settings, then node labels (2), then the run's namespaces.
-RESTORE_ORDER = {ChangeKind.MIG_CONFIG: 0, ChangeKind.MIG_STRATEGY: 1, ChangeKind.NAMESPACE: 3}
+#: What `restore()` puts back first: cluster-wide settings (the ClusterPolicy's config name before the ConfigMap it
+#: named is deleted), then node labels (2), then the run's namespaces.
+RESTORE_ORDER = {ChangeKind.MIG_CONFIG: 0, ChangeKind.MIG_CONFIG_NAME: 0, ChangeKind.MIG_STRATEGY: 1,
+                 ChangeKind.CONFIG_MAP: 1, ChangeKind.NAMESPACE: 3}
+#: The ConfigMap the kit installs a user's mig-parted file as, on operators that take custom files only by name.
+CUSTOM_CONFIG_MAP = "mig-conformance-config"
 
 
 def restore_sequence(changes: list[Change]) -> list[Change]:
@@ -123,6 +128,13 @@ class Cluster(abc.ABC):
     def get_mig_config(self) -> tuple[str, str]:
         """(ConfigMap name, mig-parted file text) that mig-manager uses."""
 
+    def node_mig_config(self, node: str) -> MC.EffectiveConfig:
+        """The file mig-manager reads on `node`: generated (`<node>-mig-config`), custom or static
+        (k8s/mig_config.py). Backends that know per-node configs override this; by default the cluster-wide one."""
+        name, text = self.get_mig_config()
+        return MC.EffectiveConfig(MC.STATIC if name == MC.STATIC_CONFIG_MAP else MC.CUSTOM, name, text,
+                                  "the ConfigMap the ClusterPolicy names")
+
     # ---- writing (backend-specific, called only through the journaled methods) ---------------
     @abc.abstractmethod
     def _write_node_label(self, node: str, key: str, value: str | None) -> None: ...
@@ -132,6 +144,31 @@ class Cluster(abc.ABC):
 
     @abc.abstractmethod
     def _write_mig_config(self, text: str) -> None: ...
+
+    # ---- custom configs by name (GPU Operator v26.3.0+; backends that support it override these) -----------
+    def policy_config_name(self) -> str | None:
+        """The ClusterPolicy's spec.migManager.config.name (None: unset or empty)."""
+        return self.get_mig_config()[0]
+
+    def custom_config_needs_name(self) -> bool | None:
+        """Whether mig-manager takes a custom file only through spec.migManager.config.name (GPU Operator v26.3.0+,
+        `StackProfile.custom_config_needs_name`); None: the operator version is unknown."""
+        return None
+
+    def read_config_map(self, name: str) -> tuple[str, dict[str, str]] | None:
+        """A ConfigMap of the operator namespace: (its config.yaml, its labels); None when it does not exist."""
+        raise ClusterError(f"{self.name}: the {self.kind} backend cannot read ConfigMaps")
+
+    def _write_config_map(self, name: str, text: str | None) -> None:
+        """Create or replace (None: delete) a ConfigMap of the operator namespace holding config.yaml."""
+        raise ClusterError(f"{self.name}: the {self.kind} backend cannot write ConfigMaps")
+
+    def _write_policy_config_name(self, name: str | None) -> None:
+        """Set (None: remove) spec.migManager.config.name; mig-manager restarts with the file it names."""
+        raise ClusterError(f"{self.name}: the {self.kind} backend cannot set spec.migManager.config.name")
+
+    def wait_mig_manager_restarted(self, timeout: float) -> None:  # noqa: B027 - nothing to wait for by default
+        """After spec.migManager.config.name changed: wait until mig-manager runs with the new file everywhere."""
 
     @abc.abstractmethod
     def observe_label(self, node: str, key: str) -> AbstractContextManager[list[str | None]]:
@@ -216,11 +253,30 @@ class Cluster(abc.ABC):
         self.journal.record(ChangeKind.MIG_STRATEGY, "cluster-policy", None, self.get_mig_strategy())
         self._write_mig_strategy(strategy)
 
-    def set_mig_config(self, text: str) -> None:
+    def set_mig_config(self, text: str) -> str:
+        """Make mig-manager read `text`; returns the ConfigMap that holds it.
+
+        Where a custom file reaches mig-manager only through spec.migManager.config.name (GPU Operator v26.3.0+;
+        an operator of unknown version whose ClusterPolicy names no ConfigMap) the text goes into the ConfigMap
+        `mig-conformance-config` and the ClusterPolicy names it: both journaled first (the ConfigMap's original
+        text or absence, the name's original value or absence), then mig-manager restarts (waited for with
+        `wait_mig_manager_restarted`). Otherwise the ConfigMap the ClusterPolicy names gets the new text (journaled)."""
         self._check_allowed("replace the mig-parted config")
-        name, original = self.get_mig_config()
-        self.journal.record(ChangeKind.MIG_CONFIG, name, None, original)
-        self._write_mig_config(text)
+        needs_name = self.custom_config_needs_name()
+        current = self.policy_config_name()
+        if needs_name is False or (needs_name is None and current):
+            name, original = self.get_mig_config()
+            self.journal.record(ChangeKind.MIG_CONFIG, name, None, original)
+            self._write_mig_config(text)
+            return name
+        name = CUSTOM_CONFIG_MAP
+        existing = self.read_config_map(name)
+        self.journal.record(ChangeKind.CONFIG_MAP, name, None, None if existing is None else existing[0])
+        self.journal.record(ChangeKind.MIG_CONFIG_NAME, "cluster-policy", None, current)
+        self._write_config_map(name, text)
+        if current != name:
+            self._write_policy_config_name(name)
+        return name
 
     def create_run_namespace(self, name: str, labels: Mapping[str, str]) -> None:
         """Create the run's namespace, journaled first so that `restore()` (or a later restore) deletes it.
@@ -291,6 +347,10 @@ class Cluster(abc.ABC):
             self._write_mig_config(change.original)
         elif change.kind == ChangeKind.NAMESPACE:
             self.delete_namespace(change.target)
+        elif change.kind == ChangeKind.CONFIG_MAP:
+            self._write_config_map(change.target, change.original)
+        elif change.kind == ChangeKind.MIG_CONFIG_NAME and self.policy_config_name() != change.original:
+            self._write_policy_config_name(change.original)
 
     def _restore_mig_config_label(self, change: Change) -> None:
         """Label the node back as mig-manager's user would: when the label differs, clear the verdict and relabel
@@ -514,4 +574,9 @@ def describe_change(change: Change) -> str:
         return f"ConfigMap {change.target} (mig-parted config, original text)"
     if change.kind == ChangeKind.NAMESPACE:
         return f"namespace {change.target} (deleted)"
+    if change.kind == ChangeKind.CONFIG_MAP:
+        return f"ConfigMap {change.target} " + ("(deleted)" if change.original is None else "(original text)")
+    if change.kind == ChangeKind.MIG_CONFIG_NAME:
+        return "ClusterPolicy spec.migManager.config.name" + (
+            "(removed)" if change.original is None else f"={change.original}")
     assert_never(change.kind)  # every kind is described above (the journal only loads known kinds)

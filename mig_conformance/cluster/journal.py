@@ -29,6 +29,8 @@ class ChangeKind(StrEnum):
     MIG_STRATEGY = "mig-strategy"  # the ClusterPolicy's MIG strategy
     MIG_CONFIG = "mig-config"  # the mig-parted ConfigMap's text
     NAMESPACE = "namespace"  # a namespace the run created (its original: did not exist)
+    CONFIG_MAP = "config-map"  # a ConfigMap of the operator namespace (target), its config.yaml (None: did not exist)
+    MIG_CONFIG_NAME = "mig-config-name"  # the ClusterPolicy's spec.migManager.config.name (None: unset)
 
 
 @dataclass(frozen=True)

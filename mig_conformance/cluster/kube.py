@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -14,6 +15,8 @@ from typing import Any, cast
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, TransientError, append_new
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.common.run import RUN_LABEL
+from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import mig_config as MC
 from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus, Taint
 from mig_conformance.k8s.stack import StackProfile
@@ -26,6 +29,12 @@ CLUSTER_POLICY = ("nvidia.com", "v1", "clusterpolicies")
 DEFAULT_CONFIG_MAP = "default-mig-parted-config"
 DEFAULT_OPERATOR_NAMESPACE = "gpu-operator"
 DEFAULT_POD_IMAGE = "busybox:1.36"
+#: set by the local backend's simulated mig-manager when it starts (simulators/agents/mig_manager.py)
+MIG_MANAGER_ANNOTATION = "mig-conformance.io/mig-manager-config"
+#: the operator's mig-manager DaemonSet pods (NVIDIA/gpu-operator assets/state-mig-manager/0600_daemonset.yaml
+#: @a22dbf67); the operator rolls them out again when spec.migManager.config.name changes (CONFIG_FILE and the
+#: mounted ConfigMap are in their template: controllers/object_controls.go @a22dbf67, L2070-2091)
+MIG_MANAGER_PODS = "app=nvidia-mig-manager"
 
 # What each call needs, for access-denied messages (matches deploy/rbac.yaml).
 PERMISSIONS = {
@@ -35,6 +44,7 @@ PERMISSIONS = {
     "patch_cluster_custom_object": "patch clusterpolicies.nvidia.com",
     "read_namespaced_config_map": "get configmaps",
     "patch_namespaced_config_map": "patch configmaps", "create_namespace": "create namespaces",
+    "create_namespaced_config_map": "create configmaps", "delete_namespaced_config_map": "delete configmaps",
     "delete_namespace": "delete namespaces", "create_namespaced_pod": "create pods",
     "read_namespaced_pod": "get pods", "delete_namespaced_pod": "delete pods", "list_namespaced_pod": "list pods",
     "get_code": "get /version", "list_namespace": "list namespaces", "read_namespace": "get namespaces",
@@ -75,6 +85,7 @@ class KubeCluster(Cluster):
         self.facts = dict(facts or {})
         #: unknown until `detect_stack` reads it (a real cluster's versions are never assumed)
         self.stack = stack_profile.resolve(simulated=False)
+        self._pods_before_rollout: dict[str, bool] | None = None  # mig-manager pods before a config-name change
 
     def detect_stack(self, layers: Sequence[tuple[Mapping[str, str], str]] = ()) -> StackProfile:
         """Read the cluster's GPU stack (cluster/stack_detect.py; reads only), with `layers` (chosen versions) over
@@ -257,6 +268,120 @@ class KubeCluster(Cluster):
         if key is None:
             raise ClusterError(f"{self.name}: ConfigMap {self.operator_namespace}/{name} has no mig-parted file")
         return name, data[key]
+
+    # ---- per-node configs and custom configs by name (k8s/mig_config.py) ---------------------------------------
+    def policy_config_name(self) -> str | None:
+        if self._config_map:
+            return self._config_map
+        try:
+            spec = self._cluster_policy().get("spec", {})
+        except ClusterError:
+            return None
+        return (spec.get("migManager", {}).get("config", {}) or {}).get("name") or None
+
+    def custom_config_needs_name(self) -> bool | None:
+        return self.stack.custom_config_needs_name().value
+
+    def read_config_map(self, name: str) -> tuple[str, dict[str, str]] | None:
+        try:
+            cm = self._call(self.core.read_namespaced_config_map, name, self.operator_namespace)
+        except NotFound:
+            return None
+        return (cm.data or {}).get("config.yaml", ""), dict(cm.metadata.labels or {})
+
+    def _write_config_map(self, name: str, text: str | None) -> None:
+        if text is None:
+            with contextlib.suppress(NotFound):
+                self._call(self.core.delete_namespaced_config_map, name, self.operator_namespace)
+            return
+        body = {"metadata": {"name": name, "namespace": self.operator_namespace,
+                             "labels": {"app.kubernetes.io/managed-by": "mig-conformance"}},
+                "data": {"config.yaml": text}}
+        try:
+            self._call(self.core.create_namespaced_config_map, self.operator_namespace, body)
+        except Conflict:
+            self._call(self.core.patch_namespaced_config_map, name, self.operator_namespace,
+                       {"data": {"config.yaml": text}})
+
+    def _mig_manager_pods(self) -> dict[str, bool] | None:
+        """uid -> Ready of the operator's mig-manager pods; None when they cannot be listed (said in the log)."""
+        try:
+            pods = self._call(self.core.list_namespaced_pod, self.operator_namespace,
+                              label_selector=MIG_MANAGER_PODS).items
+        except ClusterError as exc:
+            log.warning("cannot list the mig-manager pods (%s): not waiting for their rollout", exc)
+            return None
+        return {p.metadata.uid: any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+                for p in pods if p.metadata.deletion_timestamp is None}
+
+    def _write_policy_config_name(self, name: str | None) -> None:
+        self._pods_before_rollout = self._mig_manager_pods()
+        policy = self._cluster_policy()
+        self._call(self.custom.patch_cluster_custom_object, *CLUSTER_POLICY, policy["metadata"]["name"],
+                   {"spec": {"migManager": {"config": {"name": name}}}})
+
+    def node_mig_config(self, node: str) -> MC.EffectiveConfig:
+        """What mig-manager reads on `node`, from what the cluster shows: the ConfigMap the ClusterPolicy names
+        (on operators before v26.3.0 an empty name means default-mig-parted-config), else the node's generated
+        `<node>-mig-config`, else the static map (mig-manager's fallback, or a mig-manager before v0.14.0)."""
+        name = self.policy_config_name()
+        if name is None and self.custom_config_needs_name() is False:
+            name = MC.STATIC_CONFIG_MAP
+        if name is not None:
+            found = self.read_config_map(name)
+            if found is None:
+                raise ClusterError(f"{self.name}: ConfigMap {self.operator_namespace}/{name} (named by the "
+                                   "ClusterPolicy) does not exist")
+            kind = MC.STATIC if name == MC.STATIC_CONFIG_MAP else MC.CUSTOM
+            return MC.EffectiveConfig(kind, name, found[0], f"spec.migManager.config.name={name}")
+        generated = self.read_config_map(MC.node_config_map(node))
+        if generated is not None:
+            return MC.EffectiveConfig(MC.GENERATED, MC.node_config_map(node), generated[0],
+                                      "no spec.migManager.config.name: mig-manager generated it")
+        static = self.read_config_map(MC.STATIC_CONFIG_MAP)
+        return MC.EffectiveConfig(MC.FALLBACK, MC.STATIC_CONFIG_MAP, static[0] if static else "",
+                                  f"no spec.migManager.config.name and no {MC.node_config_map(node)}")
+
+    def wait_mig_manager_restarted(self, timeout: float) -> None:
+        """After spec.migManager.config.name changed: until the operator has replaced every mig-manager pod that
+        ran before the change (`app=nvidia-mig-manager` in the operator namespace) and as many new ones are Ready,
+        and every node that runs the local backend's simulated mig-manager (annotation
+        `mig-conformance.io/mig-manager-config`; it has no pods) reports the file the ClusterPolicy now implies
+        and a verdict for its label."""
+        name = self.policy_config_name()
+        before, self._pods_before_rollout = self._pods_before_rollout, None
+        if before:
+            def rolled_out(now: dict[str, bool] | None) -> bool:
+                return now is not None and not (now.keys() & before.keys()) and sum(now.values()) >= len(before)
+
+            def pods_text(now: dict[str, bool] | None) -> str:
+                if now is None:
+                    return "mig-manager pods cannot be listed"
+                old = len(now.keys() & before.keys())
+                return f"{old} of {len(before)} old mig-manager pods left, {sum(now.values())} new ones Ready"
+
+            self._wait(self._mig_manager_pods, rolled_out, timeout,
+                       f"the operator to roll out mig-manager with {name or 'no config name'}", pods_text)
+
+        def state(raw: Any) -> tuple[str | None, dict[str, str]]:
+            return (raw.metadata.annotations or {}).get(MIG_MANAGER_ANNOTATION), dict(raw.metadata.labels or {})
+
+        def restarted(seen: tuple[str | None, dict[str, str]]) -> bool:
+            started, labels = seen
+            if started is None:
+                return True
+            kind, _, config_map = started.partition(":")
+            matches = config_map == name if name else kind in (MC.GENERATED, MC.FALLBACK, MC.STATIC)
+            return matches and (L.MIG_CONFIG not in labels or labels.get(L.MIG_CONFIG_STATE) in ("success", "failed"))
+
+        def describe(seen: tuple[str | None, dict[str, str]]) -> str:
+            return f"mig-manager started with {seen[0]}, state={seen[1].get(L.MIG_CONFIG_STATE, '-')}"
+
+        for node in self.list_gpu_nodes():
+            fetch: Callable[[], tuple[str | None, dict[str, str]]] = functools.partial(
+                lambda n: state(self._call(self.core.read_node, n)), node.name)
+            self._wait(fetch, restarted, timeout,
+                       f"mig-manager on {node.name} to restart with {name or 'its generated config'}", describe)
 
     # ---- writing ------------------------------------------------------------------------------------
     def _write_node_label(self, node: str, key: str, value: str | None) -> None:

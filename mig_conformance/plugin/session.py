@@ -34,7 +34,7 @@ from mig_conformance.k8s import bottlerocket
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode
 from mig_conformance.k8s.node_hardware import node_gpu_boards, node_gpu_models
-from mig_conformance.mig.spec import Spec, parse_installed_config
+from mig_conformance.mig.spec import Spec
 from mig_conformance.plugin import roles
 from mig_conformance.plugin.checks import (
     SAFE_KINDS,
@@ -226,14 +226,14 @@ class MigSession:
             before = before.advertised(strategy, profile.device_plugin_model)
         boards = node_gpu_boards(node)
         models = [load_catalog().model_of(b) for b in boards]
-        return project_node(models, strategy or now, self._cluster_spec(), config, node=node.name,
+        return project_node(models, strategy or now, self._node_spec(node.name), config, node=node.name,
                             instance_type=node.instance_type, current=before, names=[b.nvml_name for b in boards],
                             device_plugin_version=profile.device_plugin_model, driver=profile.driver.value)
 
-    def _cluster_spec(self) -> Spec:
-        """The cluster's mig-parted ConfigMap as mig-manager reads it (parsed once per version)."""
-        name, text = self.cluster.get_mig_config()
-        return parse_installed_config(text, f"ConfigMap {name}")
+    def _node_spec(self, node: str) -> Spec:
+        """The mig-parted file mig-manager reads on `node` (generated, custom or static: `node_mig_config`), parsed
+        once per text."""
+        return self.cluster.node_mig_config(node).spec
 
     def _node_state(self, node: GpuNode) -> NodeState:
         """What the projection knows of a node: the state its last projected reconfiguration left, or, for a node
@@ -244,7 +244,7 @@ class MigSession:
         if known is not None:
             return known
         registered = frozenset(k for k in node.capacity if k.startswith("nvidia.com/"))
-        return NodeState.applied(node_gpu_models(node), self._cluster_spec(), node.labels.get(L.MIG_CONFIG),
+        return NodeState.applied(node_gpu_models(node), self._node_spec(node.name), node.labels.get(L.MIG_CONFIG),
                                  node.labels.get(L.MIG_CONFIG_STATE), registered)
 
     def _show_progress(self, progress: WaitProgress | None) -> None:

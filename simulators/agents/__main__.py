@@ -40,7 +40,8 @@ def parser() -> argparse.ArgumentParser:
                    help="a GPU reset cannot complete a MIG mode change on Ampere (only a reboot does)")
     p.add_argument("--stack", metavar="COMPONENT=VERSION,...",
                    help="the versions to behave as, e.g. gpu-operator=v26.3.1,driver=550.54.15 (default: the newest "
-                        "GA releases); --driver and --device-plugin-version override its two")
+                        "GA releases; they decide which file mig-manager reads: a generated <node>-mig-config from "
+                        "mig-manager v0.14.0); --driver and --device-plugin-version override its two")
     p.add_argument("--driver", help=f"driver version the GPUs report (default: the stack's, {nv.DRIVER_580})")
     p.add_argument("--device-plugin-version",
                    help=f"device plugin release to model (default: the stack's, {dp.DEFAULT_VERSION})")

@@ -32,6 +32,10 @@ class NotFound(ApiError):
     pass
 
 
+class AlreadyExists(ApiError):
+    """409 on a create."""
+
+
 class Gone(ApiError):
     """A watch's resourceVersion is too old (410): list again."""
 
@@ -47,6 +51,10 @@ class Api(Protocol):
 
     def read_config_map(self, namespace: str, name: str) -> Obj: ...
 
+    def create_config_map(self, namespace: str, body: Obj) -> Obj: ...
+
+    def replace_config_map(self, namespace: str, name: str, body: Obj) -> Obj: ...
+
     def patch_node(self, name: str, body: Obj) -> Obj: ...
 
     def patch_node_status(self, name: str, body: Obj) -> Obj: ...
@@ -58,6 +66,8 @@ def error_for(status: int, message: str) -> ApiError:
         return NotFound(status, message)
     if status == 410:
         return Gone(status, message)
+    if status == 409:
+        return AlreadyExists(status, message)
     if status in (0, 429) or status >= 500:
         return Unavailable(status, message)
     return ApiError(status, message)
@@ -145,6 +155,12 @@ class KubeApi:
 
     def read_config_map(self, namespace: str, name: str) -> Obj:
         return self._json(self.core.read_namespaced_config_map, name, namespace)
+
+    def create_config_map(self, namespace: str, body: Obj) -> Obj:
+        return self._json(self.core.create_namespaced_config_map, namespace, body)
+
+    def replace_config_map(self, namespace: str, name: str, body: Obj) -> Obj:
+        return self._json(self.core.replace_namespaced_config_map, name, namespace, body)
 
     def patch_node(self, name: str, body: Obj) -> Obj:
         return self._json(self.core.patch_node, name, body)

@@ -43,7 +43,8 @@ class Options:
     gpu_reset_works: bool = True
     driver: str = nv.DRIVER_580
     device_plugin_version: str = dp.DEFAULT_VERSION
-    #: the versions the agents behave as (`--stack`); driver and device_plugin_version are its modelled values
+    #: the versions the agents behave as (`--stack`): driver and device_plugin_version are its modelled values, and
+    #: it decides which file mig-manager reads (k8s/mig_config.py)
     stack: StackProfile = stack_profile.DEFAULT
     state_dir: Path | None = None
     resync: int = 60
@@ -55,7 +56,7 @@ class Policy:
     """The ClusterPolicy fields the agents act on (GPU Operator defaults when there is none)."""
 
     strategy: str = DEFAULT_STRATEGY
-    config_map: str = DEFAULT_CONFIG_MAP
+    config_map: str | None = None  # spec.migManager.config.name; None: empty (k8s/mig_config.py decides)
     default_config: str | None = None
     with_reboot: bool = False
 
@@ -67,7 +68,7 @@ class Policy:
         config = manager.get("config") or {}
         env = {e.get("name"): str(e.get("value", "")) for e in manager.get("env") or [] if isinstance(e, dict)}
         return cls(strategy=(spec.get("mig") or {}).get("strategy") or DEFAULT_STRATEGY,
-                   config_map=config.get("name") or DEFAULT_CONFIG_MAP,
+                   config_map=config.get("name") or None,
                    default_config=config.get("default") or None,
                    with_reboot=env.get("WITH_REBOOT", "").lower() == "true")
 

@@ -1,7 +1,10 @@
 """nvidia-mig-manager: reacts to a node's `nvidia.com/mig.config` label and reconfigures its GPUs.
 
-Each run re-reads the mig-parted file from the ConfigMap the ClusterPolicy names (`spec.migManager.config.name`,
-key `config.yaml`, in the operator namespace), as the real one reads its mounted file at every run, then follows
+At its start (first sight of the node, and whenever the ClusterPolicy's `spec.migManager.config.name` changes: the
+operator rolls it out again) mig-manager settles which file it reads (k8s/mig_config.py, keyed by the stack): a
+custom or static ConfigMap (key `config.yaml`, re-read at every run as the real one reads its mounted file), or,
+from v0.14.0 with no name set, the config it generates from the node's GPUs (stored in `<node>-mig-config`). It then
+runs once for the node's current label (the informer's AddFunc). Each run follows
 mig-parted's Reconfigure.Run on the node's simulated GPUs (`NodeGpus.mig_manager_run`): `assert --valid-config`
 (an unknown config name -> `failed`), `assert` (already applied -> `success` at once), else `pending`, `apply
 --mode-only` + `assert --mode-only` (-> `rebooting` with WITH_REBOOT when the mode change did not take), `apply`,
@@ -19,30 +22,77 @@ import logging
 from typing import Any
 
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import mig_config as MC
 from mig_conformance.mig.reconfigure import FAILED, SUCCESS
 from mig_conformance.mig.spec import Spec, parse_installed_config
 from mig_conformance.simulators.agents import device_plugin, gfd
-from mig_conformance.simulators.agents.api import NotFound
+from mig_conformance.simulators.agents.api import AlreadyExists, ApiError, NotFound
 from mig_conformance.simulators.agents.context import Context
 from mig_conformance.simulators.agents.node import NodeAgent, labels
 from mig_conformance.simulators.node_gpus import ActiveRun
 
 log = logging.getLogger("mig_conformance.agents")
 CONFIG_KEY = "config.yaml"
+#: which file mig-manager started with, `<kind>:<ConfigMap>` (the local backend's stand-in for a restarted
+#: mig-manager pod: the kit waits on it after changing spec.migManager.config.name)
+MIG_MANAGER_ANNOTATION = "mig-conformance.io/mig-manager-config"
 
 
-def read_config(ctx: Context) -> tuple[Spec | None, str]:
-    """(the mig-parted spec, where it came from), or (None, why not)."""
-    namespace, name = ctx.options.namespace, ctx.policy.config_map
+def _read_text(ctx: Context, name: str) -> tuple[str | None, str]:
+    namespace = ctx.options.namespace
     where = f"ConfigMap {namespace}/{name}"
     try:
         cm = ctx.call(f"read {where}", ctx.api.read_config_map, namespace, name)
     except NotFound:
         return None, f"{where} not found"
     text = (cm.get("data") or {}).get(CONFIG_KEY)
+    return text, where if text is not None else f"{where} has no key {CONFIG_KEY}"
+
+
+def start(ctx: Context, node: NodeAgent) -> None:
+    """mig-manager starts on the node (setupMigConfig): the file it reads from now on (k8s/mig_config.py); a
+    generated one is stored in `<node>-mig-config` like the real one's (its owner reference is left out: the local
+    backend runs no mig-manager pods). Then, as its informer's AddFunc does, it runs for the current label."""
+    assert node.gpus is not None
+    node.effective = MC.effective_config(node.name, ctx.options.stack, ctx.policy.config_map,
+                                         lambda name: _read_text(ctx, name)[0], node.gpus.generated_configs)
+    node.started_with, node.applied = ctx.policy.config_map, None
+    log.info("node %s: mig-manager started: %s", node.name, node.effective.line())
+    if node.effective.kind == MC.GENERATED:
+        _store_generated(ctx, node.name, node.effective.text)
+    node.patch_metadata(ctx, {"annotations": {
+        MIG_MANAGER_ANNOTATION: f"{node.effective.kind}:{node.effective.config_map}"}})
+
+
+def _store_generated(ctx: Context, node: str, text: str) -> None:
+    """Create or update `<node>-mig-config` (createNodeConfigMap); a failure is only a warning, as upstream."""
+    name, namespace = MC.node_config_map(node), ctx.options.namespace
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": name, "namespace": namespace,
+                                         "labels": MC.node_config_labels(node)},
+                            "data": {CONFIG_KEY: text}}
+    try:
+        try:
+            ctx.call(f"create ConfigMap {namespace}/{name}", ctx.api.create_config_map, namespace, body)
+        except AlreadyExists:
+            existing = ctx.call(f"read ConfigMap {namespace}/{name}", ctx.api.read_config_map, namespace, name)
+            body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+            ctx.call(f"update ConfigMap {namespace}/{name}", ctx.api.replace_config_map, namespace, name, body)
+    except (ApiError, KeyError) as exc:
+        log.warning("node %s: Failed to create node ConfigMap: %s", node, exc)
+
+
+def read_config(ctx: Context, node: NodeAgent) -> tuple[Spec | None, str]:
+    """(the mig-parted spec, where it came from), or (None, why not): a generated file as mig-manager wrote it at
+    its start, a mounted ConfigMap (custom, static, fallback) re-read at every run as the real one reads its file."""
+    effective = node.effective
+    assert effective is not None
+    if effective.kind == MC.GENERATED:
+        return effective.spec, f"generated {MC.node_config_map(node.name)}"
+    text, where = _read_text(ctx, effective.config_map)
     if text is None:
-        return None, f"{where} has no key {CONFIG_KEY}"
-    return parse_installed_config(text, where), where
+        return None, where
+    return parse_installed_config(text, where), f"{effective.kind} {where}"
 
 
 def reconcile(ctx: Context, node: NodeAgent) -> None:
@@ -54,6 +104,8 @@ def reconcile(ctx: Context, node: NodeAgent) -> None:
         if ctx.clock() >= node.due:
             _step(ctx, node)
         return
+    if node.effective is None or node.started_with != ctx.policy.config_map:
+        start(ctx, node)  # first sight, or the operator rolled mig-manager out with another config name
     selected = labels(node.obj).get(L.MIG_CONFIG) or None
     if selected is None:
         node.applied = None  # setting the old value again runs mig-manager again
@@ -63,7 +115,7 @@ def reconcile(ctx: Context, node: NodeAgent) -> None:
 
 def _start(ctx: Context, node: NodeAgent, selected: str) -> None:
     assert node.gpus is not None
-    spec, where = read_config(ctx)
+    spec, where = read_config(ctx, node)
     node.applied = selected
     node.gpus.current = ActiveRun(selected, ctx.clock())
     log.info("node %s: mig-manager run for %s=%s (%s)", node.name, L.MIG_CONFIG, selected, where)

@@ -22,6 +22,7 @@ from mig_conformance.gpus.catalog import GpuModel
 from mig_conformance.gpus.gpu_list import parse_gpu_list
 from mig_conformance.gpus.instance_types import load_instance_types
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s.mig_config import EffectiveConfig
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.agents.api import Obj
 from mig_conformance.simulators.agents.context import Context
@@ -118,6 +119,8 @@ class NodeAgent:
     runs: list[RunRecord] = field(default_factory=list)
     defaulted: bool = False  # the GPU Operator's default mig.config label was considered
     boot: Any = None  # a Bottlerocket node: the k8s.bottlerocket.Plan its migmanager applied at boot
+    effective: EffectiveConfig | None = None  # the file mig-manager reads (set when it starts)
+    started_with: str | None = None  # the ClusterPolicy's config name mig-manager last started with
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def seen(self, obj: Obj) -> None:

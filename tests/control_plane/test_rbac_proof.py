@@ -89,8 +89,9 @@ PROOFS: dict[str, Proof] = {
         Proof("test_scheduling.py", "test_mig_slices_are_not_full_gpus", "create namespaces", reconfigure=True),
     "ClusterRole mig-conformance-reconfigure: create,get,list,delete pods":
         Proof("test_scheduling.py", "test_mig_slices_are_not_full_gpus", "create pods", reconfigure=True),
-    "Role mig-conformance-reconfigure: patch configmaps":
-        Proof("test_custom.py", "test_custom_config", "patch configmaps", reconfigure=True, config_file=True),
+    # the newest stack (GPU Operator v26.3.0+): the custom suite creates ConfigMap mig-conformance-config first
+    "Role mig-conformance-reconfigure: patch,create,delete configmaps":
+        Proof("test_custom.py", "test_custom_config", "create configmaps", reconfigure=True, config_file=True),
 }
 RULES = kit_rbac.rules()
 

@@ -100,7 +100,7 @@ def test_operator_labels_default_config_only_on_first_sight_of_mig_capable_nodes
 
 
 def test_policy_from_cluster_policy() -> None:
-    assert Policy.from_object(None) == Policy("single", "default-mig-parted-config", None, False)
+    assert Policy.from_object(None) == Policy("single", None, None, False)  # an empty name: k8s/mig_config.py decides
     spec = {"mig": {"strategy": "mixed"},
             "migManager": {"config": {"name": "custom", "default": "all-disabled"},
                            "env": [{"name": "WITH_REBOOT", "value": "true"}]}}

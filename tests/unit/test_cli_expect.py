@@ -138,3 +138,17 @@ def test_a_board_variant_names_gfd_products_after_its_own_nvml_name(capsys) -> N
     assert doc["labels"]["nvidia.com/mig-1g.10gb.product"] == "NVIDIA-H100-PCIe-MIG-1g.10gb"
     code, doc = run_json(capsys, "--gpu", "H100-PCIE-80GBx2", "--config", "all-enabled", "--strategy", "single")
     assert doc["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-PCIe-MIG-INVALID"
+
+
+def test_default_file_is_the_generated_config_of_the_newest_stack(capsys) -> None:
+    """mig-manager v0.15.0 generates the node's config: all-1g.5gb (an A100 name of the static map) fails on an H100,
+    and the JSON says which file the projection used; an R535 driver falls back to the static map."""
+    code, doc = run_json(capsys, "--instance-type", "p5.48xlarge", "--config", "all-1g.5gb", "--strategy", "mixed")
+    assert code == 1 and doc["state"] == "failed" and "all-1g.5gb" in doc["reason"]
+    assert doc["mig_config"]["kind"] == "generated"
+    assert doc["mig_config"]["config_map"] == "p5.48xlarge-mig-config"
+    code, doc = run_json(capsys, "--instance-type", "p5.48xlarge", "--config", "all-1g.10gb", "--strategy", "mixed")
+    assert code == 0 and doc["allocatable"]["nvidia.com/mig-1g.10gb"] == 56
+    code, doc = run_json(capsys, "--instance-type", "p5.48xlarge", "--config", "all-balanced", "--strategy", "mixed",
+                         "--driver", "535.183.01")
+    assert doc["mig_config"]["kind"] == "fallback" and doc["mig_config"]["config_map"] == "default-mig-parted-config"

@@ -211,3 +211,42 @@ def test_a_node_labelled_so_already_runs_nothing_in_both() -> None:
         assert not cluster.request_mig_config(node.name, "all-balanced")
     assert want.states == () and seen[1:] == [] and want.state == "success"
     assert _nvidia(cluster.get_node(node.name).allocatable) == _nvidia(want.allocatable)
+
+
+# ---- the generated per-node config (mig-manager >= v0.14.0, the default stack) ---------------------------------
+GENERATED_NODES = [[g.key, g.key] for g in MIG_MODELS] + [
+    ["H100-80GB", "A30-24GB"], ["A100-80GB", "H100-80GB"], ["H200-141GB", "A10G-24GB"],
+    ["RTXPRO6000-96GB", "B200-180GB"]]
+
+
+@pytest.mark.slow  # every generated config of every MIG-capable GPU and of mixed nodes, on both models
+@pytest.mark.parametrize("keys", GENERATED_NODES, ids=["+".join(k) for k in GENERATED_NODES])
+def test_generated_configs_agree(keys: list[str]) -> None:
+    """The sim's mig-manager generates the node's file from NVML; `expect` generates it from the catalog
+    (k8s/mig_config.offline_config): the same file, and every config of it (in sequence) gives the same states,
+    allocatable, GFD labels and MIG devices on both models."""
+    from mig_conformance.k8s import stack
+    from mig_conformance.k8s.mig_config import offline_config
+
+    gpus = [CATALOG.get(k) for k in keys]
+    cluster = SimCluster("+".join(keys), allow_changes=True, strategy="mixed", default_config=None)
+    (node,) = cluster.list_gpu_nodes()
+    sim_file = cluster.node_mig_config(node.name)
+    offline = offline_config(node.name, [(g, g.primary_variant.pci_device_id) for g in gpus], stack.default())
+    assert (sim_file.kind, sim_file.text) == ("generated", offline.text)
+    spec = offline.spec
+    state = NodeState.fresh(gpus).advertised("mixed", DEFAULT_VERSION)
+    for config in [*spec.configs, "all-1g.5gb"]:  # the last: a static-map name the file may lack
+        want = project_node(gpus, "mixed", spec, config, current=state, driver=cluster.driver)
+        with cluster.observe_label(node.name, L.MIG_CONFIG_STATE) as seen:
+            cluster.request_mig_config(node.name, config)
+            cluster.advance(3600)
+        got = cluster.get_node(node.name)
+        assert tuple(s for s in seen[1:] if s is not None) == want.states, config
+        assert got.labels.get(L.MIG_CONFIG_STATE) == want.state, config
+        sim_gpus = [(g.mig_enabled, g.devices) for g in cluster._nodes[node.name].gpu_states()]
+        assert sim_gpus == [(g.mig_enabled, g.devices) for g in want.gpus], config
+        assert _nvidia(got.allocatable) == _nvidia(want.allocatable), config
+        assert _gfd_labels(got.labels) == _gfd_labels(want.labels), config
+        if want.after is not None:
+            state = want.after

@@ -6,6 +6,9 @@ from __future__ import annotations
 from mig_conformance.cluster.base import relabelled_nodes, settle_problem, unlabelled_nodes
 from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import stack as stack_mod
+
+STATIC_STACK = stack_mod.resolve([({"gpu_operator": "v25.10.1"}, "tests: the static ConfigMap")])
 
 USER_CONFIG = """version: v1
 mig-configs:
@@ -18,8 +21,9 @@ mig-configs:
 
 
 def test_the_config_map_comes_back_before_the_node_label() -> None:
-    """The user's file lacks all-disabled: relabelling first would make mig-manager fail on it."""
-    cluster = SimCluster("p5.48xlarge", allow_changes=True)
+    """The user's file lacks all-disabled: relabelling first would make mig-manager fail on it. (The static path of
+    operators before v26.3.0; the config name's restore order is in tests/unit/test_effective_config.py.)"""
+    cluster = SimCluster("p5.48xlarge", allow_changes=True, stack=STATIC_STACK)
     node = cluster.list_gpu_nodes()[0].name
     cluster.set_mig_config(USER_CONFIG)
     cluster.set_mig_strategy("single")

@@ -18,6 +18,7 @@ from mig_conformance.cluster.base import ClusterError, RestoreIncomplete, Transi
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.common.run import RUN_LABEL
+from mig_conformance.k8s import stack as stack_mod
 from mig_conformance.plugin.signals import DeferSignals
 from mig_conformance.report.records import CleanupOutcome, Settled
 
@@ -25,7 +26,8 @@ from mig_conformance.report.records import CleanupOutcome, Settled
 # ---- journal and restore, in process (sim backend) -------------------------------------------------------------
 def test_journal_is_on_disk_before_each_change_reaches_the_cluster(tmp_path: Path) -> None:
     path = tmp_path / "journal.json"
-    cluster = SimCluster("p5.48xlarge", allow_changes=True, journal=Journal(path, "r1", "sim"))
+    static = stack_mod.resolve([({"gpu_operator": "v25.10.1"}, "test")])  # the config by name: below
+    cluster = SimCluster("p5.48xlarge", allow_changes=True, journal=Journal(path, "r1", "sim"), stack=static)
     node = cluster.list_gpu_nodes()[0].name
     seen: list[list[dict[str, Any]]] = []
     for name in ("_write_node_label", "_write_mig_strategy", "_write_mig_config"):
@@ -43,6 +45,25 @@ def test_journal_is_on_disk_before_each_change_reaches_the_cluster(tmp_path: Pat
     assert seen[0][0] == {"kind": "node-label", "target": node, "key": "example.com/a", "original": None}
     assert not list(tmp_path.glob(".*.tmp")), "temporary journal file left behind"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_journal_is_on_disk_before_a_config_name_change(tmp_path: Path) -> None:
+    """GPU Operator v26.3.0+: the custom ConfigMap's absence and the unset config name are on disk before either
+    is written."""
+    path = tmp_path / "journal.json"
+    cluster = SimCluster("p5.48xlarge", allow_changes=True, journal=Journal(path, "r1", "sim"))
+    seen: list[list[str]] = []
+    for name in ("_write_config_map", "_write_policy_config_name"):
+        real = getattr(cluster, name)
+
+        def spy(*args: Any, _real: Callable = real) -> None:
+            seen.append([c["kind"] for c in json.loads(path.read_text())["changes"]])
+            _real(*args)
+        setattr(cluster, name, spy)
+    cluster.set_mig_config(cluster.get_mig_config()[1])
+    assert seen == [["config-map", "mig-config-name"]] * 2
+    assert json.loads(path.read_text())["changes"][0] == {"kind": "config-map", "target": "mig-conformance-config",
+                                                         "key": None, "original": None}
 
 
 def test_a_journal_that_cannot_be_written_stops_the_change(tmp_path: Path) -> None:

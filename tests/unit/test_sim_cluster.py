@@ -15,12 +15,16 @@ from mig_conformance.cluster.sim.fleet import MAX_NODES, default_fleet, parse_fl
 from mig_conformance.cluster.targets import Target
 from mig_conformance.gpus.instance_types import load_instance_types
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import stack as stack_mod
 from mig_conformance.k8s.model import PodRequest
 from mig_conformance.k8s.node_hardware import node_gpu_models
 from mig_conformance.k8s.projection import project_node
 from mig_conformance.mig.default_config import default_config_text, default_spec
 from mig_conformance.mig.spec import parse_spec_text
 from mig_conformance.simulators.mig_parted import MigParted
+
+#: a stack whose mig-manager reads the static default-mig-parted-config (GPU Operator v25.10.1, mig-manager v0.13.1)
+STATIC_STACK = stack_mod.resolve([({"gpu_operator": "v25.10.1"}, "tests: the static ConfigMap")])
 
 P5 = "sim-p5-48xlarge-0"
 BALANCED_H100 = {"nvidia.com/mig-1g.10gb": 16, "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-3g.40gb": 8}
@@ -40,7 +44,7 @@ def custom(configs: dict) -> str:
 
 @pytest.fixture
 def p5() -> SimCluster:
-    return SimCluster("p5.48xlarge", allow_changes=True)
+    return SimCluster("p5.48xlarge", allow_changes=True, stack=STATIC_STACK)
 
 
 # ---- fleet and nodes -------------------------------------------------------------------------------
@@ -136,7 +140,7 @@ def test_every_default_config_matches_the_projection() -> None:
     """The simulators (NVML + mig-parted) and the pure projection agree on every default config and node type."""
     spec = default_spec()
     for config in spec.configs:
-        cluster = SimCluster(allow_changes=True)
+        cluster = SimCluster(allow_changes=True, stack=STATIC_STACK)  # the static map is what mig-manager reads
         for node in cluster.list_gpu_nodes():
             cluster.set_node_label(node.name, L.MIG_CONFIG, config)
             got = cluster.get_node(node.name)
@@ -416,7 +420,7 @@ def test_gpu_taint_needs_a_toleration() -> None:
 
 
 def test_restore_puts_labels_strategy_and_config_back() -> None:
-    cluster = SimCluster("p5.48xlarge", allow_changes=True)
+    cluster = SimCluster("p5.48xlarge", allow_changes=True, stack=STATIC_STACK)  # config by name: test_effective_config
     before = cluster.get_node(P5)
     original_text = cluster.get_mig_config()[1]
     cluster.set_node_label(P5, L.MIG_CONFIG_STATE, None)

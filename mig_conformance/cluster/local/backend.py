@@ -27,7 +27,7 @@ from mig_conformance.gpus.catalog import user_catalog_dirs
 from mig_conformance.k8s import bottlerocket
 from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.k8s.stack import StackProfile
-from mig_conformance.mig.default_config import DEFAULT_LABEL
+from mig_conformance.mig.default_config import CONFIG_MAP, DEFAULT_LABEL
 
 log = logging.getLogger("mig_conformance.cluster.local")
 
@@ -73,9 +73,12 @@ class LocalCluster(KubeCluster):
         RBAC and (agents=True, or "auto" when the agents module exists) the simulated agents; connect as the kit.
 
         detach: processes outlive this Python process (for `cluster up`); otherwise they die with it.
-        stack: the versions the agents behave as (default: the newest GA releases); `cluster.stack` keeps it.
+        stack: the versions the agents behave as (default: the newest GA releases); `cluster.stack` keeps it. On GPU
+        Operator v26.3.0+ the ClusterPolicy names no ConfigMap unless `config_text` is given, so mig-manager
+        (v0.14.0+) generates per node.
         """
         profile = stack or stack_profile.default()
+        config_name = CONFIG_MAP if config_text is not None or not profile.custom_config_needs_name() else None
         spec = spec.strip() or DEFAULT_SPEC
         br_text, br_settings = bottlerocket.load_settings_text(bottlerocket_settings) if bottlerocket_settings \
             else ("", bottlerocket.DEFAULT_SETTINGS)
@@ -90,7 +93,7 @@ class LocalCluster(KubeCluster):
             operator.install(admin, config_text)
             kit_rbac.apply(admin, rbac_docs if rbac_docs is not None else kit_rbac.documents())
             nodes.register(admin, plan)
-            operator.create_policy(admin, strategy, default_config, with_reboot, stack=profile)
+            operator.create_policy(admin, strategy, default_config, with_reboot, stack=profile, config_name=config_name)
             if want_agents:  # their start-up overlaps the components' and the nodes' readiness
                 start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works, profile)
 
@@ -99,10 +102,10 @@ class LocalCluster(KubeCluster):
             try:
                 cluster = cls._finish(plane, plan, want_agents, name or f"local:{spec}", allow_changes=allow_changes,
                                       journal=journal, timeout=timeout)
+                cluster.stack = profile
             except BaseException:
                 plane.stop()
                 raise
-        cluster.stack = profile
         cluster.facts["local"] = {"nodes": spec, "agents": want_agents, "state_dir": str(folder)}
         cluster.bottlerocket_settings = br_settings
         if detach:
@@ -181,7 +184,7 @@ class LocalCluster(KubeCluster):
     def start_agents(self, mig_manager_delay: float | None = None, wait: bool = True, **options: Any) -> None:
         options.setdefault("stack", self.stack)
         with self.plane.admin() as admin:
-            start_agents(self.plane, admin, mig_manager_delay, **options)
+            start_agents(self.plane, admin, mig_manager_delay, **{"stack": self.stack, **options})
         if wait:
             wait_agents_ready(self.plane, self.plane.timeout)
 

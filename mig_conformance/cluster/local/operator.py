@@ -74,12 +74,14 @@ def crd() -> Obj:
 
 
 def cluster_policy(strategy: str = "mixed", default_config: str | None = DEFAULT_LABEL,
-                   with_reboot: bool = False, stack: StackProfile | None = None) -> Obj:
-    """The ClusterPolicy `cluster-policy`: MIG strategy, mig-manager's ConfigMap and the simulated versions (the
-    stack profile's, as the GPU Operator's Helm chart writes them: chart label and spec.<component>.version)."""
+                   with_reboot: bool = False, stack: StackProfile | None = None,
+                   config_name: str | None = CONFIG_MAP) -> Obj:
+    """The ClusterPolicy `cluster-policy`: MIG strategy, mig-manager's ConfigMap (`config_name`; None: unset, as
+    GPU Operator v26.3.0+ installs it, so mig-manager generates its config) and the simulated versions (the stack
+    profile's, as the GPU Operator's Helm chart writes them: chart label and spec.<component>.version)."""
     profile = stack or stack_profile.default()
     plugin = profile.device_plugin.value or device_plugin.DEFAULT_VERSION
-    config: Obj = {"name": CONFIG_MAP}
+    config: Obj = {"name": config_name} if config_name else {}
     if default_config:
         config["default"] = default_config
     return {
@@ -111,7 +113,9 @@ def agents_rbac(ns: str = NAMESPACE) -> list[Obj]:
         {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
         {"apiGroups": ["nvidia.com"], "resources": ["clusterpolicies"], "verbs": ["get", "list", "watch"]},
     ]
-    ns_rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+    # configmaps create/update: mig-manager >= v0.14.0 stores the config it generated in <node>-mig-config
+    ns_rules = [{"apiGroups": [""], "resources": ["configmaps"],
+                 "verbs": ["get", "list", "watch", "create", "update"]}]
     ref = {"apiGroup": RBAC_GROUP}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
@@ -136,10 +140,11 @@ def install(api: Any, config_text: str | None = None, ns: str = NAMESPACE) -> No
 
 
 def create_policy(api: Any, strategy: str = "mixed", default_config: str | None = DEFAULT_LABEL,
-                  with_reboot: bool = False, timeout: float = 30.0, stack: StackProfile | None = None) -> None:
+                  with_reboot: bool = False, timeout: float = 30.0, stack: StackProfile | None = None,
+                  config_name: str | None = CONFIG_MAP) -> None:
     """Create the ClusterPolicy once its CRD serves. Server-side apply, not POST: the API server holds every
     create of a CRD established less than 2 s ago for 2 s (a guard for HA API servers), an apply is not held."""
-    policy = cluster_policy(strategy, default_config, with_reboot, stack)
+    policy = cluster_policy(strategy, default_config, with_reboot, stack, config_name)
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -27,12 +27,14 @@ from mig_conformance.cluster.sim.fleet import parse_fleet
 from mig_conformance.cluster.sim.node import ActiveRun, RunRecord, SimNode
 from mig_conformance.k8s import bottlerocket, device_plugin, scheduling
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import mig_config as MC
 from mig_conformance.k8s import stack as stack_profile
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
 from mig_conformance.k8s.stack import StackProfile
+from mig_conformance.mig import generate as G
 from mig_conformance.mig.default_config import CONFIG_MAP, DEFAULT_LABEL, default_config_text
 from mig_conformance.mig.reconfigure import PENDING
-from mig_conformance.mig.spec import Spec, parse_installed_config
+from mig_conformance.mig.spec import Spec
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.command_cache import CommandCache
 
@@ -59,6 +61,11 @@ class SimCluster(Cluster):
                  stack: StackProfile | None = None,
                  fleet_progress: Callable[[str, int, int], None] | None = None,
                  bottlerocket_settings: str | None = None) -> None:
+        """`stack` (default: the newest GA releases; `driver`/`device_plugin_version` over it) decides the versions
+        the cluster behaves as, and which file mig-manager reads (k8s/mig_config.py): `config_text` is the ConfigMap
+        the ClusterPolicy names (`config_map`); without it, a stack whose operator needs spec.migManager.config.name
+        for a custom file leaves the name empty and mig-manager generates `<node>-mig-config` per node (mig-manager
+        >= v0.14.0), else it reads the static map."""
         super().__init__(name or (f"sim:{fleet}" if fleet else "sim"), allow_changes, journal)
         self.fleet_progress = fleet_progress
         _check_strategy(strategy)
@@ -75,7 +82,13 @@ class SimCluster(Cluster):
         self._strategy = strategy
         self._config_map = config_map
         self._config_text = default_config_text() if config_text is None else config_text
-        self._spec: Spec | None = None  # parsed once per config version, at the first run that needs it
+        #: the ClusterPolicy's spec.migManager.config.name (None: empty)
+        self._policy_name: str | None = config_map
+        if config_text is None and config_map == CONFIG_MAP and self.stack.custom_config_needs_name():
+            self._policy_name = None
+        #: ConfigMaps of the operator namespace: name -> (config.yaml, labels)
+        self.config_maps: dict[str, tuple[str, dict[str, str]]] = {
+            CONFIG_MAP: (default_config_text(), {}), config_map: (self._config_text, {})}
         self.delay = float(mig_manager_delay)
         self.with_reboot = with_reboot
         self.driver = driver
@@ -100,6 +113,8 @@ class SimCluster(Cluster):
                 node.boot_bottlerocket(self.bottlerocket_settings)
             node.advertise(strategy, driver, device_plugin_version)
             self._nodes[node.name] = node
+            if node.mig_capable and not node.bottlerocket:
+                self._start_mig_manager(node)
             if default_config and node.mig_capable and not node.bottlerocket:  # the GPU Operator's default label
                 self._set_mig_config_label(node, default_config)
             self._count("creating the simulated nodes", count, len(specs))
@@ -126,7 +141,8 @@ class SimCluster(Cluster):
         types = Counter(n.spec.instance_type or "+".join(g.key for g in n.spec.gpus) for n in self._nodes.values())
         return {"kubernetes_version": "sim", "backend": "sim", "gpu_operator": "simulated",
                 "driver": f"{self.driver} (simulated)", "device_plugin": f"{self.plugin_version} (simulated)",
-                "mig_strategy": self._strategy, "config_map": self._config_map,
+                "mig_strategy": self._strategy,
+                "config_map": self._policy_name or "(none: mig-manager generates <node>-mig-config)",
                 "mig_manager": {"delay_s": self.delay, "with_reboot": self.with_reboot},
                 "stack": self.stack.as_dict(),
                 "nodes": {"count": len(self._nodes), "gpus": sum(len(n.spec.gpus) for n in self._nodes.values()),
@@ -157,6 +173,51 @@ class SimCluster(Cluster):
 
     def get_mig_config(self) -> tuple[str, str]:
         return self._config_map, self._config_text
+
+    def node_mig_config(self, name: str) -> MC.EffectiveConfig:
+        node = self._node(name)
+        if node.effective is None:
+            return super().node_mig_config(name)
+        if node.effective.kind in (MC.CUSTOM, MC.STATIC, MC.FALLBACK):  # mounted files follow their ConfigMap
+            text = self.config_maps.get(node.effective.config_map, (node.effective.text, {}))[0]
+            return MC.EffectiveConfig(node.effective.kind, node.effective.config_map, text, node.effective.why)
+        return node.effective
+
+    def read_config_map(self, name: str) -> tuple[str, dict[str, str]] | None:
+        """A ConfigMap of the operator namespace: (config.yaml, labels), None when absent."""
+        found = self.config_maps.get(name)
+        return None if found is None else (found[0], dict(found[1]))
+
+    def policy_config_name(self) -> str | None:
+        return self._policy_name
+
+    def custom_config_needs_name(self) -> bool | None:
+        return self.stack.custom_config_needs_name().value
+
+    def _write_config_map(self, name: str, text: str | None) -> None:
+        if text is None:
+            self.config_maps.pop(name, None)
+        else:
+            self.config_maps[name] = (text, self.config_maps.get(name, ("", {}))[1])
+        if name == self._config_map and text is not None:
+            self._config_text = text
+
+    def _write_policy_config_name(self, name: str | None) -> None:
+        """The operator rolls mig-manager out again: each starts over (a new file, generated or named) and, as its
+        informer's AddFunc does, runs once more for the node's current label."""
+        self._policy_name = name
+        if name is not None:
+            self._config_map = name
+            self._config_text = self.config_maps.get(name, ("", {}))[0]
+        else:
+            self._config_map, self._config_text = CONFIG_MAP, self.config_maps[CONFIG_MAP][0]
+        for node in self._nodes.values():
+            if not node.mig_capable:
+                continue
+            self._start_mig_manager(node)
+            node.applied = None
+            if node.current is None and node.labels.get(L.MIG_CONFIG):
+                self._start_run(node)
 
     def node_nvml(self, name: str) -> nv.NvmlSimulator:
         """The NVML simulator of a node (for nvidia-smi renderings and evidence)."""
@@ -213,14 +274,24 @@ class SimCluster(Cluster):
             self._reschedule()
 
     def _write_mig_config(self, text: str) -> None:
-        if text != self._config_text:
-            self._config_text = text
-            self._spec = None  # mig-manager re-reads the file at its next run
+        self._config_text = text  # mig-manager re-reads the mounted file at its next run
+        self.config_maps[self._config_map] = (text, self.config_maps.get(self._config_map, ("", {}))[1])
 
-    def _current_spec(self) -> Spec:
-        if self._spec is None:
-            self._spec = parse_installed_config(self._config_text, f"ConfigMap {self._config_map}")
-        return self._spec
+    def _start_mig_manager(self, node: SimNode) -> None:
+        """mig-manager's start on a node (setupMigConfig): the file it will read, generated `<node>-mig-config`
+        stored like the real one (no owner reference: the sim has no pods)."""
+        def read(name: str) -> str | None:
+            found = self.config_maps.get(name)
+            return None if found is None else found[0]
+
+        def discover() -> G.Configs:
+            if node.cache is None or node.nvml.faults.active:
+                return node.generated_configs()
+            return node.cache.get_or_run(("generated", node.nvml.state_key()), node.generated_configs)
+
+        node.effective = MC.effective_config(node.name, self.stack, self._policy_name, read, discover)
+        if node.effective.kind == MC.GENERATED:
+            self.config_maps[node.effective.config_map] = (node.effective.text, MC.node_config_labels(node.name))
 
     # ---- mig-manager ---------------------------------------------------------------------------------
     def _set_mig_config_label(self, node: SimNode, value: str | None) -> None:
@@ -244,8 +315,8 @@ class SimCluster(Cluster):
             node.labels[L.MIG_CONFIG_STATE] = value
             self._observed(node.name, L.MIG_CONFIG_STATE, value)
 
-        self._runs[node.name] = node.mig_manager_run(self._current_spec(), selected, self.with_reboot, self.delay,
-                                                     set_state)
+        spec: Spec = self.node_mig_config(node.name).spec
+        self._runs[node.name] = node.mig_manager_run(spec, selected, self.with_reboot, self.delay, set_state)
         self._step(node)
 
     def _step(self, node: SimNode) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from mig_conformance.cluster.sim.fleet import BOTTLEROCKET, REGION, NodeSpec
 from mig_conformance.k8s import bottlerocket, device_plugin, gfd
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s.mig_config import EffectiveConfig
 from mig_conformance.k8s.model import GpuNode, Taint
 from mig_conformance.simulators import nvml as nv
 from mig_conformance.simulators.command_cache import CommandCache
@@ -53,6 +54,7 @@ class SimNode(NodeGpus):
         self.plugin_error: str | None = None
         self._gfd_keys: frozenset[str] = frozenset()
         self.applied: str | None = None  # the label value mig-manager last picked up
+        self.effective: EffectiveConfig | None = None  # the file mig-manager reads (set when it starts)
         self.runs: list[RunRecord] = []
         self.bottlerocket = spec.os == BOTTLEROCKET
         self.os_image = bottlerocket.SIMULATED_OS_IMAGE if self.bottlerocket else None
