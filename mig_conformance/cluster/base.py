@@ -119,6 +119,16 @@ class Cluster(abc.ABC):
     def get_mig_config(self) -> tuple[str, str]:
         """(ConfigMap name, mig-parted file text) that mig-manager uses."""
 
+    # ---- raw reads (diagnose) ---------------------------------------------------------------------
+    def list_objects(self, kind: str) -> list[dict[str, Any]]:
+        """Raw objects of one kind as the API server returns them (Node, Pod, DaemonSet, ConfigMap, ClusterPolicy,
+        ResourceSlice, Event; namespaced kinds in the operator namespace): the read-only diagnose reader's input."""
+        raise ClusterError(f"{self.name}: the {self.kind} backend cannot list {kind} objects")
+
+    def wall_clock(self) -> float:
+        """Seconds since the epoch on the clock the cluster's timestamps use (sim: its simulated clock)."""
+        return time.time()
+
     # ---- writing (backend-specific, called only through the journaled methods) ---------------
     @abc.abstractmethod
     def _write_node_label(self, node: str, key: str, value: str | None) -> None: ...

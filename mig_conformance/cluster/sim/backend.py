@@ -21,8 +21,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mig_conformance.cluster import diagnose_faults, objects
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, append_new
 from mig_conformance.cluster.journal import Journal
+from mig_conformance.cluster.sim import objects as sim_objects
 from mig_conformance.cluster.sim.fleet import parse_fleet
 from mig_conformance.cluster.sim.node import ActiveRun, RunRecord, SimNode
 from mig_conformance.k8s import device_plugin, scheduling
@@ -54,7 +56,8 @@ class SimCluster(Cluster):
                  config_map: str = CONFIG_MAP, mig_manager_delay: float = 0.0, with_reboot: bool = False,
                  gpu_reset_works: bool = True, gpu_taint: bool = False, default_config: str | None = DEFAULT_LABEL,
                  driver: str = DRIVER, device_plugin_version: str = device_plugin.DEFAULT_VERSION,
-                 fleet_progress: Callable[[str, int, int], None] | None = None) -> None:
+                 fleet_progress: Callable[[str, int, int], None] | None = None,
+                 diagnose_faults: Mapping[str, str] | None = None) -> None:
         super().__init__(name or (f"sim:{fleet}" if fleet else "sim"), allow_changes, journal)
         self.fleet_progress = fleet_progress
         _check_strategy(strategy)
@@ -62,6 +65,8 @@ class SimCluster(Cluster):
             raise ClusterError(f"mig-manager delay must be >= 0 seconds, got {mig_manager_delay}")
         device_plugin.parse_version(device_plugin_version)
         self._strategy = strategy
+        #: {node: fault} of cluster/diagnose_faults.py, applied to the objects list_objects renders
+        self.diagnose_faults = dict(diagnose_faults or {})
         self._config_map = config_map
         self._config_text = default_config_text() if config_text is None else config_text
         self._spec: Spec | None = None  # parsed once per config version, at the first run that needs it
@@ -128,6 +133,21 @@ class SimCluster(Cluster):
 
     def get_mig_config(self) -> tuple[str, str]:
         return self._config_map, self._config_text
+
+    def wall_clock(self) -> float:
+        return sim_objects.EPOCH + self._now
+
+    def list_objects(self, kind: str) -> list[dict[str, Any]]:
+        """The objects an API server would list for the diagnose reader (cluster/sim/objects.py), with the
+        clusters file's `diagnose_faults` applied."""
+        if kind not in objects.PATHS:
+            raise ClusterError(f"{self.name}: cannot list {kind} objects")
+        rendered = sim_objects.render(self._nodes, strategy=self._strategy, config_map=self._config_map,
+                                      config_text=self._config_text, driver=self.driver,
+                                      plugin_version=self.plugin_version, with_reboot=self.with_reboot, now=self._now)
+        if self.diagnose_faults:
+            rendered = diagnose_faults.inject(rendered, self.diagnose_faults, self.wall_clock())
+        return rendered.get(kind, [])
 
     def node_nvml(self, name: str) -> nv.NvmlSimulator:
         """The NVML simulator of a node (for nvidia-smi renderings and evidence)."""
@@ -213,6 +233,7 @@ class SimCluster(Cluster):
 
         def set_state(value: str) -> None:
             node.labels[L.MIG_CONFIG_STATE] = value
+            node.state_since = self._now
             self._observed(node.name, L.MIG_CONFIG_STATE, value)
 
         self._runs[node.name] = node.mig_manager_run(self._current_spec(), selected, self.with_reboot, self.delay,

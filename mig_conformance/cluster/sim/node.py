@@ -54,6 +54,7 @@ class SimNode(NodeGpus):
         self._gfd_keys: frozenset[str] = frozenset()
         self.applied: str | None = None  # the label value mig-manager last picked up
         self.runs: list[RunRecord] = []
+        self.state_since = 0.0  # simulated time of mig-manager's last nvidia.com/mig.config.state write
 
     # ---- API-server view ------------------------------------------------------------------------------
     def view(self) -> GpuNode:

@@ -1,0 +1,134 @@
+"""A read-only snapshot of the cluster objects the diagnoses look at, gathered by one reader on every backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mig_conformance.k8s import labels as L
+from mig_conformance.k8s.model import GpuNode
+
+Obj = dict[str, Any]
+
+#: What the reader asks for, in order. Namespaced kinds are read in the operator namespace only.
+KINDS = ("Node", "Pod", "DaemonSet", "ConfigMap", "ClusterPolicy", "ResourceSlice", "Event")
+#: Kinds a cluster may not serve at all (no CRD, no DRA API): an absent API is an empty list, not an error.
+OPTIONAL_KINDS = frozenset({"ClusterPolicy", "ResourceSlice", "Event"})
+
+
+class ObjectSource(Protocol):
+    """What a backend offers the reader: raw objects of one kind (Kubernetes JSON), read with get/list only."""
+
+    def list_objects(self, kind: str) -> list[Obj]: ...
+
+    def wall_clock(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The objects, as the API server returned them, and the time they were read (seconds since the epoch on the
+    clock the objects' timestamps use)."""
+
+    objects: Mapping[str, Sequence[Obj]]
+    now: float
+    operator_namespace: str = "gpu-operator"
+    problems: tuple[str, ...] = field(default=())  # kinds that could not be read, and why
+
+    def of(self, kind: str) -> Sequence[Obj]:
+        return self.objects.get(kind, ())
+
+    @property
+    def nodes(self) -> Sequence[Obj]:
+        return self.of("Node")
+
+    @property
+    def cluster_policy(self) -> Obj | None:
+        """The ClusterPolicy (the operator keeps one; the first by name when there are more)."""
+        policies = sorted(self.of("ClusterPolicy"), key=name_of)
+        return policies[0] if policies else None
+
+    def config_map(self, name: str) -> Obj | None:
+        return next((c for c in self.of("ConfigMap") if name_of(c) == name), None)
+
+    def daemon_set(self, app: str) -> Obj | None:
+        """The operator DaemonSet of a component by its `app` label (nvidia-device-plugin-daemonset, ...)."""
+        return next((d for d in self.of("DaemonSet") if labels_of(d).get("app") == app or name_of(d) == app), None)
+
+    def pods_on(self, node: str, app: str) -> list[Obj]:
+        return [p for p in self.of("Pod") if (p.get("spec") or {}).get("nodeName") == node
+                and labels_of(p).get("app") == app]
+
+
+def name_of(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def timestamp(text: Any) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time as the API server writes it; None when absent or unreadable."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def rfc3339(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def gpu_node(node: Mapping[str, Any]) -> GpuNode:
+    """The kit's node model of a raw node (labels, whole-number capacity/allocatable)."""
+    status = node.get("status") or {}
+    return GpuNode(name_of(node), labels_of(node),
+                   {k: _int(v) for k, v in (status.get("capacity") or {}).items()},
+                   {k: _int(v) for k, v in (status.get("allocatable") or {}).items()})
+
+
+def label_changed_at(node: Mapping[str, Any], key: str) -> float | None:
+    """When a label was last written, as far as the API server's managedFields tell: the newest entry that owns it."""
+    times = [timestamp(entry.get("time")) for entry in (node.get("metadata") or {}).get("managedFields") or ()
+             if f"f:{key}" in ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels", {})]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def condition(node: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    return next((c for c in (node.get("status") or {}).get("conditions") or () if c.get("type") == kind), None)
+
+
+def is_gpu_node(node: Mapping[str, Any]) -> bool:
+    labels = labels_of(node)
+    capacity = (node.get("status") or {}).get("capacity") or {}
+    return (labels.get(L.GPU_PRESENT) == "true" or L.GPU_PRODUCT in labels
+            or any(k.startswith("nvidia.com/") for k in capacity))
+
+
+def read_snapshot(source: ObjectSource, operator_namespace: str = "gpu-operator") -> Snapshot:
+    """Every kind in KINDS from `source`; a kind the cluster does not serve (OPTIONAL_KINDS) is read as empty."""
+    from mig_conformance.common.errors import MigConformanceError
+
+    objects: dict[str, list[Obj]] = {}
+    problems: list[str] = []
+    for kind in KINDS:
+        try:
+            objects[kind] = source.list_objects(kind)
+        except MigConformanceError as exc:
+            if kind not in OPTIONAL_KINDS:
+                raise
+            objects[kind] = []
+            problems.append(f"{kind}: {exc}")
+    return Snapshot(objects, source.wall_clock(), operator_namespace, tuple(problems))

@@ -1,0 +1,170 @@
+"""The diagnose findings on the sim backend: every fault of cluster/diagnose_faults.py is reported once, on its
+node, and a healthy fleet of every MIG-capable instance type reports nothing. The same faults against a real API
+server: tests/control_plane/test_diagnose_local.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mig_conformance.cluster import diagnose_faults as F
+from mig_conformance.cluster.base import ClusterError
+from mig_conformance.cluster.sim.backend import SimCluster
+from mig_conformance.diagnose import effective
+from mig_conformance.diagnose.finding import Finding
+from mig_conformance.diagnose.run import IDS, diagnose
+from mig_conformance.diagnose.snapshot import Snapshot, read_snapshot
+from mig_conformance.k8s import labels as L
+from mig_conformance.k8s import stack
+
+CUSTOM = """version: v1
+mig-configs:
+  all-disabled:
+    - devices: all
+      mig-enabled: false
+  too-many:
+    - devices: all
+      mig-enabled: true
+      mig-devices:
+        "1g.10gb": 8
+"""
+
+
+def _findings(cluster: SimCluster, **kwargs: Any) -> list[Finding]:
+    return diagnose(read_snapshot(cluster), **kwargs)
+
+
+@pytest.mark.parametrize("strategy", ["mixed", "single", "none"])
+def test_a_healthy_fleet_of_every_mig_capable_instance_type_reports_nothing(strategy: str) -> None:
+    cluster = SimCluster("", strategy=strategy)
+    assert {n.instance_type for n in cluster.list_gpu_nodes()} >= {"p4d.24xlarge", "p5.48xlarge", "p6-b200.48xlarge"}
+    assert _findings(cluster) == []
+
+
+def test_a_healthy_fleet_after_reconfigurations_reports_nothing() -> None:
+    cluster = SimCluster(F.FLEET + ",p5.4xlarge,p4de.24xlarge,p5e.48xlarge", allow_changes=True)
+    for i, node in enumerate(sorted(n.name for n in cluster.list_gpu_nodes())):
+        cluster.set_node_label(node, L.MIG_CONFIG, ("all-balanced", "all-disabled", "all-balanced")[i % 3])
+    cluster.advance(60)
+    assert _findings(cluster) == []
+
+
+def _fleet_with_faults() -> tuple[SimCluster, dict[str, str]]:
+    cluster = SimCluster(F.FLEET)
+    plan = F.assign(cluster.list_objects("Node"))
+    cluster.diagnose_faults = plan
+    return cluster, plan
+
+
+def test_every_fault_is_reported_exactly_once_on_its_node() -> None:
+    cluster, plan = _fleet_with_faults()
+    findings = _findings(cluster)
+    got = sorted((f.node, f.id) for f in findings)
+    assert got == sorted((node, F.FAULTS[fault][0]) for node, fault in plan.items())
+    assert len(plan) == 13 and {F.FAULTS[f][0] for f in plan.values()} <= set(IDS)
+    for f in findings:  # every finding says where, why, which upstream issue and what to do
+        assert f.node and f.evidence and f.upstream and f.recovery, f
+
+
+@pytest.mark.parametrize("fault", sorted(F.FAULTS))
+def test_each_fault_alone_gives_its_finding_only(fault: str) -> None:
+    cluster = SimCluster(F.FLEET)
+    node = next(n for n, f in F.assign(cluster.list_objects("Node")).items() if f == fault)
+    cluster.diagnose_faults = {node: fault}
+    assert [(f.node, f.id) for f in _findings(cluster)] == [(node, F.FAULTS[fault][0])]
+
+
+def test_a_pending_state_younger_than_the_threshold_is_not_a_wedge() -> None:
+    cluster, plan = _fleet_with_faults()
+    node = next(n for n, f in plan.items() if f == "wedged")
+    wedged = [f for f in _findings(cluster) if f.id == "mig-manager-wedged"]
+    assert [f.node for f in wedged] == [node] and wedged[0].evidence["pending_s"] == 3600
+    assert not [f for f in _findings(cluster, pending_threshold_s=7200) if f.id == "mig-manager-wedged"]
+
+
+def test_an_h200_without_gfd_is_explained_by_the_operators_product_fallback() -> None:
+    cluster, _ = _fleet_with_faults()
+    absent = next(f for f in _findings(cluster) if f.id == "mig-manager-absent")
+    assert absent.evidence["gpus"] == ["H200-141GB"]
+    assert any("a100/h100/a30 only" in n for n in absent.notes)
+    assert any("nvidia-mig-manager pod" in m for m in absent.evidence["missing"])
+
+
+@pytest.mark.parametrize(("version", "severity"),
+                         [("v0.15.0", "error"), ("v0.16.0", "warning"), ("v0.20.0", "warning")])
+def test_an_empty_mig_gpu_is_an_error_or_a_warning_by_device_plugin_version(version: str, severity: str) -> None:
+    cluster = SimCluster("p5.48xlarge", device_plugin_version=version)
+    cluster.diagnose_faults = {"sim-p5-48xlarge-0": "empty-mig-gpus"}
+    [finding] = _findings(cluster)
+    assert finding.id == "mig-enabled-without-devices" and finding.severity == severity
+    assert finding.evidence["device_plugin"].startswith(f"{version} (DaemonSet")
+
+
+def test_a_failed_config_is_classified_as_placement_impossible() -> None:
+    cluster = SimCluster("p5.48xlarge", config_text=CUSTOM, allow_changes=True)
+    cluster.set_node_label("sim-p5-48xlarge-0", L.MIG_CONFIG, "too-many")
+    cluster.advance(60)
+    [finding] = _findings(cluster)
+    assert (finding.id, finding.evidence["reason"]) == ("mig-config-failed", "placement impossible")
+    assert "all orderings failed" in finding.evidence["detail"]
+
+
+def test_a_profile_on_no_gpu_of_the_node_is_cleared_with_success_and_shows_as_empty_mig_gpus() -> None:
+    """mig-parted skips a profile no GPU of the node knows and reports success (apply_model.py): finding 4."""
+    cluster = SimCluster("p5.48xlarge", allow_changes=True, config_text=CUSTOM.replace('"1g.10gb": 8', '"1g.5gb": 7'))
+    cluster.set_node_label("sim-p5-48xlarge-0", L.MIG_CONFIG, "too-many")
+    cluster.advance(60)
+    assert [f.id for f in _findings(cluster)] == ["mig-enabled-without-devices"]
+
+
+def test_an_unknown_name_from_a_real_run_is_reported_once() -> None:
+    cluster = SimCluster("p5.48xlarge", allow_changes=True)
+    cluster.set_node_label("sim-p5-48xlarge-0", L.MIG_CONFIG, "no-such-config")
+    cluster.advance(60)
+    assert [f.id for f in _findings(cluster)] == ["mig-config-unknown"]
+
+
+def _snapshot(config_maps: list[dict[str, Any]], policy_config: dict[str, str]) -> Snapshot:
+    policy = {"metadata": {"name": "cluster-policy"}, "spec": {"mig": {"strategy": "mixed"},
+                                                              "migManager": {"config": policy_config}}}
+    return Snapshot({"ConfigMap": config_maps, "ClusterPolicy": [policy]}, 0.0)
+
+
+def _cm(name: str, text: str = CUSTOM) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "data": {"config.yaml": text}}
+
+
+def test_the_effective_config_is_custom_then_generated_then_static() -> None:
+    default = stack.default()
+    maps = [_cm("default-mig-parted-config"), _cm("n1-mig-config"), _cm("custom")]
+    assert effective.effective_config(_snapshot(maps, {"name": "custom"}), "n1", default).config_map == "custom"
+    assert effective.effective_config(_snapshot(maps, {}), "n1", default).config_map == "n1-mig-config"
+    assert effective.effective_config(_snapshot(maps, {}), "n2", default).config_map == "default-mig-parted-config"
+    missing = effective.effective_config(_snapshot(maps, {"name": "gone"}), "n1", default)
+    assert missing.config_map is None and "does not exist" in missing.why
+
+
+class _Source:
+    def __init__(self, fail: dict[str, str]) -> None:
+        self.fail = fail
+
+    def list_objects(self, kind: str) -> list[dict[str, Any]]:
+        if kind in self.fail:
+            raise ClusterError(self.fail[kind])
+        return []
+
+    def wall_clock(self) -> float:
+        return 1.0
+
+
+def test_the_reader_reads_absent_optional_apis_as_empty_and_fails_on_required_ones() -> None:
+    snap = read_snapshot(_Source({"ResourceSlice": "not found", "ClusterPolicy": "not found"}))
+    assert snap.of("ResourceSlice") == [] and len(snap.problems) == 2
+    with pytest.raises(ClusterError, match="access denied"):
+        read_snapshot(_Source({"Node": "access denied"}))
+
+
+def test_sim_lists_only_the_kinds_the_reader_knows() -> None:
+    with pytest.raises(ClusterError):
+        SimCluster("p5.48xlarge").list_objects("Secret")
