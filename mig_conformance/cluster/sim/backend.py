@@ -27,6 +27,7 @@ from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.sim import objects as sim_objects
 from mig_conformance.cluster.sim.fleet import parse_fleet
 from mig_conformance.cluster.sim.node import ActiveRun, RunRecord, SimNode
+from mig_conformance.common.errors import InputError
 from mig_conformance.k8s import device_plugin, scheduling
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
@@ -57,7 +58,7 @@ class SimCluster(Cluster):
                  gpu_reset_works: bool = True, gpu_taint: bool = False, default_config: str | None = DEFAULT_LABEL,
                  driver: str = DRIVER, device_plugin_version: str = device_plugin.DEFAULT_VERSION,
                  fleet_progress: Callable[[str, int, int], None] | None = None,
-                 diagnose_faults: Mapping[str, str] | None = None) -> None:
+                 diagnose_faults: Mapping[str, str] | str | None = None) -> None:
         super().__init__(name or (f"sim:{fleet}" if fleet else "sim"), allow_changes, journal)
         self.fleet_progress = fleet_progress
         _check_strategy(strategy)
@@ -65,8 +66,7 @@ class SimCluster(Cluster):
             raise ClusterError(f"mig-manager delay must be >= 0 seconds, got {mig_manager_delay}")
         device_plugin.parse_version(device_plugin_version)
         self._strategy = strategy
-        #: {node: fault} of cluster/diagnose_faults.py, applied to the objects list_objects renders
-        self.diagnose_faults = dict(diagnose_faults or {})
+        self.diagnose_faults: dict[str, str] = {}
         self._config_map = config_map
         self._config_text = default_config_text() if config_text is None else config_text
         self._spec: Spec | None = None  # parsed once per config version, at the first run that needs it
@@ -92,6 +92,8 @@ class SimCluster(Cluster):
             if default_config and node.mig_capable:  # the GPU Operator's default label: mig-manager runs once
                 self._set_mig_config_label(node, default_config)
             self._count("creating the simulated nodes", count, len(specs))
+        #: {node: fault} of cluster/diagnose_faults.py, applied to the objects list_objects renders
+        self.diagnose_faults = self._faults(diagnose_faults)
 
     # ---- clock ---------------------------------------------------------------------------------------
     def clock(self) -> float:
@@ -133,6 +135,25 @@ class SimCluster(Cluster):
 
     def get_mig_config(self) -> tuple[str, str]:
         return self._config_map, self._config_text
+
+    def _faults(self, wanted: Mapping[str, str] | str | None) -> dict[str, str]:
+        """`all` (every fault on a node of its kind: diagnose_faults.PLAN) or {node: fault}, checked."""
+        if not wanted:
+            return {}
+        if isinstance(wanted, str):
+            if wanted != "all":
+                raise ClusterError(f"diagnose_faults: 'all' or a mapping of node -> fault, got '{wanted}'")
+            try:
+                return diagnose_faults.assign(self.list_objects("Node"))
+            except InputError as exc:
+                raise ClusterError(f"diagnose_faults: all: {exc} (use the fleet {diagnose_faults.FLEET})") from None
+        out = {str(k): str(v) for k, v in wanted.items()}
+        for node, fault in out.items():
+            self._node(node)
+            if fault not in diagnose_faults.FAULTS:
+                raise ClusterError(f"diagnose_faults: node {node}: unknown fault '{fault}' (one of: "
+                                   f"{', '.join(diagnose_faults.FAULTS)})")
+        return out
 
     def wall_clock(self) -> float:
         return sim_objects.EPOCH + self._now

@@ -1,0 +1,54 @@
+"""Field diagnostics (read-only on every backend): each GPU node shows none of the known MIG failure modes of
+`mig_conformance.diagnose` (mig-manager wedged or absent, invalid single layouts, empty MIG GPUs, success with the
+wrong counts, failures by reason, unknown config names, stale strategies, affected drivers, CDMM, DRA next to the
+device plugin, NotReady after a reconfiguration). A failure lists each finding with its evidence, the upstream issue
+and the recovery step. Run alone with `-m mig_diagnose`; `mig-conformance diagnose` prints the same findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from mig_conformance.diagnose.finding import Finding
+from mig_conformance.diagnose.run import diagnose
+from mig_conformance.diagnose.snapshot import read_snapshot
+
+if TYPE_CHECKING:
+    from mig_conformance.cluster.base import Cluster
+    from mig_conformance.k8s.model import GpuNode
+
+pytestmark = [pytest.mark.mig_diagnose, pytest.mark.mig_category("diagnose")]
+
+
+@pytest.fixture(scope="module")
+def findings(mig_cluster: Cluster) -> list[Finding]:
+    """One snapshot of the cluster (get/list only) and its findings, for every test of this module."""
+    namespace = getattr(mig_cluster, "operator_namespace", "gpu-operator")
+    return diagnose(read_snapshot(mig_cluster, namespace))
+
+
+def _text(found: list[Finding]) -> str:
+    lines = []
+    for f in found:
+        lines += [f.line(), f"  evidence: {dict(f.evidence)}", f"  upstream: {', '.join(f.upstream)}",
+                  f"  recovery: {f.recovery}", *(f"  note: {n}" for n in f.notes)]
+    return "\n".join(lines)
+
+
+def test_node_shows_no_known_mig_fault(mig_node: GpuNode, findings: list[Finding],
+                                       mig_record: Callable[..., None]) -> None:
+    """No finding on this node (warnings included: each names a real misconfiguration)."""
+    mine = [f for f in findings if f.node == mig_node.name]
+    mig_record(category="diagnose", node=mig_node.name, instance_type=mig_node.instance_type,
+               expected={"findings": []}, measured={"findings": [f.as_dict() for f in mine]})
+    assert not mine, f"{len(mine)} finding(s) on {mig_node.name}:\n{_text(mine)}"
+
+
+def test_cluster_shows_no_known_mig_fault(findings: list[Finding], mig_record: Callable[..., None]) -> None:
+    """No cluster-wide finding (the device plugin's and GFD's DaemonSets run the ClusterPolicy's strategy)."""
+    cluster_wide = [f for f in findings if not f.node]
+    mig_record(category="diagnose", expected={"findings": []}, measured={"findings": [f.as_dict() for f in
+                                                                                      cluster_wide]})
+    assert not cluster_wide, _text(cluster_wide)
