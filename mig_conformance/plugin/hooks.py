@@ -38,6 +38,7 @@ MARKERS = (
     "--mig-allow-reconfigure (always allowed on sim and local); every change is restored afterwards",
     "mig_category(name): report category of a test: catalog, single, mixed, all-balanced, custom, scheduling, "
     "reconfiguration",
+    "mig_diagnose: the read-only field diagnostics (suites/test_diagnose.py); run them alone with -m mig_diagnose",
 )
 
 
