@@ -31,7 +31,8 @@ _SIMULATED: dict[str, type | tuple[type, ...]] = {"nodes": str, "strategy": str,
 _KUBE: dict[str, type | tuple[type, ...]] = {"config_map": str, "namespace": str, "pod_image": str}
 #: Per backend: the keys a clusters-file entry may set, with their types.
 BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "sim": {**_SIMULATED, "config_map": str, "driver": str, "device_plugin_version": str},
+    "sim": {**_SIMULATED, "config_map": str, "driver": str, "device_plugin_version": str,
+            "diagnose_faults": (dict, str)},
     "local": {**_SIMULATED, "agents": bool, "timeout": NUMBER, "kubeconfig": str},
     "kind": {"name": str, "config": str, "keep": bool, "kind_bin": str, "kubectl_bin": str, "nodes": str,
              "image": str, "agents": bool, **_KUBE},
