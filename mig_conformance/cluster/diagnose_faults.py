@@ -7,6 +7,7 @@ fault lives there (a device-plugin ConfigMap, a DaemonSet's env)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -155,13 +156,14 @@ def reset_blocked(objs: Objects, name: str, now: float) -> None:
     node = _node(objs, name)
     _labels(node)[L.MIG_CONFIG] = "all-balanced"
     _set_state(node, "failed", now)
-    objs["Event"].append({
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": f"{name}.mig-manager-failed", "namespace": objs["ConfigMap"][0]["metadata"]["namespace"]},
-        "involvedObject": {"kind": "Node", "name": name}, "reason": "MigConfigFailed", "type": "Warning",
+    namespace = objs["ConfigMap"][0]["metadata"]["namespace"]
+    pod = f"nvidia-mig-manager-{hashlib.sha256(name.encode()).hexdigest()[:5]}"
+    objs["Event"].append({  # kubelet's event about the mig-manager pod on the node (source.host)
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": f"{pod}.reset-blocked", "namespace": namespace},
+        "involvedObject": {"kind": "Pod", "name": pod, "namespace": namespace}, "reason": "BackOff",
+        "type": "Warning", "count": 1, "firstTimestamp": rfc3339(now), "lastTimestamp": rfc3339(now),
         "message": "error applying MIG configuration: failed to reset GPU 00000000:10:1C.0: In use by another client",
-        "firstTimestamp": rfc3339(now), "lastTimestamp": rfc3339(now), "count": 1,
-        "source": {"component": "nvidia-mig-manager"}})
+        "source": {"component": "kubelet", "host": name}})
 
 
 def unknown_name(objs: Objects, name: str, now: float) -> None:

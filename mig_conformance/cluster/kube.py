@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, cast
 
+from mig_conformance.cluster import objects
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, TransientError, append_new
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.common.run import RUN_LABEL
@@ -242,6 +243,37 @@ class KubeCluster(Cluster):
         if key is None:
             raise ClusterError(f"{self.name}: ConfigMap {self.operator_namespace}/{name} has no mig-parted file")
         return name, data[key]
+
+    def list_objects(self, kind: str) -> list[dict[str, Any]]:
+        """Raw objects of `kind` (cluster/objects.py), read with paged GET requests only."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        url, need = objects.path(kind, self.operator_namespace)
+        out: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("limit", objects.PAGE)] + ([("continue", token)] if token else [])
+            try:
+                method, full, headers, _, _ = self.api_client.param_serialize(
+                    "GET", url, query_params=query, header_params={"Accept": "application/json"},
+                    auth_settings=["BearerToken"])
+                response = self.api_client.call_api(method, full, header_params=headers)
+                response.read()
+                if not 200 <= response.status < 300:
+                    raise ApiException(http_resp=response)
+                page = json.loads(response.data)
+            except ApiException as exc:
+                raise self._api_error(exc, need) from None
+            except (HTTPError, OSError) as exc:
+                raise TransientError(f"{self.name}: cannot reach the API server ({type(exc).__name__}: {exc})") \
+                    from None
+            except ValueError as exc:  # not JSON
+                raise ClusterError(f"{self.name}: unreadable answer while trying to {need}: {exc}") from None
+            items, token = objects.items_of(page)
+            out += items
+            if not token or len(out) >= objects.MAX_OBJECTS:
+                return out[:objects.MAX_OBJECTS]
 
     # ---- writing ------------------------------------------------------------------------------------
     def _write_node_label(self, node: str, key: str, value: str | None) -> None:

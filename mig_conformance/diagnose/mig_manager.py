@@ -105,12 +105,14 @@ def _classify(ctx: Context, node: Obj) -> tuple[str, str] | None:
 
 
 def _reset_blocked(ctx: Context, node: Obj) -> str | None:
-    """'In use by another client' in an event about the node or its mig-manager pod, or in that pod's status."""
+    """'In use by another client' in an event about the node or its mig-manager pod (by name, or reported by the
+    node's kubelet: source.host), or in that pod's container status."""
     name = name_of(node)
     pods = {name_of(p) for p in ctx.snapshot.pods_on(name, MIG_MANAGER_APP)}
     for event in ctx.snapshot.of("Event"):
         involved = event.get("involvedObject") or {}
-        if involved.get("name") in pods | {name} and RESET_BLOCKED in str(event.get("message", "")):
+        about = involved.get("name") in pods | {name} or (event.get("source") or {}).get("host") == name
+        if about and RESET_BLOCKED in str(event.get("message", "")):
             return f"event {name_of(event)}: {event.get('message')}"
     for pod in ctx.snapshot.pods_on(name, MIG_MANAGER_APP):
         for status in (pod.get("status") or {}).get("containerStatuses") or ():
