@@ -13,7 +13,7 @@ import pytest
 
 from mig_conformance.diagnose.finding import Finding
 from mig_conformance.diagnose.run import diagnose
-from mig_conformance.diagnose.snapshot import read_snapshot
+from mig_conformance.diagnose.snapshot import Snapshot, read_snapshot
 
 if TYPE_CHECKING:
     from mig_conformance.cluster.base import Cluster
@@ -23,10 +23,14 @@ pytestmark = [pytest.mark.mig_diagnose, pytest.mark.mig_category("diagnose")]
 
 
 @pytest.fixture(scope="module")
-def findings(mig_cluster: Cluster) -> list[Finding]:
-    """One snapshot of the cluster (get/list only) and its findings, for every test of this module."""
-    namespace = getattr(mig_cluster, "operator_namespace", "gpu-operator")
-    return diagnose(read_snapshot(mig_cluster, namespace))
+def snapshot(mig_cluster: Cluster) -> Snapshot:
+    """One read of the cluster (get/list only) for every test of this module."""
+    return read_snapshot(mig_cluster, getattr(mig_cluster, "operator_namespace", "gpu-operator"))
+
+
+@pytest.fixture(scope="module")
+def findings(snapshot: Snapshot) -> list[Finding]:
+    return diagnose(snapshot)
 
 
 def _text(found: list[Finding]) -> str:
@@ -46,9 +50,11 @@ def test_node_shows_no_known_mig_fault(mig_node: GpuNode, findings: list[Finding
     assert not mine, f"{len(mine)} finding(s) on {mig_node.name}:\n{_text(mine)}"
 
 
-def test_cluster_shows_no_known_mig_fault(findings: list[Finding], mig_record: Callable[..., None]) -> None:
-    """No cluster-wide finding (the device plugin's and GFD's DaemonSets run the ClusterPolicy's strategy)."""
+def test_cluster_shows_no_known_mig_fault(findings: list[Finding], snapshot: Snapshot,
+                                          mig_record: Callable[..., None]) -> None:
+    """No cluster-wide finding (the device plugin's and GFD's DaemonSets run the ClusterPolicy's strategy). What
+    could not be read (a kind the identity may not list: deploy/rbac-diagnose.yaml grants all) is recorded."""
     cluster_wide = [f for f in findings if not f.node]
-    mig_record(category="diagnose", expected={"findings": []}, measured={"findings": [f.as_dict() for f in
-                                                                                      cluster_wide]})
+    mig_record(category="diagnose", expected={"findings": []},
+               measured={"findings": [f.as_dict() for f in cluster_wide], "unread": list(snapshot.problems)})
     assert not cluster_wide, _text(cluster_wide)

@@ -246,34 +246,44 @@ class KubeCluster(Cluster):
 
     def list_objects(self, kind: str) -> list[dict[str, Any]]:
         """Raw objects of `kind` (cluster/objects.py), read with paged GET requests only."""
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
         url, need = objects.path(kind, self.operator_namespace)
         out: list[dict[str, Any]] = []
         token: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("limit", objects.PAGE)] + ([("continue", token)] if token else [])
-            try:
-                method, full, headers, _, _ = self.api_client.param_serialize(
-                    "GET", url, query_params=query, header_params={"Accept": "application/json"},
-                    auth_settings=["BearerToken"])
-                response = self.api_client.call_api(method, full, header_params=headers)
-                response.read()
-                if not 200 <= response.status < 300:
-                    raise ApiException(http_resp=response)
-                page = json.loads(response.data)
-            except ApiException as exc:
-                raise self._api_error(exc, need) from None
-            except (HTTPError, OSError) as exc:
-                raise TransientError(f"{self.name}: cannot reach the API server ({type(exc).__name__}: {exc})") \
-                    from None
-            except ValueError as exc:  # not JSON
-                raise ClusterError(f"{self.name}: unreadable answer while trying to {need}: {exc}") from None
-            items, token = objects.items_of(page)
+            items, token = objects.items_of(self._get_json(url, query, need))
             out += items
             if not token or len(out) >= objects.MAX_OBJECTS:
                 return out[:objects.MAX_OBJECTS]
+
+    def get_object(self, kind: str, name: str) -> dict[str, Any] | None:
+        """One raw object of `kind` by name (GET), None when it does not exist."""
+        url, need = objects.path(kind, self.operator_namespace)
+        try:
+            page = self._get_json(f"{url}/{name}", [], need.replace("list ", "get ", 1))
+        except NotFound:
+            return None
+        return page if isinstance(page, dict) else None
+
+    def _get_json(self, url: str, query: list[tuple[str, Any]], need: str) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            method, full, headers, _, _ = self.api_client.param_serialize(
+                "GET", url, query_params=query, header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"])
+            response = self.api_client.call_api(method, full, header_params=headers)
+            response.read()
+            if not 200 <= response.status < 300:
+                raise ApiException(http_resp=response)
+            return json.loads(response.data)
+        except ApiException as exc:
+            raise self._api_error(exc, need) from None
+        except (HTTPError, OSError) as exc:
+            raise TransientError(f"{self.name}: cannot reach the API server ({type(exc).__name__}: {exc})") from None
+        except ValueError as exc:  # not JSON
+            raise ClusterError(f"{self.name}: unreadable answer while trying to {need}: {exc}") from None
 
     # ---- writing ------------------------------------------------------------------------------------
     def _write_node_label(self, node: str, key: str, value: str | None) -> None:

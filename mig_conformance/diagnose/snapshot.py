@@ -13,15 +13,15 @@ from mig_conformance.k8s.model import GpuNode
 Obj = dict[str, Any]
 
 #: What the reader asks for, in order. Namespaced kinds are read in the operator namespace only.
-KINDS = ("Node", "Pod", "DaemonSet", "ConfigMap", "ClusterPolicy", "ResourceSlice", "Event")
-#: Kinds a cluster may not serve at all (no CRD, no DRA API): an absent API is an empty list, not an error.
-OPTIONAL_KINDS = frozenset({"ClusterPolicy", "ResourceSlice", "Event"})
+KINDS = ("Node", "ClusterPolicy", "Pod", "DaemonSet", "ConfigMap", "ResourceSlice", "Event")
 
 
 class ObjectSource(Protocol):
     """What a backend offers the reader: raw objects of one kind (Kubernetes JSON), read with get/list only."""
 
     def list_objects(self, kind: str) -> list[Obj]: ...
+
+    def get_object(self, kind: str, name: str) -> Obj | None: ...
 
     def wall_clock(self) -> float: ...
 
@@ -118,7 +118,9 @@ def is_gpu_node(node: Mapping[str, Any]) -> bool:
 
 
 def read_snapshot(source: ObjectSource, operator_namespace: str = "gpu-operator") -> Snapshot:
-    """Every kind in KINDS from `source`; a kind the cluster does not serve (OPTIONAL_KINDS) is read as empty."""
+    """Every kind in KINDS from `source`. Nodes are required; any other kind that cannot be read (not served, or not
+    permitted) is read as empty and named in `problems`, except ConfigMaps: when listing them is not permitted (the
+    kit's deploy/rbac.yaml grants get only), the ones the diagnoses look at are read by name."""
     from mig_conformance.common.errors import MigConformanceError
 
     objects: dict[str, list[Obj]] = {}
@@ -126,9 +128,38 @@ def read_snapshot(source: ObjectSource, operator_namespace: str = "gpu-operator"
     for kind in KINDS:
         try:
             objects[kind] = source.list_objects(kind)
-        except MigConformanceError as exc:
-            if kind not in OPTIONAL_KINDS:
+        except MigConformanceError as error:
+            if kind == "Node":
                 raise
+            reason: Exception | None = error
             objects[kind] = []
-            problems.append(f"{kind}: {exc}")
+            if kind == "ConfigMap":
+                objects[kind], reason = _config_maps_by_name(source, objects)
+                if reason is None:
+                    continue
+            problems.append(f"{kind}: {reason}")
     return Snapshot(objects, source.wall_clock(), operator_namespace, tuple(problems))
+
+
+def _config_maps_by_name(source: ObjectSource,
+                         objects: Mapping[str, Sequence[Obj]]) -> tuple[list[Obj], Exception | None]:
+    """(the ConfigMaps the diagnoses read, got one by one; the error that stopped it, or None)."""
+    from mig_conformance.common.errors import MigConformanceError
+
+    names = ["default-mig-parted-config"]
+    for policy in objects.get("ClusterPolicy", ()):
+        spec = policy.get("spec") or {}
+        for section in ("migManager", "devicePlugin"):
+            name = ((spec.get(section) or {}).get("config") or {}).get("name")
+            if name:
+                names.append(str(name))
+    names += [f"{name_of(n)}-mig-config" for n in objects.get("Node", ()) if is_gpu_node(n)]
+    found: list[Obj] = []
+    for name in dict.fromkeys(names):
+        try:
+            cm = source.get_object("ConfigMap", name)
+        except MigConformanceError as exc:
+            return found, exc
+        if cm is not None:
+            found.append(cm)
+    return found, None

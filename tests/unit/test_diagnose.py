@@ -146,23 +146,46 @@ def test_the_effective_config_is_custom_then_generated_then_static() -> None:
 
 
 class _Source:
-    def __init__(self, fail: dict[str, str]) -> None:
+    """A sim cluster whose reads of some kinds fail (as a missing API or a missing permission does)."""
+
+    def __init__(self, fail: dict[str, str], cluster: SimCluster | None = None) -> None:
         self.fail = fail
+        self.cluster = cluster or SimCluster("p5.48xlarge")
+        self.got: list[str] = []
 
     def list_objects(self, kind: str) -> list[dict[str, Any]]:
         if kind in self.fail:
             raise ClusterError(self.fail[kind])
-        return []
+        return self.cluster.list_objects(kind)
+
+    def get_object(self, kind: str, name: str) -> dict[str, Any] | None:
+        self.got.append(name)
+        if f"get {kind}" in self.fail:
+            raise ClusterError(self.fail[f"get {kind}"])
+        return self.cluster.get_object(kind, name)
 
     def wall_clock(self) -> float:
-        return 1.0
+        return self.cluster.wall_clock()
 
 
-def test_the_reader_reads_absent_optional_apis_as_empty_and_fails_on_required_ones() -> None:
-    snap = read_snapshot(_Source({"ResourceSlice": "not found", "ClusterPolicy": "not found"}))
-    assert snap.of("ResourceSlice") == [] and len(snap.problems) == 2
+def test_the_reader_reads_unreadable_kinds_as_empty_and_names_them_but_needs_nodes() -> None:
+    snap = read_snapshot(_Source({"ResourceSlice": "not found", "DaemonSet": "access denied: list daemonsets"}))
+    assert snap.of("ResourceSlice") == [] and snap.of("DaemonSet") == [] and snap.of("Pod")
+    assert [p.split(":")[0] for p in snap.problems] == ["DaemonSet", "ResourceSlice"]
     with pytest.raises(ClusterError, match="access denied"):
         read_snapshot(_Source({"Node": "access denied"}))
+
+
+def test_config_maps_are_read_by_name_when_listing_them_is_not_allowed() -> None:
+    """deploy/rbac.yaml grants `get configmaps` only: the static, custom and generated maps are read one by one."""
+    cluster, plan = _fleet_with_faults()
+    source = _Source({"ConfigMap": "access denied: list configmaps"}, cluster)
+    snap = read_snapshot(source)
+    assert snap.problems == ()
+    assert {"default-mig-parted-config", "device-plugin-config", "sim-p5-48xlarge-0-mig-config"} <= set(source.got)
+    assert sorted((f.node, f.id) for f in diagnose(snap)) == sorted((n, F.FAULTS[f][0]) for n, f in plan.items())
+    denied = read_snapshot(_Source({"ConfigMap": "denied", "get ConfigMap": "access denied: get configmaps"}))
+    assert denied.problems == ("ConfigMap: access denied: get configmaps",)
 
 
 def test_sim_lists_only_the_kinds_the_reader_knows() -> None:
