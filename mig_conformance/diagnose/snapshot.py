@@ -137,8 +137,20 @@ def read_snapshot(source: ObjectSource, operator_namespace: str = "gpu-operator"
                 objects[kind], reason = _config_maps_by_name(source, objects)
                 if reason is None:
                     continue
-            problems.append(f"{kind}: {reason}")
+            problems.append(f"{kind}: {unreadable(reason)}")
     return Snapshot(objects, source.wall_clock(), operator_namespace, tuple(problems))
+
+
+RBAC_HINT = "deploy/rbac-diagnose.yaml grants every read of the diagnosis"
+
+
+def unreadable(reason: Exception | None) -> str:
+    """Why a kind was not read: a denial says which role grants it (deploy/rbac.yaml's read roles hold the reads
+    of the other suites; the diagnosis works with less evidence there, checks needing the kind are skipped)."""
+    text = str(reason)
+    if "access denied" in text or "forbidden" in text.lower():
+        return f"not permitted for this identity, checks that need it were skipped ({RBAC_HINT})"
+    return text
 
 
 def _config_maps_by_name(source: ObjectSource,

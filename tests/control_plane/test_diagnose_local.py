@@ -12,7 +12,6 @@ scheduler, kwok nodes, the simulated GPU Operator agents).
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Iterator
@@ -24,12 +23,9 @@ import yaml
 
 from mig_conformance.cli import main
 from mig_conformance.cluster import diagnose_faults as F
-from mig_conformance.cluster import objects
 from mig_conformance.cluster.kubeconfig import KubeconfigCluster
-from mig_conformance.cluster.local import kubeconfig, operator
+from mig_conformance.cluster.local import faults, kubeconfig, operator
 from mig_conformance.cluster.local.backend import LocalCluster
-from mig_conformance.cluster.local.kwok_stages import NODE_ANNOTATION
-from mig_conformance.cluster.local.rest import Rest, path_of
 from mig_conformance.diagnose.run import diagnose
 from mig_conformance.diagnose.snapshot import read_snapshot
 from mig_conformance.k8s import labels as L
@@ -90,56 +86,12 @@ def _reader(path: Path) -> KubeconfigCluster:
             time.sleep(0.2)
 
 
-def _write_node(admin: Rest, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """A node's labels as mig-manager/GFD/the operator write them (merge patch under mig-manager's field manager),
-    then its status as kubelet and the device plugin publish it."""
-    name = after["metadata"]["name"]
-    old, new = before["metadata"].get("labels") or {}, after["metadata"].get("labels") or {}
-    labels: dict[str, Any] = {k: None for k in old if k not in new}
-    labels.update({k: v for k, v in new.items() if old.get(k) != v})
-    meta: dict[str, Any] = {"labels": labels}
-    ready = next((c for c in after["status"].get("conditions") or () if c.get("type") == "Ready"), {})
-    if ready.get("status") == "False":  # kwok stops heartbeating the node, as a kubelet that stopped does
-        meta["annotations"] = {NODE_ANNOTATION[0]: None}
-    admin.request("PATCH", path_of("Node", name), {"metadata": meta}, query={"fieldManager": "nvidia-mig-manager"},
-                  content_type="application/merge-patch+json")
-    status = {k: after["status"][k] for k in ("capacity", "allocatable")}
-    if ready.get("status") == "False":
-        status["conditions"] = after["status"]["conditions"]
-    admin.request("PATCH", path_of("Node", name, sub="status"), {"status": status},
-                  content_type="application/merge-patch+json")
-
-
 def _inject(local: LocalCluster, plan: dict[str, str]) -> None:
-    """Every fault of `plan` written through the API server, read and written as cluster admin (the agents are
-    stopped first, so nothing repairs the objects meanwhile)."""
+    """Every fault of `plan` written through the API server (cluster/local/faults.py, as the clusters file's
+    diagnose_faults does), with the agents stopped first so that nothing repairs the objects meanwhile."""
     local.stop_agents()
-    kinds = ("Node", "ConfigMap", "ClusterPolicy", "Event", "ResourceSlice", "Pod")
     with local.admin() as admin:
-        before = {kind: admin.request("GET", objects.path(kind, operator.NAMESPACE)[0]).get("items", [])
-                  for kind in kinds}
-        after = F.inject(copy.deepcopy(before), plan, time.time())
-        by_name = {n["metadata"]["name"]: n for n in before["Node"]}
-        for node in after["Node"]:
-            if node["metadata"]["name"] in plan:
-                _write_node(admin, by_name[node["metadata"]["name"]], node)
-        old_maps = {c["metadata"]["name"]: c for c in before["ConfigMap"]}
-        for cm in after["ConfigMap"]:
-            name = cm["metadata"]["name"]
-            body = {"apiVersion": "v1", "kind": "ConfigMap", "data": cm["data"],
-                    "metadata": {"name": name, "namespace": operator.NAMESPACE}}
-            if name not in old_maps:
-                admin.create(body)
-            elif old_maps[name].get("data") != cm["data"]:
-                admin.request("PATCH", path_of("ConfigMap", name, operator.NAMESPACE), {"data": cm["data"]},
-                              content_type="application/merge-patch+json")
-        policy = after["ClusterPolicy"][0]
-        admin.request("PATCH", path_of("ClusterPolicy", policy["metadata"]["name"]), {"spec": policy["spec"]},
-                      content_type="application/merge-patch+json")
-        for kind in ("Event", "ResourceSlice"):
-            url, _ = objects.path(kind, operator.NAMESPACE)
-            for obj in after[kind][len(before[kind]):]:
-                admin.request("POST", url, obj)
+        faults.inject(admin, plan)
 
 
 def test_a_healthy_fleet_of_every_mig_capable_instance_type_reports_nothing(local: LocalCluster,
@@ -189,3 +141,22 @@ def test_the_reader_identity_cannot_write(local: LocalCluster, reader_kubeconfig
             reader.set_node_label(node, "mig-conformance.io/probe", "x")
     finally:
         reader.close()
+
+
+def test_the_clusters_file_key_injects_every_fault_and_the_kits_own_rbac_reads_all_but_dra(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`diagnose_faults: all` on a local target, diagnosed by the command as the kit's ServiceAccount bound to
+    deploy/rbac.yaml: ConfigMaps are read by name (get), ResourceSlices not at all (named in the output), so every
+    finding but the DRA one is reported."""
+    control_plane_assets()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MIG_CLUSTER", raising=False)
+    (tmp_path / "mig-clusters.yaml").write_text(f"faulty:\n  backend: local\n  nodes: \"{F.FLEET}\"\n"
+                                                "  diagnose_faults: all\n")
+    code = main(["diagnose", "--cluster", "faulty", "--json", "--pending-threshold", "0"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1, doc
+    wanted = sorted(fid for fid, _ in F.FAULTS.values() if fid != "gpu-advertised-twice")
+    assert sorted(f["id"] for f in doc["findings"]) == wanted
+    assert [u.split(":")[0] for u in doc["unread"]] == ["DaemonSet", "ResourceSlice", "Event"]
+    assert all("deploy/rbac-diagnose.yaml" in u for u in doc["unread"])

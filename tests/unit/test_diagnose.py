@@ -172,6 +172,7 @@ def test_the_reader_reads_unreadable_kinds_as_empty_and_names_them_but_needs_nod
     snap = read_snapshot(_Source({"ResourceSlice": "not found", "DaemonSet": "access denied: list daemonsets"}))
     assert snap.of("ResourceSlice") == [] and snap.of("DaemonSet") == [] and snap.of("Pod")
     assert [p.split(":")[0] for p in snap.problems] == ["DaemonSet", "ResourceSlice"]
+    assert "deploy/rbac-diagnose.yaml" in snap.problems[0] and "access denied" not in snap.problems[0]
     with pytest.raises(ClusterError, match="access denied"):
         read_snapshot(_Source({"Node": "access denied"}))
 
@@ -185,7 +186,8 @@ def test_config_maps_are_read_by_name_when_listing_them_is_not_allowed() -> None
     assert {"default-mig-parted-config", "device-plugin-config", "sim-p5-48xlarge-0-mig-config"} <= set(source.got)
     assert sorted((f.node, f.id) for f in diagnose(snap)) == sorted((n, F.FAULTS[f][0]) for n, f in plan.items())
     denied = read_snapshot(_Source({"ConfigMap": "denied", "get ConfigMap": "access denied: get configmaps"}))
-    assert denied.problems == ("ConfigMap: access denied: get configmaps",)
+    assert denied.problems == ("ConfigMap: not permitted for this identity, checks that need it were skipped "
+                               "(deploy/rbac-diagnose.yaml grants every read of the diagnosis)",)
 
 
 def test_sim_lists_only_the_kinds_the_reader_knows() -> None:
