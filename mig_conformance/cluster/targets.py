@@ -33,7 +33,7 @@ _KUBE: dict[str, type | tuple[type, ...]] = {"config_map": str, "namespace": str
 BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "sim": {**_SIMULATED, "config_map": str, "driver": str, "device_plugin_version": str,
             "diagnose_faults": (dict, str)},
-    "local": {**_SIMULATED, "agents": bool, "timeout": NUMBER, "kubeconfig": str},
+    "local": {**_SIMULATED, "agents": bool, "timeout": NUMBER, "kubeconfig": str, "diagnose_faults": (dict, str)},
     "kind": {"name": str, "config": str, "keep": bool, "kind_bin": str, "kubectl_bin": str, "nodes": str,
              "image": str, "agents": bool, **_KUBE},
     "kubeconfig": {"context": str, "kubeconfig": str, **_KUBE},
