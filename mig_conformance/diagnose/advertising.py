@@ -16,7 +16,7 @@ from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import versions as V
 from mig_conformance.mig.reconfigure import SUCCESS
 
-GO, DP = "NVIDIA/gpu-operator", "NVIDIA/k8s-device-plugin"
+OPERATOR, PLUGIN, PARTED = "NVIDIA/gpu-operator", "NVIDIA/k8s-device-plugin", "NVIDIA/mig-parted"
 INVALID = "-MIG-INVALID"
 DEVICE_PLUGIN_CONFIG = "nvidia.com/device-plugin.config"
 
@@ -55,7 +55,7 @@ def single_heterogeneous(ctx: Context, node: Obj) -> Iterator[Finding]:
         {L.GPU_PRODUCT: labels.get(L.GPU_PRODUCT), L.MIG_CONFIG: labels.get(L.MIG_CONFIG),
          L.MIG_STRATEGY: labels.get(L.MIG_STRATEGY), "cluster_policy_strategy": ctx.strategy,
          "device_plugin_pods": _pod_states(ctx, name_of(node), DEVICE_PLUGIN_APP)},
-        (gh(GO, 460), gh(GO, 479), gh(DP, 253)),
+        (gh(OPERATOR, 460), gh(OPERATOR, 479), gh(PLUGIN, 253)),
         "under single every GPU of a node must hold one MIG profile: relabel the node to a uniform config "
         "(all-1g.10gb, ...), or switch ClusterPolicy spec.mig.strategy to mixed")
 
@@ -78,7 +78,7 @@ def empty_mig_gpu(ctx: Context, node: Obj) -> Iterator[Finding]:
         {L.MIG_CONFIG: labels.get(L.MIG_CONFIG), "gpus": empty, "strategy": ctx.strategy,
          "device_plugin": f"{version} ({where})",
          "device_plugin_behaviour": rule.after if rule.applies(version) else rule.before},
-        (gh(GO, 2670), gh(DP, 767), gh(DP, 806, "pull"), rule.source),
+        (gh(OPERATOR, 2670), gh(PLUGIN, 767), gh(PLUGIN, 806, "pull"), rule.source),
         "relabel the node to a config that creates MIG devices on every MIG-enabled GPU (all-balanced, "
         "all-<profile>), or disable MIG on the GPUs that need none", severity="warning" if warning else "error")
 
@@ -111,7 +111,7 @@ def counts_mismatch(ctx: Context, node: Obj) -> Iterator[Finding]:
         "success-counts-mismatch", name_of(node), "mig-manager reported success but the advertised GPUs do not "
         "match the config", {L.MIG_CONFIG: labels.get(L.MIG_CONFIG), "expected": expected, "measured": measured,
                              "strategy": ctx.strategy, "WITH_REBOOT": reboot},
-        (gh(GO, 603), gh(GO, 646), gh(GO, 1606), gh("NVIDIA/mig-parted", 9), gh("NVIDIA/mig-parted", 18)),
+        (gh(OPERATOR, 603), gh(OPERATOR, 646), gh(OPERATOR, 1606), gh(PARTED, 9), gh(PARTED, 18)),
         "check the GPUs with nvidia-smi mig -lgi on the node; on A100/A30 set WITH_REBOOT=true in ClusterPolicy "
         "spec.migManager.env (or reboot the node), then relabel; restart the device plugin if the GPUs are right",
         notes=notes)
@@ -133,7 +133,7 @@ def stale_strategy(ctx: Context, node: Obj) -> Iterator[Finding]:
     yield Finding(
         "stale-after-strategy-change", name_of(node), "resources or labels of another MIG strategy remain",
         {"strategy": strategy, L.MIG_STRATEGY: label, "stale_resources_at_0": stale},
-        (gh(GO, 460), "docs/k8s-semantics.md (kubelet keeps a registered resource at 0)"),
+        (gh(OPERATOR, 460), "docs/k8s-semantics.md (kubelet keeps a registered resource at 0)"),
         "restart the node's device plugin and GFD pods so they pick up the strategy (the operator's DaemonSets "
         "carry MIG_STRATEGY); resources kubelet keeps at 0 go away when kubelet restarts")
 
@@ -153,7 +153,7 @@ def stale_daemonsets(ctx: Context) -> Iterator[Finding]:
     yield Finding(
         "stale-daemonset-strategy", CLUSTER, "DaemonSets run with another MIG_STRATEGY than the ClusterPolicy",
         {"strategy": strategy, "MIG_STRATEGY": wrong},
-        (gh(GO, 460), f"{GO} controllers/object_controls.go applyMIGConfiguration"),
+        (gh(OPERATOR, 460), f"{OPERATOR} controllers/object_controls.go applyMIGConfiguration"),
         "the operator rewrites MIG_STRATEGY when it reconciles the ClusterPolicy: check the operator pod's log and "
         "that it runs; then the DaemonSets roll out the device plugin and GFD again")
 
@@ -192,7 +192,7 @@ def overridden_plugin_strategy(ctx: Context, node: Obj) -> Iterator[Finding]:
         "device-plugin-strategy-overridden", name_of(node),
         f"the node's device-plugin config asks for migStrategy {value}, the operator runs {strategy}",
         {DEVICE_PLUGIN_CONFIG: key, "flags.migStrategy": value, "read_from": where, "MIG_STRATEGY": strategy},
-        (f"{GO} controllers/object_controls.go applyMIGConfiguration (sets MIG_STRATEGY)",
-         f"{DP} cmd/nvidia-device-plugin/main.go (an env var beats the config file)"),
+        (f"{OPERATOR} controllers/object_controls.go applyMIGConfiguration (sets MIG_STRATEGY)",
+         f"{PLUGIN} cmd/nvidia-device-plugin/main.go (an env var beats the config file)"),
         "set the strategy in ClusterPolicy spec.mig.strategy (it applies to every node), or remove migStrategy from "
         "the per-node config", severity="warning")

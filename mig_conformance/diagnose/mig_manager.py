@@ -12,7 +12,7 @@ from mig_conformance.diagnose.snapshot import Obj, condition, label_changed_at, 
 from mig_conformance.k8s import labels as L
 from mig_conformance.mig.reconfigure import FAILED, PENDING, REBOOTING
 
-GO, MP = "NVIDIA/gpu-operator", "NVIDIA/mig-parted"
+OPERATOR, PARTED = "NVIDIA/gpu-operator", "NVIDIA/mig-parted"
 #: the operator's fallback when nvidia.com/mig.capable is missing (gpu-operator controllers/state_manager.go
 #: hasMIGCapableGPU: a case-insensitive match of nvidia.com/gpu.product)
 PRODUCT_FALLBACK = ("a100", "h100", "a30")
@@ -38,7 +38,8 @@ def wedged(ctx: Context, node: Obj) -> Iterator[Finding]:
          "pending_since": rfc3339(since) if since is not None else "unknown (no managedFields)",
          "pending_s": round(age) if age is not None else None, "threshold_s": ctx.pending_threshold_s,
          "paused_labels": paused},
-        (gh(GO, 2833), f"{MP} pkg/mig/reconfigure/reconfigure.go (waitForPodsToBeDeleted, restartValidatorPod)"),
+        (gh(OPERATOR, 2833),
+         f"{PARTED} pkg/mig/reconfigure/reconfigure.go (waitForPodsToBeDeleted, restartValidatorPod)"),
         "mig-manager acts only on a change of nvidia.com/mig.config: restart the node's nvidia-mig-manager pod (it "
         "re-reads the label on start), or set the label to another value and back; then check that the "
         "nvidia.com/gpu.deploy.* labels return to true")
@@ -77,7 +78,8 @@ def never_runs(ctx: Context, node: Obj) -> Iterator[Finding]:
         "mig-manager-absent", name_of(node), "a MIG-capable node where mig-manager never runs",
         {"gpus": sorted({m.key for m in models}), L.INSTANCE_TYPE: labels.get(L.INSTANCE_TYPE),
          L.GPU_PRODUCT: product or None, "missing": missing},
-        (gh(GO, 287), gh(GO, 652), gh(GO, 873), f"{GO} controllers/state_manager.go hasMIGCapableGPU"),
+        (gh(OPERATOR, 287), gh(OPERATOR, 652), gh(OPERATOR, 873),
+         f"{OPERATOR} controllers/state_manager.go hasMIGCapableGPU"),
         "make GPU Feature Discovery run on the node (it writes nvidia.com/mig.capable; check its pod, SELinux, "
         "and that the node was not re-joined with stale labels); the operator then labels "
         "nvidia.com/gpu.deploy.mig-manager=true and deploys mig-manager", notes=notes)
@@ -147,7 +149,7 @@ def failed(ctx: Context, node: Obj) -> Iterator[Finding]:
         "mig-config-failed", name_of(node), f"mig-manager failed: {reason}",
         {L.MIG_CONFIG: labels.get(L.MIG_CONFIG), L.MIG_CONFIG_STATE: FAILED, "reason": reason, "detail": detail,
          "config_map": ctx.effective(node).config_map},
-        (gh(MP, 181), gh(GO, 118), gh(MP, 357)),
+        (gh(PARTED, 181), gh(OPERATOR, 118), gh(PARTED, 357)),
         RECOVERY.get(reason, "read the node's nvidia-mig-manager log for the error, fix it, then set "
                              "nvidia.com/mig.config to another value and back (a failed node is not retried)"))
 
@@ -165,7 +167,7 @@ def unknown_config(ctx: Context, node: Obj) -> Iterator[Finding]:
         "mig-config-unknown", name_of(node), f"nvidia.com/mig.config={label} is not in the node's effective config",
         {L.MIG_CONFIG: label, L.MIG_CONFIG_STATE: labels.get(L.MIG_CONFIG_STATE),
          "config_map": effective.config_map, "chosen": effective.why, "names": effective.names},
-        (gh(GO, 2913), gh(MP, 312, "pull"), "NVIDIA/mig-parted cmd/nvidia-mig-manager/main.go setupMigConfig"),
+        (gh(OPERATOR, 2913), gh(PARTED, 312, "pull"), f"{PARTED} cmd/nvidia-mig-manager/main.go setupMigConfig"),
         "pick a name the effective ConfigMap holds (the generated <node>-mig-config names are all-disabled, "
         "all-enabled, all-<profile>, all-balanced), or set ClusterPolicy spec.migManager.config.name to a custom "
         "ConfigMap that has it; then relabel the node")
@@ -185,7 +187,7 @@ def not_ready(ctx: Context, node: Obj) -> Iterator[Finding]:
          "since": ready.get("lastTransitionTime"), L.MIG_CONFIG: labels.get(L.MIG_CONFIG), L.MIG_CONFIG_STATE: state,
          "WITH_SHUTDOWN_HOST_GPU_CLIENTS": ctx.mig_manager_env("WITH_SHUTDOWN_HOST_GPU_CLIENTS"),
          "during": state in (PENDING, REBOOTING)},
-        (gh(MP, 368), gh(MP, 392, "pull")),
+        (gh(PARTED, 368), gh(PARTED, 392, "pull")),
         "on EKS AL2023 mig-manager can restart kubelet while the node bootstraps: set WITH_SHUTDOWN_HOST_GPU_CLIENTS="
         "false in ClusterPolicy spec.migManager.env (or apply MIG in the node's bootstrap), then check kubelet's "
         "journal on the node")

@@ -12,7 +12,7 @@ from mig_conformance.diagnose.snapshot import Obj, gpu_node, labels_of, name_of
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import versions as V
 
-GO = "NVIDIA/gpu-operator"
+OPERATOR = "NVIDIA/gpu-operator"
 #: GPU pods stay Pending on nodes mixing MIG and full GPUs with these drivers (gpu-operator#1361; NVIDIA/cloud-native-
 #: docs gpu-operator/release-notes.rst 25.3.x known issues)
 PENDING_DRIVERS = ("570.124.06", "570.158.01")
@@ -41,7 +41,7 @@ def mixed_pending_driver(ctx: Context, node: Obj) -> Iterator[Finding]:
         "driver-mixed-mig-pending", name_of(node), f"driver {driver} leaves GPU pods Pending on a node that mixes "
         "MIG and full GPUs", {DRIVER_LABEL: driver, L.GPU_RESOURCE: full, "mig": mig,
                               "affected": f"{PENDING_DRIVERS[0]}-{PENDING_DRIVERS[1]}"},
-        (gh(GO, 1361), "NVIDIA/cloud-native-docs gpu-operator/release-notes.rst (25.3.x known issues)"),
+        (gh(OPERATOR, 1361), "NVIDIA/cloud-native-docs gpu-operator/release-notes.rst (25.3.x known issues)"),
         f"upgrade the driver past {PENDING_DRIVERS[1]}, or give the node a config with MIG on every GPU or on none")
 
 
