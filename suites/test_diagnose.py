@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from mig_conformance.cluster.base import describe_change
+from mig_conformance.cluster.journal import ChangeKind
 from mig_conformance.diagnose.finding import Finding
 from mig_conformance.diagnose.run import diagnose
 from mig_conformance.diagnose.snapshot import Snapshot, read_snapshot
@@ -41,19 +43,32 @@ def _text(found: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-def test_node_shows_no_known_mig_fault(mig_node: GpuNode, findings: list[Finding],
+def _changed_by_this_run(cluster: Cluster, node: str | None) -> list[str]:
+    """What this run changed and has not put back yet on the node (or cluster-wide): the diagnosis describes the
+    cluster as its users left it (the suite runs first; under xdist other suites may run beside it)."""
+    return [describe_change(c) for c in cluster.journal.changes
+            if c.kind in (ChangeKind.MIG_CONFIG, ChangeKind.MIG_STRATEGY) or (node and c.target == node)]
+
+
+def test_node_shows_no_known_mig_fault(mig_node: GpuNode, findings: list[Finding], mig_cluster: Cluster,
                                        mig_record: Callable[..., None]) -> None:
     """No finding on this node (warnings included: each names a real misconfiguration)."""
+    changed = _changed_by_this_run(mig_cluster, mig_node.name)
+    if changed:
+        pytest.skip(f"this run changed {'; '.join(changed)} and has not restored it yet")
     mine = [f for f in findings if f.node == mig_node.name]
     mig_record(category="diagnose", node=mig_node.name, instance_type=mig_node.instance_type,
                expected={"findings": []}, measured={"findings": [f.as_dict() for f in mine]})
     assert not mine, f"{len(mine)} finding(s) on {mig_node.name}:\n{_text(mine)}"
 
 
-def test_cluster_shows_no_known_mig_fault(findings: list[Finding], snapshot: Snapshot,
+def test_cluster_shows_no_known_mig_fault(findings: list[Finding], snapshot: Snapshot, mig_cluster: Cluster,
                                           mig_record: Callable[..., None]) -> None:
     """No cluster-wide finding (the device plugin's and GFD's DaemonSets run the ClusterPolicy's strategy). What
     could not be read (a kind the identity may not list: deploy/rbac-diagnose.yaml grants all) is recorded."""
+    changed = _changed_by_this_run(mig_cluster, None)
+    if changed:
+        pytest.skip(f"this run changed {'; '.join(changed)} and has not restored it yet")
     cluster_wide = [f for f in findings if not f.node]
     mig_record(category="diagnose", expected={"findings": []},
                measured={"findings": [f.as_dict() for f in cluster_wide], "unread": list(snapshot.problems)})

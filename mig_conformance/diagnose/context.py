@@ -60,6 +60,8 @@ class Context:
     stack: StackProfile
     pending_threshold_s: float = PENDING_THRESHOLD_S
     _projections: dict[str, NodeProjection | None] = field(default_factory=dict)
+    _models: dict[str, list[GpuModel] | None] = field(default_factory=dict)
+    _effective: dict[str, EffectiveConfig] = field(default_factory=dict)
 
     # ---- cluster-wide -----------------------------------------------------------------------------------
     @property
@@ -97,17 +99,23 @@ class Context:
     # ---- per node ---------------------------------------------------------------------------------------
     def models(self, node: Obj) -> list[GpuModel] | None:
         """The node's GPUs (instance type, else GFD's product and count); None when the catalog cannot tell."""
-        try:
-            return node_gpu_models(gpu_node(node))
-        except (InputError, KeyError):
-            return None
+        name = name_of(node)
+        if name not in self._models:
+            try:
+                self._models[name] = node_gpu_models(gpu_node(node))
+            except (InputError, KeyError):
+                self._models[name] = None
+        return self._models[name]
 
     def mig_capable_hardware(self, node: Obj) -> bool:
         models = self.models(node)
         return bool(models) and any(m.mig_capable for m in models or ())
 
     def effective(self, node: Obj) -> EffectiveConfig:
-        return effective_config(self.snapshot, name_of(node), self.stack)
+        name = name_of(node)
+        if name not in self._effective:
+            self._effective[name] = effective_config(self.snapshot, name, self.stack)
+        return self._effective[name]
 
     def driver(self, node: Obj) -> str | None:
         return labels_of(node).get(DRIVER_LABEL) or self.stack.driver_version

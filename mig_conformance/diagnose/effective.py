@@ -11,6 +11,7 @@ Before GPU Operator v26.3.0 an empty name meant the static map, which mig-manage
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from mig_conformance.diagnose.snapshot import Obj, Snapshot
@@ -45,12 +46,18 @@ def custom_name(snapshot: Snapshot) -> str | None:
     return str(name) if name else None
 
 
+@functools.lru_cache(maxsize=64)
+def _parse(name: str, text: str) -> Spec:
+    """One parse per ConfigMap text (every node of a fleet reads the same static map)."""
+    return parse_installed_config(text, f"ConfigMap {name}")
+
+
 def _parsed(cm: Obj, why: str) -> EffectiveConfig:
     name = str(cm["metadata"]["name"])
     text = (cm.get("data") or {}).get(CONFIG_KEY)
     if not isinstance(text, str):
         return EffectiveConfig(name, f"{why}; it has no key {CONFIG_KEY}", None)
-    return EffectiveConfig(name, why, parse_installed_config(text, f"ConfigMap {name}"))
+    return EffectiveConfig(name, why, _parse(name, text))
 
 
 def effective_config(snapshot: Snapshot, node: str, stack: StackProfile) -> EffectiveConfig:

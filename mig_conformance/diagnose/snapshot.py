@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -50,15 +51,27 @@ class Snapshot:
         return policies[0] if policies else None
 
     def config_map(self, name: str) -> Obj | None:
-        return next((c for c in self.of("ConfigMap") if name_of(c) == name), None)
+        return self._config_maps.get(name)
 
     def daemon_set(self, app: str) -> Obj | None:
         """The operator DaemonSet of a component by its `app` label (nvidia-device-plugin-daemonset, ...)."""
         return next((d for d in self.of("DaemonSet") if labels_of(d).get("app") == app or name_of(d) == app), None)
 
     def pods_on(self, node: str, app: str) -> list[Obj]:
-        return [p for p in self.of("Pod") if (p.get("spec") or {}).get("nodeName") == node
-                and labels_of(p).get("app") == app]
+        return self._pods.get((node, app), [])
+
+    @functools.cached_property
+    def _pods(self) -> dict[tuple[str, str], list[Obj]]:
+        """Pods by (node, app label), indexed once (a fleet has thousands of nodes)."""
+        index: dict[tuple[str, str], list[Obj]] = {}
+        for pod in self.of("Pod"):
+            key = (str((pod.get("spec") or {}).get("nodeName") or ""), labels_of(pod).get("app", ""))
+            index.setdefault(key, []).append(pod)
+        return index
+
+    @functools.cached_property
+    def _config_maps(self) -> dict[str, Obj]:
+        return {name_of(c): c for c in self.of("ConfigMap")}
 
 
 def name_of(obj: Mapping[str, Any]) -> str:

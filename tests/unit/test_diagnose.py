@@ -193,3 +193,16 @@ def test_config_maps_are_read_by_name_when_listing_them_is_not_allowed() -> None
 def test_sim_lists_only_the_kinds_the_reader_knows() -> None:
     with pytest.raises(ClusterError):
         SimCluster("p5.48xlarge").list_objects("Secret")
+
+
+def test_the_suite_leaves_out_what_this_run_changed_and_has_not_restored() -> None:
+    from mig_conformance.suites.test_diagnose import _changed_by_this_run
+
+    cluster = SimCluster("p5.48xlarge*2", allow_changes=True)
+    assert _changed_by_this_run(cluster, "sim-p5-48xlarge-0") == []
+    cluster.set_node_label("sim-p5-48xlarge-0", L.MIG_CONFIG, "all-balanced")
+    assert _changed_by_this_run(cluster, "sim-p5-48xlarge-0") and not _changed_by_this_run(cluster, "sim-p5-48xlarge-1")
+    cluster.set_mig_strategy("single")
+    assert _changed_by_this_run(cluster, "sim-p5-48xlarge-1") and _changed_by_this_run(cluster, None)
+    cluster.restore()
+    assert _changed_by_this_run(cluster, None) == []
