@@ -89,6 +89,13 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         args.append(str(suites_dir()))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The diagnose suite runs first (after any shuffling plugin): it describes the cluster as the run found it,
+    before other suites relabel nodes or swap the config."""
+    items.sort(key=lambda item: item.get_closest_marker("mig_diagnose") is None)
+
+
 def resolve_settings(config: pytest.Config) -> Settings:
     from mig_conformance.plugin.settings import resolve
 
