@@ -165,7 +165,8 @@ class SimCluster(Cluster):
             raise ClusterError(f"{self.name}: cannot list {kind} objects")
         rendered = sim_objects.render(self._nodes, strategy=self._strategy, config_map=self._config_map,
                                       config_text=self._config_text, driver=self.driver,
-                                      plugin_version=self.plugin_version, with_reboot=self.with_reboot, now=self._now)
+                                      plugin_version=self.plugin_version, with_reboot=self.with_reboot, now=self._now,
+                                      kinds=None if self.diagnose_faults else frozenset({kind}))
         if self.diagnose_faults:
             rendered = diagnose_faults.inject(rendered, self.diagnose_faults, self.wall_clock())
         return rendered.get(kind, [])

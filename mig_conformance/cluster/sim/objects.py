@@ -67,13 +67,17 @@ def _daemon_set(app: str, image: str, strategy_env: bool, selector: str, strateg
 
 
 def render(nodes: Mapping[str, SimNode], *, strategy: str, config_map: str, config_text: str, driver: str,
-           plugin_version: str, with_reboot: bool, now: float) -> dict[str, list[Obj]]:
-    """Every kind the diagnose reader lists (cluster/objects.py), from the simulated cluster's state."""
-    pods = []
-    for node in nodes.values():
-        for app, _, _, selector in COMPONENTS:  # the operator labels every GPU node for the device plugin and GFD
-            if app != MIG_MANAGER or node.labels.get(selector) == "true":
-                pods.append(_pod(app, node, node.plugin_error if app == DEVICE_PLUGIN else None))
+           plugin_version: str, with_reboot: bool, now: float,
+           kinds: frozenset[str] | None = None) -> dict[str, list[Obj]]:
+    """The kinds the diagnose reader lists (cluster/objects.py; all, or `kinds`), from the simulated cluster's
+    state."""
+    out: dict[str, list[Obj]] = {"ResourceSlice": [], "Event": []}
+    if kinds is None or "Node" in kinds:
+        out["Node"] = [node_object(n, now) for n in nodes.values()]
+    if kinds is None or "Pod" in kinds:
+        out["Pod"] = _pods(nodes)
+    if kinds is not None and not kinds & {"DaemonSet", "ClusterPolicy", "ConfigMap"}:
+        return out
     daemon_sets = [_daemon_set(app, image, env, sel, strategy, plugin_version if env else MIG_MANAGER_VERSION)
                    for app, image, env, sel in COMPONENTS]
     policy = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": "cluster-policy"},
@@ -83,5 +87,13 @@ def render(nodes: Mapping[str, SimNode], *, strategy: str, config_map: str, conf
                        "driver": {"version": driver}, "devicePlugin": {"version": plugin_version}}}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": config_map, "namespace": NAMESPACE},
           "data": {"config.yaml": config_text}}
-    return {"Node": [node_object(n, now) for n in nodes.values()], "Pod": pods, "DaemonSet": daemon_sets,
-            "ConfigMap": [cm], "ClusterPolicy": [policy], "ResourceSlice": [], "Event": []}
+    return {**out, "DaemonSet": daemon_sets, "ConfigMap": [cm], "ClusterPolicy": [policy]}
+
+
+def _pods(nodes: Mapping[str, SimNode]) -> list[Obj]:
+    pods = []
+    for node in nodes.values():
+        for app, _, _, selector in COMPONENTS:  # the operator labels every GPU node for the device plugin and GFD
+            if app != MIG_MANAGER or node.labels.get(selector) == "true":
+                pods.append(_pod(app, node, node.plugin_error if app == DEVICE_PLUGIN else None))
+    return pods
