@@ -43,6 +43,12 @@ def plugin_down(ctx: Context, node: Obj) -> bool:
     return any(not c.get("ready", True) for p in pods for c in (p.get("status") or {}).get("containerStatuses") or ())
 
 
+def shared(node: Obj) -> bool:
+    """GFD says a resource is shared (`*.replicas` above 1, or a sharing strategy other than none)."""
+    return any((k.endswith(".replicas") and v not in ("0", "1")) or (k.endswith(".sharing-strategy") and v != "none")
+               for k, v in labels_of(node).items() if k.startswith("nvidia.com/"))
+
+
 def single_heterogeneous(ctx: Context, node: Obj) -> Iterator[Finding]:
     """3: under single, GFD names a non-uniform layout `<product>-MIG-INVALID` and the device plugin exits. GFD
     writes the suffix only under single, so the label is the evidence even where the ClusterPolicy says otherwise
@@ -96,6 +102,8 @@ def counts_mismatch(ctx: Context, node: Obj) -> Iterator[Finding]:
     if labels.get(L.MIG_CONFIG_STATE) != SUCCESS or projection is None or projection.state != SUCCESS:
         return
     if projection.plugin_error or invalid_layout(node) or plugin_down(ctx, node):  # findings 3 and 4 say why
+        return
+    if shared(node):  # time-slicing or MPS multiplies the counts: the projection does not model sharing
         return
     expected, measured = _gpu_total(projection.allocatable), _gpu_total(gpu_node(node).allocatable)
     if sum(expected.values()) == sum(measured.values()) and set(expected) == set(measured):

@@ -8,7 +8,15 @@ from collections.abc import Iterator
 from mig_conformance.diagnose.context import DEPLOY_PREFIX, MIG_MANAGER_APP, PAUSED, Context
 from mig_conformance.diagnose.finding import Finding, gh
 from mig_conformance.diagnose.platform import is_grace_cdmm
-from mig_conformance.diagnose.snapshot import Obj, condition, label_changed_at, labels_of, name_of, rfc3339
+from mig_conformance.diagnose.snapshot import (
+    Obj,
+    condition,
+    label_changed_at,
+    labels_of,
+    name_of,
+    rfc3339,
+    timestamp,
+)
 from mig_conformance.k8s import labels as L
 from mig_conformance.mig.reconfigure import FAILED, PENDING, REBOOTING
 
@@ -17,6 +25,9 @@ OPERATOR, PARTED = "NVIDIA/gpu-operator", "NVIDIA/mig-parted"
 #: hasMIGCapableGPU: a case-insensitive match of nvidia.com/gpu.product)
 PRODUCT_FALLBACK = ("a100", "h100", "a30")
 RESET_BLOCKED = "In use by another client"
+#: a node that turned NotReady at most this long before mig-manager's last state write went NotReady during that
+#: run (kubelet is restarted in the middle of it; the final state comes later)
+RECONFIGURATION_WINDOW_S = 1800.0
 
 
 def wedged(ctx: Context, node: Obj) -> Iterator[Finding]:
@@ -63,8 +74,10 @@ def never_runs(ctx: Context, node: Obj) -> Iterator[Finding]:
     if ctx.snapshot.daemon_set(MIG_MANAGER_APP) is not None and not ctx.snapshot.pods_on(name_of(node),
                                                                                         MIG_MANAGER_APP):
         missing.append(f"no {MIG_MANAGER_APP} pod on the node")
-    if not labels.get(L.MIG_CONFIG):
-        missing.append(f"{L.MIG_CONFIG} missing (the operator sets all-disabled once mig-manager is deployed)")
+    default = ((ctx.policy_spec.get("migManager") or {}).get("config") or {}).get("default", "all-disabled")
+    if not labels.get(L.MIG_CONFIG) and default == "all-disabled":
+        missing.append(f"{L.MIG_CONFIG} missing (the operator sets the ClusterPolicy's default, all-disabled, on "
+                       "MIG-capable nodes)")
     if not missing:
         return
     product = labels.get(L.GPU_PRODUCT, "")
@@ -180,6 +193,10 @@ def not_ready(ctx: Context, node: Obj) -> Iterator[Finding]:
     ready = condition(node, "Ready")
     if state is None or ready is None or ready.get("status") == "True":
         return
+    since, changed = timestamp(ready.get("lastTransitionTime")), label_changed_at(node, L.MIG_CONFIG_STATE)
+    if state not in (PENDING, REBOOTING) and since is not None and changed is not None \
+            and since < changed - RECONFIGURATION_WINDOW_S:
+        return  # NotReady since long before mig-manager's last run: not this failure mode
     yield Finding(
         "node-not-ready-after-reconfiguration", name_of(node),
         f"the node is NotReady with nvidia.com/mig.config.state={state}",

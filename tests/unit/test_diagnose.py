@@ -206,3 +206,46 @@ def test_the_suite_leaves_out_what_this_run_changed_and_has_not_restored() -> No
     assert _changed_by_this_run(cluster, "sim-p5-48xlarge-1") and _changed_by_this_run(cluster, None)
     cluster.restore()
     assert _changed_by_this_run(cluster, None) == []
+
+
+def _objects_with(cluster: SimCluster, node: str, change: Any) -> SimCluster:
+    """`cluster` whose rendered objects get `change(objects, node)` on top of its faults."""
+    real = cluster.list_objects
+
+    def list_objects(kind: str) -> list[dict[str, Any]]:
+        objs = {k: real(k) for k in ("Node", "Pod", "DaemonSet", "ConfigMap", "ClusterPolicy")}
+        change(objs, node)
+        return objs.get(kind, [])
+    cluster.list_objects = list_objects  # type: ignore[method-assign]
+    return cluster
+
+
+def test_a_node_notready_since_long_before_its_last_mig_change_is_not_this_failure() -> None:
+    cluster = SimCluster("p5.48xlarge", diagnose_faults={"sim-p5-48xlarge-0": "not-ready"})
+    assert [f.id for f in _findings(cluster)] == ["node-not-ready-after-reconfiguration"]
+    cluster.advance(7200)  # the fault's NotReady began 120 s before "now"; mig-manager's last write is 2 h older
+
+    def earlier(objs: dict[str, Any], node: str) -> None:
+        for c in objs["Node"][0]["status"]["conditions"]:
+            c["lastTransitionTime"] = "2025-06-01T00:00:00Z"
+    assert _findings(_objects_with(cluster, "sim-p5-48xlarge-0", earlier)) == []
+
+
+def test_shared_gpus_are_not_compared_with_the_layout() -> None:
+    cluster = SimCluster("p4d.24xlarge", diagnose_faults={"sim-p4d-24xlarge-0": "mode-change-not-taken"})
+    assert [f.id for f in _findings(cluster)] == ["success-counts-mismatch"]
+
+    def time_sliced(objs: dict[str, Any], node: str) -> None:
+        objs["Node"][0]["metadata"]["labels"]["nvidia.com/gpu.replicas"] = "4"
+    assert _findings(_objects_with(cluster, "sim-p4d-24xlarge-0", time_sliced)) == []
+
+
+def test_no_mig_config_label_is_expected_only_when_the_policy_sets_no_default() -> None:
+    assert _findings(SimCluster("p5.48xlarge", default_config=None)) == []
+
+    def unlabelled(objs: dict[str, Any], node: str) -> None:
+        labels = objs["Node"][0]["metadata"]["labels"]
+        labels.pop(L.MIG_CONFIG)
+        labels.pop(L.MIG_CONFIG_STATE)
+    [finding] = _findings(_objects_with(SimCluster("p5.48xlarge"), "sim-p5-48xlarge-0", unlabelled))
+    assert finding.id == "mig-manager-absent" and finding.evidence["missing"][0].startswith(L.MIG_CONFIG)

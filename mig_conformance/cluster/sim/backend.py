@@ -66,6 +66,7 @@ class SimCluster(Cluster):
             raise ClusterError(f"mig-manager delay must be >= 0 seconds, got {mig_manager_delay}")
         device_plugin.parse_version(device_plugin_version)
         self._strategy = strategy
+        self._default_config = default_config
         self.diagnose_faults: dict[str, str] = {}
         self._config_map = config_map
         self._config_text = default_config_text() if config_text is None else config_text
@@ -166,7 +167,8 @@ class SimCluster(Cluster):
         rendered = sim_objects.render(self._nodes, strategy=self._strategy, config_map=self._config_map,
                                       config_text=self._config_text, driver=self.driver,
                                       plugin_version=self.plugin_version, with_reboot=self.with_reboot, now=self._now,
-                                      kinds=None if self.diagnose_faults else frozenset({kind}))
+                                      kinds=None if self.diagnose_faults else frozenset({kind}),
+                                      default_config=self._default_config)
         if self.diagnose_faults:
             rendered = diagnose_faults.inject(rendered, self.diagnose_faults, self.wall_clock())
         return rendered.get(kind, [])

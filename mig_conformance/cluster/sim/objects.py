@@ -68,7 +68,7 @@ def _daemon_set(app: str, image: str, strategy_env: bool, selector: str, strateg
 
 def render(nodes: Mapping[str, SimNode], *, strategy: str, config_map: str, config_text: str, driver: str,
            plugin_version: str, with_reboot: bool, now: float,
-           kinds: frozenset[str] | None = None) -> dict[str, list[Obj]]:
+           kinds: frozenset[str] | None = None, default_config: str | None = "all-disabled") -> dict[str, list[Obj]]:
     """The kinds the diagnose reader lists (cluster/objects.py; all, or `kinds`), from the simulated cluster's
     state."""
     out: dict[str, list[Obj]] = {"ResourceSlice": [], "Event": []}
@@ -82,7 +82,7 @@ def render(nodes: Mapping[str, SimNode], *, strategy: str, config_map: str, conf
                    for app, image, env, sel in COMPONENTS]
     policy = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": "cluster-policy"},
               "spec": {"mig": {"strategy": strategy},
-                       "migManager": {"enabled": True, "config": {"name": config_map, "default": "all-disabled"},
+                       "migManager": {"enabled": True, "config": {"name": config_map, "default": default_config or ""},
                                       "env": [{"name": "WITH_REBOOT", "value": str(with_reboot).lower()}]},
                        "driver": {"version": driver}, "devicePlugin": {"version": plugin_version}}}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": config_map, "namespace": NAMESPACE},
