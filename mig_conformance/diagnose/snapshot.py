@@ -151,7 +151,21 @@ def read_snapshot(source: ObjectSource, operator_namespace: str = "gpu-operator"
                 if reason is None:
                     continue
             problems.append(f"{kind}: {unreadable(reason)}")
-    return Snapshot(objects, source.wall_clock(), operator_namespace, tuple(problems))
+    return normalized(objects, source.wall_clock(), operator_namespace, problems)
+
+
+def normalized(objects: Mapping[str, Sequence[Any]], now: float, operator_namespace: str = "gpu-operator",
+               problems: Sequence[str] = ()) -> Snapshot:
+    """A snapshot of raw objects with every field the diagnoses read of the type the API defines (normalize.py):
+    a field of another type is dropped and named in `problems`."""
+    from mig_conformance.diagnose.normalize import normalize
+
+    clean: dict[str, list[Obj]] = {}
+    found = list(problems)
+    for kind in KINDS:
+        clean[kind], dropped = normalize(kind, list(objects.get(kind, ())))
+        found += dropped
+    return Snapshot(clean, now, operator_namespace, tuple(found))
 
 
 RBAC_HINT = "deploy/rbac-diagnose.yaml grants every read of the diagnosis"

@@ -4,6 +4,10 @@ server: tests/control_plane/test_diagnose_local.py."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +18,7 @@ from mig_conformance.cluster.sim.backend import SimCluster
 from mig_conformance.diagnose import effective
 from mig_conformance.diagnose.finding import Finding
 from mig_conformance.diagnose.run import IDS, diagnose
-from mig_conformance.diagnose.snapshot import Snapshot, read_snapshot
+from mig_conformance.diagnose.snapshot import Snapshot, normalized, read_snapshot
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import stack
 
@@ -249,3 +253,46 @@ def test_no_mig_config_label_is_expected_only_when_the_policy_sets_no_default() 
         labels.pop(L.MIG_CONFIG_STATE)
     [finding] = _findings(_objects_with(SimCluster("p5.48xlarge"), "sim-p5-48xlarge-0", unlabelled))
     assert finding.id == "mig-manager-absent" and finding.evidence["missing"][0].startswith(L.MIG_CONFIG)
+
+
+def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield prefix
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj[:3]):
+            yield from _paths(v, (*prefix, i))
+
+
+@pytest.mark.slow  # 500 diagnoses of a 13-node fleet (6 s)
+def test_objects_with_fields_of_any_wrong_type_never_crash_the_diagnosis() -> None:
+    """500 seeded mutations of the faulty fleet's objects (up to 3 fields each set to null, a string, a number, a
+    list, a mapping or a boolean): the diagnosis always runs; each dropped field is named."""
+    cluster = SimCluster(F.FLEET, diagnose_faults="all")
+    base = {k: cluster.list_objects(k) for k in ("Node", "Pod", "DaemonSet", "ConfigMap", "ClusterPolicy",
+                                                 "ResourceSlice", "Event")}
+    where = [(kind, p) for kind, objs in base.items() for i, o in enumerate(objs[:3]) for p in _paths(o, (i,)) if p]
+    values: list[Any] = [None, "x", 7, [], {}, ["a"], {"a": 1}, True]
+    rng = random.Random(14)
+    for _ in range(500):
+        objs = copy.deepcopy(base)
+        for _ in range(rng.randint(1, 3)):
+            kind, path = rng.choice(where)
+            target: Any = objs[kind]
+            with contextlib.suppress(KeyError, IndexError, TypeError):
+                for step in path[:-1]:
+                    target = target[step]
+                target[path[-1]] = rng.choice(values)
+        diagnose(normalized(objs, 1.8e9))
+
+
+def test_a_field_of_the_wrong_type_is_dropped_and_named() -> None:
+    cluster = SimCluster("p5.48xlarge")
+    objs = {k: cluster.list_objects(k) for k in ("Node", "ClusterPolicy", "ConfigMap")}
+    objs["Node"][0]["metadata"]["labels"][L.GPU_PRODUCT] = ["NVIDIA-H100-80GB-HBM3"]
+    objs["ClusterPolicy"][0]["spec"]["mig"] = "mixed"
+    snap = normalized(objs, 1.8e9)
+    assert snap.problems == (f"Node sim-p5-48xlarge-0.metadata.labels.{L.GPU_PRODUCT}: a list, not a string",
+                             "ClusterPolicy cluster-policy.spec.mig: a string, not a mapping")
+    assert L.GPU_PRODUCT not in snap.nodes[0]["metadata"]["labels"]
