@@ -13,9 +13,12 @@ from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import versions as V
 
 OPERATOR = "NVIDIA/gpu-operator"
-#: GPU pods stay Pending on nodes mixing MIG and full GPUs with these drivers (gpu-operator#1361; NVIDIA/cloud-native-
-#: docs gpu-operator/release-notes.rst 25.3.x known issues)
+#: GPU pods stay Pending on nodes mixing MIG and full GPUs with these drivers: the release notes list 570.124.06,
+#: 570.133.20, 570.148.08 and 570.158.01 and recommend 570.172.08 (gpu-operator#1361; NVIDIA/cloud-native-docs
+#: gpu-operator/release-notes.rst @52dcb7b8, 25.3.x known issues)
 PENDING_DRIVERS = ("570.124.06", "570.158.01")
+FIXED_DRIVER = "570.172.08"
+RELEASE_NOTES = "NVIDIA/cloud-native-docs gpu-operator/release-notes.rst @52dcb7b8"
 GRACE = ("gh200", "gb200", "gb300")
 DRA_DRIVER = "gpu.nvidia.com"
 
@@ -41,8 +44,9 @@ def mixed_pending_driver(ctx: Context, node: Obj) -> Iterator[Finding]:
         "driver-mixed-mig-pending", name_of(node), f"driver {driver} leaves GPU pods Pending on a node that mixes "
         "MIG and full GPUs", {DRIVER_LABEL: driver, L.GPU_RESOURCE: full, "mig": mig,
                               "affected": f"{PENDING_DRIVERS[0]}-{PENDING_DRIVERS[1]}"},
-        (gh(OPERATOR, 1361), "NVIDIA/cloud-native-docs gpu-operator/release-notes.rst (25.3.x known issues)"),
-        f"upgrade the driver past {PENDING_DRIVERS[1]}, or give the node a config with MIG on every GPU or on none")
+        (gh(OPERATOR, 1361), f"{RELEASE_NOTES} (25.3.x known issues)"),
+        f"upgrade the driver to {FIXED_DRIVER} or later (NVIDIA's recommendation), or give the node a config with MIG "
+        "on every GPU or on none")
 
 
 def is_grace_cdmm(node: Obj) -> bool:
@@ -61,8 +65,8 @@ def grace_cdmm(ctx: Context, node: Obj) -> Iterator[Finding]:
         "grace-cdmm-no-mig", name_of(node), "MIG is unavailable on this Grace system (CDMM is on)",
         {L.GPU_PRODUCT: labels.get(L.GPU_PRODUCT), L.MIG_CAPABLE: "false", DRIVER_LABEL: labels.get(DRIVER_LABEL),
          L.MIG_CONFIG: labels.get(L.MIG_CONFIG), L.MIG_CONFIG_STATE: labels.get(L.MIG_CONFIG_STATE)},
-        ("awsdocs/amazon-eks-user-guide ml-eks-nvidia-ultraserver.adoc (with CDMM, MIG is not supported)",
-         "NVIDIA/cloud-native-docs gpu-operator/release-notes.rst 25.3.2 known issues (CDMM from 580.65.06)"),
+        (f"{RELEASE_NOTES} (from driver 580.65.06 CDMM is on by default on Grace-based systems and is not "
+         "compatible with MIG)", "Amazon EKS User Guide, NVIDIA UltraServers (with CDMM, MIG is not supported)"),
         "use full GPUs on this node (leave nvidia.com/mig.config at all-disabled); MIG needs CDMM off, which the "
         "EKS AMI with driver 580 does not offer", severity="warning")
 
