@@ -12,6 +12,7 @@ from mig_conformance.common.errors import InputError
 from mig_conformance.diagnose.effective import EffectiveConfig, effective_config
 from mig_conformance.diagnose.snapshot import Obj, Snapshot, gpu_node, labels_of, name_of
 from mig_conformance.gpus.catalog import GpuModel
+from mig_conformance.gpus.instance_types import load_instance_types
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import versions as V
 from mig_conformance.k8s.node_hardware import node_gpu_models
@@ -129,6 +130,10 @@ class Context:
         return self._projections[name]
 
     def _project(self, node: Obj) -> NodeProjection | None:
+        """Only for nodes whose GPUs the instance type gives: GFD's product and count name one GPU model, so on a
+        node of mixed boards they would miss GPUs (and every count would look wrong)."""
+        if labels_of(node).get(L.INSTANCE_TYPE) not in load_instance_types():
+            return None
         models, label, strategy = self.models(node), labels_of(node).get(L.MIG_CONFIG), self.strategy
         effective = self.effective(node)
         if not models or not label or strategy is None or effective.spec is None or label not in effective.names:

@@ -46,6 +46,11 @@ def test_a_healthy_fleet_of_every_mig_capable_instance_type_reports_nothing(stra
     assert _findings(cluster) == []
 
 
+def test_nodes_of_mixed_boards_and_without_mig_report_nothing() -> None:
+    """GFD's product and count name one model: a node of H100s and an A10G is not compared with a layout."""
+    assert _findings(SimCluster("p5.48xlarge,g5.xlarge,g6e.xlarge,H100-80GBx2+A10G-24GB,GH200-96GBx1")) == []
+
+
 def test_a_healthy_fleet_after_reconfigurations_reports_nothing() -> None:
     cluster = SimCluster(F.FLEET + ",p5.4xlarge,p4de.24xlarge,p5e.48xlarge", allow_changes=True)
     for i, node in enumerate(sorted(n.name for n in cluster.list_gpu_nodes())):
