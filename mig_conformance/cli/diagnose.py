@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--clusters-file", "--mig-clusters-file", dest="clusters_file", type=Path, metavar="FILE",
                    help="clusters file for names (default: $MIG_CLUSTERS_FILE, else ./mig-clusters.yaml)")
     p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to use (kubeconfig and eks backends)")
-    p.add_argument("--context", metavar="NAME", help="kubeconfig context (kubeconfig backend)")
+    p.add_argument("--context", metavar="NAME",
+                   help="kubeconfig context (kubeconfig backend; eks: reach the API server through it)")
     p.add_argument("--pending-threshold", type=float, default=PENDING_THRESHOLD_S, metavar="S",
                    help=f"seconds in pending before mig-manager counts as wedged (default {PENDING_THRESHOLD_S:.0f})")
     p.add_argument("--json", action="store_true", help="one JSON document: findings and what was read")
@@ -50,8 +51,8 @@ def _open(args: argparse.Namespace) -> Any:
     options = dict(target.options)
     if args.kubeconfig:
         options["kubeconfig"] = args.kubeconfig
-    if args.context:
-        options["context"] = args.context
+    if args.context:  # eks: the API server through that context instead of the kit's own tokens
+        options["kubeconfig_context" if target.kind == "eks" else "context"] = args.context
     if target.kind == "kind":
         options["attach_only"] = True  # never create a cluster or start agents to diagnose one
     arg = options["context"] if target.kind == "kubeconfig" and options.get("context") else target.arg

@@ -64,6 +64,7 @@ def test_the_threshold_decides_when_pending_is_wedged(clusters: Path, capsys: py
     ([], "no cluster given"),
     (["--cluster", "nosuch"], "unknown --mig-cluster 'nosuch'"),
     (["--cluster", "bad"], "unknown fault 'melted'"),
+    (["--cluster", "sim", "--context", "prod"], "context"),
 ])
 def test_usage_errors_exit_2_naming_the_problem(clusters: Path, capsys: pytest.CaptureFixture[str],
                                                 args: list[str], message: str) -> None:
