@@ -97,16 +97,21 @@ class Context:
                 pass
         return self.stack.device_plugin_model, f"stack profile ({self.stack.device_plugin.source})"
 
+    @functools.cached_property
+    def _instance_types(self) -> frozenset[str]:
+        return frozenset(load_instance_types())
+
     # ---- per node ---------------------------------------------------------------------------------------
     def models(self, node: Obj) -> list[GpuModel] | None:
         """The node's GPUs (instance type, else GFD's product and count); None when the catalog cannot tell."""
-        name = name_of(node)
-        if name not in self._models:
+        labels = labels_of(node)
+        key = "\0".join(labels.get(k, "") for k in (L.INSTANCE_TYPE, L.GPU_PRODUCT, L.GPU_COUNT))  # what decides
+        if key not in self._models:
             try:
-                self._models[name] = node_gpu_models(gpu_node(node))
+                self._models[key] = node_gpu_models(gpu_node(node))
             except (InputError, KeyError):
-                self._models[name] = None
-        return self._models[name]
+                self._models[key] = None
+        return self._models[key]
 
     def mig_capable_hardware(self, node: Obj) -> bool:
         models = self.models(node)
@@ -132,7 +137,7 @@ class Context:
     def _project(self, node: Obj) -> NodeProjection | None:
         """Only for nodes whose GPUs the instance type gives: GFD's product and count name one GPU model, so on a
         node of mixed boards they would miss GPUs (and every count would look wrong)."""
-        if labels_of(node).get(L.INSTANCE_TYPE) not in load_instance_types():
+        if labels_of(node).get(L.INSTANCE_TYPE) not in self._instance_types:
             return None
         models, label, strategy = self.models(node), labels_of(node).get(L.MIG_CONFIG), self.strategy
         effective = self.effective(node)

@@ -84,6 +84,8 @@ def _clean(value: Any, shape: Shape, path: str, problems: list[str]) -> tuple[bo
         if not isinstance(value, Mapping):
             problems.append(f"{path}: {_what(value)}, not {_want(shape)}")
             return False, None
+        if shape.value is str and all(type(k) is str and type(v) is str for k, v in value.items()):
+            return True, dict(value)  # the common case (labels, capacity, data), checked in one pass
         out = {}
         for key, item in value.items():
             kept, cleaned = _clean(item, shape.value, f"{path}.{key}", problems)

@@ -78,8 +78,10 @@ def name_of(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
-def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
-    return dict((obj.get("metadata") or {}).get("labels") or {})
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """The object's labels (not a copy: read them, do not change them)."""
+    labels: Mapping[str, str] = (obj.get("metadata") or {}).get("labels") or {}
+    return labels
 
 
 def timestamp(text: Any) -> float | None:
