@@ -6,6 +6,7 @@ and the recovery step. Run alone with `-m mig_diagnose`; `mig-conformance diagno
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -65,11 +66,14 @@ def test_node_shows_no_known_mig_fault(mig_node: GpuNode, findings: list[Finding
 def test_cluster_shows_no_known_mig_fault(findings: list[Finding], snapshot: Snapshot, mig_cluster: Cluster,
                                           mig_record: Callable[..., None]) -> None:
     """No cluster-wide finding (the device plugin's and GFD's DaemonSets run the ClusterPolicy's strategy). What
-    could not be read (a kind the identity may not list: deploy/rbac-diagnose.yaml grants all) is recorded."""
+    could not be read (a kind the identity may not list: deploy/rbac-diagnose.yaml grants all) is a warning of the
+    run: the checks that need it were skipped (kept out of `measured`, which says what the cluster showed)."""
     changed = _changed_by_this_run(mig_cluster, None)
     if changed:
         pytest.skip(f"this run changed {'; '.join(changed)} and has not restored it yet")
     cluster_wide = [f for f in findings if not f.node]
+    for problem in snapshot.problems:
+        warnings.warn(f"diagnose could not read {problem}", UserWarning, stacklevel=1)
     mig_record(category="diagnose", expected={"findings": []},
-               measured={"findings": [f.as_dict() for f in cluster_wide], "unread": list(snapshot.problems)})
+               measured={"findings": [f.as_dict() for f in cluster_wide]})
     assert not cluster_wide, _text(cluster_wide)

@@ -53,3 +53,27 @@ def test_a_healthy_fleet_passes(tester: pytest.Pytester) -> None:
     result = tester.runpytest("--mig-cluster=sim", "-m", "mig_diagnose", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.assert_outcomes(passed=8)
+
+
+@pytest.mark.slow  # pytest in a subprocess
+def test_a_kind_the_identity_may_not_read_is_a_warning_naming_the_role_that_grants_it(tester: pytest.Pytester) -> None:
+    tester.makeconftest("""
+        from mig_conformance.cluster.base import ClusterError
+        from mig_conformance.cluster.sim.backend import SimCluster
+
+        real = SimCluster.list_objects
+
+        def list_objects(self, kind):
+            if kind == "Event":
+                raise ClusterError("sim: access denied: the kit needs permission to list events in the operator "
+                                   "namespace (see deploy/rbac.yaml): forbidden")
+            return real(self, kind)
+
+        SimCluster.list_objects = list_objects
+    """)
+    result = tester.runpytest_subprocess("--mig-cluster=sim:p5.48xlarge", "-m", "mig_diagnose", "-p",
+                                         "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*UserWarning: diagnose could not read Event: not permitted for this identity, checks "
+                                 "that need it were skipped (deploy/rbac-diagnose.yaml grants every read*"])
+    assert "access denied" not in result.stdout.str()
