@@ -160,3 +160,19 @@ def test_the_clusters_file_key_injects_every_fault_and_the_kits_own_rbac_reads_a
     assert sorted(f["id"] for f in doc["findings"]) == wanted
     assert [u.split(":")[0] for u in doc["unread"]] == ["DaemonSet", "ResourceSlice", "Event"]
     assert all("deploy/rbac-diagnose.yaml" in u for u in doc["unread"])
+
+
+def test_the_reader_pages_through_long_lists(local: LocalCluster, reader_kubeconfig: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list longer than a page comes back whole (the `continue` token followed), with GET requests only."""
+    from mig_conformance.cluster import objects
+
+    monkeypatch.setattr(objects, "PAGE", 3)
+    reader = _reader(reader_kubeconfig)
+    try:
+        names = [n["metadata"]["name"] for n in reader.list_objects("Node")]
+        assert reader.get_object("ConfigMap", "no-such-map") is None
+    finally:
+        reader.close()
+    with local.admin() as admin:
+        assert names == [n["metadata"]["name"] for n in admin.list("Node")] and len(names) > 3 * 4
