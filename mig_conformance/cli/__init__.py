@@ -21,7 +21,7 @@ DEBUG_ENV = "MIG_CONFORMANCE_DEBUG"
 # Each command lives in its own module exposing register(subparsers) and run(args) -> int.
 COMMAND_MODULES = (
     "gpus", "layouts", "fit", "validate", "smi", "capture", "mig_parted", "expect", "report", "clusters", "restore",
-    "cluster", "eks_token", "rbac", "generate_config",
+    "cluster", "eks_token", "rbac", "generate_config", "diagnose",
 )
 
 

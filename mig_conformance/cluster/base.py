@@ -135,6 +135,20 @@ class Cluster(abc.ABC):
         return MC.EffectiveConfig(MC.STATIC if name == MC.STATIC_CONFIG_MAP else MC.CUSTOM, name, text,
                                   "the ConfigMap the ClusterPolicy names")
 
+    # ---- raw reads (diagnose) ---------------------------------------------------------------------
+    def list_objects(self, kind: str) -> list[dict[str, Any]]:
+        """Raw objects of one kind as the API server returns them (Node, Pod, DaemonSet, ConfigMap, ClusterPolicy,
+        ResourceSlice, Event; namespaced kinds in the operator namespace): the read-only diagnose reader's input."""
+        raise ClusterError(f"{self.name}: the {self.kind} backend cannot list {kind} objects")
+
+    def get_object(self, kind: str, name: str) -> dict[str, Any] | None:
+        """One raw object of `kind` by name, None when it does not exist (for readers allowed get but not list)."""
+        return next((o for o in self.list_objects(kind) if (o.get("metadata") or {}).get("name") == name), None)
+
+    def wall_clock(self) -> float:
+        """Seconds since the epoch on the clock the cluster's timestamps use (sim: its simulated clock)."""
+        return time.time()
+
     # ---- writing (backend-specific, called only through the journaled methods) ---------------
     @abc.abstractmethod
     def _write_node_label(self, node: str, key: str, value: str | None) -> None: ...

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
+from mig_conformance.cluster import objects
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, TransientError, append_new
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.common.run import RUN_LABEL
@@ -324,16 +325,17 @@ class KubeCluster(Cluster):
         """What mig-manager reads on `node`, from what the cluster shows: the ConfigMap the ClusterPolicy names
         (on operators before v26.3.0 an empty name means default-mig-parted-config), else the node's generated
         `<node>-mig-config`, else the static map (mig-manager's fallback, or a mig-manager before v0.14.0)."""
-        name = self.policy_config_name()
-        if name is None and self.custom_config_needs_name() is False:
-            name = MC.STATIC_CONFIG_MAP
+        name = MC.config_file_name(self.stack, self.policy_config_name())
         if name is not None:
             found = self.read_config_map(name)
             if found is None:
                 raise ClusterError(f"{self.name}: ConfigMap {self.operator_namespace}/{name} (named by the "
                                    "ClusterPolicy) does not exist")
             kind = MC.STATIC if name == MC.STATIC_CONFIG_MAP else MC.CUSTOM
-            return MC.EffectiveConfig(kind, name, found[0], f"spec.migManager.config.name={name}")
+            policy = self.policy_config_name()
+            why = f"spec.migManager.config.name={policy}" if policy else \
+                f"no spec.migManager.config.name: {self.stack.custom_config_needs_name().why}"
+            return MC.EffectiveConfig(kind, name, found[0], why)
         generated = self.read_config_map(MC.node_config_map(node))
         if generated is not None:
             return MC.EffectiveConfig(MC.GENERATED, MC.node_config_map(node), generated[0],
@@ -382,6 +384,47 @@ class KubeCluster(Cluster):
                 lambda n: state(self._call(self.core.read_node, n)), node.name)
             self._wait(fetch, restarted, timeout,
                        f"mig-manager on {node.name} to restart with {name or 'its generated config'}", describe)
+
+    def list_objects(self, kind: str) -> list[dict[str, Any]]:
+        """Raw objects of `kind` (cluster/objects.py), read with paged GET requests only."""
+        url, need = objects.path(kind, self.operator_namespace)
+        out: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("limit", objects.PAGE)] + ([("continue", token)] if token else [])
+            items, token = objects.items_of(self._get_json(url, query, need))
+            out += items
+            if not token or len(out) >= objects.MAX_OBJECTS:
+                return out[:objects.MAX_OBJECTS]
+
+    def get_object(self, kind: str, name: str) -> dict[str, Any] | None:
+        """One raw object of `kind` by name (GET), None when it does not exist."""
+        url, need = objects.path(kind, self.operator_namespace)
+        try:
+            page = self._get_json(f"{url}/{name}", [], need.replace("list ", "get ", 1))
+        except NotFound:
+            return None
+        return page if isinstance(page, dict) else None
+
+    def _get_json(self, url: str, query: list[tuple[str, Any]], need: str) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            method, full, headers, _, _ = self.api_client.param_serialize(
+                "GET", url, query_params=query, header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"])
+            response = self.api_client.call_api(method, full, header_params=headers)
+            response.read()
+            if not 200 <= response.status < 300:
+                raise ApiException(http_resp=response)
+            return json.loads(response.data)
+        except ApiException as exc:
+            raise self._api_error(exc, need) from None
+        except (HTTPError, OSError) as exc:
+            raise TransientError(f"{self.name}: cannot reach the API server ({type(exc).__name__}: {exc})") from None
+        except ValueError as exc:  # not JSON
+            raise ClusterError(f"{self.name}: unreadable answer while trying to {need}: {exc}") from None
 
     # ---- writing ------------------------------------------------------------------------------------
     def _write_node_label(self, node: str, key: str, value: str | None) -> None:

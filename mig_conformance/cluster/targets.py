@@ -35,8 +35,9 @@ _KUBE: dict[str, type | tuple[type, ...]] = {"config_map": str, "namespace": str
 #: Per backend: the keys a clusters-file entry may set, with their types.
 BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "sim": {**_SIMULATED, "config_map": str, "driver": str, "device_plugin_version": str,
-            "bottlerocket_settings": str},
-    "local": {**_SIMULATED, "agents": bool, "timeout": NUMBER, "kubeconfig": str, "bottlerocket_settings": str},
+            "bottlerocket_settings": str, "diagnose_faults": (dict, str)},
+    "local": {**_SIMULATED, "agents": bool, "timeout": NUMBER, "kubeconfig": str, "bottlerocket_settings": str,
+              "diagnose_faults": (dict, str)},
     "kind": {"name": str, "config": str, "keep": bool, "kind_bin": str, "kubectl_bin": str, "nodes": str,
              "image": str, "agents": bool, **_KUBE},
     "kubeconfig": {"context": str, "kubeconfig": str, **_KUBE},

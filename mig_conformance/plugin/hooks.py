@@ -38,6 +38,7 @@ MARKERS = (
     "--mig-allow-reconfigure (always allowed on sim and local); every change is restored afterwards",
     "mig_category(name): report category of a test: catalog, single, mixed, all-balanced, custom, scheduling, "
     "reconfiguration",
+    "mig_diagnose: the read-only field diagnostics (suites/test_diagnose.py); run them alone with -m mig_diagnose",
 )
 
 
@@ -87,6 +88,13 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         early_config.addinivalue_line("markers", marker)
     if _wants_suites(early_config):
         args.append(str(suites_dir()))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The diagnose suite runs first (after any shuffling plugin): it describes the cluster as the run found it,
+    before other suites relabel nodes or swap the config."""
+    items.sort(key=lambda item: item.get_closest_marker("mig_diagnose") is None)
 
 
 def resolve_settings(config: pytest.Config) -> Settings:

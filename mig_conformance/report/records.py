@@ -27,6 +27,7 @@ class Category(StrEnum):
     CUSTOM = "custom"
     SCHEDULING = "scheduling"
     RECONFIGURATION = "reconfiguration"
+    DIAGNOSE = "diagnose"  # read-only field diagnostics (suites/test_diagnose.py)
     OTHER = "other"  # a test of the user's own that declares none
 
 

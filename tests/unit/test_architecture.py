@@ -19,6 +19,7 @@ LAYERS = {
     "simulators": 4,
     "k8s": 4,
     "validation": 5,
+    "diagnose": 5,
     "simulators.agents": 5,
     "cluster": 6,
     "report": 7,

@@ -30,6 +30,7 @@ TOOLS = ["mig_conformance/cluster/local/tools/versions.env",
            for ext in ("mod", "sum"))]
 YAML = ["mig_conformance/fixtures/instance-types.yaml", "mig_conformance/fixtures/bottlerocket-mig.yaml",
         "mig_conformance/fixtures/configs/default-mig-parted-config.yaml", "mig_conformance/deploy/rbac.yaml",
+        "mig_conformance/deploy/rbac-diagnose.yaml",
         *(f"mig_conformance/fixtures/gpus/{p.name}" for p in sorted((ROOT / "fixtures" / "gpus").glob("*.yaml")))]
 
 

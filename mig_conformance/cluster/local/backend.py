@@ -68,7 +68,8 @@ class LocalCluster(KubeCluster):
               allow_changes: bool = True, journal: Journal | None = None, assets: Mapping[str, Path] | None = None,
               extra_args: Mapping[str, Sequence[str]] | None = None, detach: bool = False,
               timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None,
-              stack: StackProfile | None = None, bottlerocket_settings: str | None = None) -> LocalCluster:
+              stack: StackProfile | None = None, bottlerocket_settings: str | None = None,
+              diagnose_faults: Mapping[str, str] | str | None = None) -> LocalCluster:
         """Start a control plane with the nodes of `spec` (default p5.48xlarge), the operator objects, the kit's
         RBAC and (agents=True, or "auto" when the agents module exists) the simulated agents; connect as the kit.
 
@@ -108,6 +109,8 @@ class LocalCluster(KubeCluster):
                 raise
         cluster.facts["local"] = {"nodes": spec, "agents": want_agents, "state_dir": str(folder)}
         cluster.bottlerocket_settings = br_settings
+        if diagnose_faults:
+            cluster._inject_faults(diagnose_faults, want_agents, timeout)
         if detach:
             plane.detach()
             cluster.owned = False  # close() releases the client only
@@ -152,6 +155,23 @@ class LocalCluster(KubeCluster):
                  "identity": f"ServiceAccount {kit_rbac.KIT_NAMESPACE}/{kit_rbac.KIT_SA}",
                  "logs": str(plane.logs)}
         return cls(name, api_client, plane, owned=owned, allow_changes=allow_changes, journal=journal, facts=facts)
+
+    def _inject_faults(self, wanted: Mapping[str, str] | str, agents: bool, timeout: float) -> None:
+        """The clusters file's diagnose_faults (cluster/local/faults.py): settle, stop the agents, write them."""
+        from mig_conformance.cluster.local import faults
+
+        try:
+            with self.admin() as admin:
+                plan = faults.plan_for(admin, wanted)
+            if agents:
+                self.wait_settled([n.name for n in self.list_gpu_nodes()], max(timeout, 120.0))
+                self.stop_agents()
+            with self.admin() as admin:
+                faults.inject(admin, plan)
+        except BaseException:
+            self.close()
+            raise
+        self.facts["local"]["diagnose_faults"] = plan
 
     # ---- facts and helpers ----------------------------------------------------------------------------
     @property

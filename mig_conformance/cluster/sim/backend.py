@@ -21,10 +21,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mig_conformance.cluster import diagnose_faults, objects
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, append_new
 from mig_conformance.cluster.journal import Journal
+from mig_conformance.cluster.sim import objects as sim_objects
 from mig_conformance.cluster.sim.fleet import parse_fleet
 from mig_conformance.cluster.sim.node import ActiveRun, RunRecord, SimNode
+from mig_conformance.common.errors import InputError
 from mig_conformance.k8s import bottlerocket, device_plugin, scheduling
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import mig_config as MC
@@ -60,12 +63,13 @@ class SimCluster(Cluster):
                  driver: str | None = None, device_plugin_version: str | None = None,
                  stack: StackProfile | None = None,
                  fleet_progress: Callable[[str, int, int], None] | None = None,
-                 bottlerocket_settings: str | None = None) -> None:
+                 bottlerocket_settings: str | None = None,
+                 diagnose_faults: Mapping[str, str] | str | None = None) -> None:
         """`stack` (default: the newest GA releases; `driver`/`device_plugin_version` over it) decides the versions
         the cluster behaves as, and which file mig-manager reads (k8s/mig_config.py): `config_text` is the ConfigMap
         the ClusterPolicy names (`config_map`); without it, a stack whose operator needs spec.migManager.config.name
         for a custom file leaves the name empty and mig-manager generates `<node>-mig-config` per node (mig-manager
-        >= v0.14.0), else it reads the static map."""
+        >= v0.14.0), else it reads the static map. `diagnose_faults`: cluster/diagnose_faults.py."""
         super().__init__(name or (f"sim:{fleet}" if fleet else "sim"), allow_changes, journal)
         self.fleet_progress = fleet_progress
         _check_strategy(strategy)
@@ -80,6 +84,8 @@ class SimCluster(Cluster):
         driver = self.stack.driver.value or DRIVER
         device_plugin_version = self.stack.device_plugin_model
         self._strategy = strategy
+        self._default_config = default_config
+        self.diagnose_faults: dict[str, str] = {}
         self._config_map = config_map
         self._config_text = default_config_text() if config_text is None else config_text
         #: the ClusterPolicy's spec.migManager.config.name (None: empty)
@@ -118,6 +124,8 @@ class SimCluster(Cluster):
             if default_config and node.mig_capable and not node.bottlerocket:  # the GPU Operator's default label
                 self._set_mig_config_label(node, default_config)
             self._count("creating the simulated nodes", count, len(specs))
+        #: {node: fault} of cluster/diagnose_faults.py, applied to the objects list_objects renders
+        self.diagnose_faults = self._faults(diagnose_faults)
 
     # ---- clock ---------------------------------------------------------------------------------------
     def clock(self) -> float:
@@ -219,6 +227,44 @@ class SimCluster(Cluster):
             if node.current is None and node.labels.get(L.MIG_CONFIG):
                 self._start_run(node)
 
+    def _faults(self, wanted: Mapping[str, str] | str | None) -> dict[str, str]:
+        """`all` (every fault on a node of its kind: diagnose_faults.PLAN) or {node: fault}, checked."""
+        if not wanted:
+            return {}
+        if isinstance(wanted, str):
+            if wanted != "all":
+                raise ClusterError(f"diagnose_faults: 'all' or a mapping of node -> fault, got '{wanted}'")
+            try:
+                return diagnose_faults.assign(self.list_objects("Node"))
+            except InputError as exc:
+                raise ClusterError(f"diagnose_faults: all: {exc} (use the fleet {diagnose_faults.FLEET})") from None
+        out = {str(k): str(v) for k, v in wanted.items()}
+        for node, fault in out.items():
+            self._node(node)
+            if fault not in diagnose_faults.FAULTS:
+                raise ClusterError(f"diagnose_faults: node {node}: unknown fault '{fault}' (one of: "
+                                   f"{', '.join(diagnose_faults.FAULTS)})")
+        return out
+
+    def wall_clock(self) -> float:
+        return sim_objects.EPOCH + self._now
+
+    def list_objects(self, kind: str) -> list[dict[str, Any]]:
+        """The objects an API server would list for the diagnose reader (cluster/sim/objects.py), with the
+        clusters file's `diagnose_faults` applied."""
+        if kind not in objects.PATHS:
+            raise ClusterError(f"{self.name}: cannot list {kind} objects")
+        mig_manager = self.stack.mig_manager.value or sim_objects.MIG_MANAGER_VERSION
+        rendered = sim_objects.render(self._nodes, strategy=self._strategy, policy_name=self._policy_name,
+                                      config_maps=self.config_maps, driver=self.driver,
+                                      plugin_version=self.plugin_version, with_reboot=self.with_reboot, now=self._now,
+                                      kinds=None if self.diagnose_faults else frozenset({kind}),
+                                      default_config=self._default_config,
+                                      mig_manager_version=mig_manager)
+        if self.diagnose_faults:
+            rendered = diagnose_faults.inject(rendered, self.diagnose_faults, self.wall_clock())
+        return rendered.get(kind, [])
+
     def node_nvml(self, name: str) -> nv.NvmlSimulator:
         """The NVML simulator of a node (for nvidia-smi renderings and evidence)."""
         return self._node(name).nvml
@@ -313,6 +359,7 @@ class SimCluster(Cluster):
 
         def set_state(value: str) -> None:
             node.labels[L.MIG_CONFIG_STATE] = value
+            node.state_since = self._now
             self._observed(node.name, L.MIG_CONFIG_STATE, value)
 
         spec: Spec = self.node_mig_config(node.name).spec

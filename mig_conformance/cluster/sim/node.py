@@ -60,6 +60,7 @@ class SimNode(NodeGpus):
         self.os_image = bottlerocket.SIMULATED_OS_IMAGE if self.bottlerocket else None
         self.boot_plan: bottlerocket.Plan | None = None
         self.boot_settings: bottlerocket.Settings | None = None
+        self.state_since = 0.0  # simulated time of mig-manager's last nvidia.com/mig.config.state write
 
     # ---- Bottlerocket ----------------------------------------------------------------------------------
     def boot_bottlerocket(self, settings: bottlerocket.Settings) -> bottlerocket.Plan:

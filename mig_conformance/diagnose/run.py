@@ -1,0 +1,42 @@
+"""Run every diagnosis over a snapshot: per node in name order, then the cluster-wide ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from mig_conformance.diagnose import advertising, mig_manager, platform
+from mig_conformance.diagnose.context import PENDING_THRESHOLD_S, Context
+from mig_conformance.diagnose.finding import Finding
+from mig_conformance.diagnose.snapshot import Obj, Snapshot, is_gpu_node, name_of
+from mig_conformance.k8s import stack as stack_mod
+from mig_conformance.k8s.stack import StackProfile
+
+NodeCheck = Callable[[Context, Obj], Iterator[Finding]]
+
+#: (finding number of issue 14, check), in the order findings are listed
+NODE_CHECKS: tuple[tuple[int, NodeCheck], ...] = (
+    (1, mig_manager.wedged), (2, mig_manager.never_runs), (3, advertising.single_heterogeneous),
+    (4, advertising.empty_mig_gpu), (5, advertising.counts_mismatch), (6, mig_manager.failed),
+    (7, mig_manager.unknown_config), (8, advertising.stale_strategy), (9, advertising.overridden_plugin_strategy),
+    (10, platform.mixed_pending_driver), (11, platform.grace_cdmm), (12, platform.dra_and_device_plugin),
+    (13, mig_manager.not_ready),
+)
+CLUSTER_CHECKS = (advertising.stale_daemonsets,)
+#: every finding id, for the README table and the suite's parametrization
+IDS = ("mig-manager-wedged", "mig-manager-absent", "single-strategy-heterogeneous", "mig-enabled-without-devices",
+       "success-counts-mismatch", "mig-config-failed", "mig-config-unknown", "stale-after-strategy-change",
+       "stale-daemonset-strategy", "device-plugin-strategy-overridden", "driver-mixed-mig-pending",
+       "grace-cdmm-no-mig", "gpu-advertised-twice", "node-not-ready-after-reconfiguration")
+
+
+def gpu_nodes(snapshot: Snapshot) -> list[Obj]:
+    return sorted((n for n in snapshot.nodes if is_gpu_node(n)), key=name_of)
+
+
+def diagnose(snapshot: Snapshot, stack: StackProfile | None = None,
+             pending_threshold_s: float = PENDING_THRESHOLD_S) -> list[Finding]:
+    """Every finding of the snapshot, per node (by name) and then cluster-wide."""
+    ctx = Context(snapshot, stack or stack_mod.default(), pending_threshold_s)
+    findings = [f for node in gpu_nodes(snapshot) for _, check in NODE_CHECKS for f in check(ctx, node)]
+    findings += [f for check in CLUSTER_CHECKS for f in check(ctx)]
+    return findings
