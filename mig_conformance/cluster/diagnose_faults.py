@@ -216,11 +216,14 @@ def mixed_on_pending_driver(objs: Objects, name: str, now: float) -> None:
 
 
 def grace_cdmm(objs: Objects, name: str, now: float) -> None:
-    """11: a Grace node with CDMM on: NVML reports MIG unsupported, GFD labels mig.capable=false, the operator
-    does not deploy mig-manager."""
+    """11: a Grace node with CDMM on where a user asked for MIG: NVML reports MIG unsupported, GFD labels
+    mig.capable=false, the operator does not deploy mig-manager, and nothing acts on the nvidia.com/mig.config label
+    the user set."""
     node = _node(objs, name)
     labels = _labels(node)
     labels[L.MIG_CAPABLE] = "false"
+    labels[L.MIG_CONFIG] = "all-balanced"
+    labels.pop(L.MIG_CONFIG_STATE, None)
     labels.pop("nvidia.com/gpu.deploy.mig-manager", None)
     _remove_pods(objs, name, "nvidia-mig-manager")
 

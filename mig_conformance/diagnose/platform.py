@@ -57,10 +57,13 @@ def is_grace_cdmm(node: Obj) -> bool:
 
 
 def grace_cdmm(ctx: Context, node: Obj) -> Iterator[Finding]:
-    """11: Grace with CDMM on: MIG is unavailable, any MIG config fails or is ignored."""
+    """11: Grace with CDMM on: MIG is unavailable, any MIG config fails or is ignored. Reported where MIG is asked
+    for (an nvidia.com/mig.config other than all-disabled): a Grace node used with whole GPUs is healthy."""
     if not is_grace_cdmm(node):
         return
     labels = labels_of(node)
+    if labels.get(L.MIG_CONFIG) in (None, "", "all-disabled"):
+        return
     yield Finding(
         "grace-cdmm-no-mig", name_of(node), "MIG is unavailable on this Grace system (CDMM is on)",
         {L.GPU_PRODUCT: labels.get(L.GPU_PRODUCT), L.MIG_CAPABLE: "false", DRIVER_LABEL: labels.get(DRIVER_LABEL),

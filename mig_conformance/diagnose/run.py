@@ -9,6 +9,7 @@ from mig_conformance.diagnose.context import PENDING_THRESHOLD_S, Context
 from mig_conformance.diagnose.finding import Finding
 from mig_conformance.diagnose.snapshot import Obj, Snapshot, is_gpu_node, name_of
 from mig_conformance.k8s import stack as stack_mod
+from mig_conformance.k8s.bottlerocket import is_bottlerocket
 from mig_conformance.k8s.stack import StackProfile
 
 NodeCheck = Callable[[Context, Obj], Iterator[Finding]]
@@ -22,6 +23,9 @@ NODE_CHECKS: tuple[tuple[int, NodeCheck], ...] = (
     (13, mig_manager.not_ready),
 )
 CLUSTER_CHECKS = (advertising.stale_daemonsets,)
+#: the checks of mig-manager's work: a Bottlerocket node has none (its own MIG manager applies settings at boot:
+#: k8s/bottlerocket.py), so they do not apply there
+MIG_MANAGER_CHECKS = frozenset({1, 2, 6, 7})
 #: every finding id, for the README table and the suite's parametrization
 IDS = ("mig-manager-wedged", "mig-manager-absent", "single-strategy-heterogeneous", "mig-enabled-without-devices",
        "success-counts-mismatch", "mig-config-failed", "mig-config-unknown", "stale-after-strategy-change",
@@ -37,6 +41,12 @@ def diagnose(snapshot: Snapshot, stack: StackProfile | None = None,
              pending_threshold_s: float = PENDING_THRESHOLD_S) -> list[Finding]:
     """Every finding of the snapshot, per node (by name) and then cluster-wide."""
     ctx = Context(snapshot, stack or stack_mod.default(), pending_threshold_s)
-    findings = [f for node in gpu_nodes(snapshot) for _, check in NODE_CHECKS for f in check(ctx, node)]
+    findings = [f for node in gpu_nodes(snapshot) for number, check in NODE_CHECKS
+                if not (number in MIG_MANAGER_CHECKS and _bottlerocket(node)) for f in check(ctx, node)]
     findings += [f for check in CLUSTER_CHECKS for f in check(ctx)]
     return findings
+
+
+def _bottlerocket(node: Obj) -> bool:
+    info = ((node.get("status") or {}).get("nodeInfo") or {})
+    return is_bottlerocket(info.get("osImage") if isinstance(info, dict) else None)

@@ -144,7 +144,9 @@ def render_html(summary: RunSummary, target: Mapping[str, Any] | None = None) ->
                 _tests_table(node.results, node), *_pictures(node.results, node), "</details>"]
     others = view.unattached(summary)
     if others:
-        out += ['<details class="node" open="open"><summary>Tests without a node</summary>',
+        # like a node's section: open as loaded only when something there failed
+        is_open = ' open="open"' if any(r.outcome in ("failed", "error") for r in others) else ""
+        out += [f'<details class="node" id="node-without"{is_open}><summary>Tests without a node</summary>',
                 _tests_table(others), *_pictures(others), "</details>"]
     out.append("</section>")
 

@@ -51,6 +51,19 @@ def test_nodes_of_mixed_boards_and_without_mig_report_nothing() -> None:
     assert _findings(SimCluster("p5.48xlarge,g5.xlarge,g6e.xlarge,H100-80GBx2+A10G-24GB,GH200-96GBx1")) == []
 
 
+def test_bottlerocket_nodes_are_not_held_to_mig_manager_checks() -> None:
+    """Bottlerocket's own MIG manager applies settings at boot: no mig-manager, no GFD, no nvidia.com/mig.config
+    label. The mig-manager findings (1, 2, 6, 7) do not apply there; the same node without its osImage is finding 2."""
+    cluster = SimCluster("p5.48xlarge@bottlerocket,p4d.24xlarge@bottlerocket")
+    assert _findings(cluster) == []
+    snapshot = read_snapshot(cluster)
+    nodes = copy.deepcopy(list(snapshot.nodes))
+    for node in nodes:
+        node["status"].pop("nodeInfo")
+    bare = Snapshot({**snapshot.objects, "Node": nodes}, snapshot.now, snapshot.operator_namespace)
+    assert sorted(f.id for f in diagnose(bare)) == ["mig-manager-absent"] * 2
+
+
 def test_a_healthy_fleet_after_reconfigurations_reports_nothing() -> None:
     cluster = SimCluster(F.FLEET + ",p5.4xlarge,p4de.24xlarge,p5e.48xlarge", allow_changes=True)
     for i, node in enumerate(sorted(n.name for n in cluster.list_gpu_nodes())):

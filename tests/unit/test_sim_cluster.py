@@ -144,7 +144,8 @@ def test_every_default_config_matches_the_projection() -> None:
         for node in cluster.list_gpu_nodes():
             cluster.set_node_label(node.name, L.MIG_CONFIG, config)
             got = cluster.get_node(node.name)
-            want = project_node(node_gpu_models(got), "mixed", spec, config, driver="580.159.04")
+            want = project_node(node_gpu_models(got), "mixed", spec, config, driver="580.159.04",
+                                device_plugin_version=STATIC_STACK.device_plugin_model)
             assert (config, got.labels[L.MIG_CONFIG_STATE]) == (config, want.state), node.name
             assert nonzero(got) == {k: v for k, v in want.allocatable.items() if v}, (config, node.name)
             assert {k: got.labels.get(k) for k in want.labels} == want.labels, (config, node.name)

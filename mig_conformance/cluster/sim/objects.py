@@ -44,7 +44,8 @@ def node_object(node: SimNode, now: float) -> Obj:
             "spec": {"taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in node.taints]},
             "status": {"capacity": capacity, "allocatable": dict(capacity),
                        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                       "lastTransitionTime": rfc3339(0)}]}}
+                                       "lastTransitionTime": rfc3339(0)}],
+                       **({"nodeInfo": {"osImage": node.os_image}} if node.os_image else {})}}
 
 
 def _pod(app: str, node: SimNode, error: str | None) -> Obj:
