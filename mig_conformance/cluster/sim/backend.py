@@ -18,16 +18,20 @@ import contextlib
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, append_new
 from mig_conformance.cluster.journal import Journal
+from mig_conformance.cluster.sim.dra import SimDra
 from mig_conformance.cluster.sim.fleet import parse_fleet
 from mig_conformance.cluster.sim.node import ActiveRun, RunRecord, SimNode
 from mig_conformance.k8s import device_plugin, scheduling
 from mig_conformance.k8s import labels as L
+from mig_conformance.k8s.dra_alloc import CANNOT_ALLOCATE
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
+from mig_conformance.k8s.stack import Sourced, StackProfile
+from mig_conformance.k8s.stack import default as default_stack
 from mig_conformance.mig.default_config import CONFIG_MAP, DEFAULT_LABEL, default_config_text
 from mig_conformance.mig.reconfigure import PENDING
 from mig_conformance.mig.spec import Spec, parse_installed_config
@@ -54,7 +58,9 @@ class SimCluster(Cluster):
                  config_map: str = CONFIG_MAP, mig_manager_delay: float = 0.0, with_reboot: bool = False,
                  gpu_reset_works: bool = True, gpu_taint: bool = False, default_config: str | None = DEFAULT_LABEL,
                  driver: str = DRIVER, device_plugin_version: str = device_plugin.DEFAULT_VERSION,
-                 fleet_progress: Callable[[str, int, int], None] | None = None) -> None:
+                 fleet_progress: Callable[[str, int, int], None] | None = None,
+                 gpu_allocation: str = "device-plugin", dynamic_mig: bool = False,
+                 stack: StackProfile | None = None, dra_restart_on_reconfigure: bool = True) -> None:
         super().__init__(name or (f"sim:{fleet}" if fleet else "sim"), allow_changes, journal)
         self.fleet_progress = fleet_progress
         _check_strategy(strategy)
@@ -79,11 +85,24 @@ class SimCluster(Cluster):
         self._watchers: dict[tuple[str, str], list[list[str | None]]] = {}
         #: equal nodes in equal NVML states replay each other's mig-parted commands (simulators/command_cache.py)
         self.command_cache = CommandCache()
+        if gpu_allocation not in ("device-plugin", "dra"):
+            raise ClusterError(f"unknown GPU allocation '{gpu_allocation}' (device-plugin or dra)")
+        if dynamic_mig and gpu_allocation != "dra":
+            raise ClusterError("dynamic MIG needs gpu_allocation dra")
+        self.gpu_allocation = gpu_allocation
+        #: the DRA driver instead of the device plugin (cluster/sim/dra.py); None with the device plugin
+        self.dra: SimDra | None = None
+        if gpu_allocation == "dra":
+            profile = (stack or default_stack())
+            self.dra = SimDra(replace(profile, driver=Sourced(driver, "sim backend")), dynamic_mig,
+                              dra_restart_on_reconfigure)
         specs = parse_fleet(fleet)
         for count, spec in enumerate(specs, 1):
             node = SimNode(spec, driver, gpu_taint, self.clock, gpu_reset_works, self.command_cache)
-            node.advertise(strategy, driver, device_plugin_version)
+            node.advertise(strategy, driver, device_plugin_version, device_plugin=self.dra is None)
             self._nodes[node.name] = node
+            if self.dra is not None:
+                self.dra.publish(node.name, node, spec.gpus)
             if default_config and node.mig_capable:  # the GPU Operator's default label: mig-manager runs once
                 self._set_mig_config_label(node, default_config)
             self._count("creating the simulated nodes", count, len(specs))
@@ -239,7 +258,12 @@ class SimCluster(Cluster):
         # mig-manager stops and restarts the GPU clients (device plugin, GFD) only when it changed something;
         # a run that ends at its first assert (success) or at --valid-config (failed) leaves them alone.
         touched = any(state == PENDING for _, state in record.states)
-        if touched and node.advertise(self._strategy, self.driver, self.plugin_version):
+        changed = touched and node.advertise(self._strategy, self.driver, self.plugin_version,
+                                             device_plugin=self.dra is None)
+        if touched and self.dra is not None and self.dra.restart_on_reconfigure:
+            self.dra.publish(node.name, node, node.spec.gpus)
+            changed = True
+        if changed:
             self._reschedule()
         latest = node.labels.get(L.MIG_CONFIG)
         if latest is not None and latest != node.applied:
@@ -255,6 +279,8 @@ class SimCluster(Cluster):
 
     def _delete_namespace(self, name: str) -> None:
         self._namespaces.pop(name, None)
+        if self.dra is not None:
+            self.dra.namespace_gone(name)
         gone = [key for key in self._pods if key[0] == name]
         for key in gone:
             del self._pods[key]
@@ -269,9 +295,13 @@ class SimCluster(Cluster):
         invalid = scheduling.validate_pod(pod)
         if invalid:
             raise ClusterError(invalid)
+        if self.dra is not None:
+            self.dra.pod_claims(namespace, pod)  # refuses a pod whose claims do not exist
+        elif pod.claims or pod.claim_templates:
+            raise ClusterError(f"pod {pod.name}: this sim cluster runs the device plugin, not a DRA driver")
         entry = _Pod(pod, PodStatus(pod.name, None, "Pending"))
         self._pods[(namespace, pod.name)] = entry
-        entry.status = scheduling.schedule([pod], self._views(), existing=self._bound())[0]
+        entry.status = self._schedule([(namespace, entry)])[0]
 
     def get_pod(self, namespace: str, name: str) -> PodStatus:
         try:
@@ -282,6 +312,8 @@ class SimCluster(Cluster):
     def _delete_pod(self, namespace: str, name: str) -> None:
         """Delete a pod; deleting one that does not exist is not an error (kubectl --ignore-not-found)."""
         if self._pods.pop((namespace, name), None) is not None:
+            if self.dra is not None:
+                self.dra.pod_gone(namespace, name)
             self._reschedule()
 
     def list_pods(self, namespace: str) -> list[PodStatus]:
@@ -295,12 +327,76 @@ class SimCluster(Cluster):
 
     def _reschedule(self) -> None:
         """Retry every Pending pod, oldest first (the scheduler's queue after a cluster event)."""
-        pending = [p for p in self._pods.values() if p.status.node is None]
+        pending = [(key[0], p) for key, p in self._pods.items() if p.status.node is None]
         if not pending:
             return
-        statuses = scheduling.schedule([p.request for p in pending], self._views(), existing=self._bound())
-        for pod, status in zip(pending, statuses, strict=True):
+        statuses = self._schedule(pending)
+        for (_, pod), status in zip(pending, statuses, strict=True):
             pod.status = status
+
+    # ---- DRA -----------------------------------------------------------------------------------------
+    def _schedule(self, pods: list[tuple[str, _Pod]]) -> list[PodStatus]:
+        """Pods without claims go to the scheduler model; a pod with claims (or with extended resources a
+        DeviceClass bridges) goes, in order, to the first node by name whose taints and selector it passes and
+        where all its claims can be allocated (cluster/sim/dra.py)."""
+        out: list[PodStatus] = []
+        for namespace, entry in pods:
+            pod = entry.request
+            dra = self.dra
+            bridged = dra.bridged_resources(pod) if dra is not None else set()
+            if dra is None or not (pod.claims or pod.claim_templates or bridged):
+                out.append(scheduling.schedule([pod], self._views(), existing=self._bound())[0])
+                continue
+            records = dra.pod_claims(namespace, pod)
+            rest = replace(pod, resources={k: v for k, v in pod.resources.items() if k not in bridged})
+            views = sorted(self._views(), key=lambda n: n.name)
+            failures: list[tuple[list[str], bool]] = []
+            bound: PodStatus | None = None
+            for view in views:
+                fit = scheduling.schedule([rest], [view], existing=self._bound())[0]
+                if fit.node is None:
+                    failures.append(([fit.message or "node(s) didn't fit"], False))
+                    continue
+                verdict = dra.try_allocate(pod.name, records, view.name)
+                if verdict is True:
+                    bound = PodStatus(pod.name, view.name, "Running")
+                    break
+                failures.append(([CANNOT_ALLOCATE if verdict is False else str(verdict)], False))
+            if bound is None:
+                out.append(PodStatus(pod.name, None, "Pending", scheduling.UNSCHEDULABLE,
+                                     scheduling.fit_error_message(len(views), failures)))
+            else:
+                out.append(bound)
+        return out
+
+    def list_resource_slices(self, driver: str | None = None) -> list[dict[str, Any]]:
+        return self.dra.list_slices(driver) if self.dra is not None else []
+
+    def list_device_classes(self) -> list[dict[str, Any]]:
+        return [dict(c) for c in self.dra.classes] if self.dra is not None else []
+
+    def _create_resource_claim(self, namespace: str, claim: Mapping[str, Any]) -> None:
+        if namespace not in self._namespaces:
+            raise ClusterError(f'namespaces "{namespace}" not found')
+        if self.dra is None:
+            raise ClusterError("this sim cluster runs the device plugin, not a DRA driver (gpu_allocation: dra)")
+        self.dra.create(namespace, claim)
+
+    def get_resource_claim(self, namespace: str, name: str) -> dict[str, Any]:
+        if self.dra is None:
+            raise ClusterError(f'resourceclaims.resource.k8s.io "{name}" not found')
+        return self.dra.get(namespace, name)
+
+    def list_resource_claims(self, namespace: str) -> list[dict[str, Any]]:
+        return self.dra.list_claims(namespace) if self.dra is not None else []
+
+    def restart_dra_driver(self, name: str) -> None:
+        """Restart the DRA kubelet plugin on a node: it publishes what NVML shows now."""
+        if self.dra is None:
+            raise ClusterError("this sim cluster runs no DRA driver")
+        node = self._node(name)
+        self.dra.publish(name, node, node.spec.gpus)
+        self._reschedule()
 
 
 def _check_strategy(strategy: str) -> None:

@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from mig_conformance.cluster.sim.fleet import REGION, NodeSpec
-from mig_conformance.k8s import device_plugin, gfd
+from mig_conformance.k8s import device_plugin as dp
+from mig_conformance.k8s import gfd
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.model import GpuNode, Taint
 from mig_conformance.simulators import nvml as nv
@@ -61,10 +63,13 @@ class SimNode(NodeGpus):
         return GpuNode(self.name, dict(self.labels), capacity, dict(capacity), self.taints)
 
     # ---- device plugin, kubelet and GFD -----------------------------------------------------------------
-    def advertise(self, strategy: str, driver: str, plugin_version: str) -> bool:
-        """Restart the device plugin and GFD on this node; True when allocatable changed."""
+    def advertise(self, strategy: str, driver: str, plugin_version: str, device_plugin: bool = True) -> bool:
+        """Restart the device plugin and GFD on this node; True when allocatable changed. `device_plugin=False`: the
+        node runs NVIDIA's DRA driver instead, so no nvidia.com resource is registered (GFD still labels)."""
         states = self.gpu_states()
-        result = device_plugin.advertise(strategy, states, version=plugin_version)
+        result = dp.advertise(strategy, states, version=plugin_version)
+        if not device_plugin:
+            result = replace(result, resources={}, error=None)
         self.plugin_error = result.error
         before = self.resources
         now = dict.fromkeys(self.registered, 0)
