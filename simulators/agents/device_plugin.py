@@ -53,6 +53,8 @@ def status_patch(obj: Obj, want: Mapping[str, int]) -> dict[str, Any] | None:
 def publish(ctx: Context, node: NodeAgent, gpus: Sequence[GpuMigState]) -> None:
     """Patch the node status when its plugin resources differ from what the plugin would register now."""
     assert node.obj is not None
+    if ctx.options.gpu_allocation == "dra":  # the node runs NVIDIA's DRA driver instead (agents/dra_driver.py)
+        return
     capacity = (node.obj.get("status") or {}).get("capacity") or {}
     want, error = desired(ctx.policy.strategy, gpus, capacity, ctx.options.device_plugin_version)
     patch = status_patch(node.obj, want)

@@ -117,6 +117,7 @@ class NodeAgent:
     due: float = 0.0
     runs: list[RunRecord] = field(default_factory=list)
     defaulted: bool = False  # the GPU Operator's default mig.config label was considered
+    dra_generation: int | None = None  # the pool generation the DRA driver last published (None: not started)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def seen(self, obj: Obj) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.kube import KubeCluster
-from mig_conformance.cluster.local import kit_rbac, kubeconfig, nodes, operator, processes
+from mig_conformance.cluster.local import dra_setup, kit_rbac, kubeconfig, nodes, operator, processes
 from mig_conformance.cluster.local.controlplane import ControlPlane, interruptible
 from mig_conformance.cluster.local.rest import Rest
 from mig_conformance.mig.default_config import DEFAULT_LABEL
@@ -61,13 +61,21 @@ class LocalCluster(KubeCluster):
               default_config: str | None = DEFAULT_LABEL, name: str | None = None,
               allow_changes: bool = True, journal: Journal | None = None, assets: Mapping[str, Path] | None = None,
               extra_args: Mapping[str, Sequence[str]] | None = None, detach: bool = False,
-              timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None) -> LocalCluster:
+              timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None,
+              gpu_allocation: str = "device-plugin", dynamic_mig: bool = False) -> LocalCluster:
         """Start a control plane with the nodes of `spec` (default p5.48xlarge), the operator objects, the kit's
         RBAC and (agents=True, or "auto" when the agents module exists) the simulated agents; connect as the kit.
 
         detach: processes outlive this Python process (for `cluster up`); otherwise they die with it.
+        gpu_allocation "dra": the nodes run NVIDIA's DRA driver instead of the device plugin; the DeviceClasses are
+        created (dra_setup.py). dynamic_mig: its DynamicMIG gate (alpha; only on clusters the kit creates).
         """
         spec = spec.strip() or DEFAULT_SPEC
+        if gpu_allocation not in ("device-plugin", "dra"):
+            raise ClusterError(f"local backend: unknown GPU allocation '{gpu_allocation}' (device-plugin or dra)")
+        if dynamic_mig and gpu_allocation != "dra":
+            raise ClusterError("local backend: dynamic MIG needs --gpu-allocation dra")
+        dra_args = dra_setup.agents_args(gpu_allocation, dynamic_mig)
         plan = nodes.plan(spec, gpu_taint)  # bad specs fail before anything starts
         want_agents = agents_available() if agents == "auto" else bool(agents)
         if want_agents and not agents_available():
@@ -80,8 +88,10 @@ class LocalCluster(KubeCluster):
             kit_rbac.apply(admin, rbac_docs if rbac_docs is not None else kit_rbac.documents())
             nodes.register(admin, plan)
             operator.create_policy(admin, strategy, default_config, with_reboot)
+            if gpu_allocation == "dra":
+                dra_setup.create_device_classes(admin, plan)
             if want_agents:  # their start-up overlaps the components' and the nodes' readiness
-                start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works)
+                start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works, extra=dra_args)
 
         with interruptible():  # SIGTERM/SIGHUP also while waiting for nodes and agents: nothing is left behind
             plane.start(bootstrap)
@@ -91,7 +101,8 @@ class LocalCluster(KubeCluster):
             except BaseException:
                 plane.stop()
                 raise
-        cluster.facts["local"] = {"nodes": spec, "agents": want_agents, "state_dir": str(folder)}
+        cluster.facts["local"] = {"nodes": spec, "agents": want_agents, "state_dir": str(folder),
+                                  "gpu_allocation": gpu_allocation, "dynamic_mig": dynamic_mig}
         if detach:
             plane.detach()
             cluster.owned = False  # close() releases the client only
@@ -183,7 +194,7 @@ def state_dir_for(kubeconfig_path: Path) -> Path:
 
 
 def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, with_reboot: bool = False,
-                   gpu_reset_works: bool = True) -> list[str]:
+                   gpu_reset_works: bool = True, extra: Sequence[str] = ()) -> list[str]:
     """`python -m mig_conformance.simulators.agents ...` for this plane."""
     argv = [sys.executable, "-m", AGENTS_MODULE, "--kubeconfig", str(plane.state_dir / AGENTS_KUBECONFIG),
             "--namespace", operator.NAMESPACE, "--log", str(plane.logs / "agents.log"),
@@ -194,11 +205,11 @@ def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, 
         argv.append("--with-reboot")
     if not gpu_reset_works:
         argv.append("--no-gpu-reset")
-    return argv
+    return argv + list(extra)
 
 
 def start_agents(plane: ControlPlane, admin: Rest, mig_manager_delay: float | None = None,
-                 with_reboot: bool = False, gpu_reset_works: bool = True) -> None:
+                 with_reboot: bool = False, gpu_reset_works: bool = True, extra: Sequence[str] = ()) -> None:
     """Write the agents' kubeconfig (their own ServiceAccount token) and start their process."""
     assert plane.pki is not None
     token = admin.token_for(operator.NAMESPACE, operator.AGENTS_SA, AGENTS_TOKEN_SECONDS)
@@ -207,7 +218,7 @@ def start_agents(plane: ControlPlane, admin: Rest, mig_manager_delay: float | No
         token=token))
     (plane.state_dir / "agents.ready").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    plane.spawn(AGENTS, agents_command(plane, mig_manager_delay, with_reboot, gpu_reset_works), env=env,
+    plane.spawn(AGENTS, agents_command(plane, mig_manager_delay, with_reboot, gpu_reset_works, extra), env=env,
                 log_file=plane.logs / "agents.stderr.log")
 
 
