@@ -142,7 +142,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from mig_conformance import __version__
 
     shown = ("cluster", "clusters_file", "config_file", "strategy", "instance_type", "allow_reconfigure", "report",
-             "timeout", "expected_config_failures")
+             "timeout", "expected_config_failures", "gpu_allocation")
     parts = [f"{name}={_shown(d['value'])} (from {d['source']})" for name, d in settings.describe().items()
              if name in shown and ((d["value"] is not None and d["source"] != "default") or name == "cluster")]
     session = config.stash.get(session_key, None)

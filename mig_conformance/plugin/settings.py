@@ -63,6 +63,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("expected_config_failures", "--mig-expect-config-failure", "MIG_EXPECTED_CONFIG_FAILURES", "names",
                 (), "a config of --mig-config-file that must NOT apply on the nodes it targets (repeatable; env: "
                 "comma-separated; ini: one per line): its success fails the run"),
+    SettingSpec("gpu_allocation", "--mig-gpu-allocation", "MIG_GPU_ALLOCATION", "str", None,
+                "sim and local: how GPU nodes hand out GPUs: device-plugin (default) or dra (NVIDIA's DRA driver, "
+                "ResourceSlices and claims); real clusters are detected"),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -82,6 +85,7 @@ class Settings:
     report: Path | None = None
     timeout: float = 900.0
     expected_config_failures: tuple[str, ...] = ()
+    gpu_allocation: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, dict[str, Any]]:

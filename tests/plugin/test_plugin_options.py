@@ -31,6 +31,7 @@ VALUES = {
     "timeout": ("42", "timeout=42.0"),
     "allow_reconfigure": ("true", "allow_reconfigure=True"),  # a flag on the command line
     "expected_config_failures": ("a", "expected_config_failures=a"),  # names a config of my-mig.yaml
+    "gpu_allocation": ("dra", "gpu_allocation=dra"),
 }
 NEEDS = {"expected_config_failures": "config_file"}  # a setting that is checked against another one
 
