@@ -27,6 +27,7 @@ class Category(StrEnum):
     CUSTOM = "custom"
     SCHEDULING = "scheduling"
     RECONFIGURATION = "reconfiguration"
+    DRA = "dra"  # NVIDIA's DRA driver: ResourceSlices and claims (suites/test_dra.py)
     OTHER = "other"  # a test of the user's own that declares none
 
 
