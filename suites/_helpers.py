@@ -95,3 +95,9 @@ def apply_and_check(mig_node: GpuNode, mig_reconfigure: Callable[..., GpuNode],
     if problems:
         pytest.fail("\n".join(problems))
     return node, expected
+
+
+def runs_dra_driver(cluster: Any, node: str) -> bool:
+    """Whether `node` publishes a pool of NVIDIA's DRA driver (it then runs no device plugin: the dra suite checks
+    its claims, the device-plugin scheduling checks do not apply)."""
+    return any(s["spec"].get("nodeName") == node for s in cluster.list_resource_slices("gpu.nvidia.com"))
