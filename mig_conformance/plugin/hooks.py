@@ -37,7 +37,7 @@ MARKERS = (
     "mig_disruptive: the test changes the cluster (node labels, ClusterPolicy, config ConfigMap); skipped unless "
     "--mig-allow-reconfigure (always allowed on sim and local); every change is restored afterwards",
     "mig_category(name): report category of a test: catalog, single, mixed, all-balanced, custom, scheduling, "
-    "reconfiguration",
+    "reconfiguration, dra",
 )
 
 

@@ -189,8 +189,18 @@ class MigSession:
             before = before.advertised(strategy, DEFAULT_VERSION)
         boards = node_gpu_boards(node)
         models = [load_catalog().model_of(b) for b in boards]
-        return project_node(models, strategy or now, self._cluster_spec(), config, node=node.name,
-                            instance_type=node.instance_type, current=before, names=[b.nvml_name for b in boards])
+        projected = project_node(models, strategy or now, self._cluster_spec(), config, node=node.name,
+                                 instance_type=node.instance_type, current=before,
+                                 names=[b.nvml_name for b in boards])
+        if self.runs_dra_driver(node.name):  # no device plugin there: kubelet registers no nvidia.com resources
+            projected = dataclasses.replace(projected, allocatable={}, plugin_error=None)
+        return projected
+
+    def runs_dra_driver(self, node: str) -> bool:
+        """Whether the node publishes a pool of NVIDIA's DRA driver (gpu.nvidia.com ResourceSlices)."""
+        from mig_conformance.k8s.dra import DRIVER
+
+        return any(s["spec"].get("nodeName") == node for s in self.cluster.list_resource_slices(DRIVER))
 
     def _cluster_spec(self) -> Spec:
         """The cluster's mig-parted ConfigMap as mig-manager reads it (parsed once per version)."""

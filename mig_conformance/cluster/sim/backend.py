@@ -198,7 +198,8 @@ class SimCluster(Cluster):
         if strategy == self._strategy:
             return
         self._strategy = strategy
-        changed = [n.advertise(strategy, self.driver, self.plugin_version) for n in self._nodes.values()]
+        changed = [n.advertise(strategy, self.driver, self.plugin_version, device_plugin=self.dra is None)
+                   for n in self._nodes.values()]
         if any(changed):
             self._reschedule()
 
