@@ -144,6 +144,14 @@ class KubeCluster(Cluster):
             nodes.append({"name": n.name, "instance_type": n.instance_type, "driver": driver or None,
                           "gpu_product": labels.get("nvidia.com/gpu.product")})
         info["nodes"] = nodes
+        try:
+            from mig_conformance.cluster.dra_detect import detect
+
+            info["dra"] = detect(self)
+            if info["dra"]["version"]:
+                versions["dra_driver"] = info["dra"]["version"]
+        except ClusterError as exc:
+            info["dra_error"] = str(exc)
         drivers = sorted({n["driver"] for n in nodes if n["driver"]})
         if drivers:
             versions["driver"] = ", ".join(drivers)

@@ -21,7 +21,6 @@ from mig_conformance.k8s.model import PodRequest, PodStatus
 from support.control_plane import control_plane_assets
 
 
-
 def claim(name: str, profile: str) -> dict[str, Any]:
     return {"kind": "ResourceClaim", "metadata": {"name": name}, "spec": {"devices": {"requests": [
         {"name": "gpu", "exactly": {"deviceClassName": "mig.nvidia.com", "selectors": [
@@ -68,7 +67,7 @@ def run_nine(cluster: Any, namespace: str, node: str, settle: float) -> list[Pod
 
 def test_p5_all_balanced_32_devices_and_eight_of_nine_claims(local: LocalCluster) -> None:
     (node,) = local.list_gpu_nodes()
-    NODE = node.name  # noqa: N806
+    NODE = node.name
     local.request_mig_config(NODE, "all-balanced")
     local.wait_for_node(NODE, lambda n: n.labels.get(L.MIG_CONFIG_STATE) == "success", 60, "success")
     with local.admin() as admin:
@@ -76,6 +75,9 @@ def test_p5_all_balanced_32_devices_and_eight_of_nine_claims(local: LocalCluster
         names = {c["metadata"]["name"] for c in admin.list("DeviceClass")}
     assert {"gpu.nvidia.com", "mig.nvidia.com", "mig-3g-40gb.gpu.nvidia.com"} <= names
     assert not any(v for k, v in local.get_node(NODE).allocatable.items() if k.startswith("nvidia.com/"))
+    facts = local.describe()["dra"]  # as TARGET.yaml gets it, through the kit's least-privilege identity
+    assert facts["present"] and facts["nodes"] == {NODE: 32} and facts["advertised_by_both"] == []
+    assert facts["version"] is None and facts["version_source"]  # no GPUCluster here: says why
     statuses = run_nine(local, "dra-nine", NODE, 60)
     assert [s.phase for s in statuses[:8]] == ["Running"] * 8, statuses
     assert statuses[8].phase == "Pending" and "cannot allocate all claims" in (statuses[8].message or ""), statuses[8]

@@ -145,3 +145,11 @@ def test_claims_need_a_dra_cluster_and_valid_specs() -> None:
     cluster.create_pod(NS, PodRequest("q", {}, claims=("cel",)))
     status = cluster.get_pod(NS, "q")
     assert status.phase == "Pending" and "CEL runtime error" in (status.message or "")
+
+
+def test_describe_detects_the_dra_driver() -> None:
+    cluster = balanced()
+    facts = cluster.describe()["dra"]
+    assert facts["present"] and facts["nodes"] == {P5: 32} and not facts["dynamic_mig"]
+    assert "mig.nvidia.com" in facts["device_classes"] and facts["advertised_by_both"] == []
+    assert "dra" not in SimCluster("p5.48xlarge").describe()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, append_new
+from mig_conformance.cluster.dra_detect import detect as detect_dra
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.sim.dra import SimDra
 from mig_conformance.cluster.sim.fleet import parse_fleet
@@ -132,7 +133,9 @@ class SimCluster(Cluster):
                 "mig_strategy": self._strategy, "config_map": self._config_map,
                 "mig_manager": {"delay_s": self.delay, "with_reboot": self.with_reboot},
                 "nodes": {"count": len(self._nodes), "gpus": sum(len(n.spec.gpus) for n in self._nodes.values()),
-                          "by_type": dict(sorted(types.items()))}}
+                          "by_type": dict(sorted(types.items()))},
+                "gpu_allocation": self.gpu_allocation,
+                **({"dra": {**detect_dra(self), "version": "simulated"}} if self.dra is not None else {})}
 
     def list_gpu_nodes(self, selector: Mapping[str, str] | None = None) -> list[GpuNode]:
         wanted = dict(selector or {})
