@@ -61,6 +61,13 @@ def gpu_partitions(gpu: D.DraGpu, driver: str | None, unknown: set[str]) -> tupl
                 parts.append((gi.name, gi.id, start, size, caps))
     if not parts:
         return [D.full_gpu_device(gpu, driver, unknown)], None
+    # a capacity the catalog does not know for some profile cannot be a counter: NVML reports it on the GPU, the
+    # kit would invent the counter's total (the others' maximum) and refuse what the GPU allows
+    names = set().union(*(caps for *_, caps in parts))
+    partial = sorted(n for n in names if any(n not in caps for *_, caps in parts))
+    if partial:
+        unknown.add(f"{model.key}: dynamic MIG counters {', '.join(partial)} left out (unknown for some profiles)")
+        parts = [(n, i, s, z, {k: v for k, v in caps.items() if k not in partial}) for n, i, s, z, caps in parts]
     maxcap: dict[str, int] = {}
     for *_, caps in parts:
         for k, v in caps.items():
