@@ -85,6 +85,26 @@ def _counts(devices: list[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def _pictures(node: GpuNode, devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The published MIG devices on the report's GPU pictures: each at the memory slots its `memorySlice<i>`
+    capacities name, on the GPU its name's minor gives (static MIG)."""
+    models = node_gpu_models(node)
+    pictures: dict[int, dict[str, Any]] = {}
+    for d in devices:
+        m = re.match(r"^gpu-(\d+)-mig-", d["name"])
+        slots = sorted(int(k[len("memorySlice"):]) for k in d.get("capacity") or {} if k.startswith("memorySlice"))
+        if not m or not slots or int(m.group(1)) >= len(models) or d.get("consumesCounters"):
+            continue
+        gpu, model = int(m.group(1)), models[int(m.group(1))]
+        entry = pictures.setdefault(gpu, {"gpu": gpu, "model": model.key, "slots": model.memory_slots,
+                                          "slices": model.compute_slices, "instances": []})
+        profile = d["attributes"]["profile"]["string"]
+        gi = model.resolve(profile)
+        entry["instances"].append({"profile": profile, "start": slots[0], "size": len(slots),
+                                   "slices": gi[0].slices if gi else 0})
+    return [pictures[k] for k in sorted(pictures)]
+
+
 def test_published_devices_equal_the_expected_ones(mig_node: GpuNode, mig_cluster: Cluster,
                                                    mig_expect: Callable[..., NodeProjection],
                                                    mig_record: Callable[..., None]) -> None:
@@ -96,7 +116,7 @@ def test_published_devices_equal_the_expected_ones(mig_node: GpuNode, mig_cluste
     gpu = node_gpu_models(node)[0]
     mig_record(node=node.name, instance_type=node.instance_type, gpu_model=gpu.key,
                config=node.labels.get(L.MIG_CONFIG), expected={"devices": expected.counts()},
-               measured={"devices": _counts(devices)})
+               measured={"devices": _counts(devices)}, layout=_pictures(node, devices))
     assert _counts(devices) == expected.counts(), f"{node.name}: devices per profile differ"
     names = {k for d in expected.devices for k in d.attributes}
     want = Counter(_key(d.api(), names) for d in expected.devices)
