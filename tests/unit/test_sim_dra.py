@@ -153,3 +153,21 @@ def test_describe_detects_the_dra_driver() -> None:
     assert facts["present"] and facts["nodes"] == {P5: 32} and not facts["dynamic_mig"]
     assert "mig.nvidia.com" in facts["device_classes"] and facts["advertised_by_both"] == []
     assert "dra" not in SimCluster("p5.48xlarge").describe()
+
+
+def test_gpu_allocation_from_the_clusters_file_and_the_option(tmp_path) -> None:
+    from mig_conformance.cluster.registry import open_cluster
+    from mig_conformance.cluster.targets import load_clusters_file
+    from mig_conformance.plugin.settings import Settings
+
+    path = tmp_path / "clusters.yaml"
+    path.write_text("lab:\n  backend: sim\n  nodes: p5.48xlarge\n  gpu_allocation: dra\n  dynamic_mig: true\n")
+    lab = open_cluster(load_clusters_file(path)["lab"], allow_changes=False)
+    assert isinstance(lab, SimCluster) and lab.dra is not None and lab.dra.dynamic
+    opt = open_cluster("sim:p5.48xlarge", allow_changes=False, settings=Settings(gpu_allocation="dra"))
+    assert isinstance(opt, SimCluster) and opt.gpu_allocation == "dra"
+    with pytest.raises(ClusterError, match="unknown GPU allocation 'both'"):
+        open_cluster("sim:p5.48xlarge", allow_changes=False, settings=Settings(gpu_allocation="both"))
+    path.write_text("lab:\n  backend: sim\n  gpu_allocation: 3\n")
+    with pytest.raises(Exception, match="gpu_allocation"):
+        load_clusters_file(path)
