@@ -171,3 +171,9 @@ def test_gpu_allocation_from_the_clusters_file_and_the_option(tmp_path) -> None:
     path.write_text("lab:\n  backend: sim\n  gpu_allocation: 3\n")
     with pytest.raises(Exception, match="gpu_allocation"):
         load_clusters_file(path)
+
+
+def test_a_node_advertising_gpus_through_both_is_detected() -> None:
+    cluster = balanced()
+    cluster._node(P5).resources["nvidia.com/mig-3g.40gb"] = 8  # a device plugin left running beside the driver
+    assert cluster.describe()["dra"]["advertised_by_both"] == [P5]
