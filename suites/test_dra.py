@@ -124,8 +124,10 @@ def test_published_devices_equal_the_expected_ones(mig_node: GpuNode, mig_cluste
     assert got == want, f"{node.name}: attributes or capacities differ: missing {list((want - got).elements())[:2]}, " \
                         f"unexpected {list((got - want).elements())[:2]}"
     migs = [d for d in devices if d["attributes"]["type"]["string"] == "mig"]
-    assert all({"uuid", "parentUUID"} <= set(d["attributes"]) for d in migs), f"{node.name}: a MIG device without " \
-                                                                               "uuid or parentUUID"
+    # a partitionable device (dynamic MIG) is a partition not made yet: it names its parent, it has no UUID
+    need = [{"parentUUID"} if d.get("consumesCounters") else {"uuid", "parentUUID"} for d in migs]
+    assert all(n <= set(d["attributes"]) for n, d in zip(need, migs, strict=True)), \
+        f"{node.name}: a MIG device without uuid or parentUUID"
     if not any(d.get("consumesCounters") for d in devices):
         parents = {d["attributes"]["parentUUID"]["string"] for d in migs}
         full = {d["attributes"]["uuid"]["string"] for d in devices if d["attributes"]["type"]["string"] == "gpu"}
