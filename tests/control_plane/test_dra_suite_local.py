@@ -15,8 +15,11 @@ from mig_conformance.plugin.settings import SETTINGS
 from support.control_plane import control_plane_assets
 
 
-def _run(folder: Path, cluster: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+def _run(folder: Path, cluster: str, clusters_file: str | None = None
+         ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     folder.mkdir()
+    if clusters_file:
+        (folder / "mig-clusters.yaml").write_text(clusters_file)
     settings = {s.env for s in SETTINGS if s.env}
     env = {k: v for k, v in os.environ.items() if k not in settings and not k.startswith("PYTEST_")}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--mig-cluster={cluster}",
@@ -48,4 +51,19 @@ def test_dra_suite_passes_on_local_as_on_sim(tmp_path: Path) -> None:
     dra = {k for k in local_tests if k.startswith("test_dra.py::")}
     assert {k for k, (outcome, _) in local_tests.items() if k in dra and outcome == "passed"} >= {
         k for k in dra if "dynamic" not in k}, local_tests
+    assert local_tests == sim_tests
+
+
+def test_dynamic_mig_on_local_as_on_sim(tmp_path: Path) -> None:
+    """Dynamic MIG: the real scheduler allocates 1g.10gb partitions until every memory slice is taken (7 per H100),
+    never two overlapping ones, and sim says the same."""
+    control_plane_assets()
+    entry = "dyn:\n  backend: {}\n  nodes: p5.48xlarge\n  gpu_allocation: dra\n  dynamic_mig: true\n"
+    local, local_summary = _run(tmp_path / "local", "dyn", entry.format("local"))
+    assert local.returncode == 0, local.stdout[-4000:] + local.stderr[-2000:]
+    sim, sim_summary = _run(tmp_path / "sim", "dyn", entry.format("sim"))
+    assert sim.returncode == 0, sim.stdout[-4000:]
+    local_tests, sim_tests = _by_test(local_summary), _by_test(sim_summary)
+    dynamic = next(v for k, v in local_tests.items() if "dynamic_mig_never" in k)
+    assert dynamic == ("passed", '{"allocated": 56}')
     assert local_tests == sim_tests
