@@ -166,7 +166,7 @@ def _mig_node(cluster: Cluster, node: GpuNode, reconfigure: Callable[..., GpuNod
         node = reconfigure(node, "all-balanced")
         assert node.labels.get(L.MIG_CONFIG_STATE) == SUCCESS, f"{node.name}: all-balanced did not apply"
         devices = _published(cluster, node)
-    return node, devices
+    return cluster.get_node(node.name), devices
 
 
 def _claim(name: str, requests: list[tuple[str, str]], match: str | None = None, cls: str = dra.MIG_CLASS
@@ -201,7 +201,9 @@ def test_every_mig_device_takes_a_claim_and_one_more_stays_pending(
     node, devices = _mig_node(mig_cluster, mig_node, mig_reconfigure)
     counts = {k: v for k, v in _counts(devices).items() if k != "gpu"}
     mig_record(node=node.name, instance_type=node.instance_type, gpu_model=node_gpu_models(node)[0].key,
-               config=node.labels.get(L.MIG_CONFIG), expected={"bound": counts, "extra": "Pending"})
+               config=node.labels.get(L.MIG_CONFIG),
+               expected={"bound": sum(counts.values()), "distinct_devices": sum(counts.values()),
+                         "extra": "Pending"})
     made = []
     for profile, n in counts.items():
         for i in range(n):
@@ -213,8 +215,8 @@ def test_every_mig_device_takes_a_claim_and_one_more_stays_pending(
         mig_pods.wait_bound(pod)
     status = mig_pods.wait_unschedulable(extra)
     allocated = [r["device"] for name, ns_, _ in made for r in _results(mig_cluster, ns_, name)]
-    mig_record(measured={"bound": len(made), "distinct_devices": len(set(allocated)),
-                         "extra": {"phase": status.phase, "message": status.message}})
+    mig_record(measured={"bound": len(made), "distinct_devices": len(set(allocated)), "extra": status.phase,
+                         "message": status.message})
     assert len(set(allocated)) == len(allocated) == sum(counts.values()), f"{node.name}: claims share a device"
     assert not status.bound and CANNOT_ALLOCATE in (status.message or ""), \
         f"{node.name}: the extra {most} claim should stay Pending ({CANNOT_ALLOCATE}), got {status}"
@@ -243,9 +245,12 @@ def test_two_devices_from_one_gpu_through_match_attribute(
     mig_pods.wait_bound(pod)
     parent_of = {d["name"]: d["attributes"]["parentUUID"]["string"] for d in devices
                  if d["attributes"]["type"]["string"] == "mig"}
-    got = [r["device"] for r in _results(mig_cluster, ns, "pair")]
-    mig_record(node=node.name, instance_type=node.instance_type, expected={"profiles": pair, "parents": 1},
-               measured={"devices": got, "parents": len({parent_of.get(g) for g in got})})
+    results = _results(mig_cluster, ns, "pair")
+    got = [r["device"] for r in results]
+    profile_of = {d["name"]: d["attributes"]["profile"]["string"] for d in devices if "profile" in d["attributes"]}
+    mig_record(node=node.name, instance_type=node.instance_type, expected={"profiles": sorted(pair), "parents": 1},
+               measured={"profiles": sorted(profile_of.get(g, "?") for g in got), "devices": got,
+                         "parents": len({parent_of.get(g) for g in got})})
     assert len(got) == 2 and len({parent_of.get(g) for g in got}) == 1, f"{node.name}: {got} are not on one GPU"
 
 
@@ -269,7 +274,7 @@ def test_extended_resource_bridge(mig_node: GpuNode, mig_cluster: Cluster, mig_r
     claims = [c for c in mig_cluster.list_resource_claims(ns)
               if (c["metadata"].get("annotations") or {}).get(dra.EXTENDED_RESOURCE_CLAIM) == "true"]
     mig_record(node=node.name, instance_type=node.instance_type, expected={"resource": resource, "bound": True},
-               measured={"bound": status.bound, "claims": len(claims)})
+               measured={"resource": resource, "bound": status.bound, "claims": len(claims)})
     assert claims, f"{node.name}: pod bound with {resource} but no claim annotated {dra.EXTENDED_RESOURCE_CLAIM}"
 
 
