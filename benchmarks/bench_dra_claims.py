@@ -58,11 +58,16 @@ def claim(i: int) -> dict[str, Any]:
                 "selectors": [{"cel": {"expression": dra.profile_selector(profile_of(i))}}]}}]}}}
 
 
+NODES: list[str] = []  # with --pin: pod i goes to NODES[i // PER_NODE]
+
+
 def pod(i: int, dra_claim: bool) -> dict[str, Any]:
     resources = {} if dra_claim else {dra.extended_resource(profile_of(i)): "1"}
     container: dict[str, Any] = {"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"],
                                  "resources": {"requests": resources, "limits": resources}}
     spec: dict[str, Any] = {"containers": [container], "restartPolicy": "Never", "terminationGracePeriodSeconds": 0}
+    if NODES:
+        spec["nodeSelector"] = {"kubernetes.io/hostname": NODES[i // PER_NODE]}
     if dra_claim:
         container["resources"] = {"claims": [{"name": "gpu"}]}
         spec["resourceClaims"] = [{"name": "gpu", "resourceClaimName": f"c-{i:05d}"}]
@@ -143,6 +148,8 @@ def main() -> int:
     ap.add_argument("--scheduler-qps", type=float, default=None,
                     help="kube-scheduler --kube-api-qps/--kube-api-burst (default: its own 50/100; a DRA binding "
                          "takes two writes, the claim's status and the binding, a device-plugin one takes one)")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin each pod to a node (nodeSelector): the scheduler filters one node per pod, not all")
     args = ap.parse_args()
     extra = {}
     if args.scheduler_qps:
@@ -150,13 +157,16 @@ def main() -> int:
                                     f"--kube-api-burst={int(args.scheduler_qps)}"]}
     n = args.nodes * PER_NODE
     qps = f"kube-scheduler --kube-api-qps={args.scheduler_qps:g}" if args.scheduler_qps else "kube-scheduler defaults"
-    print(f"{describe()}; {args.nodes} x p5.48xlarge all-balanced, {n} MIG devices; {qps}")
+    print(f"{describe()}; {args.nodes} x p5.48xlarge all-balanced, {n} MIG devices; {qps}"
+          + ("; pods pinned to nodes" if args.pin else ""))
     with tempfile.TemporaryDirectory(prefix="bench-dra-") as tmp:
         t = time.perf_counter()
         cluster = LocalCluster.start(f"p5.48xlarge*{args.nodes}", state_dir=Path(tmp), gpu_allocation="dra",
                                      mig_manager_delay=0.05, timeout=300, extra_args=extra)
         try:
             names = [x.name for x in cluster.list_gpu_nodes()]
+            if args.pin:
+                NODES[:] = sorted(names)
             for name in names:
                 cluster.set_node_label(name, L.MIG_CONFIG, "all-balanced")
             with cluster.admin() as admin:
