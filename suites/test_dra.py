@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.mig_category("dra")
 
 RUNTIME = {"uuid", "parentUUID"}  # run-time values: compared for presence, not value
-NOT_COMPARED = re.compile(r"^(resource\.kubernetes\.io/|addressingMode$|numaNode$)")
 CANNOT_ALLOCATE = "cannot allocate all claims"
 
 

@@ -29,7 +29,7 @@ def claim_pod(name: str, node: str, claim: str) -> dict[str, Any]:
                      "terminationGracePeriodSeconds": 0,
                      "tolerations": [{"operator": "Exists"}],
                      "resourceClaims": [{"name": "gpu", "resourceClaimName": claim}],
-                     "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
+                     "containers": [{"name": "main", "image": "busybox:1.36",
                                      "resources": {"claims": [{"name": "gpu"}]}}]}}
 
 
