@@ -49,6 +49,18 @@ class ActiveRun:
         return RunRecord(self.config, self.started, tuple(self.states), self.reason, self.mode_change)
 
 
+@dataclass(frozen=True)
+class DraGpuRead:
+    """One GPU as the DRA kubelet plugin reads it: MIG devices are (profile, GI profile ID, start, size, UUID)."""
+
+    minor: int
+    model: str
+    uuid: str
+    name: str
+    mig_enabled: bool
+    migs: tuple[tuple[str, int, int, int, str], ...]
+
+
 class NodeGpus:
     """A node's NVML simulator and the mig-parted simulator on it; `current` is the mig-manager run under way."""
 
@@ -170,6 +182,38 @@ class NodeGpus:
     def generated_configs(self) -> G.Configs:
         """What mig-manager >= v0.14.0 generates on this node (raises like `discover_profiles`)."""
         return G.build(self.discover_profiles())
+
+    def dra_inventory(self) -> tuple[DraGpuRead, ...]:
+        """What NVIDIA's DRA kubelet plugin reads when it starts (nvlib.go enumerateAllPossibleDevices): per GPU its
+        minor (= index here), UUID, NVML name, MIG mode, and each MIG device's profile (go-nvlib name), GI profile
+        ID, GI placement and UUID."""
+        nvml = self.nvml
+        out: list[DraGpuRead] = []
+        nvml.nvmlInit()
+        try:
+            for i, gpu in enumerate(nvml.gpus):
+                handle = nvml.nvmlDeviceGetHandleByIndex(i)
+                try:
+                    enabled = nvml.nvmlDeviceGetMigMode(handle)[0] == nv.NVML_DEVICE_MIG_ENABLE
+                except nv.NVMLError_NotSupported:
+                    enabled = False
+                migs: list[tuple[str, int, int, int, str]] = []
+                if enabled:
+                    total = nvml.nvmlDeviceGetMemoryInfo(handle).total
+                    for j in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+                        try:
+                            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, j)
+                        except nv.NVMLError_NotFound:
+                            continue
+                        gi = nvml.nvmlDeviceGetGpuInstanceById(handle, nvml.nvmlDeviceGetGpuInstanceId(mig))
+                        info = nvml.nvmlGpuInstanceGetInfo(gi)
+                        migs.append((self._mig_device_name(handle, mig, total), info.profileId, info.placement.start,
+                                     info.placement.size, nvml.nvmlDeviceGetUUID(mig)))
+                out.append(DraGpuRead(i, gpu.model.key, nvml.nvmlDeviceGetUUID(handle),
+                                      nvml.nvmlDeviceGetName(handle), enabled, tuple(migs)))
+        finally:
+            nvml.nvmlShutdown()
+        return tuple(out)
 
     def reboot(self) -> None:
         """Pending MIG modes take effect; GPU and compute instances do not survive a reboot."""

@@ -127,3 +127,9 @@ def require_config(mig_cluster: Cluster, node: GpuNode, config: str, record_prop
     hint = f" (the kit installed ConfigMap {installed})" if installed and installed != effective.config_map else ""
     pytest.fail(f"config {config} is not in the mig-parted file mig-manager reads on node {node.name}: "
                 f"{effective.kind} ConfigMap {effective.config_map}{hint} has {', '.join(sorted(names)) or 'none'}")
+
+
+def runs_dra_driver(cluster: Any, node: str) -> bool:
+    """Whether `node` publishes a pool of NVIDIA's DRA driver (it then runs no device plugin: the dra suite checks
+    its claims, the device-plugin scheduling checks do not apply)."""
+    return any(s["spec"].get("nodeName") == node for s in cluster.list_resource_slices("gpu.nvidia.com"))

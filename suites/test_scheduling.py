@@ -9,7 +9,7 @@ import pytest
 
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.node_hardware import node_gpu_models, not_applicable_note
-from mig_conformance.suites._helpers import nvidia_resources
+from mig_conformance.suites._helpers import nvidia_resources, runs_dra_driver
 
 if TYPE_CHECKING:
     from mig_conformance.cluster.base import Cluster
@@ -28,6 +28,8 @@ def balanced_node(mig_node: GpuNode, mig_cluster: Cluster, mig_reconfigure: Call
     gpu = node_gpu_models(mig_node)[0]
     if not gpu.mig_capable:
         pytest.skip(f"{mig_node.name}: {gpu.key} is not MIG capable{not_applicable_note(mig_node)}")
+    if runs_dra_driver(mig_cluster, mig_node.name):
+        pytest.skip(f"{mig_node.name} runs NVIDIA's DRA driver, not the device plugin: test_dra.py checks its claims")
     if mig_settings.strategy not in (None, "mixed"):
         pytest.skip("scheduling of MIG resources is checked under the mixed strategy")
     node = mig_reconfigure(mig_node, "all-balanced", "mixed")

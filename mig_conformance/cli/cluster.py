@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--strategy", choices=("none", "single", "mixed"), default="mixed",
                     help="the ClusterPolicy's spec.mig.strategy (default mixed)")
     up.add_argument("--gpu-taint", action="store_true", help="taint GPU nodes nvidia.com/gpu=true:NoSchedule")
+    up.add_argument("--gpu-allocation", choices=("device-plugin", "dra"), default="device-plugin",
+                    help="dra: GPU nodes run NVIDIA's DRA driver (ResourceSlices, claims) instead of the device plugin")
+    up.add_argument("--dynamic-mig", action="store_true",
+                    help="with --gpu-allocation dra: the driver's DynamicMIG gate (alpha): partitionable devices")
     up.add_argument("--mig-manager-delay", type=float, default=None, metavar="S",
                     help="seconds mig-manager stays pending/rebooting (agents' default when not given)")
     up.add_argument("--no-agents", action="store_true", help="do not start the simulated GPU Operator agents")
@@ -159,7 +163,8 @@ def _up(args: argparse.Namespace) -> int:
         cluster = LocalCluster.start(args.nodes, state_dir=state, strategy=args.strategy, gpu_taint=args.gpu_taint,
                                      mig_manager_delay=args.mig_manager_delay,
                                      agents=False if args.no_agents else "auto", assets=assets, detach=True,
-                                     timeout=args.timeout, name=f"local@{path}", stack=profile)
+                                     timeout=args.timeout, name=f"local@{path}", stack=profile,
+                                     gpu_allocation=args.gpu_allocation, dynamic_mig=args.dynamic_mig)
     except ClusterError as exc:
         return _fail(f"cluster up failed (everything it started was stopped; logs in {state / 'logs'}):\n{exc}")
     except OSError as exc:  # e.g. the --kubeconfig folder is a file
@@ -169,6 +174,7 @@ def _up(args: argparse.Namespace) -> int:
         write_private(path, plane.admin_kubeconfig.read_bytes())  # never readable by others, not even briefly
         seconds = time.monotonic() - t0
         info = {"backend": "local", "nodes": args.nodes, "strategy": args.strategy, "gpu_taint": args.gpu_taint,
+                "gpu_allocation": args.gpu_allocation, "dynamic_mig": args.dynamic_mig,
                 "agents": cluster.facts["local"]["agents"], "kubeconfig": str(path), "ready_seconds": round(seconds, 2)}
         (state / CLUSTER_FILE).write_text(json.dumps(info, indent=1))
         node_names = [n.name for n in cluster.list_gpu_nodes()]
@@ -180,7 +186,8 @@ def _up(args: argparse.Namespace) -> int:
     print(f"  API server  {plane.server} (Kubernetes {v.get('kubernetes')}, etcd {v.get('etcd')}, "
           f"kwok {v.get('kwok')})")
     print(f"  nodes       {len(node_names)} ({args.nodes}), MIG strategy {args.strategy}, "
-          f"GPU taint {'yes' if args.gpu_taint else 'no'}")
+          f"GPU taint {'yes' if args.gpu_taint else 'no'}, GPU allocation {args.gpu_allocation}"
+          + (" (dynamic MIG)" if args.dynamic_mig else ""))
     print("  processes   " + ", ".join(f"{p.name} {p.pid}" for p in plane.procs.values()))
     print(f"  stack       {stack.as_argument(profile)}")
     print(f"  logs        {plane.logs}/")

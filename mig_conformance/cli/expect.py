@@ -13,7 +13,7 @@ from mig_conformance.gpus.catalog import GpuModel, driver_branch, parse_gpu_spec
 from mig_conformance.gpus.gpu_list import node_gpus
 from mig_conformance.gpus.instance_types import get_instance_type
 from mig_conformance.gpus.provenance import gpu_provenance
-from mig_conformance.k8s import device_plugin, stack, versions
+from mig_conformance.k8s import device_plugin, dra, stack, versions
 from mig_conformance.k8s.labels import MIG_CONFIG, STRATEGIES
 from mig_conformance.k8s.mig_config import EffectiveConfig, offline_config
 from mig_conformance.k8s.projection import NodeProjection, project_node
@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--config", metavar="NAME",
                    help="value of the nvidia.com/mig.config label (omit: a node without the label)")
     p.add_argument("--strategy", choices=STRATEGIES,
-                   help="ClusterPolicy mig.strategy (required, except with --bottlerocket-settings: single)")
+                   help="ClusterPolicy mig.strategy (required with the device plugin, except with "
+                        "--bottlerocket-settings: single; GFD's labels with --gpu-allocation dra, default mixed)")
     p.add_argument("--config-file", metavar="FILE",
                    help="mig-parted config or ConfigMap (a custom config; default: what mig-manager reads on a fresh "
                         "node of the newest stack: the config it generates from the node's GPUs, or the GPU "
@@ -50,6 +51,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--device-plugin-version", metavar="VERSION",
                    help=f"k8s-device-plugin release to model (default: the stack's, {device_plugin.DEFAULT_VERSION})")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--gpu-allocation", choices=(stack.DEVICE_PLUGIN, stack.DRA), default=stack.DEVICE_PLUGIN,
+                   help="device-plugin (extended resources) or dra: the ResourceSlices and DeviceClasses of NVIDIA's "
+                        "DRA driver (gpu.nvidia.com) instead of allocatable")
+    p.add_argument("--dynamic-mig", action="store_true",
+                   help="with --gpu-allocation dra: the driver's DynamicMIG gate (alpha): every profile at every "
+                        "placement as a partitionable device")
     expect_bottlerocket.register_options(p)
     p.set_defaults(run=run, usage_error=p.error)
 
@@ -107,13 +114,36 @@ def _effective(desc: str, gpus: list[Any], args: argparse.Namespace, profile: st
     driver = profile.driver.value
     legacy = driver is not None and is_legacy_driver(driver)
     return offline_config(desc, list(zip(gpus, ids, strict=True)), profile, driver, legacy)
+def _print_dra(p: dra.DraProjection) -> None:
+    print(f"DRA driver {dra.DRIVER}: pool {p.node}, {len(p.slices)} ResourceSlice(s)"
+          + (" (dynamic MIG, alpha)" if p.dynamic else ""))
+    print("devices: " + (", ".join(f"{n}x {k}" for k, n in p.counts().items()) or "none"))
+    for d in p.devices:
+        caps = ", ".join(f"{k}={v['value']}" for k, v in d.capacity.items() if not k.startswith("memorySlice"))
+        where = f" @{d.placement[0]}:{d.placement[1]}" if d.placement else ""
+        print(f"  {d.name:28} GPU {d.gpu} type={d.type}" + (f" profile={d.profile}" if d.profile else "")
+              + f"{where}  {caps}")
+    print("DeviceClasses:")
+    for c in p.classes:
+        ext = c["spec"].get("extendedResourceName")
+        print(f"  {c['metadata']['name']}" + (f" (extendedResourceName {ext})" if ext else ""))
+    for note in p.notes:
+        print(f"  note: {note}")
+    for what in p.unknown:
+        print(f"  unknown, left out: {what}")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.bottlerocket_settings is not None:
         return expect_bottlerocket.run(args, choose_stack(args))
+    use_dra = args.gpu_allocation == stack.DRA
+    if args.dynamic_mig and not use_dra:
+        raise InputError("--dynamic-mig needs --gpu-allocation dra")
     if args.strategy is None:
-        args.usage_error("the following arguments are required: --strategy (except with --bottlerocket-settings)")
+        if not use_dra:
+            args.usage_error("the following arguments are required: --strategy (except with --bottlerocket-settings "
+                             "or --gpu-allocation dra)")
+        args.strategy = "mixed"
     desc, gpus = node_gpus(args.gpu, args.instance_type)
     profile = choose_stack(args)
     effective = None
@@ -136,17 +166,28 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from None
     if unavailable:  # mig-manager is not deployed there (or cannot enable MIG): the GPUs stay whole
         projection = replace(projection, labels=dict(sorted({**projection.labels, MIG_CONFIG: args.config}.items())))
+    dra_projection = None
+    if use_dra:
+        dra_projection = dra.project_states(desc, projection.gpus, profile, dynamic=args.dynamic_mig)
+        # the node runs the DRA driver instead of the device plugin: kubelet registers no nvidia.com resources
+        projection = replace(projection, allocatable={}, plugin_error=None)
     mig_config = effective.as_dict() if effective else {"kind": "custom", "file": args.config_file}
     if args.json:
-        print_json({**projection.as_dict(), "stack": profile.as_dict(), "mig_config": mig_config,
-                    "mig_available": unavailable is None, "not_applicable": unavailable,
-                    "provenance": _provenance(args, gpus)})
+        doc = {**projection.as_dict(), "stack": profile.as_dict(), "mig_config": mig_config,
+               "mig_available": unavailable is None, "not_applicable": unavailable,
+               "provenance": _provenance(args, gpus)}
+        if dra_projection is not None:
+            doc["gpu_allocation"] = stack.DRA
+            doc["dra"] = dra_projection.as_dict()
+        print_json(doc)
     else:
         _print_provenance(args, gpus)
         if unavailable:
             print(f"config {args.config}: {NOT_APPLICABLE}: {unavailable}")
         _print_text(desc, args, projection, profile)
         print(f"mig-parted file: {effective.line() if effective else args.config_file}")
+        if dra_projection is not None:
+            _print_dra(dra_projection)
     failed = projection.state == "failed" or projection.plugin_error is not None or unavailable is not None
     return EXIT_FAIL if failed else EXIT_OK
 

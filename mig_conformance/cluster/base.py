@@ -225,6 +225,30 @@ class Cluster(abc.ABC):
     @abc.abstractmethod
     def list_pods(self, namespace: str) -> list[PodStatus]: ...
 
+    # ---- DRA (resource.k8s.io/v1): read anywhere; claims live in the run's namespaces ------------------
+    def list_resource_slices(self, driver: str | None = None) -> list[dict[str, Any]]:
+        """ResourceSlices (API form), those of `driver` only when given; [] where the cluster serves no DRA API."""
+        return []
+
+    def list_device_classes(self) -> list[dict[str, Any]]:
+        return []
+
+    def create_resource_claim(self, namespace: str, claim: Mapping[str, Any]) -> None:
+        """Create a ResourceClaim (or, with kind ResourceClaimTemplate, a template) in a namespace of this run."""
+        self._check_allowed(f"create {claim.get('kind', 'ResourceClaim')} {namespace}/"
+                            f"{(claim.get('metadata') or {}).get('name')}")
+        self._create_resource_claim(namespace, claim)
+
+    def _create_resource_claim(self, namespace: str, claim: Mapping[str, Any]) -> None:
+        raise ClusterError(f"the {self.kind} backend does not create ResourceClaims")
+
+    def get_resource_claim(self, namespace: str, name: str) -> dict[str, Any]:
+        """A ResourceClaim with its status (allocation, reservedFor)."""
+        raise ClusterError(f"the {self.kind} backend does not read ResourceClaims")
+
+    def list_resource_claims(self, namespace: str) -> list[dict[str, Any]]:
+        return []
+
     # ---- journaled changes ----------------------------------------------------------------------
     def _check_allowed(self, what: str) -> None:
         if not self.allow_changes:

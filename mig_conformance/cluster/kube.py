@@ -51,6 +51,12 @@ PERMISSIONS = {
     "get_code": "get /version", "list_namespace": "list namespaces", "read_namespace": "get namespaces",
     "list_pod_for_all_namespaces": "list pods in all namespaces",
     "list_namespaced_deployment": "list deployments", "watch_node": "watch nodes",
+    "list_resource_slice": "list resourceslices.resource.k8s.io",
+    "list_device_class": "list deviceclasses.resource.k8s.io",
+    "create_namespaced_resource_claim": "create resourceclaims.resource.k8s.io",
+    "create_namespaced_resource_claim_template": "create resourceclaimtemplates.resource.k8s.io",
+    "read_namespaced_resource_claim": "get resourceclaims.resource.k8s.io",
+    "list_namespaced_resource_claim": "list resourceclaims.resource.k8s.io",
 }
 
 
@@ -162,6 +168,14 @@ class KubeCluster(Cluster):
             nodes.append({"name": n.name, "instance_type": n.instance_type, "driver": driver or None,
                           "gpu_product": labels.get("nvidia.com/gpu.product")})
         info["nodes"] = nodes
+        try:
+            from mig_conformance.cluster.dra_detect import detect
+
+            info["dra"] = detect(self)
+            if info["dra"]["version"]:
+                versions["dra_driver"] = info["dra"]["version"]
+        except ClusterError as exc:
+            info["dra_error"] = str(exc)
         drivers = sorted({n["driver"] for n in nodes if n["driver"]})
         if drivers:
             versions["driver"] = ", ".join(drivers)
@@ -453,19 +467,66 @@ class KubeCluster(Cluster):
     def _create_pod(self, namespace: str, pod: PodRequest) -> None:
         c = self._client
         limits = {k: str(v) for k, v in (pod.limits if pod.limits is not None else pod.resources).items()}
+        # DRA: spec.resourceClaims names each claim (or template) once; the container uses all of them
+        pod_claims = [c.V1PodResourceClaim(name=f"claim-{i}", resource_claim_name=n) for i, n in enumerate(pod.claims)]
+        pod_claims += [c.V1PodResourceClaim(name=f"template-{i}", resource_claim_template_name=n)
+                       for i, n in enumerate(pod.claim_templates)]
+        claim_refs = [c.CoreV1ResourceClaim(name=pc.name) for pc in pod_claims]
         requests = {k: str(v) for k, v in pod.resources.items()}
         container = c.V1Container(name="main", image=self.pod_image, command=["sleep", "3600"],
-                                  resources=c.V1ResourceRequirements(limits=limits, requests=requests))
+                                  resources=c.V1ResourceRequirements(limits=limits, requests=requests,
+                                                                     claims=claim_refs or None))
         tolerations = [c.V1Toleration(key=t.key or None, operator=t.operator, value=t.value or None,
                                       effect=t.effect or None) for t in pod.tolerations]
         body = c.V1Pod(metadata=c.V1ObjectMeta(name=pod.name, labels=dict(pod.labels)),
                        spec=c.V1PodSpec(containers=[container], node_selector=dict(pod.node_selector) or None,
                                         tolerations=tolerations or None, restart_policy="Never",
-                                        termination_grace_period_seconds=0))
+                                        termination_grace_period_seconds=0,
+                                        resource_claims=pod_claims or None))
         self._call(self.core.create_namespaced_pod, namespace, body)
 
     def get_pod(self, namespace: str, name: str) -> PodStatus:
         return _pod_status(self._call(self.core.read_namespaced_pod, name, namespace))
+
+    # ---- DRA ----------------------------------------------------------------------------------------
+    def _raw(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """The JSON document of a call (DRA objects stay in API form)."""
+        resp = self._call(fn, *args, _preload_content=False, **kwargs)
+        return json.loads(resp.data)
+
+    @property
+    def _resource(self) -> Any:
+        return self._client.ResourceV1Api(self.api_client)
+
+    def list_resource_slices(self, driver: str | None = None) -> list[dict[str, Any]]:
+        """ResourceSlices; [] where the API server does not serve resource.k8s.io/v1 (404)."""
+        selector = f"spec.driver={driver}" if driver else None
+        try:
+            doc = self._raw(self._resource.list_resource_slice, field_selector=selector)
+        except NotFound:
+            return []
+        return list(doc.get("items") or [])
+
+    def list_device_classes(self) -> list[dict[str, Any]]:
+        try:
+            return list(self._raw(self._resource.list_device_class).get("items") or [])
+        except NotFound:
+            return []
+
+    def _create_resource_claim(self, namespace: str, claim: Mapping[str, Any]) -> None:
+        body = {"apiVersion": "resource.k8s.io/v1", **claim}
+        body["metadata"] = {**(claim.get("metadata") or {}), "namespace": namespace}
+        if claim.get("kind") == "ResourceClaimTemplate":
+            self._raw(self._resource.create_namespaced_resource_claim_template, namespace, body)
+        else:
+            body["kind"] = "ResourceClaim"
+            self._raw(self._resource.create_namespaced_resource_claim, namespace, body)
+
+    def get_resource_claim(self, namespace: str, name: str) -> dict[str, Any]:
+        return dict(self._raw(self._resource.read_namespaced_resource_claim, name, namespace))
+
+    def list_resource_claims(self, namespace: str) -> list[dict[str, Any]]:
+        return list(self._raw(self._resource.list_namespaced_resource_claim, namespace).get("items") or [])
 
     def _delete_pod(self, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFound):

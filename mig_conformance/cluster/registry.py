@@ -87,6 +87,8 @@ def _open_sim(name: str, fleet: str, allow_changes: bool, options: Mapping[str, 
     if settings is not None:
         if getattr(settings, "strategy", None) and "strategy" not in kwargs:
             kwargs["strategy"] = settings.strategy
+        if getattr(settings, "gpu_allocation", None) and "gpu_allocation" not in kwargs:
+            kwargs["gpu_allocation"] = settings.gpu_allocation
         if not fleet and getattr(settings, "instance_type", None):
             fleet = settings.instance_type
     kwargs.setdefault("name", name)
@@ -108,6 +110,8 @@ def _open_local(name: str, spec: str, allow_changes: bool, options: Mapping[str,
     if settings is not None:
         if getattr(settings, "strategy", None) and "strategy" not in kwargs:
             kwargs["strategy"] = settings.strategy
+        if getattr(settings, "gpu_allocation", None) and "gpu_allocation" not in kwargs:
+            kwargs["gpu_allocation"] = settings.gpu_allocation
         if not spec and getattr(settings, "instance_type", None):
             spec = settings.instance_type
         report = getattr(settings, "report", None)

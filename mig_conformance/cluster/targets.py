@@ -30,7 +30,7 @@ COMMON_KEYS: dict[str, type | tuple[type, ...]] = {"backend": str, "description"
                                                   "stack": (str, dict)}
 _SIMULATED: dict[str, type | tuple[type, ...]] = {"nodes": str, "strategy": str, "mig_manager_delay": NUMBER,
                                                   "with_reboot": bool, "gpu_reset_works": bool, "gpu_taint": bool,
-                                                  "default_config": str}
+                                                  "default_config": str, "gpu_allocation": str, "dynamic_mig": bool}
 _KUBE: dict[str, type | tuple[type, ...]] = {"config_map": str, "namespace": str, "pod_image": str}
 #: Per backend: the keys a clusters-file entry may set, with their types.
 BACKEND_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {

@@ -20,6 +20,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "botocore": ("botocore", "eks"),
     "cryptography": ("cryptography", "local"),
     "pynvml": ("nvidia-ml-py", "nvml"),
+    "cel": ("common-expression-language", "dra"),
 }
 
 #: backend -> (modules it imports, the extra that installs all of them); sim needs none

@@ -63,6 +63,10 @@ class PodRequest:
     tolerations: tuple[Toleration, ...] = (Toleration("nvidia.com/gpu"),)
     labels: Mapping[str, str] = field(default_factory=dict)
     limits: Mapping[str, int] | None = None  # None = same as resources; differs only to test validation
+    #: DRA: ResourceClaims (by name, in the pod's namespace) and ResourceClaimTemplates the pod references in
+    #: spec.resourceClaims (its container uses all of them)
+    claims: tuple[str, ...] = ()
+    claim_templates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ MARKERS = (
     "mig_disruptive: the test changes the cluster (node labels, ClusterPolicy, config ConfigMap); skipped unless "
     "--mig-allow-reconfigure (always allowed on sim and local); every change is restored afterwards",
     "mig_category(name): report category of a test: catalog, single, mixed, all-balanced, custom, scheduling, "
-    "reconfiguration",
+    "reconfiguration, dra, diagnose",
     "mig_diagnose: the read-only field diagnostics (suites/test_diagnose.py); run them alone with -m mig_diagnose",
 )
 
@@ -178,7 +178,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from mig_conformance import __version__
 
     shown = ("cluster", "clusters_file", "config_file", "strategy", "instance_type", "allow_reconfigure", "report",
-             "timeout", "expected_config_failures", "stack", "catalog")
+             "timeout", "expected_config_failures", "stack", "catalog", "gpu_allocation")
     parts = [f"{name}={_shown(d['value'])} (from {d['source']})" for name, d in settings.describe().items()
              if name in shown and ((d["value"] is not None and d["source"] != "default") or name == "cluster")]
     session = config.stash.get(session_key, None)

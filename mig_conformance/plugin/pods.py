@@ -31,7 +31,8 @@ class PodFactory:
         self.created: list[str] = []
 
     def create(self, resources: Mapping[str, int], node: str | None = None, name: str | None = None,
-               tolerate_gpu_taint: bool = True, limits: Mapping[str, int] | None = None) -> PodRequest:
+               tolerate_gpu_taint: bool = True, limits: Mapping[str, int] | None = None,
+               claims: tuple[str, ...] = (), claim_templates: tuple[str, ...] = ()) -> PodRequest:
         """Create a pod requesting `resources` (requests = limits unless `limits` is given), pinned to `node`."""
         ns = self.session.ensure_namespace()
         pod_name = name or f"mig-{next(self._ids)}"
@@ -39,7 +40,7 @@ class PodFactory:
         tolerations = (Toleration("nvidia.com/gpu"),) if tolerate_gpu_taint else ()
         labels = {"app.kubernetes.io/managed-by": "mig-conformance", "mig-conformance/run": self.session.run_id}
         pod = PodRequest(pod_name, dict(resources), selector, tolerations, labels,
-                         dict(limits) if limits is not None else None)
+                         dict(limits) if limits is not None else None, claims, claim_templates)
         self.session.cluster.create_pod(ns, pod)
         self.created.append(pod_name)
         return pod

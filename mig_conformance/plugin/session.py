@@ -226,9 +226,18 @@ class MigSession:
             before = before.advertised(strategy, profile.device_plugin_model)
         boards = node_gpu_boards(node)
         models = [load_catalog().model_of(b) for b in boards]
-        return project_node(models, strategy or now, self._node_spec(node.name), config, node=node.name,
-                            instance_type=node.instance_type, current=before, names=[b.nvml_name for b in boards],
-                            device_plugin_version=profile.device_plugin_model, driver=profile.driver.value)
+        projected = project_node(models, strategy or now, self._node_spec(node.name), config, node=node.name,
+                                 instance_type=node.instance_type, current=before, names=[b.nvml_name for b in boards],
+                                 device_plugin_version=profile.device_plugin_model, driver=profile.driver.value)
+        if self.runs_dra_driver(node.name):  # no device plugin there: kubelet registers no nvidia.com resources
+            projected = dataclasses.replace(projected, allocatable={}, plugin_error=None)
+        return projected
+
+    def runs_dra_driver(self, node: str) -> bool:
+        """Whether the node publishes a pool of NVIDIA's DRA driver (gpu.nvidia.com ResourceSlices)."""
+        from mig_conformance.k8s.dra import DRIVER
+
+        return any(s["spec"].get("nodeName") == node for s in self.cluster.list_resource_slices(DRIVER))
 
     def _node_spec(self, node: str) -> Spec:
         """The mig-parted file mig-manager reads on `node` (generated, custom or static: `node_mig_config`), parsed

@@ -73,6 +73,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "a user catalog folder (gpus/*.yaml captured entries, instance-types.yaml new types) that adds to or "
                 "overrides the shipped catalog (repeatable, later folders win; env: comma-separated; ini: one per "
                 "line)"),
+    SettingSpec("gpu_allocation", "--mig-gpu-allocation", "MIG_GPU_ALLOCATION", "str", None,
+                "sim and local: how GPU nodes hand out GPUs: device-plugin (default) or dra (NVIDIA's DRA driver, "
+                "ResourceSlices and claims); real clusters are detected"),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -94,6 +97,7 @@ class Settings:
     expected_config_failures: tuple[str, ...] = ()
     stack: str | None = None
     catalog: tuple[Path, ...] = ()
+    gpu_allocation: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, dict[str, Any]]:

@@ -28,6 +28,7 @@ class Category(StrEnum):
     SCHEDULING = "scheduling"
     RECONFIGURATION = "reconfiguration"
     DIAGNOSE = "diagnose"  # read-only field diagnostics (suites/test_diagnose.py)
+    DRA = "dra"  # NVIDIA's DRA driver: ResourceSlices and claims (suites/test_dra.py)
     OTHER = "other"  # a test of the user's own that declares none
 
 

@@ -36,7 +36,7 @@ pre { background: #F9FAFB; border: 1px solid #E5E7EB; padding: 0.5rem; white-spa
 .skipped, .Skipped { color: #6B7280; }
 tr.mismatch td { background: #FEF2F2; }
 table.tests { width: 100%; } table.tests th:last-child { width: 40%; }
-table.tests td details { overflow-wrap: anywhere; }
+table.tests td details { overflow-wrap: anywhere; } table.tests td:first-child { overflow-wrap: anywhere; }
 span.passed, span.failed, span.error, span.skipped, span.unknown, span.badge, td.check { white-space: nowrap; }
 details.node { border: 1px solid #E5E7EB; border-radius: 6px; padding: 0.3rem 0.8rem; margin: 0.6rem 0; }
 details.node > summary { font-weight: bold; cursor: pointer; }

@@ -26,6 +26,7 @@ VERSION_KEYS: dict[str, tuple[str, ...]] = {
     "mig_manager": ("mig_manager", "k8s_mig_manager"),
     "gpu_feature_discovery": ("gpu_feature_discovery", "gfd"),
     "mig_parted": ("mig_parted",),
+    "dra_driver": ("dra_driver", "k8s_dra_driver_gpu"),
 }
 
 

@@ -45,6 +45,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--driver", help=f"driver version the GPUs report (default: the stack's, {nv.DRIVER_580})")
     p.add_argument("--device-plugin-version",
                    help=f"device plugin release to model (default: the stack's, {dp.DEFAULT_VERSION})")
+    p.add_argument("--gpu-allocation", choices=("device-plugin", "dra"), default="device-plugin",
+                   help="dra: the nodes run NVIDIA's DRA driver (ResourceSlices) instead of the device plugin")
+    p.add_argument("--dynamic-mig", action="store_true", help="the DRA driver's DynamicMIG gate (alpha)")
+    p.add_argument("--kubernetes-version",
+                   help="the API server's version (the DRA driver's version-keyed rules; default: the stack's)")
     p.add_argument("--state-dir", type=Path, help="keep each node's GPU state here, so a restart keeps it")
     p.add_argument("--resync", type=int, default=60, metavar="S", help="relist every S seconds (default 60)")
     p.add_argument("--workers", type=int, default=8, help="nodes reconciled at once (default 8)")
@@ -68,7 +73,9 @@ def options(args: argparse.Namespace) -> Options:
                    mig_manager_delay=args.mig_manager_delay, with_reboot=args.with_reboot,
                    gpu_reset_works=not args.no_gpu_reset, driver=profile.driver.value or nv.DRIVER_580,
                    device_plugin_version=profile.device_plugin_model, stack=profile, state_dir=args.state_dir,
-                   resync=max(1, args.resync), workers=max(1, args.workers))
+                   resync=max(1, args.resync), workers=max(1, args.workers),
+                   gpu_allocation=args.gpu_allocation, dynamic_mig=args.dynamic_mig,
+                   kubernetes=args.kubernetes_version or profile.kubernetes.value)
 
 
 def setup_logging(path: Path | None, level: str) -> None:

@@ -59,6 +59,14 @@ class Api(Protocol):
 
     def patch_node_status(self, name: str, body: Obj) -> Obj: ...
 
+    def list_resource_slices(self, field_selector: str) -> list[Obj]: ...
+
+    def create_resource_slice(self, body: Obj) -> Obj: ...
+
+    def replace_resource_slice(self, name: str, body: Obj) -> Obj: ...
+
+    def delete_resource_slice(self, name: str) -> None: ...
+
 
 def error_for(status: int, message: str) -> ApiError:
     """The ApiError subclass for an HTTP status (also one carried in a watch ERROR event)."""
@@ -104,6 +112,7 @@ class KubeApi:
         self.api_client = client.ApiClient(cfg)
         self.core = client.CoreV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
+        self.resource = client.ResourceV1Api(self.api_client)
 
     def _json(self, fn: Any, *args: Any, **kwargs: Any) -> Obj:
         try:
@@ -167,6 +176,18 @@ class KubeApi:
 
     def patch_node_status(self, name: str, body: Obj) -> Obj:
         return self._json(self.core.patch_node_status, name, body)
+
+    def list_resource_slices(self, field_selector: str) -> list[Obj]:
+        return list(self._json(self.resource.list_resource_slice, field_selector=field_selector).get("items") or [])
+
+    def create_resource_slice(self, body: Obj) -> Obj:
+        return self._json(self.resource.create_resource_slice, body)
+
+    def replace_resource_slice(self, name: str, body: Obj) -> Obj:
+        return self._json(self.resource.replace_resource_slice, name, body)
+
+    def delete_resource_slice(self, name: str) -> None:
+        self._json(self.resource.delete_resource_slice, name)
 
     def close(self) -> None:
         self.api_client.close()

@@ -49,6 +49,10 @@ class Options:
     state_dir: Path | None = None
     resync: int = 60
     workers: int = 8
+    #: "dra": the nodes run NVIDIA's DRA driver (agents/dra_driver.py) instead of the device plugin
+    gpu_allocation: str = "device-plugin"
+    dynamic_mig: bool = False
+    kubernetes: str | None = None  # the API server's version, for the driver's version-keyed behaviour
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ def publish(ctx: Context, node: NodeAgent, gpus: Sequence[GpuMigState], strategy
     """Patch the node status when its plugin resources differ from what the plugin would register now (under the
     ClusterPolicy's strategy unless the node's plugin has its own)."""
     assert node.obj is not None
+    if ctx.options.gpu_allocation == "dra":  # the node runs NVIDIA's DRA driver instead (agents/dra_driver.py)
+        return
     capacity = (node.obj.get("status") or {}).get("capacity") or {}
     strategy = strategy or ctx.policy.strategy
     want, error = desired(strategy, gpus, capacity, ctx.options.device_plugin_version, adjust)

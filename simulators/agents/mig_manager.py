@@ -23,9 +23,9 @@ from typing import Any
 
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import mig_config as MC
-from mig_conformance.mig.reconfigure import FAILED, SUCCESS
+from mig_conformance.mig.reconfigure import FAILED, PENDING, SUCCESS
 from mig_conformance.mig.spec import Spec, parse_installed_config
-from mig_conformance.simulators.agents import device_plugin, gfd
+from mig_conformance.simulators.agents import device_plugin, dra_driver, gfd
 from mig_conformance.simulators.agents.api import AlreadyExists, ApiError, NotFound
 from mig_conformance.simulators.agents.context import Context
 from mig_conformance.simulators.agents.node import NodeAgent, labels
@@ -163,6 +163,9 @@ def _set_state(ctx: Context, node: NodeAgent, value: str) -> None:
     if value in (SUCCESS, FAILED):
         states = node.gpus.gpu_states()
         device_plugin.publish(ctx, node, states)
+        run = node.gpus.current
+        if dra_driver.enabled(ctx) and run is not None and any(s == PENDING for _, s in run.states):
+            dra_driver.restart(ctx, node)  # mig-manager bounced the GPU clients: the plugin reads NVML again
         meta = gfd.metadata_patch(node.obj, gfd.gfd_labels(ctx.policy.strategy, states, ctx.options.driver,
                                                              node.gpus.gpu_names()))
         patch = {**meta, "labels": {**meta.get("labels", {}), L.MIG_CONFIG_STATE: value}}

@@ -121,6 +121,7 @@ class NodeAgent:
     boot: Any = None  # a Bottlerocket node: the k8s.bottlerocket.Plan its migmanager applied at boot
     effective: EffectiveConfig | None = None  # the file mig-manager reads (set when it starts)
     started_with: str | None = None  # the ClusterPolicy's config name mig-manager last started with
+    dra_generation: int | None = None  # the pool generation the DRA driver last published (None: not started)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def seen(self, obj: Obj) -> None:

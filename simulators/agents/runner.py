@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import cast
 
-from mig_conformance.simulators.agents import bottlerocket, device_plugin, gfd, gpu_operator, mig_manager
+from mig_conformance.simulators.agents import bottlerocket, device_plugin, dra_driver, gfd, gpu_operator, mig_manager
 from mig_conformance.simulators.agents.api import ApiError, Gone, NotFound, Obj, Unavailable
 from mig_conformance.simulators.agents.context import BACKOFF_MAX, BACKOFF_START, Context, Policy, Stopped
 from mig_conformance.simulators.agents.node import GPUS_ANNOTATION, NodeAgent, forget_nvml
@@ -220,6 +220,8 @@ class Agents:
         assert node.gpus is not None and node.obj is not None
         states = node.gpus.gpu_states()
         device_plugin.publish(ctx, node, states)
+        if dra_driver.enabled(ctx) and not dra_driver.started(node):
+            dra_driver.restart(ctx, node)
         meta = gfd.metadata_patch(node.obj, gfd.gfd_labels(ctx.policy.strategy, states, ctx.options.driver,
                                                              node.gpus.gpu_names()))
         if meta:

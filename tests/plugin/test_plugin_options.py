@@ -35,6 +35,7 @@ VALUES = {
     "expected_config_failures": ("a", "expected_config_failures=a"),  # names a config of my-mig.yaml
     "stack": ("gpu-operator=v25.3.4", "stack=gpu-operator=v25.3.4"),
     "catalog": ("ucat", "catalog=*ucat"),  # written by project_files
+    "gpu_allocation": ("dra", "gpu_allocation=dra"),
 }
 NEEDS = {"expected_config_failures": "config_file"}  # a setting that is checked against another one
 

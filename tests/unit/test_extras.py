@@ -82,4 +82,4 @@ def test_only_optional_modules_are_extras() -> None:
     assert missing_extra(ModuleNotFoundError("x", name="botocore.session")).extra == "eks"  # type: ignore[union-attr]
     assert missing_extra(ModuleNotFoundError("x", name="yaml")) is None  # a broken install, not an extra
     assert missing_extra(ValueError("x")) is None
-    assert set(MODULES) == {"kubernetes", "boto3", "botocore", "cryptography", "pynvml"}
+    assert set(MODULES) == {"kubernetes", "boto3", "botocore", "cryptography", "pynvml", "cel"}

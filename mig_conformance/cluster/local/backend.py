@@ -20,7 +20,7 @@ from typing import Any
 from mig_conformance.cluster.base import ClusterError
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.kube import KubeCluster
-from mig_conformance.cluster.local import kit_rbac, kubeconfig, nodes, operator, processes
+from mig_conformance.cluster.local import dra_setup, kit_rbac, kubeconfig, nodes, operator, processes
 from mig_conformance.cluster.local.controlplane import ControlPlane, interruptible
 from mig_conformance.cluster.local.rest import Rest
 from mig_conformance.gpus.catalog import user_catalog_dirs
@@ -69,7 +69,8 @@ class LocalCluster(KubeCluster):
               extra_args: Mapping[str, Sequence[str]] | None = None, detach: bool = False,
               timeout: float = 60.0, rbac_docs: Sequence[dict[str, Any]] | None = None,
               stack: StackProfile | None = None, bottlerocket_settings: str | None = None,
-              diagnose_faults: Mapping[str, str] | str | None = None) -> LocalCluster:
+              diagnose_faults: Mapping[str, str] | str | None = None,
+              gpu_allocation: str = "device-plugin", dynamic_mig: bool = False) -> LocalCluster:
         """Start a control plane with the nodes of `spec` (default p5.48xlarge), the operator objects, the kit's
         RBAC and (agents=True, or "auto" when the agents module exists) the simulated agents; connect as the kit.
 
@@ -77,10 +78,17 @@ class LocalCluster(KubeCluster):
         stack: the versions the agents behave as (default: the newest GA releases); `cluster.stack` keeps it. On GPU
         Operator v26.3.0+ the ClusterPolicy names no ConfigMap unless `config_text` is given, so mig-manager
         (v0.14.0+) generates per node.
+        gpu_allocation "dra": the nodes run NVIDIA's DRA driver instead of the device plugin; the DeviceClasses are
+        created (dra_setup.py). dynamic_mig: its DynamicMIG gate (alpha; only on clusters the kit creates).
         """
         profile = stack or stack_profile.default()
         config_name = CONFIG_MAP if config_text is not None or not profile.custom_config_needs_name() else None
         spec = spec.strip() or DEFAULT_SPEC
+        if gpu_allocation not in ("device-plugin", "dra"):
+            raise ClusterError(f"local backend: unknown GPU allocation '{gpu_allocation}' (device-plugin or dra)")
+        if dynamic_mig and gpu_allocation != "dra":
+            raise ClusterError("local backend: dynamic MIG needs --gpu-allocation dra")
+        dra_args = dra_setup.agents_args(gpu_allocation, dynamic_mig)
         br_text, br_settings = bottlerocket.load_settings_text(bottlerocket_settings) if bottlerocket_settings \
             else ("", bottlerocket.DEFAULT_SETTINGS)
         plan = nodes.plan(spec, gpu_taint, bottlerocket_settings=br_text)  # bad specs fail before anything starts
@@ -95,8 +103,10 @@ class LocalCluster(KubeCluster):
             kit_rbac.apply(admin, rbac_docs if rbac_docs is not None else kit_rbac.documents())
             nodes.register(admin, plan)
             operator.create_policy(admin, strategy, default_config, with_reboot, stack=profile, config_name=config_name)
+            if gpu_allocation == "dra":
+                dra_setup.create_device_classes(admin, plan)
             if want_agents:  # their start-up overlaps the components' and the nodes' readiness
-                start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works, profile)
+                start_agents(plane, admin, mig_manager_delay, with_reboot, gpu_reset_works, profile, extra=dra_args)
 
         with interruptible():  # SIGTERM/SIGHUP also while waiting for nodes and agents: nothing is left behind
             plane.start(bootstrap)
@@ -107,7 +117,8 @@ class LocalCluster(KubeCluster):
             except BaseException:
                 plane.stop()
                 raise
-        cluster.facts["local"] = {"nodes": spec, "agents": want_agents, "state_dir": str(folder)}
+        cluster.facts["local"] = {"nodes": spec, "agents": want_agents, "state_dir": str(folder),
+                                  "gpu_allocation": gpu_allocation, "dynamic_mig": dynamic_mig}
         cluster.bottlerocket_settings = br_settings
         if diagnose_faults:
             cluster._inject_faults(diagnose_faults, want_agents, timeout)
@@ -203,8 +214,11 @@ class LocalCluster(KubeCluster):
 
     def start_agents(self, mig_manager_delay: float | None = None, wait: bool = True, **options: Any) -> None:
         options.setdefault("stack", self.stack)
+        local = self.facts.get("local", {})  # a restart keeps the DRA driver's options the cluster started with
+        options.setdefault("extra", dra_setup.agents_args(local.get("gpu_allocation", "device-plugin"),
+                                                          bool(local.get("dynamic_mig"))))
         with self.plane.admin() as admin:
-            start_agents(self.plane, admin, mig_manager_delay, **{"stack": self.stack, **options})
+            start_agents(self.plane, admin, mig_manager_delay, **options)
         if wait:
             wait_agents_ready(self.plane, self.plane.timeout)
 
@@ -220,8 +234,10 @@ def state_dir_for(kubeconfig_path: Path) -> Path:
 
 
 def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, with_reboot: bool = False,
-                   gpu_reset_works: bool = True, stack: StackProfile | None = None) -> list[str]:
-    """`python -m mig_conformance.simulators.agents ...` for this plane, behaving as `stack`'s versions."""
+                   gpu_reset_works: bool = True, stack: StackProfile | None = None,
+                   extra: Sequence[str] = ()) -> list[str]:
+    """`python -m mig_conformance.simulators.agents ...` for this plane, behaving as `stack`'s versions (`extra`:
+    more agent options, e.g. the DRA driver's)."""
     argv = [sys.executable, "-m", AGENTS_MODULE, "--kubeconfig", str(plane.state_dir / AGENTS_KUBECONFIG),
             "--namespace", operator.NAMESPACE, "--log", str(plane.logs / "agents.log"),
             "--ready-file", str(plane.state_dir / "agents.ready"), "--state-dir", str(plane.state_dir / "agents")]
@@ -235,11 +251,12 @@ def agents_command(plane: ControlPlane, mig_manager_delay: float | None = None, 
         argv += ["--stack", stack_profile.as_argument(stack)]
     for folder in user_catalog_dirs():  # the agents see the run's user catalogs (--mig-catalog)
         argv += ["--catalog", folder]
-    return argv
+    return argv + list(extra)
 
 
 def start_agents(plane: ControlPlane, admin: Rest, mig_manager_delay: float | None = None,
-                 with_reboot: bool = False, gpu_reset_works: bool = True, stack: StackProfile | None = None) -> None:
+                 with_reboot: bool = False, gpu_reset_works: bool = True, stack: StackProfile | None = None,
+                 extra: Sequence[str] = ()) -> None:
     """Write the agents' kubeconfig (their own ServiceAccount token) and start their process."""
     assert plane.pki is not None
     token = admin.token_for(operator.NAMESPACE, operator.AGENTS_SA, AGENTS_TOKEN_SECONDS)
@@ -248,7 +265,7 @@ def start_agents(plane: ControlPlane, admin: Rest, mig_manager_delay: float | No
         token=token))
     (plane.state_dir / "agents.ready").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    plane.spawn(AGENTS, agents_command(plane, mig_manager_delay, with_reboot, gpu_reset_works, stack), env=env,
+    plane.spawn(AGENTS, agents_command(plane, mig_manager_delay, with_reboot, gpu_reset_works, stack, extra), env=env,
                 log_file=plane.logs / "agents.stderr.log")
 
 

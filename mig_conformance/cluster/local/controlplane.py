@@ -39,7 +39,9 @@ POD_CIDR = "10.244.0.0/16"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 KCM_CONTROLLERS = ("serviceaccount-controller", "serviceaccount-token-controller", "namespace-controller",
                    "garbage-collector-controller", "pod-garbage-collector-controller",
-                   "root-ca-certificate-publisher-controller", "node-lifecycle-controller")
+                   "root-ca-certificate-publisher-controller", "node-lifecycle-controller",
+                   # DRA: claims from ResourceClaimTemplates, reservedFor cleanup and deallocation when pods go
+                   "resourceclaim-controller")
 STATE_FILE = "controlplane.json"
 PROCESS_FILE = "processes.json"
 #: Stop order: clients first, then the API server, then its storage.

@@ -112,6 +112,9 @@ def agents_rbac(ns: str = NAMESPACE) -> list[Obj]:
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
         {"apiGroups": ["nvidia.com"], "resources": ["clusterpolicies"], "verbs": ["get", "list", "watch"]},
+        # the DRA driver's kubelet plugin publishes its node's pool (only used with --gpu-allocation dra)
+        {"apiGroups": ["resource.k8s.io"], "resources": ["resourceslices"],
+         "verbs": ["get", "list", "create", "update", "delete"]},
     ]
     # configmaps create/update: mig-manager >= v0.14.0 stores the config it generated in <node>-mig-config
     ns_rules = [{"apiGroups": [""], "resources": ["configmaps"],

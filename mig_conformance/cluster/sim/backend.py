@@ -18,13 +18,15 @@ import contextlib
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mig_conformance.cluster import diagnose_faults, objects
 from mig_conformance.cluster.base import Cluster, ClusterError, Missing, append_new
+from mig_conformance.cluster.dra_detect import detect as detect_dra
 from mig_conformance.cluster.journal import Journal
 from mig_conformance.cluster.sim import objects as sim_objects
+from mig_conformance.cluster.sim.dra import SimDra
 from mig_conformance.cluster.sim.fleet import parse_fleet
 from mig_conformance.cluster.sim.node import ActiveRun, RunRecord, SimNode
 from mig_conformance.common.errors import InputError
@@ -32,6 +34,7 @@ from mig_conformance.k8s import bottlerocket, device_plugin, scheduling
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import mig_config as MC
 from mig_conformance.k8s import stack as stack_profile
+from mig_conformance.k8s.dra_alloc import CANNOT_ALLOCATE
 from mig_conformance.k8s.model import GpuNode, PodRequest, PodStatus
 from mig_conformance.k8s.stack import StackProfile
 from mig_conformance.mig import generate as G
@@ -64,12 +67,15 @@ class SimCluster(Cluster):
                  stack: StackProfile | None = None,
                  fleet_progress: Callable[[str, int, int], None] | None = None,
                  bottlerocket_settings: str | None = None,
-                 diagnose_faults: Mapping[str, str] | str | None = None) -> None:
+                 diagnose_faults: Mapping[str, str] | str | None = None,
+                 gpu_allocation: str = "device-plugin", dynamic_mig: bool = False,
+                 dra_restart_on_reconfigure: bool = True) -> None:
         """`stack` (default: the newest GA releases; `driver`/`device_plugin_version` over it) decides the versions
         the cluster behaves as, and which file mig-manager reads (k8s/mig_config.py): `config_text` is the ConfigMap
         the ClusterPolicy names (`config_map`); without it, a stack whose operator needs spec.migManager.config.name
         for a custom file leaves the name empty and mig-manager generates `<node>-mig-config` per node (mig-manager
-        >= v0.14.0), else it reads the static map. `diagnose_faults`: cluster/diagnose_faults.py."""
+        >= v0.14.0), else it reads the static map. `diagnose_faults`: cluster/diagnose_faults.py. `gpu_allocation`
+        "dra": the nodes run NVIDIA's DRA driver instead of the device plugin (cluster/sim/dra.py)."""
         super().__init__(name or (f"sim:{fleet}" if fleet else "sim"), allow_changes, journal)
         self.fleet_progress = fleet_progress
         _check_strategy(strategy)
@@ -109,6 +115,15 @@ class SimCluster(Cluster):
         self._watchers: dict[tuple[str, str], list[list[str | None]]] = {}
         #: equal nodes in equal NVML states replay each other's mig-parted commands (simulators/command_cache.py)
         self.command_cache = CommandCache()
+        if gpu_allocation not in ("device-plugin", "dra"):
+            raise ClusterError(f"unknown GPU allocation '{gpu_allocation}' (device-plugin or dra)")
+        if dynamic_mig and gpu_allocation != "dra":
+            raise ClusterError("dynamic MIG needs gpu_allocation dra")
+        self.gpu_allocation = gpu_allocation
+        #: the DRA driver instead of the device plugin (cluster/sim/dra.py); None with the device plugin
+        self.dra: SimDra | None = None
+        if gpu_allocation == "dra":
+            self.dra = SimDra(self.stack, dynamic_mig, dra_restart_on_reconfigure)
         specs = parse_fleet(fleet)
         #: the user data of every Bottlerocket node (`NODE@bottlerocket`), applied when the node boots
         self.bottlerocket_settings = bottlerocket.load_settings(bottlerocket_settings) if bottlerocket_settings \
@@ -117,8 +132,10 @@ class SimCluster(Cluster):
             node = SimNode(spec, driver, gpu_taint, self.clock, gpu_reset_works, self.command_cache)
             if node.bottlerocket:
                 node.boot_bottlerocket(self.bottlerocket_settings)
-            node.advertise(strategy, driver, device_plugin_version)
+            node.advertise(strategy, driver, device_plugin_version, device_plugin=self.dra is None)
             self._nodes[node.name] = node
+            if self.dra is not None:
+                self.dra.publish(node.name, node, spec.gpus)
             if node.mig_capable and not node.bottlerocket:
                 self._start_mig_manager(node)
             if default_config and node.mig_capable and not node.bottlerocket:  # the GPU Operator's default label
@@ -155,6 +172,8 @@ class SimCluster(Cluster):
                 "stack": self.stack.as_dict(),
                 "nodes": {"count": len(self._nodes), "gpus": sum(len(n.spec.gpus) for n in self._nodes.values()),
                           "by_type": dict(sorted(types.items()))},
+                "gpu_allocation": self.gpu_allocation,
+                **({"dra": {**detect_dra(self), "version": "simulated"}} if self.dra is not None else {}),
                 **self._bottlerocket_facts()}
 
     def _bottlerocket_facts(self) -> dict[str, Any]:
@@ -315,7 +334,8 @@ class SimCluster(Cluster):
         if strategy == self._strategy:
             return
         self._strategy = strategy
-        changed = [n.advertise(strategy, self.driver, self.plugin_version) for n in self._nodes.values()]
+        changed = [n.advertise(strategy, self.driver, self.plugin_version, device_plugin=self.dra is None)
+                   for n in self._nodes.values()]
         if any(changed):
             self._reschedule()
 
@@ -386,7 +406,12 @@ class SimCluster(Cluster):
         # mig-manager stops and restarts the GPU clients (device plugin, GFD) only when it changed something;
         # a run that ends at its first assert (success) or at --valid-config (failed) leaves them alone.
         touched = any(state == PENDING for _, state in record.states)
-        if touched and node.advertise(self._strategy, self.driver, self.plugin_version):
+        changed = touched and node.advertise(self._strategy, self.driver, self.plugin_version,
+                                             device_plugin=self.dra is None)
+        if touched and self.dra is not None and self.dra.restart_on_reconfigure:
+            self.dra.publish(node.name, node, node.spec.gpus)
+            changed = True
+        if changed:
             self._reschedule()
         latest = node.labels.get(L.MIG_CONFIG)
         if latest is not None and latest != node.applied:
@@ -402,6 +427,8 @@ class SimCluster(Cluster):
 
     def _delete_namespace(self, name: str) -> None:
         self._namespaces.pop(name, None)
+        if self.dra is not None:
+            self.dra.namespace_gone(name)
         gone = [key for key in self._pods if key[0] == name]
         for key in gone:
             del self._pods[key]
@@ -416,9 +443,13 @@ class SimCluster(Cluster):
         invalid = scheduling.validate_pod(pod)
         if invalid:
             raise ClusterError(invalid)
+        if self.dra is not None:
+            self.dra.pod_claims(namespace, pod)  # refuses a pod whose claims do not exist
+        elif pod.claims or pod.claim_templates:
+            raise ClusterError(f"pod {pod.name}: this sim cluster runs the device plugin, not a DRA driver")
         entry = _Pod(pod, PodStatus(pod.name, None, "Pending"))
         self._pods[(namespace, pod.name)] = entry
-        entry.status = scheduling.schedule([pod], self._views(), existing=self._bound())[0]
+        entry.status = self._schedule([(namespace, entry)])[0]
 
     def get_pod(self, namespace: str, name: str) -> PodStatus:
         try:
@@ -429,6 +460,8 @@ class SimCluster(Cluster):
     def _delete_pod(self, namespace: str, name: str) -> None:
         """Delete a pod; deleting one that does not exist is not an error (kubectl --ignore-not-found)."""
         if self._pods.pop((namespace, name), None) is not None:
+            if self.dra is not None:
+                self.dra.pod_gone(namespace, name)
             self._reschedule()
 
     def list_pods(self, namespace: str) -> list[PodStatus]:
@@ -442,12 +475,76 @@ class SimCluster(Cluster):
 
     def _reschedule(self) -> None:
         """Retry every Pending pod, oldest first (the scheduler's queue after a cluster event)."""
-        pending = [p for p in self._pods.values() if p.status.node is None]
+        pending = [(key[0], p) for key, p in self._pods.items() if p.status.node is None]
         if not pending:
             return
-        statuses = scheduling.schedule([p.request for p in pending], self._views(), existing=self._bound())
-        for pod, status in zip(pending, statuses, strict=True):
+        statuses = self._schedule(pending)
+        for (_, pod), status in zip(pending, statuses, strict=True):
             pod.status = status
+
+    # ---- DRA -----------------------------------------------------------------------------------------
+    def _schedule(self, pods: list[tuple[str, _Pod]]) -> list[PodStatus]:
+        """Pods without claims go to the scheduler model; a pod with claims (or with extended resources a
+        DeviceClass bridges) goes, in order, to the first node by name whose taints and selector it passes and
+        where all its claims can be allocated (cluster/sim/dra.py)."""
+        out: list[PodStatus] = []
+        for namespace, entry in pods:
+            pod = entry.request
+            dra = self.dra
+            bridged = dra.bridged_resources(pod) if dra is not None else set()
+            if dra is None or not (pod.claims or pod.claim_templates or bridged):
+                out.append(scheduling.schedule([pod], self._views(), existing=self._bound())[0])
+                continue
+            records = dra.pod_claims(namespace, pod)
+            rest = replace(pod, resources={k: v for k, v in pod.resources.items() if k not in bridged})
+            views = sorted(self._views(), key=lambda n: n.name)
+            failures: list[tuple[list[str], bool]] = []
+            bound: PodStatus | None = None
+            for view in views:
+                fit = scheduling.schedule([rest], [view], existing=self._bound())[0]
+                if fit.node is None:
+                    failures.append(([fit.message or "node(s) didn't fit"], False))
+                    continue
+                verdict = dra.try_allocate(pod.name, records, view.name)
+                if verdict is True:
+                    bound = PodStatus(pod.name, view.name, "Running")
+                    break
+                failures.append(([CANNOT_ALLOCATE if verdict is False else str(verdict)], False))
+            if bound is None:
+                out.append(PodStatus(pod.name, None, "Pending", scheduling.UNSCHEDULABLE,
+                                     scheduling.fit_error_message(len(views), failures)))
+            else:
+                out.append(bound)
+        return out
+
+    def list_resource_slices(self, driver: str | None = None) -> list[dict[str, Any]]:
+        return self.dra.list_slices(driver) if self.dra is not None else []
+
+    def list_device_classes(self) -> list[dict[str, Any]]:
+        return [dict(c) for c in self.dra.classes] if self.dra is not None else []
+
+    def _create_resource_claim(self, namespace: str, claim: Mapping[str, Any]) -> None:
+        if namespace not in self._namespaces:
+            raise ClusterError(f'namespaces "{namespace}" not found')
+        if self.dra is None:
+            raise ClusterError("this sim cluster runs the device plugin, not a DRA driver (gpu_allocation: dra)")
+        self.dra.create(namespace, claim)
+
+    def get_resource_claim(self, namespace: str, name: str) -> dict[str, Any]:
+        if self.dra is None:
+            raise ClusterError(f'resourceclaims.resource.k8s.io "{name}" not found')
+        return self.dra.get(namespace, name)
+
+    def list_resource_claims(self, namespace: str) -> list[dict[str, Any]]:
+        return self.dra.list_claims(namespace) if self.dra is not None else []
+
+    def restart_dra_driver(self, name: str) -> None:
+        """Restart the DRA kubelet plugin on a node: it publishes what NVML shows now."""
+        if self.dra is None:
+            raise ClusterError("this sim cluster runs no DRA driver")
+        node = self._node(name)
+        self.dra.publish(name, node, node.spec.gpus)
+        self._reschedule()
 
 
 def _check_strategy(strategy: str) -> None:

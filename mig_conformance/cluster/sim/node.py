@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from mig_conformance.cluster.sim.fleet import BOTTLEROCKET, REGION, NodeSpec
-from mig_conformance.k8s import bottlerocket, device_plugin, gfd
+from mig_conformance.k8s import bottlerocket, gfd
+from mig_conformance.k8s import device_plugin as dp
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s.mig_config import EffectiveConfig
 from mig_conformance.k8s.model import GpuNode, Taint
@@ -83,13 +85,17 @@ class SimNode(NodeGpus):
         return GpuNode(self.name, dict(self.labels), capacity, dict(capacity), self.taints, os_image=self.os_image)
 
     # ---- device plugin, kubelet and GFD -----------------------------------------------------------------
-    def advertise(self, strategy: str, driver: str, plugin_version: str) -> bool:
+    def advertise(self, strategy: str, driver: str, plugin_version: str, device_plugin: bool = True) -> bool:
         """Restart the device plugin and GFD on this node; True when allocatable changed. A Bottlerocket node runs
-        its own device plugin with the single strategy and no GFD, whatever the ClusterPolicy says."""
+        its own device plugin with the single strategy and no GFD, whatever the ClusterPolicy says.
+        `device_plugin=False`: the node runs NVIDIA's DRA driver instead, so no nvidia.com resource is registered
+        (GFD still labels)."""
         if self.bottlerocket:
             strategy = bottlerocket.STRATEGY
         states = self.gpu_states()
-        result = device_plugin.advertise(strategy, states, version=plugin_version)
+        result = dp.advertise(strategy, states, version=plugin_version)
+        if not device_plugin:
+            result = replace(result, resources={}, error=None)
         resources, self.plugin_error = result.resources, result.error
         if self.boot_settings is not None and self.boot_plan is not None:
             resources, self.plugin_error, _ = bottlerocket.advertised(self.boot_settings, self.boot_plan, resources,
