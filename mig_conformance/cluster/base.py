@@ -616,5 +616,5 @@ def describe_change(change: Change) -> str:
         return f"ConfigMap {change.target} " + ("(deleted)" if change.original is None else "(original text)")
     if change.kind == ChangeKind.MIG_CONFIG_NAME:
         return "ClusterPolicy spec.migManager.config.name" + (
-            "(removed)" if change.original is None else f"={change.original}")
+            " (removed)" if change.original is None else f"={change.original}")
     assert_never(change.kind)  # every kind is described above (the journal only loads known kinds)

@@ -137,10 +137,13 @@ def test_a_signal_during_a_reconfiguration_wait_restores_everything(local: Any, 
     original = _settled(local)
     assert original["strategy"] == "mixed" and original["labels"][L.MIG_CONFIG] != NEW_CONFIG
     proc, journal = _start_interrupted_run(local, kubeconfig, tmp_path)
-    # the journal held every original value before the cluster showed the change
-    assert [c["kind"] for c in journal] == ["mig-config", "namespace", "mig-strategy", "mig-config-label"]
-    assert journal[2]["original"] == "mixed" and journal[3]["original"] == original["labels"][L.MIG_CONFIG]
-    assert journal[3]["original_state"] == "success"
+    # the journal held every original value before the cluster showed the change; on the newest stack (GPU Operator
+    # v26.3.0+) a custom config is a ConfigMap of the kit's that spec.migManager.config.name points at
+    assert [c["kind"] for c in journal] == ["config-map", "mig-config-name", "namespace", "mig-strategy",
+                                            "mig-config-label"]
+    assert journal[0]["original"] is None and journal[1]["original"] is None
+    assert journal[3]["original"] == "mixed" and journal[4]["original"] == original["labels"][L.MIG_CONFIG]
+    assert journal[4]["original_state"] == "success"
     for sig in sigs:  # a second signal (impatient user, a supervisor's SIGTERM) must not skip the restore
         proc.send_signal(sig)
         time.sleep(0.2)
@@ -149,13 +152,13 @@ def test_a_signal_during_a_reconfiguration_wait_restores_everything(local: Any, 
     if len(sigs) > 1:
         assert "restoring the cluster's original settings, please wait" in output
     assert "mig-conformance mode: kubeconfig: RECONFIGURE allowed (every change is journaled to" in output
-    assert "restored 4 change(s)" in output and "leak check: nothing of this run is left" in output, output[-3000:]
+    assert "restored 5 change(s)" in output and "leak check: nothing of this run is left" in output, output[-3000:]
     assert f"mig-manager re-applied node {original['name']}: {original['labels'][L.MIG_CONFIG]}: success" in output
     assert "NOT RESTORED" not in output and "LEAK:" not in output
     bundle = tmp_path / "out"
     assert json.loads((bundle / "journal.json").read_text())["changes"] == []
     cleanup = json.loads((bundle / "evidence" / "cleanup.json").read_text())
-    assert len(cleanup["restored"]) == 4 and cleanup["leaks"] == [] and cleanup["mode"] == "reconfigure"
+    assert len(cleanup["restored"]) == 5 and cleanup["leaks"] == [] and cleanup["mode"] == "reconfigure"
     summary = json.loads((bundle / "summary.json").read_text())
     assert summary["exitstatus"] == 2 and summary["settings"]["mode"]["value"] == "reconfigure"
     _assert_restored(local, original, summary["run_id"])
@@ -168,7 +171,7 @@ def test_restore_command_after_a_killed_run(local: Any, kubeconfig: Path, tmp_pa
     proc.wait(30)
     journal_file = tmp_path / "out" / "journal.json"
     journal = json.loads(journal_file.read_text())
-    assert len(journal["changes"]) == 4
+    assert len(journal["changes"]) == 5
     assert journal["target"]["options"]["kubeconfig"] == str(kubeconfig)
     assert local.get_mig_strategy() == "single", "the killed run had not changed the cluster"
     assert _run_namespaces(local, journal["run_id"]) != []
@@ -186,7 +189,8 @@ def test_restore_command_after_a_killed_run(local: Any, kubeconfig: Path, tmp_pa
     node = local.list_gpu_nodes()[0].name
     for line in (f"restored node {node} label {L.MIG_CONFIG}={original['labels'][L.MIG_CONFIG]} "
                  "(mig-manager re-applies it)", f"mig-manager on {node}: {original['labels'][L.MIG_CONFIG]}: success",
-                 "restored ClusterPolicy MIG strategy=mixed", "restored ConfigMap default-mig-parted-config",
+                 "restored ClusterPolicy MIG strategy=mixed", "restored ClusterPolicy spec.migManager.config.name "
+                 "(removed)", "restored ConfigMap mig-conformance-config (deleted)",
                  f"restored namespace mig-conformance-{journal['run_id'].split('-')[-1]} (deleted)"):
         assert line in done.stdout, done.stdout
     assert json.loads(journal_file.read_text())["changes"] == []
