@@ -146,5 +146,5 @@ def test_config_name_changes_survive_a_journal_file_and_read_well(tmp_path) -> N
     cluster.set_node_label(P5, "example.com/x", "1")
     loaded = Journal.load(path)
     assert [describe_change(c) for c in restore_sequence(loaded.changes)] == [
-        "ClusterPolicy spec.migManager.config.name(removed)", "ConfigMap mig-conformance-config (deleted)",
+        "ClusterPolicy spec.migManager.config.name (removed)", "ConfigMap mig-conformance-config (deleted)",
         f"node {P5} label example.com/x(removed)"]
