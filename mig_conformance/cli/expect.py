@@ -154,7 +154,10 @@ def run(args: argparse.Namespace) -> int:
         spec = effective.spec
     if spec.problems:
         raise InputError(list(spec.problems))
-    enables = args.config is not None and any(e.mig_enabled for e in spec.configs.get(args.config, ()))
+    # a config the spec lacks is a MIG config too (e.g. all-balanced, which mig-parted generates for no 2-slot GPU):
+    # on a type without MIG its failure is "not applicable", not mig-manager's "config not present"
+    enables = args.config is not None and (args.config not in spec.configs
+                                           or any(e.mig_enabled for e in spec.configs[args.config]))
     unavailable = mig_unavailable(args.instance_type) if enables else None
     try:
         projection = project_node(gpus, args.strategy, spec, None if unavailable else args.config, node=desc,

@@ -355,7 +355,8 @@ class Catalog:
         self._pci: dict[int, GpuVariant] = {}
         for g in gpus:
             for v in g.variants:
-                self._pci.setdefault(v.pci_device_id_int, v)
+                if v.pci_device_id_int:  # 0x0: no published PCI ID (RTXPRO4500-32GB); nothing is found by it
+                    self._pci.setdefault(v.pci_device_id_int, v)
 
     def __iter__(self) -> Iterator[GpuModel]:
         return iter(self.gpus.values())

@@ -74,3 +74,34 @@ def test_signoff_of_p6e_gb200_is_not_applicable_but_all_disabled() -> None:
     verdicts = {(r["config"], r["strategy"]): r["verdict"] for r in entry["configs"]}
     assert verdicts[("all-disabled", "mixed")] == "applies"
     assert {v for k, v in verdicts.items() if k[0] != "all-disabled"} == {"not applicable"}
+
+
+def test_g7_sizes_and_rtx_pro_4500_profiles() -> None:
+    types = load_instance_types()
+    g7 = {n: (t.gpu, t.gpu_count, t.vcpus, t.memory_mib) for n, t in types.items() if n.startswith("g7.")}
+    assert g7 == {f"g7.{s}": ("RTXPRO4500-32GB", n, v, m) for s, n, v, m in (
+        ("2xlarge", 1, 8, 32768), ("4xlarge", 1, 16, 65536), ("8xlarge", 1, 32, 131072),
+        ("12xlarge", 2, 48, 196608), ("24xlarge", 4, 96, 393216), ("48xlarge", 8, 192, 786432))}
+    assert all(not types[n].mig_available and types[n].min_driver == "595" for n in g7)
+    model = types["g7.48xlarge"].gpu_model()
+    assert model.mig_capable and not model.confirmed and model.min_driver == "575.64"
+    assert (model.memory_slots, model.compute_slices, model.memory_total_mib, model.sm_count) == (2, 2, None, None)
+    rows = {p.name: p.max_instances for p in model.gi_profiles}
+    assert rows == {"1g.16gb": 2, "1g.16gb+gfx": 2, "1g.16gb+me.all": 1, "1g.16gb-me": 2, "2g.32gb": 1,
+                    "2g.32gb+gfx": 1}
+    assert all(not p.confirmed and p.sm is None and p.memory_mib is None for p in model.gi_profiles)
+
+
+@pytest.mark.parametrize("config", ["all-balanced", "all-1g.16gb", "all-2g.32gb", "all-enabled"])
+def test_g7_mig_is_not_available_on_the_default_580_driver(capsys, config: str) -> None:
+    code, doc = expect(capsys, "g7.48xlarge", config)
+    assert code == 1 and doc["mig_available"] is False and doc["stack"]["driver"]["value"].startswith("580.")
+    why = doc["not_applicable"]
+    assert "MIG is not available on g7.48xlarge" in why and "driver 580" in why and "595" in why
+    assert doc["allocatable"] == {"nvidia.com/gpu": 8}
+    assert doc["provenance"]["instance_type"]["min_driver"] == "595"
+    main(["expect", "--instance-type", "g7.48xlarge", "--config", config, "--strategy", "mixed"])
+    assert f"config {config}: not applicable: MIG is not available on g7.48xlarge: driver 580" in (
+        capsys.readouterr().out)
+    code, doc = expect(capsys, "g7.2xlarge", "all-disabled")
+    assert code == 0 and doc["not_applicable"] is None and doc["allocatable"] == {"nvidia.com/gpu": 1}
