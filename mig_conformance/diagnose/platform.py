@@ -8,7 +8,7 @@ from typing import Any
 
 from mig_conformance.diagnose.context import DRIVER_LABEL, Context
 from mig_conformance.diagnose.finding import Finding, gh
-from mig_conformance.diagnose.snapshot import Obj, gpu_node, labels_of, name_of
+from mig_conformance.diagnose.snapshot import Obj, Snapshot, gpu_node, labels_of, name_of
 from mig_conformance.k8s import labels as L
 from mig_conformance.k8s import versions as V
 
@@ -78,16 +78,30 @@ def _devices(slice_: Obj) -> list[Any]:
     return list((slice_.get("spec") or {}).get("devices") or ())
 
 
+def _dra_slices(snapshot: Snapshot, node: Obj) -> list[Obj]:
+    """The node's ResourceSlices of NVIDIA's DRA driver that hold devices."""
+    name = name_of(node)
+    return [s for s in snapshot.of("ResourceSlice") if (s.get("spec") or {}).get("driver") == DRA_DRIVER
+            and (s.get("spec") or {}).get("nodeName") == name and _devices(s)]
+
+
+def _plugin_resources(node: Obj) -> dict[str, int]:
+    """What the device plugin advertises on the node (nvidia.com/gpu, nvidia.com/mig-*), non-zero only."""
+    return {k: v for k, v in gpu_node(node).allocatable.items()
+            if v and (k == L.GPU_RESOURCE or k.startswith(L.MIG_RESOURCE_PREFIX))}
+
+
+def runs_dra_driver_only(snapshot: Snapshot, node: Obj) -> bool:
+    """The node publishes DRA devices and the device plugin advertises nothing there (a DRA node, as intended)."""
+    return bool(_dra_slices(snapshot, node)) and not _plugin_resources(node)
+
+
 def dra_and_device_plugin(ctx: Context, node: Obj) -> Iterator[Finding]:
     """12: ResourceSlices of gpu.nvidia.com on a node whose device plugin also advertises GPUs."""
-    name = name_of(node)
-    slices = [s for s in ctx.snapshot.of("ResourceSlice") if (s.get("spec") or {}).get("driver") == DRA_DRIVER
-              and (s.get("spec") or {}).get("nodeName") == name and _devices(s)]
+    slices = _dra_slices(ctx.snapshot, node)
     if not slices:
         return
-    allocatable = gpu_node(node).allocatable
-    plugin = {k: v for k, v in allocatable.items()
-              if v and (k == L.GPU_RESOURCE or k.startswith(L.MIG_RESOURCE_PREFIX))}
+    plugin = _plugin_resources(node)
     if not plugin:
         return
     yield Finding(

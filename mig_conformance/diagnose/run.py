@@ -26,6 +26,9 @@ CLUSTER_CHECKS = (advertising.stale_daemonsets,)
 #: the checks of mig-manager's work: a Bottlerocket node has none (its own MIG manager applies settings at boot:
 #: k8s/bottlerocket.py), so they do not apply there
 MIG_MANAGER_CHECKS = frozenset({1, 2, 6, 7})
+#: the checks of what the device plugin advertises: a node that runs NVIDIA's DRA driver instead (its ResourceSlices,
+#: no nvidia.com resource) registers none by design (k8s/dra.py), so they do not apply there
+DEVICE_PLUGIN_CHECKS = frozenset({3, 4, 5, 8, 9})
 #: every finding id, for the README table and the suite's parametrization
 IDS = ("mig-manager-wedged", "mig-manager-absent", "single-strategy-heterogeneous", "mig-enabled-without-devices",
        "success-counts-mismatch", "mig-config-failed", "mig-config-unknown", "stale-after-strategy-change",
@@ -42,7 +45,9 @@ def diagnose(snapshot: Snapshot, stack: StackProfile | None = None,
     """Every finding of the snapshot, per node (by name) and then cluster-wide."""
     ctx = Context(snapshot, stack or stack_mod.default(), pending_threshold_s)
     findings = [f for node in gpu_nodes(snapshot) for number, check in NODE_CHECKS
-                if not (number in MIG_MANAGER_CHECKS and _bottlerocket(node)) for f in check(ctx, node)]
+                if not (number in MIG_MANAGER_CHECKS and _bottlerocket(node))
+                and not (number in DEVICE_PLUGIN_CHECKS and platform.runs_dra_driver_only(snapshot, node))
+                for f in check(ctx, node)]
     findings += [f for check in CLUSTER_CHECKS for f in check(ctx)]
     return findings
 

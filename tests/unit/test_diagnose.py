@@ -64,6 +64,18 @@ def test_bottlerocket_nodes_are_not_held_to_mig_manager_checks() -> None:
     assert sorted(f.id for f in diagnose(bare)) == ["mig-manager-absent"] * 2
 
 
+def test_dra_nodes_are_not_held_to_device_plugin_checks() -> None:
+    """A node that runs NVIDIA's DRA driver registers no nvidia.com resource: the device-plugin findings (3, 4, 5, 8,
+    9) do not apply there, before or after a reconfiguration."""
+    cluster = SimCluster("p5.48xlarge,p4d.24xlarge", allow_changes=True, gpu_allocation="dra")
+    assert _findings(cluster) == []
+    for node in cluster.list_gpu_nodes():
+        cluster.set_node_label(node.name, L.MIG_CONFIG, "all-balanced")
+    cluster.advance(60)
+    assert all(n.labels[L.MIG_CONFIG_STATE] == "success" for n in cluster.list_gpu_nodes())
+    assert _findings(cluster) == []
+
+
 def test_a_healthy_fleet_after_reconfigurations_reports_nothing() -> None:
     cluster = SimCluster(F.FLEET + ",p5.4xlarge,p4de.24xlarge,p5e.48xlarge", allow_changes=True)
     for i, node in enumerate(sorted(n.name for n in cluster.list_gpu_nodes())):

@@ -280,6 +280,8 @@ class SimCluster(Cluster):
                                       kinds=None if self.diagnose_faults else frozenset({kind}),
                                       default_config=self._default_config,
                                       mig_manager_version=mig_manager)
+        if self.dra is not None:  # the DRA driver's pools, as the API server serves them
+            rendered["ResourceSlice"] = [*self.list_resource_slices(), *rendered.get("ResourceSlice", [])]
         if self.diagnose_faults:
             rendered = diagnose_faults.inject(rendered, self.diagnose_faults, self.wall_clock())
         return rendered.get(kind, [])
