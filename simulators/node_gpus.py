@@ -88,7 +88,16 @@ class NodeGpus:
         return self.cache.get_or_run(("gpu_states", self.nvml.state_key()), self._read_gpu_states)
 
     def gpu_names(self) -> tuple[str, ...]:
-        """Each GPU's NVML device name (what GFD names products after: a board variant reports its own)."""
+        """Each GPU's NVML device name (what GFD names products after: a board variant reports its own). A board's
+        name never changes, so it is read once (again while NVML faults are injected: they may fail the read)."""
+        names: tuple[str, ...] | None = getattr(self, "_gpu_names", None)
+        if names is None or self.nvml.faults.active:
+            names = self._read_gpu_names()
+            if not self.nvml.faults.active:
+                self._gpu_names = names
+        return names
+
+    def _read_gpu_names(self) -> tuple[str, ...]:
         nvml = self.nvml
         nvml.nvmlInit()
         try:

@@ -39,8 +39,10 @@ MODE_CHANGE_NEEDS_RESET = frozenset({"ampere"})
 CATALOG_DRIVER_BRANCH = 580
 
 
+@functools.lru_cache(maxsize=256)
 def driver_branch(version: str) -> int:
-    """The branch of a driver version (`550.54.15` -> 550); ValueError for anything that is not X.Y[.Z]."""
+    """The branch of a driver version (`550.54.15` -> 550); ValueError for anything that is not X.Y[.Z]. Cached: every
+    simulated node asks it for every GPU on every advertise."""
     parts = version.strip().split(".")
     if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
         raise ValueError(f"driver version must look like 580.159.04, got '{version}'")
