@@ -112,23 +112,31 @@ class NodeGpus:
         try:
             for i, gpu in enumerate(nvml.gpus):
                 handle = nvml.nvmlDeviceGetHandleByIndex(i)
-                try:
-                    enabled = nvml.nvmlDeviceGetMigMode(handle)[0] == nv.NVML_DEVICE_MIG_ENABLE
-                except nv.NVMLError_NotSupported:
-                    enabled = False
-                names: list[str] = []
-                if enabled:
-                    total = nvml.nvmlDeviceGetMemoryInfo(handle).total
-                    for j in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
-                        try:
-                            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, j)
-                        except nv.NVMLError_NotFound:
-                            continue
-                        names.append(self._mig_device_name(handle, mig, total))
+                enabled, migs, total = self._mig_devices(handle)
+                names = [self._mig_device_name(handle, mig, total) for mig in migs]
                 out.append(GpuMigState(gpu.model, enabled, creation_order(names)))
         finally:
             nvml.nvmlShutdown()
         return tuple(out)
+
+    def _mig_devices(self, handle: nv.DeviceHandle) -> tuple[bool, list[nv.MigDeviceHandle], int]:
+        """(MIG enabled, its MIG device handles in index order, the GPU's memory): go-nvlib VisitMigDevices, the walk
+        the device plugin and the DRA kubelet plugin both make (NVML is initialised by the caller)."""
+        nvml = self.nvml
+        try:
+            enabled = nvml.nvmlDeviceGetMigMode(handle)[0] == nv.NVML_DEVICE_MIG_ENABLE
+        except nv.NVMLError_NotSupported:
+            return False, [], 0
+        if not enabled:
+            return False, [], 0
+        total = nvml.nvmlDeviceGetMemoryInfo(handle).total
+        migs: list[nv.MigDeviceHandle] = []
+        for j in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+            try:
+                migs.append(nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, j))
+            except nv.NVMLError_NotFound:
+                continue
+        return True, migs, total
 
     def _mig_device_name(self, parent: nv.DeviceHandle, mig: nv.MigDeviceHandle, total: int) -> str:
         """go-nvlib migDevice.GetProfile: find the GI and CI profile indices of the device, then NewMigProfile."""
@@ -202,22 +210,13 @@ class NodeGpus:
         try:
             for i, gpu in enumerate(nvml.gpus):
                 handle = nvml.nvmlDeviceGetHandleByIndex(i)
-                try:
-                    enabled = nvml.nvmlDeviceGetMigMode(handle)[0] == nv.NVML_DEVICE_MIG_ENABLE
-                except nv.NVMLError_NotSupported:
-                    enabled = False
+                enabled, handles, total = self._mig_devices(handle)
                 migs: list[tuple[str, int, int, int, str]] = []
-                if enabled:
-                    total = nvml.nvmlDeviceGetMemoryInfo(handle).total
-                    for j in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
-                        try:
-                            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, j)
-                        except nv.NVMLError_NotFound:
-                            continue
-                        gi = nvml.nvmlDeviceGetGpuInstanceById(handle, nvml.nvmlDeviceGetGpuInstanceId(mig))
-                        info = nvml.nvmlGpuInstanceGetInfo(gi)
-                        migs.append((self._mig_device_name(handle, mig, total), info.profileId, info.placement.start,
-                                     info.placement.size, nvml.nvmlDeviceGetUUID(mig)))
+                for mig in handles:
+                    gi = nvml.nvmlDeviceGetGpuInstanceById(handle, nvml.nvmlDeviceGetGpuInstanceId(mig))
+                    info = nvml.nvmlGpuInstanceGetInfo(gi)
+                    migs.append((self._mig_device_name(handle, mig, total), info.profileId, info.placement.start,
+                                 info.placement.size, nvml.nvmlDeviceGetUUID(mig)))
                 out.append(DraGpuRead(i, gpu.model.key, nvml.nvmlDeviceGetUUID(handle),
                                       nvml.nvmlDeviceGetName(handle), enabled, tuple(migs)))
         finally:
